@@ -1,5 +1,10 @@
-//! Shared helpers for the integration tests (they run as root, on the real kernel).
-use std::path::PathBuf;
+//! Shared helpers for the integration tests. They run as root on the real kernel,
+//! beside other tests: everything they make has a test-unique name (state dir,
+//! cgroup parent, container and netns names) and is removed by a Drop guard even
+//! when an assertion fails.
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Where the project's binaries were built (`tests/run` builds them first).
 /// `HS_BIN_DIR` overrides it, e.g. to test installed binaries.
@@ -8,9 +13,7 @@ pub fn bin_dir() -> PathBuf {
         return PathBuf::from(dir);
     }
     let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/x86_64-unknown-linux-gnu")
-        .join(profile)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/x86_64-unknown-linux-gnu").join(profile)
 }
 
 /// Path of one of the project's binaries: "host-setup", "init" or "escape_chroot".
@@ -23,4 +26,151 @@ pub fn bin(name: &str) -> PathBuf {
 /// These tests change kernel state; they need root and never skip.
 pub fn require_root() {
     assert!(nix::unistd::geteuid().is_root(), "the integration tests need root: run `sudo tests/run`");
+}
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+/// A number unique within this test process.
+pub fn seq() -> usize {
+    SEQ.fetch_add(1, Ordering::SeqCst)
+}
+
+/// stdout + stderr of a finished command, for assertion messages.
+pub fn text(o: &Output) -> String {
+    format!("status {:?}\nstdout:\n{}\nstderr:\n{}", o.status, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A private host-setup world: its own state dir and cgroup parent, and unique
+/// container names. Drop takes every container down and removes both.
+pub struct Lab {
+    pub state_dir: PathBuf,
+    pub cgroup_parent: String,
+    tag: String,
+    names: std::sync::Mutex<Vec<String>>,
+}
+
+impl Lab {
+    pub fn new() -> Lab {
+        require_root();
+        let tag = format!("{}{}", std::process::id() % 100_000, seq());
+        let state_dir = PathBuf::from(format!("/tmp/hs-test-{tag}"));
+        let _ = std::fs::remove_dir_all(&state_dir);
+        Lab { state_dir, cgroup_parent: format!("hs-test-{tag}"), tag, names: Default::default() }
+    }
+
+    /// A container name unique to this lab: `t<tag><suffix>` (at most 15 chars).
+    pub fn name(&self, suffix: &str) -> String {
+        let n = format!("t{}{}", self.tag, suffix);
+        assert!(n.len() <= 15, "{n} is too long for a container name");
+        self.names.lock().unwrap().push(n.clone());
+        n
+    }
+
+    /// `host-setup ARGS` in this lab.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin("host-setup"));
+        c.env("HOST_SETUP_STATE_DIR", &self.state_dir)
+            .env("HOST_SETUP_CGROUP_PARENT", &self.cgroup_parent)
+            .env_remove("RUST_LOG")
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("run host-setup")
+    }
+
+    /// Run and require exit 0.
+    pub fn ok(&self, args: &[&str]) -> Output {
+        let o = self.run(args);
+        assert!(o.status.success(), "host-setup {}: {}", args.join(" "), text(&o));
+        o
+    }
+
+    /// `host-setup exec NAME CMD...`
+    pub fn exec(&self, name: &str, cmd: &[&str]) -> Output {
+        let mut a = vec!["exec", name, "--"];
+        a.extend_from_slice(cmd);
+        self.run(&a)
+    }
+
+    /// Bring up a pair the way red and blue are (veth0 11.11.11.2/24 <-> veth1
+    /// 11.11.11.3/24), under this lab's unique names; returns (a, b).
+    pub fn pair(&self) -> (String, String) {
+        let (a, b) = (self.name("a"), self.name("b"));
+        self.ok(&["up", &a, "--address", "11.11.11.2/24", "--iface", "veth0", "--peer", &b]);
+        self.ok(&["up", &b, "--address", "11.11.11.3/24", "--iface", "veth1", "--peer", &a]);
+        (a, b)
+    }
+
+    /// The container's cgroup directories, as host-setup makes them.
+    pub fn cgroup_dirs(&self, name: &str) -> Vec<PathBuf> {
+        host_setup::cgroup::Cgroups::detect().unwrap().dirs(&self.cgroup_parent, name)
+    }
+
+    pub fn usage(&self, name: &str) -> host_setup::cgroup::Usage {
+        host_setup::cgroup::Cgroups::detect().unwrap().usage(&self.cgroup_dirs(name))
+    }
+
+    /// Init's host pid, from `status`.
+    pub fn init_pid(&self, name: &str) -> i32 {
+        let o = self.ok(&["status", name]);
+        let s = stdout(&o);
+        let pid = s.split("init pid ").nth(1).and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next()).and_then(|p| p.parse().ok());
+        pid.unwrap_or_else(|| panic!("no init pid in status:\n{s}"))
+    }
+
+    /// Everything of this lab that is still on the host (should be empty after down).
+    pub fn leftovers(&self, names: &[&str]) -> Vec<String> {
+        let mut left = vec![];
+        for n in names {
+            let ns = format!("/run/netns/{}", n.to_uppercase());
+            if Path::new(&ns).exists() {
+                left.push(ns);
+            }
+            for d in self.cgroup_dirs(n) {
+                if d.exists() {
+                    left.push(d.display().to_string());
+                }
+            }
+        }
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+        for l in mounts.lines() {
+            if l.contains(&*self.state_dir.to_string_lossy()) {
+                left.push(format!("mount: {l}"));
+            }
+        }
+        if let Ok(rd) = std::fs::read_dir(self.state_dir.join("containers")) {
+            for e in rd.flatten() {
+                left.push(e.path().display().to_string());
+            }
+        }
+        left
+    }
+}
+
+impl Default for Lab {
+    fn default() -> Self {
+        Lab::new()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let names = self.names.lock().unwrap().clone();
+        for n in &names {
+            let _ = self.cmd(&["down", "--timeout", "1", n]).output();
+        }
+        if let Ok(cg) = host_setup::cgroup::Cgroups::detect() {
+            for d in host_setup::cgroup::parents(&cg.dirs(&self.cgroup_parent, "x")) {
+                let _ = std::fs::remove_dir(&d);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.state_dir);
+    }
 }

@@ -71,6 +71,17 @@ pub fn errno_text(errno: Errno) -> String {
     }
 }
 
+/// An io::Error in our style: `ENOENT: no such file or directory`.
+pub fn io_text(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => {
+            let errno = Errno::from_raw(n);
+            format!("{errno:?}: {}", errno_text(errno))
+        }
+        None => e.to_string(),
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -1,1 +1,367 @@
-fn main() {}
+//! host-setup: bring up the tutorial's containers from system calls.
+//!
+//!   host-setup red && host-setup blue     two containers that ping each other
+//!   host-setup exec red ping -c 3 11.11.11.3
+//!   host-setup run red -- stress -c 1     a foreground container, removed afterwards
+//!   host-setup status
+//!   host-setup down red
+//!
+//! Exit codes: 0 success; 1 a step failed; 2 bad command line or value;
+//! 3 the host cannot do it (not root, missing feature, name in use);
+//! run/exec: the command's own status (128+N for signal N; 125 if entering failed,
+//! 126 cannot execute, 127 not found).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use argh::FromArgs;
+
+use host_setup::error::Result;
+use host_setup::plan::{self, Bins, Mode, Up};
+use host_setup::spec::{self, Spec};
+use host_setup::state::{self, Journal, Lock, Paths, Record, Role};
+use host_setup::{exec, launch, status};
+
+#[derive(FromArgs)]
+/// Linux containers without Docker: namespaces, cgroups, overlayfs, veth and
+/// pivot_root, done step by step. `host-setup NAME` is short for `host-setup up NAME`.
+struct Cli {
+    /// where layers, journals and container dirs live (default /var/lib/host-setup, or $HOST_SETUP_STATE_DIR)
+    #[argh(option)]
+    state_dir: Option<PathBuf>,
+    /// the project's own cgroup directory the containers go under (default host-setup, or $HOST_SETUP_CGROUP_PARENT)
+    #[argh(option)]
+    cgroup_parent: Option<String>,
+    #[argh(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum Cmd {
+    Up(UpCmd),
+    Run(RunCmd),
+    Exec(ExecCmd),
+    Down(DownCmd),
+    Status(StatusCmd),
+}
+
+/// The options that say what a container is; shared by `up` and `run`.
+macro_rules! container_cmd {
+    ($ty:ident, $name:literal, $doc:literal) => {
+        #[derive(FromArgs)]
+        #[argh(subcommand, name = $name)]
+        #[doc = $doc]
+        struct $ty {
+            /// container name: red and blue carry the tutorial's defaults; others need options
+            #[argh(positional)]
+            name: String,
+            /// address with prefix length (red: 11.11.11.2/24, blue: 11.11.11.3/24)
+            #[argh(option)]
+            address: Option<String>,
+            /// the container at the other end of the veth pair (red: blue, blue: red)
+            #[argh(option)]
+            peer: Option<String>,
+            /// interface name inside (red: veth0, blue: veth1, others: eth0)
+            #[argh(option)]
+            iface: Option<String>,
+            /// CPU share in percent of one CPU (default 40)
+            #[argh(option)]
+            cpu: Option<String>,
+            /// memory limit: bytes or with K, M, G (default 200M); swap is off
+            #[argh(option)]
+            memory: Option<String>,
+            /// hostname inside (default: the name in upper case)
+            #[argh(option)]
+            hostname: Option<String>,
+            /// an extra image layer directory on top of tools and myroot (repeatable, topmost first)
+            #[argh(option)]
+            layer: Vec<String>,
+            /// the init binary to use (default: init next to host-setup)
+            #[argh(option)]
+            init: Option<PathBuf>,
+            /// print the steps as the tutorial's shell commands and change nothing
+            #[argh(switch)]
+            explain: bool,
+            /// the command to run inside, after `--`
+            #[argh(positional, greedy)]
+            command: Vec<String>,
+        }
+
+        impl $ty {
+            fn options(&self) -> spec::Options {
+                spec::Options {
+                    address: self.address.clone(),
+                    peer: self.peer.clone(),
+                    iface: self.iface.clone(),
+                    cpu: self.cpu.clone(),
+                    memory: self.memory.clone(),
+                    hostname: self.hostname.clone(),
+                    layers: self.layer.clone(),
+                    command: self.command.clone(),
+                }
+            }
+        }
+    };
+}
+
+container_cmd!(
+    UpCmd,
+    "up",
+    "Set a container up and start it in the background (init waits as PID 1, or runs the command after --); returns once it runs."
+);
+container_cmd!(
+    RunCmd,
+    "run",
+    "Set a container up, run the command after -- in the foreground (a shell by default), and remove everything when it ends; exits with its status."
+);
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "exec")]
+/// Run a command inside a running container (its namespaces, root and cgroups); a shell by default.
+struct ExecCmd {
+    /// container name
+    #[argh(positional)]
+    name: String,
+    /// the command and its arguments
+    #[argh(positional, greedy)]
+    command: Vec<String>,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "down")]
+/// Stop a container (SIGTERM, then SIGKILL after the grace period) and remove all of it.
+struct DownCmd {
+    /// container names
+    #[argh(positional)]
+    names: Vec<String>,
+    /// seconds between SIGTERM and SIGKILL (default 10)
+    #[argh(option, default = "10")]
+    timeout: u64,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "status")]
+/// Show the containers: state, init pid, address and link, limits and usage, layers.
+struct StatusCmd {
+    /// container names (default: all)
+    #[argh(positional)]
+    names: Vec<String>,
+}
+
+const SUBCOMMANDS: [&str; 5] = ["up", "run", "exec", "down", "status"];
+
+/// `host-setup red ...` means `host-setup up red ...`: insert "up" before the first
+/// word that is not a global option or a sub-command.
+fn with_implicit_up(args: Vec<String>) -> Vec<String> {
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        if a == "--state-dir" || a == "--cgroup-parent" {
+            i += 2;
+            continue;
+        }
+        if a.starts_with('-') || SUBCOMMANDS.contains(&a.as_str()) || a == "help" {
+            return args;
+        }
+        let mut out = args.clone();
+        out.insert(i, "up".into());
+        return out;
+    }
+    args
+}
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp(None)
+        .format_target(false)
+        .init();
+    launch::ensure_std_fds();
+    let argv: Vec<String> = std::env::args().collect();
+    let args = with_implicit_up(argv[1..].to_vec());
+    let strs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let cli = match Cli::from_args(&["host-setup"], &strs) {
+        Ok(c) => c,
+        Err(early) => {
+            if early.status.is_ok() {
+                println!("{}", early.output);
+                std::process::exit(0);
+            }
+            eprintln!("host-setup: {}\nRun host-setup --help for more information.", early.output.trim_end());
+            std::process::exit(2);
+        }
+    };
+    let code = match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("host-setup: {e}");
+            e.exit_code()
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run(cli: Cli) -> Result<i32> {
+    let state_dir = cli
+        .state_dir
+        .or_else(|| std::env::var_os("HOST_SETUP_STATE_DIR").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(state::DEFAULT_STATE_DIR));
+    let parent = cli
+        .cgroup_parent
+        .or_else(|| std::env::var("HOST_SETUP_CGROUP_PARENT").ok())
+        .unwrap_or_else(|| state::DEFAULT_CGROUP_PARENT.to_string());
+    host_setup::cgroup::validate_parent(&parent)?;
+    let state_dir = absolute_state_dir(state_dir)?;
+    let paths = Paths::new(state_dir);
+    match cli.cmd {
+        Cmd::Up(c) => {
+            let spec = Spec::new(&c.name, &c.options())?;
+            up(&paths, &parent, &spec, c.init.clone(), c.explain, Mode::Background)
+        }
+        Cmd::Run(c) => {
+            let mut opts = c.options();
+            if opts.command.is_empty() {
+                opts.command = vec!["/bin/sh".into()];
+            }
+            let spec = Spec::new(&c.name, &opts)?;
+            up(&paths, &parent, &spec, c.init.clone(), c.explain, Mode::Foreground)
+        }
+        Cmd::Exec(c) => {
+            spec::validate_name(&c.name)?;
+            exec::exec(&paths, &c.name, &c.command)
+        }
+        Cmd::Down(c) => {
+            if c.names.is_empty() {
+                return Err(host_setup::usage!("down needs a container name, e.g. host-setup down red"));
+            }
+            for n in &c.names {
+                spec::validate_name(n)?;
+            }
+            for n in &c.names {
+                down(&paths, n, Duration::from_secs(c.timeout))?;
+            }
+            Ok(0)
+        }
+        Cmd::Status(c) => {
+            for n in &c.names {
+                spec::validate_name(n)?;
+            }
+            print!("{}", status::report(&paths, &c.names)?);
+            Ok(0)
+        }
+    }
+}
+
+/// The state dir goes into overlay options and journals: absolute, and free of
+/// the characters those use as separators.
+fn absolute_state_dir(dir: PathBuf) -> Result<PathBuf> {
+    let abs = if dir.is_absolute() { dir } else { std::env::current_dir().map_err(|e| host_setup::failed!("getcwd: {e}"))?.join(dir) };
+    let s = abs.to_string_lossy();
+    if s.contains([':', ',', '\\']) || s.chars().any(char::is_whitespace) {
+        return Err(host_setup::usage!("--state-dir {s}: overlayfs cannot take a path with ':', ',', '\\' or white space"));
+    }
+    Ok(abs)
+}
+
+fn lock(paths: &Paths, name: &str) -> Result<Lock> {
+    Lock::acquire(paths, name, || eprintln!("host-setup: waiting for another host-setup working on {name}"))
+}
+
+fn up(paths: &Paths, parent: &str, spec: &Spec, init: Option<PathBuf>, explain: bool, mode: Mode) -> Result<i32> {
+    let bins = Bins::locate(init)?;
+    let u = Up { spec, paths, cgroup_parent: parent, bins: &bins, mode };
+    let mut lock = lock(paths, &spec.name)?;
+    if explain {
+        for (step, lines) in plan::explain(&u, &mut lock)? {
+            println!("# step {step}");
+            for l in lines {
+                println!("{l}");
+            }
+        }
+        return Ok(0);
+    }
+    let running = plan::up(&u, &mut lock)?;
+    match mode {
+        Mode::Background => {
+            let linked = match &spec.net {
+                Some(n) => match (&n.peer, host_setup::net::link_status(&spec.netns, &n.iface)) {
+                    (_, Ok(Some(_))) => format!(", {}/{} on {}", n.addr, n.prefix_len, n.iface),
+                    (Some(p), _) => format!(", {}/{} on {} once {p} is up", n.addr, n.prefix_len, n.iface),
+                    (None, _) => format!(", {}/{} (no peer yet)", n.addr, n.prefix_len),
+                },
+                None => String::new(),
+            };
+            println!("{} is up: init pid {}, netns {}{linked}", spec.name, running.init.pid, spec.netns);
+            Ok(0)
+        }
+        Mode::Foreground => {
+            // We are init's parent: wait for it, passing on the signals we get.
+            let code = launch::wait_forwarding(nix::unistd::Pid::from_raw(running.init.pid));
+            let j = Journal::read(paths, &spec.name)?.unwrap_or_default();
+            let cg = host_setup::cgroup::Cgroups::detect()?;
+            let oom_kills = cg.usage(&j.cgroup_dirs()).oom_kills;
+            if let Ok(code) = code {
+                let mut w = state::JournalWriter::open(paths, &spec.name)?;
+                w.append(&Record::Exited { code, oom_kills })?;
+            }
+            let j = Journal::read(paths, &spec.name)?.unwrap_or_default();
+            plan::teardown(paths, &spec.name, &j, Duration::from_secs(0))?;
+            lock.remove_file();
+            code
+        }
+    }
+}
+
+fn down(paths: &Paths, name: &str, grace: Duration) -> Result<()> {
+    let lock = lock(paths, name)?;
+    let Some(j) = Journal::read(paths, name)? else {
+        lock.remove_file();
+        println!("{name} is not up: nothing to do");
+        return Ok(());
+    };
+    let was = j.proc(Role::Init).is_some_and(|p| p.alive());
+    plan::teardown(paths, name, &j, grace)?;
+    lock.remove_file();
+    println!("{name} is down{}", if was { "" } else { " (it had stopped already)" });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn implicit_up() {
+        assert_eq!(with_implicit_up(v("red")), v("up red"));
+        assert_eq!(with_implicit_up(v("--state-dir /x red --cpu 50")), v("--state-dir /x up red --cpu 50"));
+        assert_eq!(with_implicit_up(v("exec red ls")), v("exec red ls"));
+        assert_eq!(with_implicit_up(v("--help")), v("--help"));
+        assert_eq!(with_implicit_up(v("status")), v("status"));
+    }
+
+    fn parse(s: &str) -> std::result::Result<Cli, argh::EarlyExit> {
+        let args = with_implicit_up(v(s));
+        let strs: Vec<&str> = args.iter().map(String::as_str).collect();
+        Cli::from_args(&["host-setup"], &strs)
+    }
+
+    #[test]
+    fn options_and_commands() {
+        let Ok(Cli { cmd: Cmd::Up(u), .. }) = parse("green --address 10.0.0.2/24 --layer /a --layer /b -- sleep 10") else {
+            panic!("parse")
+        };
+        assert_eq!(u.name, "green");
+        assert_eq!(u.layer, v("/a /b"));
+        assert_eq!(u.command, v("sleep 10"));
+        let Ok(Cli { cmd: Cmd::Exec(e), .. }) = parse("exec red ps -ef") else { panic!("parse") };
+        assert_eq!(e.command, v("ps -ef"));
+        let Ok(Cli { cmd: Cmd::Run(r), .. }) = parse("run red --cpu 10 -- stress -c 1") else { panic!("parse") };
+        assert_eq!((r.cpu.as_deref(), r.command.clone()), (Some("10"), v("stress -c 1")));
+        assert!(parse("down").is_ok_and(|c| matches!(c.cmd, Cmd::Down(ref d) if d.names.is_empty())));
+        assert!(parse("up red --bogus").is_err());
+    }
+}

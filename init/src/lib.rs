@@ -1,1 +1,25 @@
-#![no_std]
+//! init: the PID 1 of a RED/BLUE container, a tiny static binary with no libc.
+//!
+//! This library is all of init's logic, `no_std` so that the binary (src/main.rs,
+//! which adds only the start glue of src/rt.rs) needs nothing but the kernel;
+//! under `cargo test` it is built with std so the pure parts are unit-tested.
+//!
+//! Where things are:
+//! - `args`   the command line and --help
+//! - `join`   setup steps 1-2: join cgroups (cgroup.procs), setns into the netns
+//! - `rootfs` setup step 3: private "/", overlay or bind, pivot_root, /proc, put_old
+//! - `exec`   step 5: the child between fork and execve, the $PATH search, --exec
+//! - `pid1`   signals, forwarding, reaping, exit status, --pause
+//! - `ready`  the --ready-fd protocol
+//! - `msg`    error text (step, path, errno), numbers, stderr and debug output
+//! - `sys`    the raw system calls
+#![cfg_attr(not(test), no_std)]
+
+pub mod args;
+pub mod exec;
+pub mod join;
+pub mod msg;
+pub mod pid1;
+pub mod ready;
+pub mod rootfs;
+pub mod sys;

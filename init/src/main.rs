@@ -1,1 +1,103 @@
-fn main() {}
+//! init's binary: the order of the steps (each one lives in the library, see
+//! src/lib.rs). No libc: src/rt.rs has `_start`, and everything is a raw syscall.
+//!
+//! 1. join cgroups  2. join the netns  3. rootfs + pivot_root + /proc
+//! 4. hostname  5. start CMD (supervised, or --exec, or --pause)
+#![no_std]
+#![no_main]
+
+mod rt;
+
+use core::ffi::{c_char, CStr};
+
+use init::args::{self, Opts, Parsed, HELP};
+use init::exec::{self, Cmd};
+use init::msg::{self, fmt_i64, Error};
+use init::pid1::{self, EXIT_SETUP};
+use init::rootfs::{self, Rootfs};
+use init::{join, ready, sys};
+
+const EXIT_USAGE: i32 = 2;
+
+/// Called by rt's `_start` with the initial stack's NULL-terminated argv and envp.
+fn main(argc: usize, argv: *const *const c_char, envp: *const *const c_char) -> ! {
+    msg::set_debug(msg::debug_wanted(unsafe { sys::getenv(envp, b"RUST_LOG") }));
+    // SAFETY: the kernel put argc valid C strings there.
+    let args = unsafe { core::slice::from_raw_parts(argv, argc) }.iter().map(|&p| unsafe { CStr::from_ptr(p) });
+    let o = match args::parse(args) {
+        Ok(Parsed::Run(o)) => o,
+        Ok(Parsed::Help) => {
+            let _ = sys::write_all(1, HELP.as_bytes());
+            sys::exit(0)
+        }
+        Ok(Parsed::Version) => {
+            let _ = sys::write_all(1, concat!("init ", env!("CARGO_PKG_VERSION"), "\n").as_bytes());
+            sys::exit(0)
+        }
+        Err(u) => {
+            msg::eprint(&[u.msg.as_bytes(), u.arg, b" (see init --help)"]);
+            sys::exit(EXIT_USAGE)
+        }
+    };
+
+    // The ready fd must never reach CMD (it would keep host-setup's reader waiting).
+    if let Some(fd) = o.ready_fd {
+        if let Err(e) = sys::set_cloexec(fd) {
+            let mut n = [0; 20];
+            let what: [&[u8]; 3] = [b"fcntl(--ready-fd ", fmt_i64(fd as i64, &mut n), b", FD_CLOEXEC)"];
+            ready::fail(None, &Error::new(e, &what), EXIT_SETUP)
+        }
+    }
+
+    // From here on, signals wait in init's queue: one that arrives during setup
+    // is forwarded to CMD as soon as it runs.
+    let orig_mask = pid1::block_signals();
+
+    if let Err(e) = setup(&o) {
+        ready::fail(o.ready_fd, &e, EXIT_SETUP)
+    }
+
+    // 5. start CMD.
+    if o.pause {
+        pid1::pause(o.ready_fd)
+    }
+    let sh = [c"/bin/sh".as_ptr(), core::ptr::null()];
+    let cmd = Cmd {
+        // argv's tail from CMD on is itself a NULL-terminated argv.
+        argv: o.cmd.map_or(sh.as_ptr(), |i| unsafe { argv.add(i) }),
+        envp,
+    };
+    if o.exec {
+        exec::exec_as_pid1(&cmd, orig_mask, o.ready_fd)
+    }
+    pid1::supervise(&cmd, orig_mask, o.ready_fd, o.pgroup)
+}
+
+/// Steps 1-4, only those whose flags were given. Any error ends init with 125.
+fn setup<'a>(o: &Opts<'a>) -> Result<(), Error<'a>> {
+    // 1. cgroups before anything else: nothing init starts may run outside the limits.
+    for dir in o.cgroups() {
+        join::cgroup(dir)?;
+    }
+    // 2. the network namespace (its file lives on the host: before pivot_root).
+    if let Some(file) = o.netns {
+        join::netns(file)?;
+    }
+    // 3. the root filesystem: private "/", overlay or bind, pivot_root, /proc.
+    if let Some(dir) = o.rootfs {
+        rootfs::enter(Rootfs { dir, lower: o.lower, upper: o.upper, work: o.work })?;
+    }
+    // 4. the hostname, in the UTS namespace the caller created.
+    if let Some(name) = o.hostname {
+        msg::debug(&[b"sethostname ", name.to_bytes()]);
+        sys::sethostname(name.to_bytes()).map_err(|e| {
+            let err = Error::new(e, &[b"sethostname(", name.to_bytes(), b")"]);
+            if e == sys::Errno::EINVAL {
+                err.hint("at most 64 bytes")
+            } else {
+                err
+            }
+        })?;
+    }
+    Ok(())
+}

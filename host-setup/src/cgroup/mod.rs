@@ -1,0 +1,240 @@
+//! cgroups: the tutorial's section 4-1 ("RED Cgroup 생성"). One interface, two
+//! hierarchies: v1 (one mount per controller, what the tutorial and this machine
+//! have) and v2 (one unified tree, every current distro). Detected at run time.
+//!
+//! Every container gets `<hierarchy>/<parent>/<name>`; `parent` is a directory the
+//! project owns (default `host-setup`), so nothing outside it is ever created,
+//! written or removed (the root cgroup's `cgroup.subtree_control` on v2 aside,
+//! see v2.rs).
+
+mod v1;
+mod v2;
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::error::{Result, SysContext};
+
+pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// The resource limits of one container. Swap is always off, as in the tutorial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// CPU time the container may use per `cpu_period_us`: 40000/100000 = 40 % of one CPU.
+    pub cpu_quota_us: u64,
+    pub cpu_period_us: u64,
+    /// Memory limit in bytes (the tutorial: 200 MiB = 209715200).
+    pub memory_bytes: u64,
+}
+
+/// Which cgroup hierarchy this host has.
+#[derive(Debug, Clone)]
+pub enum Cgroups {
+    /// v1 (legacy, or hybrid with an empty cgroup2 at /sys/fs/cgroup/unified):
+    /// the mount point of each controller we use.
+    V1(v1::Mounts),
+    /// v2: the unified hierarchy's mount point.
+    V2(PathBuf),
+}
+
+/// Readings for `status` and the tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub cpu_ns: u64,
+    pub memory_bytes: u64,
+    pub oom_kills: u64,
+}
+
+impl Cgroups {
+    /// Detect like youki and crun do: statfs("/sys/fs/cgroup") is cgroup2 → unified;
+    /// anything else (tmpfs holding one mount per v1 controller, maybe a cgroup2
+    /// "unified/" beside them) → the v1 code, which is what the controllers live in.
+    pub fn detect() -> Result<Cgroups> {
+        let st = nix::sys::statfs::statfs(CGROUP_ROOT).sys(|| format!("statfs {CGROUP_ROOT}"))?;
+        if st.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC {
+            return Ok(Cgroups::V2(PathBuf::from(CGROUP_ROOT)));
+        }
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo").sys(|| "read /proc/self/mountinfo".into())?;
+        Ok(Cgroups::V1(v1::Mounts::from_mountinfo(&mountinfo)?))
+    }
+
+    pub fn version(&self) -> u8 {
+        match self {
+            Cgroups::V1(_) => 1,
+            Cgroups::V2(_) => 2,
+        }
+    }
+
+    /// The container's cgroup directories (one per v1 hierarchy used, one on v2).
+    pub fn dirs(&self, parent: &str, name: &str) -> Vec<PathBuf> {
+        match self {
+            Cgroups::V1(m) => m.dirs(parent, name),
+            Cgroups::V2(root) => vec![root.join(parent).join(name)],
+        }
+    }
+
+    /// Check that every controller we need is there, before anything is changed.
+    pub fn check(&self) -> Result<()> {
+        match self {
+            Cgroups::V1(m) => m.check(),
+            Cgroups::V2(root) => v2::check(root),
+        }
+    }
+
+    /// Create the parent if needed, then the container's cgroups, and write the
+    /// limits. `record` is called with each directory *before* it is created, so
+    /// an interrupted setup can still be undone from the journal.
+    pub fn create(
+        &self,
+        parent: &str,
+        name: &str,
+        limits: &Limits,
+        record: &mut dyn FnMut(&Path) -> Result<()>,
+    ) -> Result<Vec<PathBuf>> {
+        match self {
+            Cgroups::V1(m) => m.create(parent, name, limits, record),
+            Cgroups::V2(root) => v2::create(root, parent, name, limits, record),
+        }
+    }
+
+    /// The shell commands that do the same (for `--explain` and the docs).
+    pub fn explain(&self, parent: &str, name: &str, limits: &Limits) -> Vec<String> {
+        match self {
+            Cgroups::V1(m) => m.explain(parent, name, limits),
+            Cgroups::V2(root) => v2::explain(root, parent, name, limits),
+        }
+    }
+
+    pub fn usage(&self, dirs: &[PathBuf]) -> Usage {
+        match self {
+            Cgroups::V1(m) => m.usage(dirs),
+            Cgroups::V2(_) => dirs.first().map(|d| v2::usage(d)).unwrap_or_default(),
+        }
+    }
+}
+
+/// Pids in a cgroup directory (host pids: we read it from the host's pid namespace).
+pub fn procs(dir: &Path) -> Vec<i32> {
+    fs::read_to_string(dir.join("cgroup.procs"))
+        .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// Remove one cgroup directory of a container. A cgroup can only be removed once
+/// it has no processes (EBUSY until then; the last ones may still be exiting after
+/// a SIGKILL), so this retries for up to `wait`. Ok(false) if it was not there.
+pub fn remove(dir: &Path, wait: Duration) -> Result<bool> {
+    let deadline = Instant::now() + wait;
+    loop {
+        match fs::remove_dir(dir) {
+            Ok(()) => {
+                log::debug!("rmdir {}", dir.display());
+                return Ok(true);
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(false),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => {
+                let left = procs(dir);
+                let err = Err::<(), _>(e).sys(|| format!("rmdir {}", dir.display())).unwrap_err();
+                return Err(if left.is_empty() { err } else { err.hint(format!("processes still in it: {left:?}")) });
+            }
+        }
+    }
+}
+
+/// Remove the project's parent cgroup directory if no container uses it any more.
+/// Another host-setup may be creating a container in it right now: then rmdir
+/// fails with EBUSY/ENOTEMPTY and the parent simply stays.
+pub fn remove_parent_if_empty(parent_dir: &Path) {
+    match fs::remove_dir(parent_dir) {
+        Ok(()) => log::debug!("rmdir {} (empty parent)", parent_dir.display()),
+        Err(e) => log::debug!("keep {}: {e}", parent_dir.display()),
+    }
+}
+
+/// The parent directories (one per hierarchy) of a container's cgroup dirs.
+pub fn parents(dirs: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = dirs.iter().filter_map(|d| d.parent().map(Path::to_path_buf)).collect();
+    out.dedup();
+    out
+}
+
+/// Validate a cgroup parent name: one directory level of [A-Za-z0-9._-].
+pub fn validate_parent(parent: &str) -> Result<()> {
+    let ok = !parent.is_empty()
+        && parent.len() <= 64
+        && parent != "."
+        && parent != ".."
+        && parent.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(crate::usage!(
+            "invalid cgroup parent {parent:?}: use one directory name of letters, digits, '.', '_' or '-' (e.g. host-setup)"
+        ))
+    }
+}
+
+/// mkdir that is fine if the directory is already there.
+fn mkdir(dir: &Path) -> Result<()> {
+    match fs::create_dir(dir) {
+        Ok(()) => {
+            log::debug!("mkdir {}", dir.display());
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e).sys(|| format!("mkdir {}", dir.display())),
+    }
+}
+
+/// Write one value into a cgroup control file (`echo 40000 > cpu.cfs_quota_us`).
+fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
+    let path = dir.join(file);
+    log::debug!("echo {value} > {}", path.display());
+    let mut f = fs::OpenOptions::new().write(true).open(&path).sys(|| format!("open {}", path.display()))?;
+    f.write_all(value.as_bytes()).sys(|| format!("write {value} to {}", path.display()))
+}
+
+fn read_u64(path: &Path) -> Option<u64> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// `key value` lines (memory.events, memory.oom_control, cpu.stat): the value of `key`.
+fn keyed_u64(path: &Path, key: &str) -> Option<u64> {
+    let text = fs::read_to_string(path).ok()?;
+    text.lines().find_map(|l| {
+        let mut it = l.split_whitespace();
+        (it.next() == Some(key)).then(|| it.next()?.parse().ok()).flatten()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parent_names() {
+        assert!(validate_parent("host-setup").is_ok());
+        assert!(validate_parent("hs-test.1_2").is_ok());
+        for bad in ["", ".", "..", "a/b", "../x", "a b", &"x".repeat(65)] {
+            let e = validate_parent(bad).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn keyed_values() {
+        let dir = std::env::temp_dir().join(format!("cg-unit-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("memory.events");
+        fs::write(&f, "low 0\nhigh 0\nmax 12\noom 2\noom_kill 1\n").unwrap();
+        assert_eq!(keyed_u64(&f, "oom_kill"), Some(1));
+        assert_eq!(keyed_u64(&f, "oom"), Some(2));
+        assert_eq!(keyed_u64(&f, "nope"), None);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,237 @@
+//! cgroup v1: one hierarchy per controller (cpu, cpuacct, memory), each mounted on
+//! its own directory (or co-mounted, like Ubuntu's cpu,cpuacct). The tutorial's
+//! `mkdir /sys/fs/cgroup/cpu/red; echo 40000 > .../cpu.cfs_quota_us; ...`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::{keyed_u64, mkdir, read_u64, write, Limits, Usage};
+use crate::error::Result;
+
+/// The controllers a container is placed in: cpu for the quota, cpuacct to measure
+/// it, memory for the limit.
+pub const CONTROLLERS: [&str; 3] = ["cpu", "cpuacct", "memory"];
+
+#[derive(Debug, Clone, Default)]
+pub struct Mounts {
+    /// controller -> mount point, e.g. "cpu" -> /sys/fs/cgroup/cpu (or .../cpu,cpuacct).
+    by_controller: BTreeMap<String, PathBuf>,
+}
+
+impl Mounts {
+    /// Read the v1 mounts from /proc/self/mountinfo: fstype "cgroup", controllers in
+    /// the super options (`rw,cpu,cpuacct`).
+    pub fn from_mountinfo(text: &str) -> Result<Mounts> {
+        let mut by_controller = BTreeMap::new();
+        for line in text.lines() {
+            // "<id> <parent> <maj:min> <root> <mount point> <opts> [optional...] - <fstype> <source> <super opts>"
+            let Some((left, right)) = line.split_once(" - ") else { continue };
+            let mut r = right.split_whitespace();
+            if r.next() != Some("cgroup") {
+                continue;
+            }
+            let super_opts = r.nth(1).unwrap_or("");
+            let fields: Vec<&str> = left.split_whitespace().collect();
+            let (Some(root), Some(mount_point)) = (fields.get(3), fields.get(4)) else { continue };
+            // A bind mount of a sub-cgroup (root != "/") is not the hierarchy's top.
+            if *root != "/" {
+                continue;
+            }
+            for opt in super_opts.split(',') {
+                if CONTROLLERS.contains(&opt) {
+                    by_controller.entry(opt.to_string()).or_insert_with(|| PathBuf::from(unescape(mount_point)));
+                }
+            }
+        }
+        Ok(Mounts { by_controller })
+    }
+
+    pub fn check(&self) -> Result<()> {
+        let missing: Vec<&str> = CONTROLLERS.iter().copied().filter(|c| !self.by_controller.contains_key(*c)).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(crate::precondition!(
+            "cgroup v1 controller{} {} not mounted under {}; mount them (e.g. mount -t cgroup -o {} cgroup /sys/fs/cgroup/{}) or boot with cgroup v2",
+            if missing.len() > 1 { "s" } else { "" },
+            missing.join(", "),
+            super::CGROUP_ROOT,
+            missing[0],
+            missing[0]
+        ))
+    }
+
+    /// Distinct mount points in controller order (co-mounted controllers share one).
+    fn mount_points(&self) -> Vec<&PathBuf> {
+        let mut out: Vec<&PathBuf> = Vec::new();
+        for c in CONTROLLERS {
+            if let Some(p) = self.by_controller.get(c) {
+                if !out.contains(&p) {
+                    out.push(p);
+                }
+            }
+        }
+        out
+    }
+
+    pub fn dirs(&self, parent: &str, name: &str) -> Vec<PathBuf> {
+        self.mount_points().into_iter().map(|m| m.join(parent).join(name)).collect()
+    }
+
+    fn dir_of(&self, controller: &str, parent: &str, name: &str) -> Option<PathBuf> {
+        self.by_controller.get(controller).map(|m| m.join(parent).join(name))
+    }
+
+    pub fn create(
+        &self,
+        parent: &str,
+        name: &str,
+        limits: &Limits,
+        record: &mut dyn FnMut(&Path) -> Result<()>,
+    ) -> Result<Vec<PathBuf>> {
+        self.check()?;
+        let dirs = self.dirs(parent, name);
+        for dir in &dirs {
+            // A concurrent `down` of the last other container may rmdir the parent
+            // between our two mkdirs: then mkdir the parent again.
+            let mut tries = 0;
+            loop {
+                mkdir(dir.parent().expect("cgroup dir has a parent"))?;
+                record(dir)?;
+                match mkdir(dir) {
+                    Err(e) if e.errno() == Some(nix::errno::Errno::ENOENT) && tries < 3 => tries += 1,
+                    other => break other?,
+                }
+            }
+        }
+        if let Some(cpu) = self.dir_of("cpu", parent, name) {
+            // Period first: the quota is checked against it.
+            write(&cpu, "cpu.cfs_period_us", &limits.cpu_period_us.to_string())?;
+            write(&cpu, "cpu.cfs_quota_us", &limits.cpu_quota_us.to_string())?;
+        }
+        if let Some(mem) = self.dir_of("memory", parent, name) {
+            let bytes = limits.memory_bytes.to_string();
+            // memory.memsw.limit_in_bytes (memory + swap) must always be >= memory.limit_in_bytes
+            // (EINVAL otherwise): on a new cgroup both are unlimited, so set the
+            // memory limit first, then pin memsw to it — no swap for the container.
+            write(&mem, "memory.limit_in_bytes", &bytes)?;
+            if mem.join("memory.memsw.limit_in_bytes").exists() {
+                write(&mem, "memory.memsw.limit_in_bytes", &bytes)?;
+            }
+            write(&mem, "memory.swappiness", "0")?;
+        }
+        Ok(dirs)
+    }
+
+    pub fn explain(&self, parent: &str, name: &str, limits: &Limits) -> Vec<String> {
+        let mut out: Vec<String> = self.dirs(parent, name).iter().map(|d| format!("mkdir -p {}", d.display())).collect();
+        if let Some(cpu) = self.dir_of("cpu", parent, name) {
+            out.push(format!("echo {} > {}/cpu.cfs_period_us", limits.cpu_period_us, cpu.display()));
+            out.push(format!("echo {} > {}/cpu.cfs_quota_us", limits.cpu_quota_us, cpu.display()));
+        }
+        if let Some(mem) = self.dir_of("memory", parent, name) {
+            out.push(format!("echo {} > {}/memory.limit_in_bytes", limits.memory_bytes, mem.display()));
+            out.push(format!("echo {} > {}/memory.memsw.limit_in_bytes  # if swap accounting is on", limits.memory_bytes, mem.display()));
+            out.push(format!("echo 0 > {}/memory.swappiness", mem.display()));
+        }
+        out
+    }
+
+    /// Readings from the container's dirs (found by the controller's mount point).
+    pub fn usage(&self, dirs: &[PathBuf]) -> Usage {
+        let under = |controller: &str| -> Option<&PathBuf> {
+            let mount = self.by_controller.get(controller)?;
+            dirs.iter().find(|d| d.starts_with(mount))
+        };
+        let mut u = Usage::default();
+        if let Some(d) = under("cpuacct") {
+            u.cpu_ns = read_u64(&d.join("cpuacct.usage")).unwrap_or(0);
+        }
+        if let Some(d) = under("memory") {
+            u.memory_bytes = read_u64(&d.join("memory.usage_in_bytes")).unwrap_or(0);
+            u.oom_kills = keyed_u64(&d.join("memory.oom_control"), "oom_kill").unwrap_or(0);
+        }
+        u
+    }
+}
+
+/// mountinfo escapes space, tab, newline and backslash as \ooo octal.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID: &str = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+33 31 0:30 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+
+    const UBUNTU: &str = "\
+30 25 0:26 / /sys/fs/cgroup rw shared:9 - tmpfs tmpfs ro,mode=755
+35 30 0:31 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid shared:15 - cgroup cgroup rw,cpu,cpuacct
+36 30 0:32 / /sys/fs/cgroup/memory rw,nosuid shared:16 - cgroup cgroup rw,memory
+90 80 0:32 /docker/abc /mnt/bind rw - cgroup cgroup rw,memory
+";
+
+    #[test]
+    fn separate_mounts_give_three_dirs() {
+        let m = Mounts::from_mountinfo(HYBRID).unwrap();
+        m.check().unwrap();
+        let dirs: Vec<String> = m.dirs("host-setup", "red").iter().map(|d| d.display().to_string()).collect();
+        assert_eq!(
+            dirs,
+            ["/sys/fs/cgroup/cpu/host-setup/red", "/sys/fs/cgroup/cpuacct/host-setup/red", "/sys/fs/cgroup/memory/host-setup/red"]
+        );
+    }
+
+    #[test]
+    fn co_mounted_controllers_share_a_dir_and_bind_mounts_are_ignored() {
+        let m = Mounts::from_mountinfo(UBUNTU).unwrap();
+        m.check().unwrap();
+        let dirs: Vec<String> = m.dirs("p", "blue").iter().map(|d| d.display().to_string()).collect();
+        assert_eq!(dirs, ["/sys/fs/cgroup/cpu,cpuacct/p/blue", "/sys/fs/cgroup/memory/p/blue"]);
+    }
+
+    #[test]
+    fn missing_controller_is_a_precondition_error() {
+        let m = Mounts::from_mountinfo("35 30 0:31 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n").unwrap();
+        let e = m.check().unwrap_err();
+        assert_eq!(e.exit_code(), 3);
+        assert!(e.to_string().contains("cpuacct, memory not mounted"), "{e}");
+    }
+
+    #[test]
+    fn explain_is_the_tutorial() {
+        let m = Mounts::from_mountinfo(HYBRID).unwrap();
+        let l = Limits { cpu_quota_us: 40000, cpu_period_us: 100000, memory_bytes: 209715200 };
+        let text = m.explain("host-setup", "red", &l).join("\n");
+        assert!(text.contains("echo 40000 > /sys/fs/cgroup/cpu/host-setup/red/cpu.cfs_quota_us"));
+        assert!(text.contains("echo 209715200 > /sys/fs/cgroup/memory/host-setup/red/memory.limit_in_bytes"));
+        assert!(text.contains("echo 0 > /sys/fs/cgroup/memory/host-setup/red/memory.swappiness"));
+    }
+
+    #[test]
+    fn octal_escapes() {
+        assert_eq!(unescape("/a\\040b"), "/a b");
+        assert_eq!(unescape("/plain"), "/plain");
+    }
+}

@@ -1,0 +1,119 @@
+//! `host-setup exec NAME CMD`: run a command inside a running container — in all
+//! its namespaces, under its root and in its cgroups — like
+//! `nsenter -t PID -m -u -i -n -p -r -w CMD` plus `echo $$ > cgroup.procs`.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+
+use nix::sched::CloneFlags;
+use nix::unistd::{fork, ForkResult};
+
+use crate::error::{Error, Result, SysContext};
+use crate::launch;
+use crate::state::{Journal, Paths, Proc, Role};
+
+/// Enter `name` and run `cmd` (a shell if empty); returns its exit status.
+pub fn exec(paths: &Paths, name: &str, cmd: &[String]) -> Result<i32> {
+    let j = Journal::read(paths, name)?.ok_or_else(|| crate::precondition!("{name} is not up: start it with host-setup {name}"))?;
+    let init = j
+        .proc(Role::Init)
+        .filter(|p| p.alive())
+        .ok_or_else(|| crate::precondition!("{name} is not running (its init has exited): see host-setup status {name}"))?;
+
+    // Open everything by path *before* entering anything: these paths only mean
+    // what we want in the host's mount namespace.
+    let ns = |kind: &str| -> Result<File> {
+        let p = format!("/proc/{}/ns/{kind}", init.pid);
+        File::open(&p).sys(|| format!("open {p}"))
+    };
+    // The order matters: the mount namespace last, because after it the host's
+    // /proc is out of reach.
+    let namespaces = [
+        (ns("ipc")?, CloneFlags::CLONE_NEWIPC, "ipc"),
+        (ns("uts")?, CloneFlags::CLONE_NEWUTS, "uts"),
+        (ns("net")?, CloneFlags::CLONE_NEWNET, "net"),
+        (ns("mnt")?, CloneFlags::CLONE_NEWNS, "mnt"),
+    ];
+    let pid_ns = ns("pid")?;
+    let root_path = format!("/proc/{}/root", init.pid);
+    let root = File::open(&root_path).sys(|| format!("open {root_path}"))?;
+    let mut cgroup_procs = vec![];
+    for dir in j.cgroup_dirs() {
+        let p = dir.join("cgroup.procs");
+        cgroup_procs.push((File::options().write(true).open(&p).sys(|| format!("open {}", p.display()))?, p));
+    }
+    // The pid could have been reused between the check and the opens.
+    if !init.alive() || Proc::of(init.pid).ok().map(|p| p.start) != Some(init.start) {
+        return Err(crate::precondition!("{name} stopped while host-setup exec was entering it"));
+    }
+
+    let argv: Vec<String> = if cmd.is_empty() { vec!["/bin/sh".into()] } else { cmd.to_vec() };
+    let env = launch::container_env();
+    let c_argv: Vec<CString> = argv.iter().map(|a| CString::new(a.as_bytes()).unwrap_or_default()).collect();
+    let c_env: Vec<CString> = env.iter().map(|e| CString::new(e.as_bytes()).unwrap_or_default()).collect();
+
+    // setns(CLONE_NEWPID) changes the pid namespace of our *children* only: enter it
+    // here, then fork, and the child is a member of the container's pid namespace.
+    nix::sched::setns(&pid_ns, CloneFlags::CLONE_NEWPID).sys(|| format!("setns(/proc/{}/ns/pid)", init.pid))?;
+    launch::block_forwarded_signals()?;
+    match unsafe { fork() }.sys(|| "fork".into())? {
+        ForkResult::Child => {
+            launch::reset_signals_in_child();
+            let code = match enter(&cgroup_procs, &namespaces, &root, init) {
+                Ok(()) => exec_in_path(&argv[0], &c_argv, &c_env),
+                Err(e) => {
+                    eprintln!("host-setup: exec in {name}: {e}");
+                    125
+                }
+            };
+            unsafe { libc::_exit(code) };
+        }
+        ForkResult::Parent { child } => launch::wait_forwarding(child),
+    }
+}
+
+/// In the child: join the cgroups, the namespaces, the root.
+fn enter(cgroups: &[(File, std::path::PathBuf)], namespaces: &[(File, CloneFlags, &str)], root: &File, init: Proc) -> Result<()> {
+    for (f, p) in cgroups {
+        // "0" is "the writing process": pids in cgroup.procs are read in the
+        // writer's pid namespace, and ours is the container's now.
+        (&*f).write_all(b"0").sys(|| format!("write 0 to {}", p.display()))?;
+    }
+    for (f, flag, kind) in namespaces {
+        nix::sched::setns(f, *flag).sys(|| format!("setns(/proc/{}/ns/{kind})", init.pid))?;
+    }
+    // After pivot_root the namespace's root is not where setns puts us: take
+    // init's root explicitly, as nsenter --root does.
+    nix::unistd::fchdir(root).sys(|| format!("fchdir(/proc/{}/root)", init.pid))?;
+    nix::unistd::chroot(".").sys(|| "chroot(.)".into())?;
+    nix::unistd::chdir("/").sys(|| "chdir(/)".into())?;
+    Ok(())
+}
+
+/// execve with the container's PATH; returns 127 (not found) or 126 (cannot run)
+/// after printing why, as a shell would.
+fn exec_in_path(cmd: &str, argv: &[CString], env: &[CString]) -> i32 {
+    let candidates: Vec<String> = if cmd.contains('/') {
+        vec![cmd.to_string()]
+    } else {
+        ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+            .iter()
+            .map(|d| format!("{d}/{cmd}"))
+            .filter(|p| Path::new(p).exists())
+            .collect()
+    };
+    let mut last = Error::sys(format!("exec {cmd}"), nix::errno::Errno::ENOENT);
+    for c in candidates {
+        let path = CString::new(c.as_bytes()).unwrap_or_default();
+        let Err(e) = nix::unistd::execve(&path, argv, env);
+        last = Error::sys(format!("exec {c}"), e);
+    }
+    eprintln!("host-setup: {last}");
+    if last.errno() == Some(nix::errno::Errno::ENOENT) {
+        127
+    } else {
+        126
+    }
+}

@@ -1,0 +1,396 @@
+//! Start init as PID 1 of new namespaces — the tutorial's
+//! `unshare -m -u -i -fp nsenter --net=/var/run/netns/RED /bin/sh` — and wait until
+//! it reports that the main process runs.
+//!
+//! host-setup clones the child straight into new mount, UTS, IPC and PID
+//! namespaces (clone flags, not unshare in this process: pivot_root would re-root
+//! every task of a shared mount namespace, and CLONE_NEWPID only applies to
+//! children). The child execs the static `init`, which does the rest from inside:
+//! joins the cgroups, enters the netns, mounts the overlay, pivot_roots, mounts
+//! /proc, drops put_old, sets the hostname and starts the command.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::error::{Error, Result, SysContext};
+
+/// How long init may take to report ready before we give up on it.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The fd on which init reports readiness (`init --ready-fd 3`).
+const READY_FD: RawFd = 3;
+
+/// Everything init needs to know, turned into its command line.
+#[derive(Debug, Clone)]
+pub struct InitArgs {
+    pub init_bin: PathBuf,
+    pub cgroup_dirs: Vec<PathBuf>,
+    pub netns: PathBuf,
+    pub rootfs: PathBuf,
+    /// Overlay lower dirs, topmost first.
+    pub lower: Vec<PathBuf>,
+    pub upper: PathBuf,
+    pub work: PathBuf,
+    pub hostname: String,
+    /// The main process; empty: `--pause`.
+    pub command: Vec<String>,
+}
+
+impl InitArgs {
+    pub fn argv(&self, ready_fd: Option<RawFd>) -> Vec<String> {
+        let mut a = vec![self.init_bin.display().to_string()];
+        for d in &self.cgroup_dirs {
+            a.extend(["--cgroup".into(), d.display().to_string()]);
+        }
+        a.extend(["--netns".into(), self.netns.display().to_string()]);
+        let lower: Vec<String> = self.lower.iter().map(|p| p.display().to_string()).collect();
+        a.extend(["--lower".into(), lower.join(":")]);
+        a.extend(["--upper".into(), self.upper.display().to_string()]);
+        a.extend(["--work".into(), self.work.display().to_string()]);
+        a.extend(["--rootfs".into(), self.rootfs.display().to_string()]);
+        a.extend(["--hostname".into(), self.hostname.clone()]);
+        if let Some(fd) = ready_fd {
+            a.extend(["--ready-fd".into(), fd.to_string()]);
+        }
+        if self.command.is_empty() {
+            a.push("--pause".into());
+        } else {
+            a.push("--".into());
+            a.extend(self.command.iter().cloned());
+        }
+        a
+    }
+
+    /// The tutorial's shell commands for what init does (section 4-1 3) to 4-2 5)).
+    pub fn explain(&self) -> Vec<String> {
+        let lower: Vec<String> = self.lower.iter().map(|p| p.display().to_string()).collect();
+        let mut out = vec![format!(
+            "unshare -m -u -i -fp nsenter --net={} /bin/sh   # new mount, UTS, IPC and PID namespaces; in there:",
+            self.netns.display()
+        )];
+        for d in &self.cgroup_dirs {
+            out.push(format!("  echo 0 > {}/cgroup.procs", d.display()));
+        }
+        let merge = self.rootfs.display();
+        out.extend([
+            "  mount --make-rprivate /".to_string(),
+            format!(
+                "  mount -t overlay overlay -o lowerdir={},upperdir={},workdir={} {merge}",
+                lower.join(":"),
+                self.upper.display(),
+                self.work.display()
+            ),
+            format!("  mkdir -p {merge}/put_old; cd {merge}; pivot_root . put_old; cd /"),
+            "  mount -t proc proc /proc".to_string(),
+            "  umount -l /put_old; rmdir /put_old".to_string(),
+            format!("  hostname {}", self.hostname),
+        ]);
+        out.push(if self.command.is_empty() {
+            "  # init stays PID 1 and waits (--pause); enter with host-setup exec".to_string()
+        } else {
+            format!("  exec {}", self.command.join(" "))
+        });
+        out
+    }
+}
+
+/// The environment of everything that runs in a container: nothing of the host's
+/// but the terminal type (and RUST_LOG, so `RUST_LOG=debug` traces init too).
+pub fn container_env() -> Vec<String> {
+    let mut env = vec![
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+        "HOME=/".to_string(),
+    ];
+    env.push(format!("TERM={}", std::env::var("TERM").unwrap_or_else(|_| "xterm".into())));
+    if let Ok(l) = std::env::var("RUST_LOG") {
+        env.push(format!("RUST_LOG={l}"));
+    }
+    env
+}
+
+fn cstrings(v: &[String]) -> Result<Vec<CString>> {
+    v.iter().map(|s| CString::new(s.as_bytes()).map_err(|_| crate::usage!("argument {s:?} contains a NUL byte"))).collect()
+}
+
+/// The signals host-setup passes on to the container (run, exec) instead of
+/// reacting to them itself.
+pub fn forwarded_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in [
+        Signal::SIGHUP,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGTERM,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGWINCH,
+        Signal::SIGCONT,
+        Signal::SIGCHLD,
+    ] {
+        set.add(s);
+    }
+    set
+}
+
+/// In a freshly forked child, before execve: no blocked signals and default
+/// dispositions, whatever host-setup had set for itself.
+pub fn reset_signals_in_child() {
+    unsafe {
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        for sig in 1..32 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+    }
+}
+
+/// Clone a child into new mount, UTS, IPC and PID namespaces and exec init in it.
+/// Returns init's (host) pid and the read end of its ready pipe.
+pub fn spawn(args: &InitArgs) -> Result<(Pid, File)> {
+    let argv = cstrings(&args.argv(Some(READY_FD)))?;
+    let envp = cstrings(&container_env())?;
+    let path = CString::new(args.init_bin.as_os_str().as_bytes()).map_err(|_| crate::usage!("bad init path"))?;
+    let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).sys(|| "pipe".into())?;
+    log::debug!("clone(CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWPID) + exec {}", args.argv(Some(READY_FD)).join(" "));
+
+    let flags = libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWPID;
+    // clone() without a new stack behaves like fork() (the child gets a copy of this
+    // stack), but takes namespace flags. host-setup is single-threaded here.
+    let ret = unsafe { libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
+    if ret < 0 {
+        return Err(Error::sys("clone(CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWPID)", Errno::last()));
+    }
+    if ret == 0 {
+        // Child: PID 1 of the new pid namespace. Only async-signal-safe calls until exec.
+        unsafe {
+            reset_signals_in_child();
+            let w = ready_w.as_raw_fd();
+            if w == READY_FD {
+                libc::fcntl(w, libc::F_SETFD, 0);
+            } else {
+                libc::dup2(w, READY_FD); // dup2 clears FD_CLOEXEC on the copy
+            }
+            let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|c| c.as_ptr()).collect();
+            argv_p.push(std::ptr::null());
+            let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|c| c.as_ptr()).collect();
+            envp_p.push(std::ptr::null());
+            libc::execve(path.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr());
+            let msg = format!("error: exec {}: {}\n", args.init_bin.display(), crate::error::io_text(&std::io::Error::last_os_error()));
+            libc::write(READY_FD, msg.as_ptr().cast(), msg.len());
+            libc::_exit(125);
+        }
+    }
+    drop(ready_w);
+    Ok((Pid::from_raw(ret as i32), File::from(ready_r)))
+}
+
+/// Read init's ready report until EOF: `ok` (the main process runs) or
+/// `error: <message>` (setup failed; init exits).
+pub fn wait_ready(mut ready: File, timeout: Duration) -> Result<()> {
+    let mut text = String::new();
+    let deadline = std::time::Instant::now() + timeout;
+    let mut buf = [0u8; 512];
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let mut fds = [nix::poll::PollFd::new(ready.as_fd_ref(), nix::poll::PollFlags::POLLIN)];
+        let ms = left.as_millis().min(i32::MAX as u128) as i32;
+        match nix::poll::poll(&mut fds, nix::poll::PollTimeout::try_from(ms).unwrap_or(nix::poll::PollTimeout::MAX)) {
+            Ok(0) => return Err(crate::failed!("init did not report ready within {} s", timeout.as_secs())),
+            Ok(_) => {}
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(Error::sys("poll init's ready pipe", e)),
+        }
+        match ready.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => text.push_str(&String::from_utf8_lossy(&buf[..n])),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).sys(|| "read init's ready pipe".into()),
+        }
+    }
+    parse_ready(&text)
+}
+
+fn parse_ready(text: &str) -> Result<()> {
+    if let Some(err) = text.lines().find_map(|l| l.strip_prefix("error: ")) {
+        return Err(Error::Failed(err.to_string()));
+    }
+    if text.lines().any(|l| l == "ok") {
+        return Ok(());
+    }
+    Err(crate::failed!("init exited before it was ready"))
+}
+
+trait AsFdRef {
+    fn as_fd_ref(&self) -> std::os::fd::BorrowedFd<'_>;
+}
+impl AsFdRef for File {
+    fn as_fd_ref(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(self)
+    }
+}
+
+/// Exit code the shell way: the code, or 128+N for a death by signal N.
+pub fn exit_code(status: WaitStatus) -> Option<i32> {
+    match status {
+        WaitStatus::Exited(_, code) => Some(code),
+        WaitStatus::Signaled(_, sig, _) => Some(128 + sig as i32),
+        _ => None,
+    }
+}
+
+/// Wait for `child` while passing on every signal in `forwarded_signals()` to it.
+/// The caller has blocked those signals (before forking, so none is lost).
+pub fn wait_forwarding(child: Pid) -> Result<i32> {
+    let set = forwarded_signals();
+    loop {
+        // The child may have exited before we got here: check first, then sleep.
+        match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => {}
+            Ok(st) => {
+                if let Some(code) = exit_code(st) {
+                    return Ok(code);
+                }
+                continue;
+            }
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(Error::sys(format!("waitpid {child}"), e)),
+        }
+        match set.wait() {
+            Ok(Signal::SIGCHLD) => {}
+            Ok(sig) => {
+                log::debug!("forward {sig} to {child}");
+                let _ = nix::sys::signal::kill(child, sig);
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// Block the forwarded signals in this process (before forking the child).
+pub fn block_forwarded_signals() -> Result<()> {
+    forwarded_signals().thread_block().sys(|| "sigprocmask".into())
+}
+
+/// Wait for a child without forwarding anything (the supervisor of a background
+/// container), retrying on EINTR.
+pub fn wait_child(child: Pid) -> Result<i32> {
+    loop {
+        match waitpid(child, None) {
+            Ok(st) => {
+                if let Some(code) = exit_code(st) {
+                    return Ok(code);
+                }
+            }
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(Error::sys(format!("waitpid {child}"), e)),
+        }
+    }
+}
+
+/// Open /dev/null and a log file onto fds 0, 1 and 2 (a background container's
+/// supervisor and init: no terminal, and nothing of the caller's pipes kept open).
+pub fn redirect_stdio(log: &std::path::Path) -> Result<()> {
+    let null = File::open("/dev/null").sys(|| "open /dev/null".into())?;
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .sys(|| format!("open {}", log.display()))?;
+    for (from, to) in [(null.as_raw_fd(), 0), (out.as_raw_fd(), 1), (out.as_raw_fd(), 2)] {
+        if unsafe { libc::dup2(from, to) } < 0 {
+            return Err(Error::sys(format!("dup2 {from} {to}"), Errno::last()));
+        }
+    }
+    Ok(())
+}
+
+/// fds 0, 1 and 2 must be open before any pipe is made, or a pipe could land on
+/// one of them and be taken for stdin/stdout.
+pub fn ensure_std_fds() {
+    for fd in 0..3 {
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+            if let Ok(f) = File::options().read(true).write(true).open("/dev/null") {
+                let raw = f.as_raw_fd();
+                if raw != fd {
+                    unsafe { libc::dup2(raw, fd) };
+                } else {
+                    std::mem::forget(f);
+                }
+            }
+        }
+    }
+}
+
+/// Own an fd from a raw number (after fork, for pipes passed by number).
+pub fn owned(fd: RawFd) -> OwnedFd {
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(cmd: &[&str]) -> InitArgs {
+        InitArgs {
+            init_bin: "/usr/lib/host-setup/init".into(),
+            cgroup_dirs: vec!["/sys/fs/cgroup/cpu/host-setup/red".into(), "/sys/fs/cgroup/memory/host-setup/red".into()],
+            netns: "/run/netns/RED".into(),
+            rootfs: "/s/containers/red/merge".into(),
+            lower: vec!["/s/layers/tools-1".into(), "/s/layers/myroot-2".into()],
+            upper: "/s/containers/red/upper".into(),
+            work: "/s/containers/red/work".into(),
+            hostname: "RED".into(),
+            command: cmd.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn init_command_line() {
+        let a = args(&["/bin/sh", "-c", "echo hi"]).argv(Some(3)).join(" ");
+        assert_eq!(
+            a,
+            "/usr/lib/host-setup/init --cgroup /sys/fs/cgroup/cpu/host-setup/red --cgroup /sys/fs/cgroup/memory/host-setup/red \
+             --netns /run/netns/RED --lower /s/layers/tools-1:/s/layers/myroot-2 --upper /s/containers/red/upper \
+             --work /s/containers/red/work --rootfs /s/containers/red/merge --hostname RED --ready-fd 3 -- /bin/sh -c echo hi"
+        );
+        assert!(args(&[]).argv(None).ends_with(&["--pause".to_string()]));
+    }
+
+    #[test]
+    fn explain_follows_the_tutorial() {
+        let e = args(&[]).explain().join("\n");
+        assert!(e.contains("unshare -m -u -i -fp nsenter --net=/run/netns/RED"));
+        assert!(e.contains("lowerdir=/s/layers/tools-1:/s/layers/myroot-2,upperdir="));
+        assert!(e.contains("pivot_root . put_old"));
+        assert!(e.contains("umount -l /put_old"));
+    }
+
+    #[test]
+    fn ready_reports() {
+        assert!(parse_ready("ok\n").is_ok());
+        let e = parse_ready("error: pivot_root(/m, put_old): EINVAL: invalid argument\n").unwrap_err();
+        assert_eq!(e.to_string(), "pivot_root(/m, put_old): EINVAL: invalid argument");
+        assert!(parse_ready("ok\nerror: exec /bin/nope: ENOENT: no such file or directory\n").is_err());
+        assert_eq!(parse_ready("").unwrap_err().to_string(), "init exited before it was ready");
+    }
+
+    #[test]
+    fn container_env_is_clean() {
+        let env = container_env();
+        assert!(env[0].starts_with("PATH=/usr/local/sbin:"));
+        assert!(env.iter().all(|e| !e.starts_with("USER=") && !e.starts_with("SSH_")));
+    }
+}

@@ -1,0 +1,85 @@
+//! `host-setup status`: what is up, from the journals and the kernel.
+
+use std::fmt::Write;
+
+use crate::cgroup::Cgroups;
+use crate::error::Result;
+use crate::net;
+use crate::spec::format_bytes;
+use crate::state::{Journal, Paths, Role};
+
+/// The state of one container, in words.
+pub fn state_word(j: &Journal) -> String {
+    match (j.proc(Role::Init), j.exited()) {
+        (Some(p), None) if p.alive() && j.is_ready() => "running".into(),
+        (Some(p), None) if p.alive() => "starting".into(),
+        (_, Some((code, _))) => format!("exited ({code})"),
+        (Some(_), None) => "gone (init ended unrecorded; run down to clean up)".into(),
+        (None, None) => "incomplete (setup was interrupted; run down or up again)".into(),
+    }
+}
+
+/// A report on `names` (all containers if empty).
+pub fn report(paths: &Paths, names: &[String]) -> Result<String> {
+    let names: Vec<String> = if names.is_empty() { paths.container_names() } else { names.to_vec() };
+    let cgroups = Cgroups::detect().ok();
+    let mut out = String::new();
+    if names.is_empty() {
+        writeln!(out, "no containers in {}", paths.state_dir.display()).ok();
+    }
+    for name in names {
+        let Some(j) = Journal::read(paths, &name)? else {
+            writeln!(out, "{name}: not up").ok();
+            continue;
+        };
+        let Some(spec) = j.spec() else {
+            writeln!(out, "{name}: unreadable journal {}", paths.journal(&name).display()).ok();
+            continue;
+        };
+        let init = j.proc(Role::Init).map(|p| format!(", init pid {}", p.pid)).unwrap_or_default();
+        writeln!(out, "{name}: {}{init}", state_word(&j)).ok();
+        writeln!(out, "  hostname  {}   netns {}", spec.hostname, spec.netns).ok();
+        match &spec.net {
+            Some(n) => {
+                let link = match net::link_status(&spec.netns, &n.iface) {
+                    Ok(Some(s)) if s.up => "up".to_string(),
+                    Ok(Some(_)) => "down".to_string(),
+                    Ok(None) if net::netns_exists(&spec.netns) => "not made yet (peer not up)".to_string(),
+                    Ok(None) => "absent".to_string(),
+                    Err(e) => format!("unknown ({e})"),
+                };
+                let peer = n.peer.as_deref().map(|p| format!(", peer {p}")).unwrap_or_default();
+                writeln!(out, "  address   {}/{} on {}{peer}: link {link}", n.addr, n.prefix_len, n.iface).ok();
+            }
+            None => {
+                writeln!(out, "  address   none (loopback only)").ok();
+            }
+        }
+        let mut limits = format!(
+            "  limits    cpu {}% ({}/{} us), memory {}, swap off",
+            spec.cpu_percent(),
+            spec.limits.cpu_quota_us,
+            spec.limits.cpu_period_us,
+            format_bytes(spec.limits.memory_bytes)
+        );
+        let dirs = j.cgroup_dirs();
+        if let (Some(cg), false) = (&cgroups, dirs.is_empty()) {
+            let u = cg.usage(&dirs);
+            let oom = j.exited().map(|(_, o)| o).unwrap_or(0).max(u.oom_kills);
+            write!(limits, "; using {} memory, {:.1} s cpu, oom kills {oom}", format_bytes(u.memory_bytes), u.cpu_ns as f64 / 1e9)
+                .ok();
+        } else if let Some((_, oom)) = j.exited() {
+            write!(limits, "; oom kills {oom}").ok();
+        }
+        writeln!(out, "{limits}").ok();
+        let layers: Vec<String> = j.layer_dirs().iter().map(|d| d.display().to_string()).collect();
+        writeln!(out, "  layers    {}", if layers.is_empty() { "-".into() } else { layers.join(" over ") }).ok();
+        if !dirs.is_empty() {
+            let d: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+            writeln!(out, "  cgroups   {}", d.join(" ")).ok();
+        }
+        let cmd = if spec.command.is_empty() { "(init --pause)".to_string() } else { spec.command.join(" ") };
+        writeln!(out, "  command   {cmd}").ok();
+    }
+    Ok(out)
+}

@@ -1,0 +1,348 @@
+//! Command line: `init [OPTIONS] [--] [CMD [ARG...]]` (the contract host-setup uses).
+//!
+//! Options come first; the first non-option argument, or everything after `--`,
+//! is CMD. Values are taken as `--opt VALUE` or `--opt=VALUE`. Nothing is copied:
+//! every value borrows the NUL-terminated argv string, and CMD is an index into
+//! argv, whose tail is already the NULL-terminated argv that execve wants.
+
+use core::ffi::CStr;
+
+/// How many `--cgroup` may be given (a cgroup v1 host has about ten hierarchies).
+pub const MAX_CGROUPS: usize = 16;
+
+pub const HELP: &str = "\
+usage: init [OPTIONS] [--] [CMD [ARG...]]
+
+PID 1 for a container: joins cgroups and a network namespace, mounts the
+root (overlay or bind), pivot_roots into it, mounts /proc, sets the hostname,
+then starts CMD, forwards signals to it, reaps zombies and exits with CMD's
+status.
+
+options:
+  --cgroup DIR     join cgroup DIR: write \"0\" to DIR/cgroup.procs
+                   (repeatable; cgroup v1 and v2 alike)
+  --netns FILE     join the network namespace bound at FILE (/run/netns/RED)
+  --rootfs DIR     the new root: an overlay of --lower mounted on DIR, or else
+                   DIR bind-mounted onto itself; then pivot_root into it, mount
+                   /proc, detach the old root (needs a new mount namespace)
+  --lower DIRS     overlay lower dirs, colon-separated, topmost first
+  --upper DIR      overlay upper dir (needs --lower and --work)
+  --work DIR       overlay work dir (empty, same filesystem as --upper)
+  --hostname NAME  set the hostname (needs a new UTS namespace)
+  --ready-fd N     write \"ok\\n\" to fd N (>= 3) once CMD runs (with --pause:
+                   once setup is done), or \"error: MESSAGE\\n\"; then close it
+  --pause          no CMD: stay PID 1 and reap orphans until SIGTERM, SIGINT
+                   or SIGHUP, then exit 0 (like a pause container)
+  -g, --pgroup     forward signals to CMD's process group, not to CMD alone
+  --exec           the tutorial's way: exec CMD as PID 1 after setup, with no
+                   supervision (SIGTERM is then ignored, orphans stay zombies,
+                   an sh -i without a terminal dies when an orphan exits)
+  -h, --help       print this help
+  -V, --version    print the version
+
+CMD defaults to /bin/sh; a CMD without '/' is looked up in $PATH. CMD gets
+init's environment unchanged. RUST_LOG=debug traces each step on stderr.
+
+exit status:
+  CMD's status, or 128+N if CMD was killed by signal N
+  125  a setup step failed (the message names the step, path and errno)
+  126  CMD cannot be executed
+  127  CMD not found
+  2    usage error
+";
+
+/// What the command line asks for.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Opts<'a> {
+    pub cgroups: [Option<&'a CStr>; MAX_CGROUPS],
+    pub netns: Option<&'a CStr>,
+    pub rootfs: Option<&'a CStr>,
+    pub lower: Option<&'a CStr>,
+    pub upper: Option<&'a CStr>,
+    pub work: Option<&'a CStr>,
+    pub hostname: Option<&'a CStr>,
+    pub ready_fd: Option<i32>,
+    pub pause: bool,
+    pub pgroup: bool,
+    pub exec: bool,
+    /// Index in argv of CMD; `None`: the default `/bin/sh` (or nothing with --pause).
+    pub cmd: Option<usize>,
+}
+
+impl<'a> Opts<'a> {
+    pub fn cgroups(&self) -> impl Iterator<Item = &'a CStr> + '_ {
+        self.cgroups.iter().map_while(|c| *c)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parsed<'a> {
+    Run(Opts<'a>),
+    Help,
+    Version,
+}
+
+/// A usage error: `msg` followed by the offending argument (may be empty).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage<'a> {
+    pub msg: &'static str,
+    pub arg: &'a [u8],
+}
+
+fn usage<'a, T>(msg: &'static str, arg: &'a [u8]) -> Result<T, Usage<'a>> {
+    Err(Usage { msg, arg })
+}
+
+/// `--ready-fd` value: a decimal fd number of at least 3 (0-2 belong to CMD).
+pub fn parse_fd(s: &[u8]) -> Option<i32> {
+    if s.is_empty() || s.len() > 9 || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = s.iter().fold(0i32, |n, d| n * 10 + (d - b'0') as i32);
+    (n >= 3).then_some(n)
+}
+
+/// Parses argv (argv[0] included, and skipped).
+pub fn parse<'a>(argv: impl IntoIterator<Item = &'a CStr>) -> Result<Parsed<'a>, Usage<'a>> {
+    let mut o = Opts::default();
+    let mut ncgroups = 0;
+    let mut it = argv.into_iter().enumerate().skip(1);
+    while let Some((i, arg)) = it.next() {
+        let bytes = arg.to_bytes();
+        if bytes == b"--" {
+            o.cmd = it.next().map(|(i, _)| i);
+            break;
+        }
+        if bytes.first() != Some(&b'-') {
+            o.cmd = Some(i);
+            break;
+        }
+        // "--name=value" or "--name" "value": `inline` is the NUL-terminated value.
+        let (name, inline) = match bytes.iter().position(|&b| b == b'=') {
+            Some(eq) if bytes.starts_with(b"--") => {
+                let with_nul = arg.to_bytes_with_nul();
+                (&bytes[..eq], CStr::from_bytes_with_nul(&with_nul[eq + 1..]).ok())
+            }
+            _ => (bytes, None),
+        };
+        let flag = |set: &mut bool| match inline {
+            Some(_) => usage("option takes no value: ", bytes),
+            None => {
+                *set = true;
+                Ok(())
+            }
+        };
+        match name {
+            b"-h" | b"--help" => return Ok(Parsed::Help),
+            b"-V" | b"--version" => return Ok(Parsed::Version),
+            b"--pause" => flag(&mut o.pause)?,
+            b"-g" | b"--pgroup" => flag(&mut o.pgroup)?,
+            b"--exec" => flag(&mut o.exec)?,
+            b"--cgroup" | b"--netns" | b"--rootfs" | b"--lower" | b"--upper" | b"--work"
+            | b"--hostname" | b"--ready-fd" => {
+                let value = match inline {
+                    Some(v) => v,
+                    None => match it.next() {
+                        Some((_, v)) => v,
+                        None => return usage("option needs a value: ", name),
+                    },
+                };
+                let slot = match name {
+                    b"--cgroup" => {
+                        if ncgroups == MAX_CGROUPS {
+                            return usage("too many --cgroup (at most 16)", b"");
+                        }
+                        ncgroups += 1;
+                        &mut o.cgroups[ncgroups - 1]
+                    }
+                    b"--netns" => &mut o.netns,
+                    b"--rootfs" => &mut o.rootfs,
+                    b"--lower" => &mut o.lower,
+                    b"--upper" => &mut o.upper,
+                    b"--work" => &mut o.work,
+                    b"--hostname" => &mut o.hostname,
+                    _ => match parse_fd(value.to_bytes()) {
+                        Some(fd) => {
+                            o.ready_fd = Some(fd);
+                            continue;
+                        }
+                        None => return usage("--ready-fd needs a number >= 3, not: ", value.to_bytes()),
+                    },
+                };
+                *slot = Some(value);
+            }
+            _ => return usage("unknown option: ", bytes),
+        }
+    }
+    check(&o)?;
+    Ok(Parsed::Run(o))
+}
+
+/// Combinations that make no sense are usage errors, caught before any setup.
+fn check<'a>(o: &Opts<'a>) -> Result<(), Usage<'a>> {
+    if o.upper.is_some() != o.work.is_some() {
+        return usage("--upper and --work go together", b"");
+    }
+    if o.upper.is_some() && o.lower.is_none() {
+        return usage("--upper and --work need --lower", b"");
+    }
+    if o.lower.is_some() && o.rootfs.is_none() {
+        return usage("--lower needs --rootfs (where to mount the overlay)", b"");
+    }
+    if o.pause && o.exec {
+        return usage("--pause and --exec exclude each other", b"");
+    }
+    if o.pause && o.cmd.is_some() {
+        return usage("--pause takes no CMD", b"");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CString;
+
+    /// Parses a whitespace-free command line given as a list (argv[0] = "init").
+    fn with<R>(args: &[&str], f: impl FnOnce(Result<Parsed, Usage>) -> R) -> R {
+        let owned: Vec<CString> =
+            std::iter::once("init").chain(args.iter().copied()).map(|a| CString::new(a).unwrap()).collect();
+        let refs: Vec<&CStr> = owned.iter().map(|c| c.as_c_str()).collect();
+        f(parse(refs.iter().copied()))
+    }
+
+    fn opts(args: &[&str]) -> Opts<'static> {
+        // Leak: the borrowed strings must outlive the returned Opts in tests.
+        let owned: &'static [CString] = Vec::leak(
+            std::iter::once("init").chain(args.iter().copied()).map(|a| CString::new(a).unwrap()).collect(),
+        );
+        match parse(owned.iter().map(|c| c.as_c_str())) {
+            Ok(Parsed::Run(o)) => o,
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    fn err(args: &[&str]) -> String {
+        with(args, |r| match r {
+            Err(u) => format!("{}{}", u.msg, String::from_utf8_lossy(u.arg)),
+            Ok(p) => panic!("{args:?} parsed: {p:?}"),
+        })
+    }
+
+    fn s(c: Option<&CStr>) -> Option<&str> {
+        c.map(|c| c.to_str().unwrap())
+    }
+
+    #[test]
+    fn no_arguments_is_the_default_shell() {
+        let o = opts(&[]);
+        assert_eq!(o, Opts::default());
+        assert_eq!(o.cmd, None);
+    }
+
+    #[test]
+    fn every_flag_with_separate_values() {
+        let o = opts(&[
+            "--cgroup", "/sys/fs/cgroup/cpu/red", "--cgroup", "/sys/fs/cgroup/memory/red",
+            "--netns", "/run/netns/RED", "--rootfs", "/c/merge", "--lower", "/l/tools:/l/myroot",
+            "--upper", "/c/upper", "--work", "/c/work", "--hostname", "RED", "--ready-fd", "7",
+            "-g", "/bin/sh", "-c", "echo hi",
+        ]);
+        let cgroups: Vec<_> = o.cgroups().map(|c| c.to_str().unwrap()).collect();
+        assert_eq!(cgroups, ["/sys/fs/cgroup/cpu/red", "/sys/fs/cgroup/memory/red"]);
+        assert_eq!(s(o.netns), Some("/run/netns/RED"));
+        assert_eq!(s(o.rootfs), Some("/c/merge"));
+        assert_eq!(s(o.lower), Some("/l/tools:/l/myroot"));
+        assert_eq!(s(o.upper), Some("/c/upper"));
+        assert_eq!(s(o.work), Some("/c/work"));
+        assert_eq!(s(o.hostname), Some("RED"));
+        assert_eq!(o.ready_fd, Some(7));
+        assert!(o.pgroup && !o.pause && !o.exec);
+        assert_eq!(o.cmd, Some(20)); // argv[20] = "/bin/sh"
+    }
+
+    #[test]
+    fn values_after_equals_sign() {
+        let o = opts(&["--rootfs=/c/m", "--hostname=a=b", "--ready-fd=3", "--cgroup=/x", "--pgroup", "true"]);
+        assert_eq!(s(o.rootfs), Some("/c/m"));
+        assert_eq!(s(o.hostname), Some("a=b"));
+        assert_eq!(o.ready_fd, Some(3));
+        assert_eq!(o.cgroups().count(), 1);
+        assert!(o.pgroup);
+        assert_eq!(o.cmd, Some(6));
+        // An empty value is a value (the kernel will judge it).
+        assert_eq!(s(opts(&["--hostname="]).hostname), Some(""));
+    }
+
+    #[test]
+    fn flags_pause_exec() {
+        assert!(opts(&["--pause"]).pause);
+        let o = opts(&["--exec", "/bin/sh"]);
+        assert!(o.exec);
+        assert_eq!(o.cmd, Some(2));
+        assert!(opts(&["-g"]).pgroup);
+    }
+
+    #[test]
+    fn double_dash_ends_options() {
+        let o = opts(&["--", "--help"]);
+        assert_eq!(o.cmd, Some(2));
+        let o = opts(&["-g", "--", "-weird-cmd", "--rootfs"]);
+        assert_eq!(o.cmd, Some(3));
+        assert_eq!(o.rootfs, None);
+        // "--" with nothing after it: the default CMD.
+        assert_eq!(opts(&["--"]).cmd, None);
+    }
+
+    #[test]
+    fn first_non_option_is_cmd_and_later_flags_are_its_own() {
+        let o = opts(&["sh", "--pause", "-g"]);
+        assert_eq!(o.cmd, Some(1));
+        assert!(!o.pause && !o.pgroup);
+    }
+
+    #[test]
+    fn help_and_version() {
+        let is = |args: &[&str], want: Parsed<'static>| with(args, |r| assert_eq!(r, Ok(want), "{args:?}"));
+        is(&["-h"], Parsed::Help);
+        is(&["--help", "--bogus"], Parsed::Help);
+        is(&["-V"], Parsed::Version);
+        is(&["--version"], Parsed::Version);
+        assert!(HELP.contains("--ready-fd N") && HELP.contains("127  CMD not found"));
+        assert!(HELP.lines().all(|l| l.len() <= 80), "help lines fit 80 columns");
+    }
+
+    #[test]
+    fn usage_errors() {
+        assert_eq!(err(&["--bogus"]), "unknown option: --bogus");
+        assert_eq!(err(&["-x", "sh"]), "unknown option: -x");
+        assert_eq!(err(&["-"]), "unknown option: -");
+        assert_eq!(err(&["--bogus=1"]), "unknown option: --bogus=1");
+        assert_eq!(err(&["--rootfs"]), "option needs a value: --rootfs");
+        assert_eq!(err(&["--pause=yes"]), "option takes no value: --pause=yes");
+        assert_eq!(err(&["--ready-fd", "x"]), "--ready-fd needs a number >= 3, not: x");
+        assert_eq!(err(&["--ready-fd", "2"]), "--ready-fd needs a number >= 3, not: 2");
+        assert_eq!(err(&["--ready-fd", "9999999999"]), "--ready-fd needs a number >= 3, not: 9999999999");
+        assert_eq!(err(&["--upper", "/u", "--rootfs", "/r", "--lower", "/l"]), "--upper and --work go together");
+        assert_eq!(err(&["--work", "/w", "--upper", "/u", "--rootfs", "/r"]), "--upper and --work need --lower");
+        assert_eq!(err(&["--lower", "/l"]), "--lower needs --rootfs (where to mount the overlay)");
+        assert_eq!(err(&["--pause", "--exec"]), "--pause and --exec exclude each other");
+        assert_eq!(err(&["--pause", "sleep", "1"]), "--pause takes no CMD");
+        assert_eq!(err(&["--pause", "--", "sleep"]), "--pause takes no CMD");
+        let many: Vec<&str> = std::iter::repeat(["--cgroup", "/c"]).take(MAX_CGROUPS + 1).flatten().collect();
+        assert_eq!(err(&many), "too many --cgroup (at most 16)");
+        let enough: Vec<&str> = std::iter::repeat(["--cgroup", "/c"]).take(MAX_CGROUPS).flatten().collect();
+        assert_eq!(opts(&enough).cgroups().count(), MAX_CGROUPS);
+    }
+
+    #[test]
+    fn fd_numbers() {
+        assert_eq!(parse_fd(b"3"), Some(3));
+        assert_eq!(parse_fd(b"0042"), Some(42));
+        assert_eq!(parse_fd(b"999999999"), Some(999_999_999));
+        assert_eq!(parse_fd(b""), None);
+        assert_eq!(parse_fd(b"-3"), None);
+        assert_eq!(parse_fd(b"+3"), None);
+        assert_eq!(parse_fd(b"0"), None);
+    }
+}

@@ -1,0 +1,91 @@
+//! Steps 1 and 2 of the setup: join cgroups, then the network namespace.
+//! Both happen before the rootfs steps: the host paths (/sys/fs/cgroup/...,
+//! /run/netns/...) are only reachable before pivot_root.
+
+use core::ffi::CStr;
+
+use crate::msg::{self, Error};
+use crate::sys::{self, Errno, CLONE_NEWNET, O_CLOEXEC, O_RDONLY, O_WRONLY};
+
+const PROCS: &[u8] = b"/cgroup.procs";
+
+/// Writes `dir` + "/cgroup.procs" + NUL into `buf`; None if it does not fit.
+pub fn procs_path<'b>(dir: &[u8], buf: &'b mut [u8]) -> Option<&'b CStr> {
+    let len = dir.len() + PROCS.len();
+    if len >= buf.len() {
+        return None;
+    }
+    buf[..dir.len()].copy_from_slice(dir);
+    buf[dir.len()..len].copy_from_slice(PROCS);
+    buf[len] = 0;
+    CStr::from_bytes_with_nul(&buf[..=len]).ok() // None if dir holds a NUL (it cannot: argv)
+}
+
+/// Moves init into the cgroup `dir` by writing "0" to its cgroup.procs.
+///
+/// Why "0": cgroup.procs takes pids as seen from the writer's pid namespace, and
+/// init may already be PID 1 of a new one where its host pid means nothing;
+/// "0" means "the writing process" on cgroup v1 and v2 alike. Every process init
+/// starts later is born inside, so no user code ever runs outside the limits.
+pub fn cgroup(dir: &CStr) -> Result<(), Error<'_>> {
+    let d = dir.to_bytes();
+    msg::debug(&[b"join cgroup ", d]);
+    let mut buf = [0u8; 4096];
+    let path = procs_path(d, &mut buf).ok_or(Error::new(Errno::ENAMETOOLONG, &[b"open(", d, PROCS, b")"]))?;
+    let fd = sys::open(path, O_WRONLY | O_CLOEXEC).map_err(|e| Error::new(e, &[b"open(", d, PROCS, b")"]))?;
+    let written = sys::write(fd, b"0");
+    let _ = sys::close(fd);
+    written.map(drop).map_err(|e| {
+        let err = Error::new(e, &[b"write(", d, PROCS, b", \"0\")"]);
+        match e {
+            // cgroup v2's "no internal processes" rule.
+            Errno::EBUSY => err.hint("cgroup v2: not a leaf, it has controllers in cgroup.subtree_control"),
+            _ => err,
+        }
+    })
+}
+
+/// setns(2) into the network namespace bound at `file` (e.g. /run/netns/RED,
+/// a bind mount of some process's /proc/PID/ns/net made by `ip netns add`).
+pub fn netns(file: &CStr) -> Result<(), Error<'_>> {
+    let f = file.to_bytes();
+    msg::debug(&[b"join network namespace ", f]);
+    let fd = sys::open(file, O_RDONLY | O_CLOEXEC).map_err(|e| Error::new(e, &[b"open(", f, b")"]))?;
+    let joined = sys::setns(fd, CLONE_NEWNET);
+    let _ = sys::close(fd);
+    joined.map_err(|e| {
+        let err = Error::new(e, &[b"setns(", f, b", CLONE_NEWNET)"]);
+        match e {
+            Errno::EINVAL => err.hint("not a network namespace"),
+            _ => err,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn procs_path_appends_and_terminates() {
+        let mut buf = [0xffu8; 64];
+        assert_eq!(procs_path(b"/sys/fs/cgroup/pids/red", &mut buf).unwrap().to_bytes(), b"/sys/fs/cgroup/pids/red/cgroup.procs");
+        let mut small = [0u8; 20];
+        assert_eq!(procs_path(b"/sys/fs/cgroup/pids", &mut small), None);
+        let mut exact = [0u8; 16]; // "/a" + "/cgroup.procs" = 15 bytes + NUL
+        assert!(procs_path(b"/a", &mut exact).is_some());
+    }
+
+    #[test]
+    fn errors_name_the_file() {
+        let e = cgroup(c"/nonexistent-pid1-unit").unwrap_err();
+        assert_eq!(e.errno, Errno::ENOENT);
+        assert_eq!(e.what.concat(), b"open(/nonexistent-pid1-unit/cgroup.procs)");
+        let e = netns(c"/nonexistent-pid1-unit").unwrap_err();
+        assert_eq!(e.what.concat(), b"open(/nonexistent-pid1-unit)");
+        // A file that is no namespace: setns says EINVAL (needs no privilege to find out).
+        let e = netns(c"/proc/self/status").unwrap_err();
+        assert_eq!(e.errno, Errno::EINVAL);
+        assert_eq!(e.hint, "not a network namespace");
+    }
+}

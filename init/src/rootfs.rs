@@ -1,0 +1,187 @@
+//! Step 3 of the setup: the container's root filesystem.
+//!
+//! mount(MS_REC|MS_PRIVATE "/") -> overlay (or bind) on DIR -> chdir(DIR) ->
+//! mkdir put_old -> pivot_root(".", "put_old") -> chdir("/") -> mount /proc ->
+//! umount2("/put_old", MNT_DETACH) -> rmdir("/put_old").
+//!
+//! The caller must have given init a new mount namespace (unshare -m /
+//! CLONE_NEWNS): pivot_root re-roots every process of the mount namespace whose
+//! root was the old root, so doing this in the host's namespace would re-root the host.
+//! The runc/youki way, pivot_root(".", ".") and then umount2(".", MNT_DETACH),
+//! needs no put_old directory; the tutorial's put_old is kept here because it is
+//! the one the tutorial explains, and the two are equivalent.
+
+use core::ffi::CStr;
+
+use crate::msg::{self, Error};
+use crate::sys::{
+    self, Errno, MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_REC, O_CLOEXEC,
+    O_DIRECTORY, O_PATH,
+};
+
+/// The kernel reads at most one page of mount options.
+const OPTIONS_MAX: usize = 4096;
+
+/// Where the rootfs comes from: DIR, and the overlay layers if any.
+#[derive(Debug, Clone, Copy)]
+pub struct Rootfs<'a> {
+    pub dir: &'a CStr,
+    pub lower: Option<&'a CStr>,
+    pub upper: Option<&'a CStr>,
+    pub work: Option<&'a CStr>,
+}
+
+/// Builds "lowerdir=L[,upperdir=U,workdir=W]" + NUL in `buf`; None if it exceeds a page.
+/// (Directory names holding ',' or ':' cannot be expressed; overlayfs has no escaping
+/// for ',' in the mount(2) data string.)
+pub fn overlay_options<'b>(lower: &[u8], upper_work: Option<(&[u8], &[u8])>, buf: &'b mut [u8; OPTIONS_MAX]) -> Option<&'b CStr> {
+    let mut len = 0;
+    let mut put = |s: &[u8]| -> Option<()> {
+        let end = len + s.len();
+        if end > OPTIONS_MAX {
+            return None;
+        }
+        buf[len..end].copy_from_slice(s);
+        len = end;
+        Some(())
+    };
+    put(b"lowerdir=")?;
+    put(lower)?;
+    if let Some((upper, work)) = upper_work {
+        put(b",upperdir=")?;
+        put(upper)?;
+        put(b",workdir=")?;
+        put(work)?;
+    }
+    put(b"\0")?;
+    CStr::from_bytes_with_nul(&buf[..len]).ok()
+}
+
+/// Mounts the rootfs and pivots into it; afterwards "/" is DIR, the cwd is "/",
+/// /proc is this pid namespace's, and the host's tree is gone from this namespace.
+pub fn enter(r: Rootfs<'_>) -> Result<(), Error<'_>> {
+    let dir = r.dir;
+    let d = dir.to_bytes();
+
+    // A clear message when DIR is missing, rather than an ENOENT from mount
+    // that could as well be about a layer.
+    msg::debug(&[b"check rootfs ", d]);
+    let fd = sys::open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC)
+        .map_err(|e| Error::new(e, &[b"open(", d, b")"]).hint("--rootfs must be an existing directory"))?;
+    let _ = sys::close(fd);
+
+    // On systemd hosts "/" is a shared mount, and a new mount namespace copies it
+    // as shared: pivot_root then fails with EINVAL, and every mount below would
+    // propagate back to the host. Make our whole tree private first (MS_REC).
+    msg::debug(&[b"make / private (MS_REC|MS_PRIVATE)"]);
+    sys::mount(None, c"/", None, MS_REC | MS_PRIVATE, None).map_err(|e| {
+        let err = Error::new(e, &[b"mount(/, MS_REC|MS_PRIVATE)"]);
+        match e {
+            Errno::EINVAL => err.hint("\"/\" is not a mount point: run init in a new mount namespace, not a chroot"),
+            _ => err,
+        }
+    })?;
+
+    // pivot_root needs new_root to be a mount point (EINVAL/EBUSY otherwise):
+    // the overlay is one; a plain directory is bind-mounted onto itself.
+    match r.lower {
+        Some(lower) => {
+            let mut buf = [0u8; OPTIONS_MAX];
+            let upper_work = r.upper.zip(r.work).map(|(u, w)| (u.to_bytes(), w.to_bytes()));
+            let what: [&[u8]; 3] = [b"mount(overlay, ", d, b")"];
+            let options = overlay_options(lower.to_bytes(), upper_work, &mut buf)
+                .ok_or(Error::new(Errno::E2BIG, &what).hint("overlay options longer than a page"))?;
+            msg::debug(&[b"mount overlay on ", d, b": ", options.to_bytes()]);
+            sys::mount(Some(c"overlay"), dir, Some(c"overlay"), 0, Some(options)).map_err(|e| {
+                let err = Error::new(e, &what);
+                match e {
+                    Errno::ENOENT => err.hint("a --lower, --upper or --work dir is missing"),
+                    Errno::EINVAL => err.hint("overlayfs refused the dirs, see dmesg: upper and work must be on one filesystem, work empty"),
+                    _ => err,
+                }
+            })?;
+        }
+        None => {
+            msg::debug(&[b"bind mount ", d, b" onto itself"]);
+            sys::mount(Some(dir), dir, None, MS_BIND | MS_REC, None)
+                .map_err(|e| Error::new(e, &[b"mount(", d, b", ", d, b", MS_BIND|MS_REC)"]))?;
+        }
+    }
+
+    sys::chdir(dir).map_err(|e| Error::new(e, &[b"chdir(", d, b")"]))?;
+
+    // put_old must be a directory under new_root. EEXIST: the image ships one.
+    match sys::mkdir(c"put_old", 0o700) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(e) => {
+            let err = Error::new(e, &[b"mkdir(", d, b"/put_old)"]);
+            return Err(match e {
+                Errno::EROFS => err.hint("read-only rootfs: give --upper and --work, or ship an empty put_old dir"),
+                _ => err,
+            });
+        }
+    }
+
+    // The old root moves to DIR/put_old and DIR becomes "/" for every process of
+    // this mount namespace whose root was the old root (here: only init).
+    msg::debug(&[b"pivot_root(", d, b", put_old)"]);
+    sys::pivot_root(c".", c"put_old").map_err(|e| {
+        let err = Error::new(e, &[b"pivot_root(", d, b", put_old)"]);
+        match e {
+            Errno::EINVAL => err.hint("\"/\" or new_root is shared, or \"/\" is an initramfs"),
+            Errno::EBUSY => err.hint("new_root is not a mount point"),
+            _ => err,
+        }
+    })?;
+    sys::chdir(c"/").map_err(|e| Error::new(e, &[b"chdir(/)"]))?;
+
+    // A /proc of this pid namespace, mounted from inside it after the pivot:
+    // the old one (if any) showed the host's pids and goes away with put_old.
+    msg::debug(&[b"mount proc on /proc"]);
+    match sys::mkdir(c"/proc", 0o555) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(e) => return Err(Error::new(e, &[b"mkdir(/proc)"])),
+    }
+    sys::mount(Some(c"proc"), c"/proc", Some(c"proc"), MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
+        .map_err(|e| Error::new(e, &[b"mount(proc, /proc)"]))?;
+
+    // A plain umount is EBUSY (init's own old cwd and root were there until just
+    // now, and the host's mounts hang below): detach it lazily instead.
+    msg::debug(&[b"detach /put_old (MNT_DETACH) and rmdir it"]);
+    sys::umount2(c"/put_old", MNT_DETACH).map_err(|e| Error::new(e, &[b"umount2(/put_old, MNT_DETACH)"]))?;
+    // rmdir, never a recursive delete: had the unmount silently not happened,
+    // `rm -rf /put_old` (the tutorial's step) would delete the host's files.
+    // EROFS: the image's own put_old on a read-only rootfs stays, empty.
+    match sys::rmdir(c"/put_old") {
+        Ok(()) | Err(Errno::EROFS) => Ok(()),
+        Err(e) => Err(Error::new(e, &[b"rmdir(/put_old)"])),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlay_options_text() {
+        let mut buf = [0u8; OPTIONS_MAX];
+        let o = overlay_options(b"/l/tools:/l/myroot", Some((b"/c/up", b"/c/work")), &mut buf).unwrap();
+        assert_eq!(o.to_bytes(), b"lowerdir=/l/tools:/l/myroot,upperdir=/c/up,workdir=/c/work");
+        let o = overlay_options(b"/a:/b", None, &mut buf).unwrap();
+        assert_eq!(o.to_bytes(), b"lowerdir=/a:/b");
+        let long = [b'x'; OPTIONS_MAX];
+        assert!(overlay_options(&long, None, &mut buf).is_none());
+        let just_fits = [b'x'; OPTIONS_MAX - 10]; // 9 for "lowerdir=", 1 for the NUL
+        assert_eq!(overlay_options(&just_fits, None, &mut buf).unwrap().to_bytes_with_nul().len(), OPTIONS_MAX);
+        let one_more = [b'x'; OPTIONS_MAX - 9];
+        assert!(overlay_options(&one_more, None, &mut buf).is_none());
+    }
+
+    #[test]
+    fn missing_rootfs_is_named_before_any_mount() {
+        let r = Rootfs { dir: c"/nonexistent-pid1-unit", lower: None, upper: None, work: None };
+        let e = enter(r).unwrap_err();
+        assert_eq!(e.errno, Errno::ENOENT);
+        assert_eq!(e.what.concat(), b"open(/nonexistent-pid1-unit)");
+    }
+}

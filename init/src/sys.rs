@@ -1,0 +1,319 @@
+//! Thin wrappers over the raw Linux system calls init uses (x86_64, no libc).
+//!
+//! Every wrapper returns `Result<_, Errno>` straight from the kernel's return
+//! value; nothing here retries or prints. Paths are `&CStr` because the kernel
+//! wants NUL-terminated strings and init has no allocator to add the NUL.
+
+use core::ffi::{c_char, CStr};
+use core::ptr::{null, null_mut};
+
+pub use syscalls::Errno;
+use syscalls::{syscall, Sysno};
+
+pub type Result<T> = core::result::Result<T, Errno>;
+/// A process id, process group id or (negative) process group target of kill(2).
+pub type Pid = i32;
+/// The kernel's sigset_t: bit n-1 stands for signal n (64 signals on x86_64).
+pub type SigSet = u64;
+
+// Values from the kernel's uapi headers (x86_64).
+pub const AT_FDCWD: isize = -100;
+const AT_REMOVEDIR: usize = 0x200;
+
+pub const O_RDONLY: usize = 0;
+pub const O_WRONLY: usize = 1;
+pub const O_DIRECTORY: usize = 0o200000;
+pub const O_CLOEXEC: usize = 0o2000000;
+pub const O_PATH: usize = 0o10000000;
+
+pub const MS_NOSUID: usize = 2;
+pub const MS_NODEV: usize = 4;
+pub const MS_NOEXEC: usize = 8;
+pub const MS_BIND: usize = 4096;
+pub const MS_REC: usize = 16384;
+pub const MS_PRIVATE: usize = 1 << 18;
+pub const MNT_DETACH: usize = 2;
+
+pub const CLONE_NEWNET: usize = 0x4000_0000;
+pub const WNOHANG: usize = 1;
+pub const PR_SET_CHILD_SUBREAPER: usize = 36;
+const TIOCSPGRP: usize = 0x5410;
+const F_SETFD: usize = 2;
+const FD_CLOEXEC: usize = 1;
+const RLIMIT_NOFILE: usize = 7;
+
+const SIG_SETMASK: usize = 2;
+pub const SIG_DFL: usize = 0;
+pub const SIG_IGN: usize = 1;
+
+pub const SIGHUP: i32 = 1;
+pub const SIGINT: i32 = 2;
+pub const SIGILL: i32 = 4;
+pub const SIGTRAP: i32 = 5;
+pub const SIGABRT: i32 = 6;
+pub const SIGBUS: i32 = 7;
+pub const SIGFPE: i32 = 8;
+pub const SIGKILL: i32 = 9;
+pub const SIGUSR1: i32 = 10;
+pub const SIGSEGV: i32 = 11;
+pub const SIGUSR2: i32 = 12;
+pub const SIGTERM: i32 = 15;
+pub const SIGCHLD: i32 = 17;
+pub const SIGSTOP: i32 = 19;
+pub const SIGTTIN: i32 = 21;
+pub const SIGTTOU: i32 = 22;
+pub const SIGSYS: i32 = 31;
+
+// ---- files --------------------------------------------------------------
+
+pub fn write(fd: i32, buf: &[u8]) -> Result<usize> {
+    unsafe { syscall!(Sysno::write, fd, buf.as_ptr(), buf.len()) }
+}
+
+/// write(2) until everything is written (pipes and terminals may take less).
+pub fn write_all(fd: i32, mut buf: &[u8]) -> Result<()> {
+    while !buf.is_empty() {
+        match write(fd, buf) {
+            Ok(0) => return Err(Errno::EIO),
+            Ok(n) => buf = &buf[n..],
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+pub fn read(fd: i32, buf: &mut [u8]) -> Result<usize> {
+    unsafe { syscall!(Sysno::read, fd, buf.as_mut_ptr(), buf.len()) }
+}
+
+pub fn open(path: &CStr, flags: usize) -> Result<i32> {
+    unsafe { syscall!(Sysno::openat, AT_FDCWD, path.as_ptr(), flags, 0) }.map(|fd| fd as i32)
+}
+
+pub fn close(fd: i32) -> Result<()> {
+    unsafe { syscall!(Sysno::close, fd) }.map(drop)
+}
+
+/// close_range(2) (Linux 5.9). ENOSYS on older kernels: see exec::close_fds_except.
+pub fn close_range(first: u32, last: u32) -> Result<()> {
+    unsafe { syscall!(Sysno::close_range, first, last, 0) }.map(drop)
+}
+
+/// Marks `fd` close-on-exec; EBADF tells that it is not open.
+pub fn set_cloexec(fd: i32) -> Result<()> {
+    unsafe { syscall!(Sysno::fcntl, fd, F_SETFD, FD_CLOEXEC) }.map(drop)
+}
+
+/// The soft RLIMIT_NOFILE: one more than the highest fd the process may open.
+pub fn nofile_limit() -> Result<u64> {
+    let mut lim = [0u64; 2]; // struct rlimit64 { cur, max }
+    unsafe { syscall!(Sysno::prlimit64, 0, RLIMIT_NOFILE, null::<u64>(), lim.as_mut_ptr()) }?;
+    Ok(lim[0])
+}
+
+/// pipe2(2): [read end, write end].
+pub fn pipe2(flags: usize) -> Result<[i32; 2]> {
+    let mut fds = [0i32; 2];
+    unsafe { syscall!(Sysno::pipe2, fds.as_mut_ptr(), flags) }?;
+    Ok(fds)
+}
+
+pub fn mkdir(path: &CStr, mode: usize) -> Result<()> {
+    unsafe { syscall!(Sysno::mkdirat, AT_FDCWD, path.as_ptr(), mode) }.map(drop)
+}
+
+pub fn rmdir(path: &CStr) -> Result<()> {
+    unsafe { syscall!(Sysno::unlinkat, AT_FDCWD, path.as_ptr(), AT_REMOVEDIR) }.map(drop)
+}
+
+pub fn chdir(path: &CStr) -> Result<()> {
+    unsafe { syscall!(Sysno::chdir, path.as_ptr()) }.map(drop)
+}
+
+// ---- mounts and namespaces ---------------------------------------------
+
+fn opt_ptr(s: Option<&CStr>) -> *const c_char {
+    s.map_or(null(), CStr::as_ptr)
+}
+
+pub fn mount(
+    source: Option<&CStr>,
+    target: &CStr,
+    fstype: Option<&CStr>,
+    flags: usize,
+    data: Option<&CStr>,
+) -> Result<()> {
+    unsafe {
+        syscall!(
+            Sysno::mount,
+            opt_ptr(source),
+            target.as_ptr(),
+            opt_ptr(fstype),
+            flags,
+            opt_ptr(data)
+        )
+    }
+    .map(drop)
+}
+
+pub fn umount2(target: &CStr, flags: usize) -> Result<()> {
+    unsafe { syscall!(Sysno::umount2, target.as_ptr(), flags) }.map(drop)
+}
+
+pub fn pivot_root(new_root: &CStr, put_old: &CStr) -> Result<()> {
+    unsafe { syscall!(Sysno::pivot_root, new_root.as_ptr(), put_old.as_ptr()) }.map(drop)
+}
+
+pub fn sethostname(name: &[u8]) -> Result<()> {
+    unsafe { syscall!(Sysno::sethostname, name.as_ptr(), name.len()) }.map(drop)
+}
+
+pub fn setns(fd: i32, nstype: usize) -> Result<()> {
+    unsafe { syscall!(Sysno::setns, fd, nstype) }.map(drop)
+}
+
+// ---- processes ------------------------------------------------------------
+
+/// fork(2) as clone(SIGCHLD): 0 in the child, the child's pid in the parent.
+/// The child runs on a copy of the parent's stack, exactly as after libc's fork.
+pub fn fork() -> Result<Pid> {
+    unsafe { syscall!(Sysno::clone, SIGCHLD, 0, 0, 0, 0) }.map(|p| p as Pid)
+}
+
+/// execve(2); it only returns on failure.
+///
+/// # Safety
+/// `argv` and `envp` must be NULL-terminated arrays of C strings.
+pub unsafe fn execve(path: &CStr, argv: *const *const c_char, envp: *const *const c_char) -> Errno {
+    match syscall!(Sysno::execve, path.as_ptr(), argv, envp) {
+        Ok(_) => Errno::EINVAL, // unreachable: a successful execve does not return
+        Err(e) => e,
+    }
+}
+
+/// exit_group(2): ends the whole process with `code` (0..=255).
+pub fn exit(code: i32) -> ! {
+    loop {
+        let _ = unsafe { syscall!(Sysno::exit_group, code) };
+    }
+}
+
+/// wait4(2) without rusage: the reaped pid (0 with WNOHANG if none is ready) and its status.
+pub fn wait4(pid: Pid, options: usize) -> Result<(Pid, i32)> {
+    let mut status: i32 = 0;
+    let pid = unsafe { syscall!(Sysno::wait4, pid, &mut status as *mut i32, options, 0) }?;
+    Ok((pid as Pid, status))
+}
+
+pub fn kill(pid: Pid, sig: i32) -> Result<()> {
+    unsafe { syscall!(Sysno::kill, pid, sig) }.map(drop)
+}
+
+pub fn getpid() -> Pid {
+    unsafe { syscall!(Sysno::getpid) }.map_or(0, |p| p as Pid)
+}
+
+pub fn setpgid(pid: Pid, pgid: Pid) -> Result<()> {
+    unsafe { syscall!(Sysno::setpgid, pid, pgid) }.map(drop)
+}
+
+/// tcsetpgrp(3): make `pgrp` the foreground process group of the terminal on `fd`.
+pub fn tcsetpgrp(fd: i32, pgrp: Pid) -> Result<()> {
+    unsafe { syscall!(Sysno::ioctl, fd, TIOCSPGRP, &pgrp as *const Pid) }.map(drop)
+}
+
+pub fn prctl(option: usize, arg2: usize) -> Result<()> {
+    unsafe { syscall!(Sysno::prctl, option, arg2, 0, 0, 0) }.map(drop)
+}
+
+// ---- signals ---------------------------------------------------------------
+
+/// rt_sigprocmask(SIG_SETMASK): installs `set`, returns the previous mask.
+pub fn sigsetmask(set: SigSet) -> Result<SigSet> {
+    let mut old: SigSet = 0;
+    unsafe {
+        syscall!(
+            Sysno::rt_sigprocmask,
+            SIG_SETMASK,
+            &set as *const SigSet,
+            &mut old as *mut SigSet,
+            8
+        )
+    }?;
+    Ok(old)
+}
+
+/// The kernel's struct sigaction on x86_64 (not glibc's).
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: u64,
+    restorer: usize,
+    mask: SigSet,
+}
+
+/// Sets the disposition of `sig` to SIG_DFL or SIG_IGN (init installs no handlers:
+/// it collects signals with sigtimedwait instead, so it needs no restorer).
+pub fn signal_disposition(sig: i32, handler: usize) -> Result<()> {
+    let act = KernelSigaction { handler, flags: 0, restorer: 0, mask: 0 };
+    unsafe { syscall!(Sysno::rt_sigaction, sig, &act as *const KernelSigaction, null_mut::<u8>(), 8) }
+        .map(drop)
+}
+
+/// rt_sigtimedwait(2) with no timeout: takes one pending signal of `set`
+/// (which must be blocked) off the queue and returns its number.
+pub fn sigwait(set: SigSet) -> Result<i32> {
+    let mut info = [0u64; 16]; // siginfo_t is 128 bytes
+    unsafe { syscall!(Sysno::rt_sigtimedwait, &set as *const SigSet, info.as_mut_ptr(), null::<u8>(), 8) }
+        .map(|s| s as i32)
+}
+
+// ---- environment -----------------------------------------------------------
+
+/// The value of `name` in a NULL-terminated environment array.
+///
+/// # Safety
+/// `envp` must be a NULL-terminated array of C strings (the one from the initial stack).
+pub unsafe fn getenv<'a>(envp: *const *const c_char, name: &[u8]) -> Option<&'a [u8]> {
+    let mut p = envp;
+    while !(*p).is_null() {
+        let entry = CStr::from_ptr(*p).to_bytes();
+        if entry.len() > name.len() && entry.starts_with(name) && entry[name.len()] == b'=' {
+            return Some(&entry[name.len() + 1..]);
+        }
+        p = p.add(1);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn getenv_finds_exact_names_only() {
+        let vars = [c"PATHX=no".as_ptr(), c"PATH=/bin:/usr/bin".as_ptr(), c"EMPTY=".as_ptr(), null()];
+        unsafe {
+            assert_eq!(getenv(vars.as_ptr(), b"PATH"), Some(&b"/bin:/usr/bin"[..]));
+            assert_eq!(getenv(vars.as_ptr(), b"EMPTY"), Some(&b""[..]));
+            assert_eq!(getenv(vars.as_ptr(), b"PAT"), None);
+            assert_eq!(getenv(vars.as_ptr(), b"HOME"), None);
+        }
+    }
+
+    #[test]
+    fn wrappers_return_kernel_errnos() {
+        assert_eq!(open(c"/nonexistent/pid1-unit-test", O_RDONLY), Err(Errno::ENOENT));
+        assert_eq!(close(-1), Err(Errno::EBADF));
+        assert_eq!(set_cloexec(-1), Err(Errno::EBADF));
+        let [r, w] = pipe2(O_CLOEXEC).unwrap();
+        write_all(w, b"hi").unwrap();
+        let mut buf = [0u8; 4];
+        assert_eq!(read(r, &mut buf), Ok(2));
+        assert_eq!(&buf[..2], b"hi");
+        close(r).unwrap();
+        close(w).unwrap();
+        assert_eq!(getpid() as u32, std::process::id());
+    }
+}
