@@ -37,7 +37,12 @@ pub fn seq() -> usize {
 
 /// stdout + stderr of a finished command, for assertion messages.
 pub fn text(o: &Output) -> String {
-    format!("status {:?}\nstdout:\n{}\nstderr:\n{}", o.status, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 pub fn stdout(o: &Output) -> String {
@@ -121,7 +126,11 @@ impl Lab {
     pub fn init_pid(&self, name: &str) -> i32 {
         let o = self.ok(&["status", name]);
         let s = stdout(&o);
-        let pid = s.split("init pid ").nth(1).and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next()).and_then(|p| p.parse().ok());
+        let pid = s
+            .split("init pid ")
+            .nth(1)
+            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|p| p.parse().ok());
         pid.unwrap_or_else(|| panic!("no init pid in status:\n{s}"))
     }
 

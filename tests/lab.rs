@@ -88,7 +88,12 @@ fn cpu_share_is_held_at_40_percent() {
     let lab = Lab::new();
     let a = lab.name("c");
     lab.ok(&["up", &a]);
-    let mut hog = lab.cmd(&["exec", &a, "--", "stress", "-c", "1", "-t", "6"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut hog = lab
+        .cmd(&["exec", &a, "--", "stress", "-c", "1", "-t", "6"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     sleep(Duration::from_millis(800));
     let (u0, t0) = (lab.usage(&a).cpu_ns, Instant::now());
     sleep(Duration::from_secs(3));
@@ -125,7 +130,10 @@ fn down_leaves_nothing_behind() {
     let pids = [lab.init_pid(&a), lab.init_pid(&b)];
     lab.ok(&["down", &a]);
     // b lost its link with a's namespace; its own end went with it.
-    let o = std::process::Command::new("ip").args(["-n", &b.to_uppercase(), "-o", "link", "show", "veth1"]).output().unwrap();
+    let o = std::process::Command::new("ip")
+        .args(["-n", &b.to_uppercase(), "-o", "link", "show", "veth1"])
+        .output()
+        .unwrap();
     assert!(!o.status.success(), "veth1 must be gone with its peer: {}", text(&o));
     lab.ok(&["down", &b]);
     assert_eq!(lab.leftovers(&[&a, &b]), Vec::<String>::new());

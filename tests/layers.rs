@@ -37,10 +37,7 @@ impl Drop for TempDir {
 }
 
 fn own_bin_dir() -> PathBuf {
-    lab_tests::bin("escape_chroot")
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    lab_tests::bin("escape_chroot").parent().unwrap().to_path_buf()
 }
 
 fn builder(t: &TempDir) -> Builder {
@@ -56,11 +53,7 @@ fn tools() -> Manifest {
 }
 
 fn sh(script: &str) -> Output {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .output()
-        .expect("run sh");
+    let out = Command::new("sh").arg("-c").arg(script).output().expect("run sh");
     eprintln!(
         "$ {script}\n{}{}-> {:?}",
         String::from_utf8_lossy(&out.stdout),
@@ -82,13 +75,7 @@ fn snapshot(root: &Path) -> Vec<(PathBuf, u64, i64, i64, i64)> {
         for e in fs::read_dir(&dir).unwrap() {
             let p = e.unwrap().path();
             let m = fs::symlink_metadata(&p).unwrap();
-            out.push((
-                p.strip_prefix(root).unwrap().to_path_buf(),
-                m.ino(),
-                m.mtime(),
-                m.mtime_nsec(),
-                m.ctime_nsec(),
-            ));
+            out.push((p.strip_prefix(root).unwrap().to_path_buf(), m.ino(), m.mtime(), m.mtime_nsec(), m.ctime_nsec()));
             if m.is_dir() {
                 stack.push(p);
             }
@@ -100,11 +87,7 @@ fn snapshot(root: &Path) -> Vec<(PathBuf, u64, i64, i64, i64)> {
 
 /// Relative paths of the regular files under `root`.
 fn files(root: &Path) -> BTreeSet<PathBuf> {
-    snapshot(root)
-        .into_iter()
-        .map(|s| s.0)
-        .filter(|p| root.join(p).symlink_metadata().unwrap().is_file())
-        .collect()
+    snapshot(root).into_iter().map(|s| s.0).filter(|p| root.join(p).symlink_metadata().unwrap().is_file()).collect()
 }
 
 /// What `ls /` shows: sorted names without the hidden ones.
@@ -123,10 +106,8 @@ fn is_elf(p: &Path) -> bool {
 }
 
 fn layer_entries(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let mut v: Vec<String> =
+        fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     v.sort();
     v
 }
@@ -140,13 +121,8 @@ fn both_layers_build_like_the_tutorial_and_match_ldd() {
     let tl = b.ensure(&tools()).unwrap();
     for (dir, name) in [(&m, "myroot"), (&tl, "tools")] {
         let base = dir.file_name().unwrap().to_str().unwrap();
-        let hex = base
-            .strip_prefix(&format!("{name}-"))
-            .expect("named <layer>-<fingerprint>");
-        assert!(
-            hex.len() == 16 && hex.bytes().all(|c| c.is_ascii_hexdigit()),
-            "{base}"
-        );
+        let hex = base.strip_prefix(&format!("{name}-")).expect("named <layer>-<fingerprint>");
+        assert!(hex.len() == 16 && hex.bytes().all(|c| c.is_ascii_hexdigit()), "{base}");
         assert_eq!(dir.parent().unwrap(), t.join("layers"));
     }
 
@@ -163,10 +139,7 @@ fn both_layers_build_like_the_tutorial_and_match_ldd() {
     ] {
         assert!(m.join(p).is_file(), "myroot/{p}");
     }
-    assert!(
-        m.join("proc").is_dir() && fs::read_dir(m.join("proc")).unwrap().next().is_none(),
-        "empty /proc"
-    );
+    assert!(m.join("proc").is_dir() && fs::read_dir(m.join("proc")).unwrap().next().is_none(), "empty /proc");
     for p in [
         "bin/hostname",
         "bin/ping",
@@ -179,23 +152,16 @@ fn both_layers_build_like_the_tutorial_and_match_ldd() {
         assert!(tl.join(p).is_file(), "tools/{p}");
     }
     // /bin/sh is dash's contents; `which` is a script, copied as it is.
-    assert_eq!(
-        fs::read(m.join("bin/sh")).unwrap(),
-        fs::read(fs::canonicalize("/bin/sh").unwrap()).unwrap()
-    );
+    assert_eq!(fs::read(m.join("bin/sh")).unwrap(), fs::read(fs::canonicalize("/bin/sh").unwrap()).unwrap());
     assert_eq!(
         fs::read(tl.join("usr/bin/which")).unwrap(),
         fs::read(fs::canonicalize("/usr/bin/which").unwrap()).unwrap()
     );
-    assert!(fs::read(tl.join("usr/bin/which"))
-        .unwrap()
-        .starts_with(b"#!"));
+    assert!(fs::read(tl.join("usr/bin/which")).unwrap().starts_with(b"#!"));
     // Permission bits kept, setuid dropped (mount and umount are setuid on the host).
-    for (layer, p, host) in [
-        (&m, "bin/mount", "/usr/bin/mount"),
-        (&tl, "bin/umount", "/usr/bin/umount"),
-        (&m, "bin/ls", "/usr/bin/ls"),
-    ] {
+    for (layer, p, host) in
+        [(&m, "bin/mount", "/usr/bin/mount"), (&tl, "bin/umount", "/usr/bin/umount"), (&m, "bin/ls", "/usr/bin/ls")]
+    {
         let mode = fs::metadata(layer.join(p)).unwrap().permissions().mode();
         let host_mode = fs::metadata(host).unwrap().permissions().mode();
         assert_eq!(mode & 0o7777, host_mode & 0o777, "{p}: {mode:o}");
@@ -204,11 +170,7 @@ fn both_layers_build_like_the_tutorial_and_match_ldd() {
     for layer in [&m, &tl] {
         for (p, ..) in snapshot(layer) {
             let meta = fs::symlink_metadata(layer.join(&p)).unwrap();
-            assert!(
-                meta.is_file() || meta.is_dir(),
-                "{}: not a file or dir",
-                p.display()
-            );
+            assert!(meta.is_file() || meta.is_dir(), "{}: not a file or dir", p.display());
         }
         assert!(!layer.join("etc").exists());
     }
@@ -226,20 +188,14 @@ fn both_layers_build_like_the_tutorial_and_match_ldd() {
                 continue;
             };
             entries.insert(dest.strip_prefix("/").unwrap().to_path_buf());
-            let host = layers::DEFAULT_SEARCH_PATH
-                .iter()
-                .map(|d| Path::new(d).join(command))
-                .find(|p| p.is_file())
-                .unwrap();
+            let host =
+                layers::DEFAULT_SEARCH_PATH.iter().map(|d| Path::new(d).join(command)).find(|p| p.is_file()).unwrap();
             if !is_elf(&host) {
                 continue;
             }
             let out = Command::new("ldd").arg(&host).output().unwrap();
             assert!(out.status.success(), "ldd {}", host.display());
-            for word in stdout(&out)
-                .split_whitespace()
-                .filter(|w| w.starts_with('/'))
-            {
+            for word in stdout(&out).split_whitespace().filter(|w| w.starts_with('/')) {
                 want.insert(Path::new(word).strip_prefix("/").unwrap().to_path_buf());
             }
         }
@@ -296,17 +252,11 @@ run ls /etc/ld.so.cache
         work.display(),
         m = merged.display()
     );
-    let out = Command::new("unshare")
-        .args(["-m", "sh", "-c", &script])
-        .output()
-        .unwrap();
+    let out = Command::new("unshare").args(["-m", "sh", "-c", &script]).output().unwrap();
     let text = stdout(&out);
     eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{:?}", out.status);
-    assert!(
-        !text.contains("error while loading shared libraries"),
-        "{text}"
-    );
+    assert!(!text.contains("error while loading shared libraries"), "{text}");
 
     // Split into (command, output, rc).
     let mut runs: Vec<(String, String, String)> = Vec::new();
@@ -321,11 +271,7 @@ run ls /etc/ld.so.cache
             r.push('\n');
         }
     }
-    let get = |cmd: &str| {
-        runs.iter()
-            .find(|r| r.0 == cmd)
-            .unwrap_or_else(|| panic!("{cmd} did not run"))
-    };
+    let get = |cmd: &str| runs.iter().find(|r| r.0 == cmd).unwrap_or_else(|| panic!("{cmd} did not run"));
     let host_name = fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     let checks: [(&str, &str); 13] = [
         ("ls /", "bin\nescape_chroot\nlib\nlib64\nproc\nusr\n"),
@@ -347,11 +293,7 @@ run ls /etc/ld.so.cache
         assert_eq!(rc, "0", "{cmd}: {output}");
         assert!(output.contains(want), "{cmd}: {output:?} lacks {want:?}");
     }
-    assert_ne!(
-        get("ls /etc/ld.so.cache").2,
-        "0",
-        "no ld.so.cache in the container"
-    );
+    assert_ne!(get("ls /etc/ld.so.cache").2, "0", "no ld.so.cache in the container");
     // The writes went to the upper dir, the layers are untouched.
     assert!(upper.join("made-by-mkdir").is_dir());
     assert!(!m.join("made-by-mkdir").exists() && !tl.join("made-by-mkdir").exists());
@@ -367,29 +309,14 @@ fn second_ensure_is_a_cache_hit() {
     let dir_before = snapshot(&t.join("layers"));
     let second = b.ensure(&tools()).unwrap();
     assert_eq!(first, second);
-    assert_eq!(
-        snapshot(&second),
-        before,
-        "nothing in the layer was rewritten"
-    );
-    assert_eq!(
-        snapshot(&t.join("layers")),
-        dir_before,
-        "nothing in layers_dir changed"
-    );
+    assert_eq!(snapshot(&second), before, "nothing in the layer was rewritten");
+    assert_eq!(snapshot(&t.join("layers")), dir_before, "nothing in layers_dir changed");
     // Editing a comment does not rebuild either.
-    let commented = layers::parse(
-        "tools",
-        &format!("# a new comment\n{}", layers::TOOLS_MANIFEST),
-    )
-    .unwrap();
+    let commented = layers::parse("tools", &format!("# a new comment\n{}", layers::TOOLS_MANIFEST)).unwrap();
     assert_eq!(b.ensure(&commented).unwrap(), first);
     assert_eq!(
         layer_entries(&t.join("layers")),
-        [
-            ".lock".to_string(),
-            first.file_name().unwrap().to_string_lossy().into_owned()
-        ]
+        [".lock".to_string(), first.file_name().unwrap().to_string_lossy().into_owned()]
     );
 }
 
@@ -405,21 +332,15 @@ fn a_changed_input_gives_a_new_layer_and_prune_removes_the_old() {
     let old = b.ensure(&myroot()).unwrap();
     let tl = b.ensure(&tools()).unwrap();
 
-    let f = fs::File::options()
-        .write(true)
-        .open(own.join("escape_chroot"))
-        .unwrap();
-    f.set_modified(SystemTime::now() + Duration::from_secs(3600))
-        .unwrap();
+    let f = fs::File::options().write(true).open(own.join("escape_chroot")).unwrap();
+    f.set_modified(SystemTime::now() + Duration::from_secs(3600)).unwrap();
     drop(f);
     let new = b.ensure(&myroot()).unwrap();
     assert_ne!(old, new, "a changed input must give a new layer");
     assert!(old.is_dir() && new.is_dir(), "both exist until prune");
     // A changed manifest is a new layer too.
     let mut bigger = myroot();
-    bigger.entries.push(layers::Entry::Dir {
-        dest: "/sys".into(),
-    });
+    bigger.entries.push(layers::Entry::Dir { dest: "/sys".into() });
     let with_sys = b.ensure(&bigger).unwrap();
     assert_ne!(with_sys, new);
     assert!(with_sys.join("sys").is_dir());
@@ -430,12 +351,7 @@ fn a_changed_input_gives_a_new_layer_and_prune_removes_the_old() {
     assert!(!old.exists(), "old version pruned");
     assert!(!with_sys.exists(), "not kept: pruned");
     assert!(new.is_dir() && tl.is_dir(), "kept");
-    assert_eq!(
-        layer_entries(&t.join("layers")).len(),
-        3,
-        "{:?}",
-        layer_entries(&t.join("layers"))
-    );
+    assert_eq!(layer_entries(&t.join("layers")).len(), 3, "{:?}", layer_entries(&t.join("layers")));
     // Still a cache hit after prune.
     assert_eq!(b.ensure(&myroot()).unwrap(), new);
 }
@@ -449,41 +365,23 @@ fn a_missing_command_names_its_package() {
     b.search_path = vec![t.join("empty")];
     let m = layers::parse("stressonly", "/usr/bin/stress  stress  stress\n").unwrap();
     let e = b.ensure(&m).unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "stress: not found on the host; install the 'stress' package"
-    );
+    assert_eq!(e.to_string(), "stress: not found on the host; install the 'stress' package");
     assert_eq!(e.exit_code(), 3, "a precondition");
     let e = b.ensure(&tools()).unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "hostname: not found on the host; install the 'hostname' package"
-    );
+    assert_eq!(e.to_string(), "hostname: not found on the host; install the 'hostname' package");
     // A command that is there but not executable does not count.
     fs::write(t.join("empty/stress"), "not a program").unwrap();
-    assert!(b
-        .ensure(&m)
-        .unwrap_err()
-        .to_string()
-        .contains("install the 'stress' package"));
+    assert!(b.ensure(&m).unwrap_err().to_string().contains("install the 'stress' package"));
 
     let b = Builder::new(t.join("layers"), t.join("empty"));
     let e = b.ensure(&myroot()).unwrap_err();
     assert_eq!(
         e.to_string(),
-        format!(
-            "escape_chroot: not found in {}; build it with cargo build --release",
-            t.join("empty").display()
-        )
+        format!("escape_chroot: not found in {}; build it with cargo build --release", t.join("empty").display())
     );
     assert_eq!(e.exit_code(), 3);
     // Nothing was built.
-    assert!(
-        !t.join("layers").exists()
-            || layer_entries(&t.join("layers"))
-                .iter()
-                .all(|n| n == ".lock")
-    );
+    assert!(!t.join("layers").exists() || layer_entries(&t.join("layers")).iter().all(|n| n == ".lock"));
 }
 
 #[test]
@@ -492,18 +390,13 @@ fn concurrent_builders_agree_on_one_layer() {
     let t = TempDir::new();
     let b = builder(&t);
     let dirs: Vec<PathBuf> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..4)
-            .map(|_| s.spawn(|| b.ensure(&tools()).unwrap()))
-            .collect();
+        let handles: Vec<_> = (0..4).map(|_| s.spawn(|| b.ensure(&tools()).unwrap())).collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     assert!(dirs.iter().all(|d| *d == dirs[0]), "{dirs:?}");
     assert_eq!(
         layer_entries(&t.join("layers")),
-        [
-            ".lock".to_string(),
-            dirs[0].file_name().unwrap().to_string_lossy().into_owned()
-        ]
+        [".lock".to_string(), dirs[0].file_name().unwrap().to_string_lossy().into_owned()]
     );
     assert!(dirs[0].join("usr/bin/stress").is_file());
 }
@@ -516,22 +409,13 @@ fn explain_gives_shell_commands_that_build_the_same_tree() {
     let m = b.ensure(&tools()).unwrap();
     let lines = b.explain(&tools()).unwrap();
     let text = lines.join("\n");
+    assert!(text.contains(&format!("cp -L /usr/bin/ping {}/bin/ping", m.display())), "{text}");
     assert!(
-        text.contains(&format!("cp -L /usr/bin/ping {}/bin/ping", m.display())),
+        text.contains(&format!("cp -L /lib/x86_64-linux-gnu/libc.so.6 {}/lib/x86_64-linux-gnu/libc.so.6", m.display())),
         "{text}"
     );
     assert!(
-        text.contains(&format!(
-            "cp -L /lib/x86_64-linux-gnu/libc.so.6 {}/lib/x86_64-linux-gnu/libc.so.6",
-            m.display()
-        )),
-        "{text}"
-    );
-    assert!(
-        text.contains(&format!(
-            "cp -L /lib64/ld-linux-x86-64.so.2 {}/lib64/ld-linux-x86-64.so.2",
-            m.display()
-        )),
+        text.contains(&format!("cp -L /lib64/ld-linux-x86-64.so.2 {}/lib64/ld-linux-x86-64.so.2", m.display())),
         "{text}"
     );
     // Run them (into another dir): the same files with the same contents.
@@ -540,21 +424,15 @@ fn explain_gives_shell_commands_that_build_the_same_tree() {
     assert!(sh(&format!("set -e\n{script}")).status.success());
     assert_eq!(files(&by_hand), files(&m));
     for f in files(&m) {
-        assert_eq!(
-            fs::read(by_hand.join(&f)).unwrap(),
-            fs::read(m.join(&f)).unwrap(),
-            "{}",
-            f.display()
-        );
+        assert_eq!(fs::read(by_hand.join(&f)).unwrap(), fs::read(m.join(&f)).unwrap(), "{}", f.display());
     }
 
     // The host-independent version (for docs: `command -v` and an `ldd` loop) too.
     let root = b.ensure(&myroot()).unwrap();
     let generic = t.join("generic");
-    let script = layers::explain(&myroot(), &generic).join("\n").replace(
-        "target/x86_64-unknown-linux-gnu/release/",
-        &format!("{}/", own_bin_dir().display()),
-    );
+    let script = layers::explain(&myroot(), &generic)
+        .join("\n")
+        .replace("target/x86_64-unknown-linux-gnu/release/", &format!("{}/", own_bin_dir().display()));
     assert!(sh(&format!("set -e\n{script}")).status.success());
     assert_eq!(files(&generic), files(&root));
     assert!(generic.join("proc").is_dir());
@@ -566,16 +444,10 @@ fn escape_chroot_escapes_a_plain_chroot() {
     let t = TempDir::new();
     let m = builder(&t).ensure(&myroot()).unwrap();
     let d = t.join("jail");
-    assert!(sh(&format!("cp -a {} {}", m.display(), d.display()))
-        .status
-        .success());
+    assert!(sh(&format!("cp -a {} {}", m.display(), d.display())).status.success());
     let before = ls(&d);
     assert_eq!(before, ls(&m));
-    let out = Command::new("chroot")
-        .arg(&d)
-        .arg("/escape_chroot")
-        .output()
-        .unwrap();
+    let out = Command::new("chroot").arg(&d).arg("/escape_chroot").output().unwrap();
     let text = stdout(&out);
     eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
     let host_root = ls(Path::new("/"));
@@ -584,11 +456,7 @@ fn escape_chroot_escapes_a_plain_chroot() {
         text.trim_end(),
         format!("escape_chroot: ESCAPED: reached the real root of this mount namespace; / holds: {host_root}")
     );
-    assert_eq!(
-        layer_entries(&d),
-        layer_entries(&m),
-        "the temp dir was removed"
-    );
+    assert_eq!(layer_entries(&d), layer_entries(&m), "the temp dir was removed");
 }
 
 #[test]
@@ -600,14 +468,9 @@ fn escape_chroot_is_contained_after_pivot_root() {
     // A copy of the merged view (tools on top of myroot), as a container sees it.
     let d = t.join("root");
     fs::create_dir(&d).unwrap();
-    assert!(sh(&format!(
-        "cp -a {}/. {d}/ && cp -a {}/. {d}/",
-        m.display(),
-        tl.display(),
-        d = d.display()
-    ))
-    .status
-    .success());
+    assert!(sh(&format!("cp -a {}/. {d}/ && cp -a {}/. {d}/", m.display(), tl.display(), d = d.display()))
+        .status
+        .success());
     // The tutorial's pivot_root (section 4-2), in a private mount namespace; mount
     // and umount are the layers' own (umount needs /proc).
     let script = format!(
@@ -615,30 +478,13 @@ fn escape_chroot_is_contained_after_pivot_root() {
          export PATH=/bin:/usr/bin; mount -t proc proc /proc; umount -l /old; exec /escape_chroot",
         d = d.display()
     );
-    let out = Command::new("unshare")
-        .args(["-m", "sh", "-c", &script])
-        .output()
-        .unwrap();
+    let out = Command::new("unshare").args(["-m", "sh", "-c", &script]).output().unwrap();
     let text = stdout(&out);
     eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(1), "exit 1 when contained");
-    assert_eq!(
-        text.trim_end(),
-        format!(
-            "escape_chroot: CONTAINED: \"/\" did not change; / holds: {}",
-            ls(&d)
-        )
-    );
-    assert!(
-        ls(&d).starts_with("bin escape_chroot lib lib64 old proc"),
-        "{}",
-        ls(&d)
-    );
-    assert_eq!(
-        fs::read_dir(d.join("old")).unwrap().count(),
-        0,
-        "nothing mounted on old from the host's view"
-    );
+    assert_eq!(text.trim_end(), format!("escape_chroot: CONTAINED: \"/\" did not change; / holds: {}", ls(&d)));
+    assert!(ls(&d).starts_with("bin escape_chroot lib lib64 old proc"), "{}", ls(&d));
+    assert_eq!(fs::read_dir(d.join("old")).unwrap().count(), 0, "nothing mounted on old from the host's view");
 }
 
 #[test]
@@ -646,38 +492,20 @@ fn escape_chroot_without_cap_sys_chroot_says_so() {
     lab_tests::require_root();
     let t = TempDir::new();
     // A custom layer: setpriv (with its closure) to drop the capability inside the chroot.
-    let m = layers::parse(
-        "nocap",
-        "/bin/setpriv  setpriv  util-linux\n/escape_chroot  @escape_chroot\n",
-    )
-    .unwrap();
+    let m = layers::parse("nocap", "/bin/setpriv  setpriv  util-linux\n/escape_chroot  @escape_chroot\n").unwrap();
     let dir = builder(&t).ensure(&m).unwrap();
     let d = t.join("jail");
-    assert!(sh(&format!("cp -a {} {}", dir.display(), d.display()))
-        .status
-        .success());
+    assert!(sh(&format!("cp -a {} {}", dir.display(), d.display())).status.success());
     let out = Command::new("chroot")
         .arg(&d)
-        .args([
-            "/bin/setpriv",
-            "--bounding-set=-sys_chroot",
-            "--inh-caps=-sys_chroot",
-            "/escape_chroot",
-        ])
+        .args(["/bin/setpriv", "--bounding-set=-sys_chroot", "--inh-caps=-sys_chroot", "/escape_chroot"])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     eprintln!("{}{err}", stdout(&out));
     assert_eq!(out.status.code(), Some(2), "exit 2 on an error");
-    assert!(
-        err.contains(": EPERM: operation not permitted; chroot needs CAP_SYS_CHROOT"),
-        "{err}"
-    );
-    assert_eq!(
-        layer_entries(&d),
-        layer_entries(&dir),
-        "the temp dir was removed"
-    );
+    assert!(err.contains(": EPERM: operation not permitted; chroot needs CAP_SYS_CHROOT"), "{err}");
+    assert_eq!(layer_entries(&d), layer_entries(&dir), "the temp dir was removed");
 }
 
 #[test]
@@ -689,21 +517,12 @@ fn a_damaged_layer_is_built_again() {
     fs::remove_file(dir.join("usr/bin/stress")).unwrap();
     fs::write(dir.join("bin/rm"), "truncated").unwrap();
     assert_eq!(b.ensure(&tools()).unwrap(), dir, "same inputs, same place");
-    assert_eq!(
-        fs::read(dir.join("usr/bin/stress")).unwrap(),
-        fs::read("/usr/bin/stress").unwrap()
-    );
-    assert_eq!(
-        fs::read(dir.join("bin/rm")).unwrap(),
-        fs::read("/usr/bin/rm").unwrap()
-    );
+    assert_eq!(fs::read(dir.join("usr/bin/stress")).unwrap(), fs::read("/usr/bin/stress").unwrap());
+    assert_eq!(fs::read(dir.join("bin/rm")).unwrap(), fs::read("/usr/bin/rm").unwrap());
     // The damaged copy is gone after the next prune.
     b.prune(&[dir.clone()]).unwrap();
     assert_eq!(
         layer_entries(&t.join("layers")),
-        [
-            ".lock".to_string(),
-            dir.file_name().unwrap().to_string_lossy().into_owned()
-        ]
+        [".lock".to_string(), dir.file_name().unwrap().to_string_lossy().into_owned()]
     );
 }

@@ -559,7 +559,12 @@ fn main_exit_is_seen_among_simultaneous_deaths() {
     // CMD's own children outlive the shell's exec, get re-parented to init and die
     // with it: one SIGCHLD may stand for all. init must still see CMD's exit.
     for _ in 0..5 {
-        let o = run(in_pidns(&["--", "/bin/sh", "-c", "sleep 0.2 & sleep 0.2 & sleep 0.2 & exec sh -c 'sleep 0.2; exit 9'"]));
+        let o = run(in_pidns(&[
+            "--",
+            "/bin/sh",
+            "-c",
+            "sleep 0.2 & sleep 0.2 & sleep 0.2 & exec sh -c 'sleep 0.2; exit 9'",
+        ]));
         assert_eq!(o.code, Some(9), "{o:?}");
     }
 }
@@ -568,8 +573,16 @@ fn main_exit_is_seen_among_simultaneous_deaths() {
 /// outside, so the kernel re-parents it to the namespace's PID 1) and returns
 /// its path in the namespace's /proc, seen from the host.
 fn orphan_via_nsenter(pid1: i32) -> String {
-    let o = run(Command::new("nsenter")
-        .args(["-t", &pid1.to_string(), "-p", "-m", "--", "/bin/sh", "-c", "sleep 0.2 >/dev/null 2>&1 & echo $!"]));
+    let o = run(Command::new("nsenter").args([
+        "-t",
+        &pid1.to_string(),
+        "-p",
+        "-m",
+        "--",
+        "/bin/sh",
+        "-c",
+        "sleep 0.2 >/dev/null 2>&1 & echo $!",
+    ]));
     assert_eq!(o.code, Some(0), "{o:?}");
     format!("/proc/{pid1}/root/proc/{}/stat", o.stdout.trim())
 }
@@ -786,7 +799,20 @@ fn ready_fd_reports_setup_failure_naming_the_path() {
     let mut base = Command::new("unshare");
     base.args(["-m", "-f", "-p", "--kill-child"]).arg(init()).env_remove("RUST_LOG");
     let (lower, upper, work) = (t.s("lower"), t.s("upper"), t.s("work"));
-    let args = ["--ready-fd", "READY", "--lower", &lower, "--upper", &upper, "--work", &work, "--rootfs", &missing, "--", "/bin/sh"];
+    let args = [
+        "--ready-fd",
+        "READY",
+        "--lower",
+        &lower,
+        "--upper",
+        &upper,
+        "--work",
+        &work,
+        "--rootfs",
+        &missing,
+        "--",
+        "/bin/sh",
+    ];
     let (mut unshare, ready) = start_with_ready(&mut base, &args);
     let msg = format!("open({missing}): ENOENT: no such file or directory (--rootfs must be an existing directory)");
     assert_eq!(ready.to_eof(), format!("error: {msg}\n"));
@@ -810,13 +836,11 @@ fn fds_above_2_never_reach_cmd() {
     let f = File::create(t.path("f")).unwrap();
     let fd = f.as_raw_fd();
     let script = format!("[ -e /proc/$$/fd/{fd} ] && echo leaked || echo closed");
-    let with_fd = |cmd: &mut Command| {
-        unsafe {
-            cmd.pre_exec(move || {
-                libc::fcntl(fd, libc::F_SETFD, 0);
-                Ok(())
-            });
-        }
+    let with_fd = |cmd: &mut Command| unsafe {
+        cmd.pre_exec(move || {
+            libc::fcntl(fd, libc::F_SETFD, 0);
+            Ok(())
+        });
     };
     // Control: without init the shell does see the inherited fd.
     let mut plain = Command::new("/bin/sh");
@@ -846,9 +870,9 @@ impl Drop for Cgroup {
 
 fn cgroup2_mount() -> Option<PathBuf> {
     let mi = fs::read_to_string("/proc/self/mountinfo").unwrap();
-    mi.lines().find(|l| l.split_once(" - ").is_some_and(|(_, r)| r.starts_with("cgroup2 "))).map(|l| {
-        PathBuf::from(l.split(' ').nth(4).unwrap())
-    })
+    mi.lines()
+        .find(|l| l.split_once(" - ").is_some_and(|(_, r)| r.starts_with("cgroup2 ")))
+        .map(|l| PathBuf::from(l.split(' ').nth(4).unwrap()))
 }
 
 #[test]
@@ -897,7 +921,8 @@ fn joins_a_network_namespace() {
     });
     let file = format!("/proc/{pid}/ns/net");
     // (Not under --mount-proc: /proc/PID of a host pid would not resolve there.)
-    let o = run(&mut direct(&["--netns", &file, "--", "/bin/sh", "-c", "readlink /proc/self/ns/net; cat /proc/net/dev"]));
+    let o =
+        run(&mut direct(&["--netns", &file, "--", "/bin/sh", "-c", "readlink /proc/self/ns/net; cat /proc/net/dev"]));
     let _ = holder.kill();
     let _ = holder.wait();
     assert_eq!(o.code, Some(0), "{o:?}");

@@ -16,11 +16,11 @@ use crate::state::{Journal, Paths, Proc, Role};
 
 /// Enter `name` and run `cmd` (a shell if empty); returns its exit status.
 pub fn exec(paths: &Paths, name: &str, cmd: &[String]) -> Result<i32> {
-    let j = Journal::read(paths, name)?.ok_or_else(|| crate::precondition!("{name} is not up: start it with host-setup {name}"))?;
-    let init = j
-        .proc(Role::Init)
-        .filter(|p| p.alive())
-        .ok_or_else(|| crate::precondition!("{name} is not running (its init has exited): see host-setup status {name}"))?;
+    let j = Journal::read(paths, name)?
+        .ok_or_else(|| crate::precondition!("{name} is not up: start it with host-setup {name}"))?;
+    let init = j.proc(Role::Init).filter(|p| p.alive()).ok_or_else(|| {
+        crate::precondition!("{name} is not running (its init has exited): see host-setup status {name}")
+    })?;
 
     // Open everything by path *before* entering anything: these paths only mean
     // what we want in the host's mount namespace.
@@ -75,7 +75,12 @@ pub fn exec(paths: &Paths, name: &str, cmd: &[String]) -> Result<i32> {
 }
 
 /// In the child: join the cgroups, the namespaces, the root.
-fn enter(cgroups: &[(File, std::path::PathBuf)], namespaces: &[(File, CloneFlags, &str)], root: &File, init: Proc) -> Result<()> {
+fn enter(
+    cgroups: &[(File, std::path::PathBuf)],
+    namespaces: &[(File, CloneFlags, &str)],
+    root: &File,
+    init: Proc,
+) -> Result<()> {
     for (f, p) in cgroups {
         // "0" is "the writing process": pids in cgroup.procs are read in the
         // writer's pid namespace, and ours is the container's now.

@@ -107,10 +107,8 @@ impl InitArgs {
 /// The environment of everything that runs in a container: nothing of the host's
 /// but the terminal type (and RUST_LOG, so `RUST_LOG=debug` traces init too).
 pub fn container_env() -> Vec<String> {
-    let mut env = vec![
-        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
-        "HOME=/".to_string(),
-    ];
+    let mut env =
+        vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(), "HOME=/".to_string()];
     env.push(format!("TERM={}", std::env::var("TERM").unwrap_or_else(|_| "xterm".into())));
     if let Ok(l) = std::env::var("RUST_LOG") {
         env.push(format!("RUST_LOG={l}"));
@@ -119,7 +117,9 @@ pub fn container_env() -> Vec<String> {
 }
 
 fn cstrings(v: &[String]) -> Result<Vec<CString>> {
-    v.iter().map(|s| CString::new(s.as_bytes()).map_err(|_| crate::usage!("argument {s:?} contains a NUL byte"))).collect()
+    v.iter()
+        .map(|s| CString::new(s.as_bytes()).map_err(|_| crate::usage!("argument {s:?} contains a NUL byte")))
+        .collect()
 }
 
 /// The signals host-setup passes on to the container (run, exec) instead of
@@ -164,12 +164,17 @@ pub fn spawn(args: &InitArgs) -> Result<(Pid, File)> {
     let envp = cstrings(&container_env())?;
     let path = CString::new(args.init_bin.as_os_str().as_bytes()).map_err(|_| crate::usage!("bad init path"))?;
     let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).sys(|| "pipe".into())?;
-    log::debug!("clone(CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWPID) + exec {}", args.argv(Some(READY_FD)).join(" "));
+    log::debug!(
+        "clone(CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWPID) + exec {}",
+        args.argv(Some(READY_FD)).join(" ")
+    );
 
     let flags = libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWPID;
     // clone() without a new stack behaves like fork() (the child gets a copy of this
     // stack), but takes namespace flags. host-setup is single-threaded here.
-    let ret = unsafe { libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
+    let ret = unsafe {
+        libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize)
+    };
     if ret < 0 {
         return Err(Error::sys("clone(CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWPID)", Errno::last()));
     }
@@ -188,7 +193,11 @@ pub fn spawn(args: &InitArgs) -> Result<(Pid, File)> {
             let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|c| c.as_ptr()).collect();
             envp_p.push(std::ptr::null());
             libc::execve(path.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr());
-            let msg = format!("error: exec {}: {}\n", args.init_bin.display(), crate::error::io_text(&std::io::Error::last_os_error()));
+            let msg = format!(
+                "error: exec {}: {}\n",
+                args.init_bin.display(),
+                crate::error::io_text(&std::io::Error::last_os_error())
+            );
             libc::write(READY_FD, msg.as_ptr().cast(), msg.len());
             libc::_exit(125);
         }
@@ -304,11 +313,8 @@ pub fn wait_child(child: Pid) -> Result<i32> {
 /// supervisor and init: no terminal, and nothing of the caller's pipes kept open).
 pub fn redirect_stdio(log: &std::path::Path) -> Result<()> {
     let null = File::open("/dev/null").sys(|| "open /dev/null".into())?;
-    let out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .sys(|| format!("open {}", log.display()))?;
+    let out =
+        std::fs::OpenOptions::new().create(true).append(true).open(log).sys(|| format!("open {}", log.display()))?;
     for (from, to) in [(null.as_raw_fd(), 0), (out.as_raw_fd(), 1), (out.as_raw_fd(), 2)] {
         if unsafe { libc::dup2(from, to) } < 0 {
             return Err(Error::sys(format!("dup2 {from} {to}"), Errno::last()));
@@ -346,7 +352,10 @@ mod tests {
     fn args(cmd: &[&str]) -> InitArgs {
         InitArgs {
             init_bin: "/usr/lib/host-setup/init".into(),
-            cgroup_dirs: vec!["/sys/fs/cgroup/cpu/host-setup/red".into(), "/sys/fs/cgroup/memory/host-setup/red".into()],
+            cgroup_dirs: vec![
+                "/sys/fs/cgroup/cpu/host-setup/red".into(),
+                "/sys/fs/cgroup/memory/host-setup/red".into(),
+            ],
             netns: "/run/netns/RED".into(),
             rootfs: "/s/containers/red/merge".into(),
             lower: vec!["/s/layers/tools-1".into(), "/s/layers/myroot-2".into()],

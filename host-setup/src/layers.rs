@@ -37,27 +37,15 @@ pub const TOOLS_MANIFEST: &str = include_str!("../../layers/tools.manifest");
 pub const BUILTIN: &[&str] = &["myroot", "tools"];
 
 /// Where host commands are looked for, in this order (root's usual PATH).
-pub const DEFAULT_SEARCH_PATH: &[&str] = &[
-    "/usr/local/sbin",
-    "/usr/local/bin",
-    "/usr/sbin",
-    "/usr/bin",
-    "/sbin",
-    "/bin",
-];
+pub const DEFAULT_SEARCH_PATH: &[&str] =
+    &["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
 
 /// ld.so's configuration: the directories ldconfig puts into ld.so.cache.
 const LD_SO_CONF: &str = "/etc/ld.so.conf";
 
 /// ld.so's trusted directories on x86_64 Debian, searched last.
-const DEFAULT_LIB_DIRS: &[&str] = &[
-    "/lib/x86_64-linux-gnu",
-    "/usr/lib/x86_64-linux-gnu",
-    "/lib64",
-    "/usr/lib64",
-    "/lib",
-    "/usr/lib",
-];
+const DEFAULT_LIB_DIRS: &[&str] =
+    &["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"];
 
 /// What `$LIB` expands to in DT_RPATH/DT_RUNPATH on x86_64 Debian.
 const DOLLAR_LIB: &str = "lib/x86_64-linux-gnu";
@@ -81,11 +69,7 @@ pub struct Manifest {
 pub enum Entry {
     /// `/bin/ping  ping  iputils-ping`: a host command (a name looked up on the
     /// search path, or an absolute host path), copied with its library closure.
-    Host {
-        dest: PathBuf,
-        command: String,
-        package: String,
-    },
+    Host { dest: PathBuf, command: String, package: String },
     /// `/escape_chroot  @escape_chroot`: one of this project's own binaries.
     Own { dest: PathBuf, binary: String },
     /// `/proc/`: an empty directory.
@@ -104,11 +88,7 @@ impl fmt::Display for Entry {
     /// The entry in manifest syntax, without comments or padding.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Entry::Host {
-                dest,
-                command,
-                package,
-            } => {
+            Entry::Host { dest, command, package } => {
                 write!(f, "{} {command} {package}", dest.display())
             }
             Entry::Own { dest, binary } => write!(f, "{} @{binary}", dest.display()),
@@ -162,11 +142,7 @@ pub fn parse(name: &str, text: &str) -> Result<Manifest> {
         }
         let dest_text = fields[0];
         let is_dir = dest_text.len() > 1 && dest_text.ends_with('/');
-        let path_text = if is_dir {
-            &dest_text[..dest_text.len() - 1]
-        } else {
-            dest_text
-        };
+        let path_text = if is_dir { &dest_text[..dest_text.len() - 1] } else { dest_text };
         let dest = check_dest(path_text).map_err(|m| err(format!("{dest_text}: {m}")))?;
         let entry = match (is_dir, &fields[1..]) {
             (true, []) => Entry::Dir { dest },
@@ -178,7 +154,10 @@ pub fn parse(name: &str, text: &str) -> Result<Manifest> {
             }
             (false, [own]) if own.starts_with('@') => {
                 let binary = &own[1..];
-                if binary.is_empty() || !binary.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) || binary.starts_with('.') {
+                if binary.is_empty()
+                    || !binary.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+                    || binary.starts_with('.')
+                {
                     return Err(err(format!("{own}: not a binary name (letters, digits, '_', '.', '-')")));
                 }
                 Entry::Own { dest, binary: binary.to_string() }
@@ -186,9 +165,7 @@ pub fn parse(name: &str, text: &str) -> Result<Manifest> {
             (false, [own, ..]) if own.starts_with('@') => {
                 return Err(err(format!("{own}: an own binary takes no package field")))
             }
-            (false, [command]) => {
-                return Err(err(format!("{command}: missing the debian package that provides it")))
-            }
+            (false, [command]) => return Err(err(format!("{command}: missing the debian package that provides it"))),
             (false, [command, package]) => {
                 check_command(command).map_err(|m| err(format!("{command}: {m}")))?;
                 check_package(package).map_err(|m| err(format!("{package}: {m}")))?;
@@ -202,15 +179,10 @@ pub fn parse(name: &str, text: &str) -> Result<Manifest> {
         for (k, other) in entries.iter().enumerate() {
             let (a, b) = (entry.dest(), other.dest());
             if a == b {
-                return Err(err(format!(
-                    "{}: already listed on line {}",
-                    a.display(),
-                    lines[k]
-                )));
+                return Err(err(format!("{}: already listed on line {}", a.display(), lines[k])));
             }
-            let file_over = |file: &Entry, under: &Path| {
-                !matches!(file, Entry::Dir { .. }) && under.starts_with(file.dest())
-            };
+            let file_over =
+                |file: &Entry, under: &Path| !matches!(file, Entry::Dir { .. }) && under.starts_with(file.dest());
             if file_over(other, a) || file_over(&entry, b) {
                 return Err(err(format!(
                     "{} and {} (line {}): one is a file and would have to be a directory",
@@ -226,25 +198,18 @@ pub fn parse(name: &str, text: &str) -> Result<Manifest> {
     if entries.is_empty() {
         return Err(crate::failed!("{name}.manifest: no entries"));
     }
-    Ok(Manifest {
-        name: name.to_string(),
-        entries,
-    })
+    Ok(Manifest { name: name.to_string(), entries })
 }
 
 fn check_layer_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
     if ok {
         Ok(())
     } else {
-        Err(crate::failed!(
-            "{name:?}: not a layer name (letters, digits, '_', '.', '-')"
-        ))
+        Err(crate::failed!("{name:?}: not a layer name (letters, digits, '_', '.', '-')"))
     }
 }
 
@@ -283,13 +248,8 @@ fn check_command(cmd: &str) -> std::result::Result<(), String> {
 /// characters, starting with a letter or digit.
 fn check_package(pkg: &str) -> std::result::Result<(), String> {
     let mut chars = pkg.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    if first_ok
-        && pkg.len() >= 2
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c))
-    {
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if first_ok && pkg.len() >= 2 && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c)) {
         Ok(())
     } else {
         Err("not a debian package name".into())
@@ -321,10 +281,7 @@ impl LibSearch {
         read_ld_so_conf(conf, 0, &mut conf_dirs)?;
         dedup(&mut conf_dirs);
         debug!("library search: ld.so.conf dirs {}", join_paths(&conf_dirs));
-        Ok(LibSearch {
-            conf_dirs,
-            default_dirs: DEFAULT_LIB_DIRS.iter().map(PathBuf::from).collect(),
-        })
+        Ok(LibSearch { conf_dirs, default_dirs: DEFAULT_LIB_DIRS.iter().map(PathBuf::from).collect() })
     }
 }
 
@@ -333,10 +290,7 @@ impl LibSearch {
 /// lines (obsolete, ignored), '#' comments.
 fn read_ld_so_conf(path: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<()> {
     if depth > 16 {
-        return Err(crate::failed!(
-            "read {}: includes nested too deep",
-            path.display()
-        ));
+        return Err(crate::failed!("read {}: includes nested too deep", path.display()));
     }
     let text = match fs::read_to_string(path) {
         Ok(t) => t,
@@ -383,11 +337,7 @@ fn read_ld_so_conf(path: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<
 /// The paths matching `pattern` (`*`, `?`, `[...]` in any component), sorted, as
 /// glob(3) gives them; '*' does not match a leading '.'.
 fn glob(pattern: &str) -> Vec<PathBuf> {
-    let mut found = vec![PathBuf::from(if pattern.starts_with('/') {
-        "/"
-    } else {
-        "."
-    })];
+    let mut found = vec![PathBuf::from(if pattern.starts_with('/') { "/" } else { "." })];
     for comp in pattern.split('/').filter(|c| !c.is_empty()) {
         let wild = comp.contains(['*', '?', '[']);
         let mut next = Vec::new();
@@ -397,15 +347,11 @@ fn glob(pattern: &str) -> Vec<PathBuf> {
                 continue;
             }
             let Ok(rd) = fs::read_dir(base) else { continue };
-            let mut names: Vec<String> = rd
-                .filter_map(|e| e.ok())
-                .filter_map(|e| e.file_name().into_string().ok())
-                .collect();
+            let mut names: Vec<String> =
+                rd.filter_map(|e| e.ok()).filter_map(|e| e.file_name().into_string().ok()).collect();
             names.sort();
             for name in names {
-                if (!name.starts_with('.') || comp.starts_with('.'))
-                    && fnmatch(comp.as_bytes(), name.as_bytes())
-                {
+                if (!name.starts_with('.') || comp.starts_with('.')) && fnmatch(comp.as_bytes(), name.as_bytes()) {
                     next.push(base.join(name));
                 }
             }
@@ -481,11 +427,7 @@ fn library_dirs(chain: &[ObjPaths], nodeflib: bool, search: &LibSearch) -> Vec<P
             dirs.extend(o.rpath.iter().filter_map(|e| expand_origin(e, o.origin)));
         }
     }
-    dirs.extend(
-        obj.runpath
-            .iter()
-            .filter_map(|e| expand_origin(e, obj.origin)),
-    );
+    dirs.extend(obj.runpath.iter().filter_map(|e| expand_origin(e, obj.origin)));
     if !nodeflib {
         dirs.extend(search.conf_dirs.iter().cloned());
         dirs.extend(search.default_dirs.iter().cloned());
@@ -507,9 +449,7 @@ fn expand_origin(entry: &str, origin: &Path) -> Option<PathBuf> {
             let end = inner.find('}')?;
             (&inner[..end], end + 2)
         } else {
-            let end = after
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(after.len());
+            let end = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(after.len());
             (&after[..end], end)
         };
         match token {
@@ -651,14 +591,7 @@ fn fingerprint(manifest_text: &str, inputs: &[InputKey]) -> u64 {
         h.path(&k.dest);
         h.path(&k.found);
         h.path(&k.real);
-        for n in [
-            k.size,
-            k.mtime as u64,
-            k.mtime_nsec as u64,
-            k.dev,
-            k.ino,
-            u64::from(k.mode),
-        ] {
+        for n in [k.size, k.mtime as u64, k.mtime_nsec as u64, k.dev, k.ino, u64::from(k.mode)] {
             h.num(n);
         }
     }
@@ -709,13 +642,7 @@ impl<'a> Resolver<'a> {
         } else {
             (None, None)
         };
-        let src = Rc::new(Source {
-            real: real.clone(),
-            file,
-            meta,
-            elf,
-            shebang,
-        });
+        let src = Rc::new(Source { real: real.clone(), file, meta, elf, shebang });
         self.cache.insert(real, src.clone());
         Ok(src)
     }
@@ -736,12 +663,7 @@ impl<'a> Resolver<'a> {
             ));
         }
         match &why {
-            Why::Entry => debug!(
-                "layer {}: {} <- {}",
-                self.layer,
-                dest.display(),
-                src.real.display()
-            ),
+            Why::Entry => debug!("layer {}: {} <- {}", self.layer, dest.display(), src.real.display()),
             Why::Interp { of } => debug!(
                 "layer {}: {} <- {} (dynamic loader of {})",
                 self.layer,
@@ -758,30 +680,17 @@ impl<'a> Resolver<'a> {
             ),
         }
         self.by_dest.insert(dest.clone(), self.files.len());
-        self.files.push(LayerFile {
-            dest,
-            found: found.to_path_buf(),
-            src,
-            why,
-        });
+        self.files.push(LayerFile { dest, found: found.to_path_buf(), src, why });
         Ok(())
     }
 
     /// A host command: `name` on the search path (or an absolute path).
     fn find_command(&self, command: &str, package: &str) -> Result<PathBuf> {
-        let missing = || {
-            crate::precondition!(
-                "{command}: not found on the host; install the '{package}' package"
-            )
-        };
+        let missing = || crate::precondition!("{command}: not found on the host; install the '{package}' package");
         let candidates: Vec<PathBuf> = if command.starts_with('/') {
             vec![PathBuf::from(command)]
         } else {
-            self.builder
-                .search_path
-                .iter()
-                .map(|d| d.join(command))
-                .collect()
+            self.builder.search_path.iter().map(|d| d.join(command)).collect()
         };
         for p in candidates {
             match fs::metadata(&p) {
@@ -809,13 +718,8 @@ impl<'a> Resolver<'a> {
             }
             return Ok(());
         };
-        let mut objs = vec![Obj {
-            found: found.to_path_buf(),
-            names: vec![],
-            src: src.clone(),
-            loader: None,
-            is_exe: true,
-        }];
+        let mut objs =
+            vec![Obj { found: found.to_path_buf(), names: vec![], src: src.clone(), loader: None, is_exe: true }];
         if let Some(interp) = &info.interp {
             let ipath = PathBuf::from(interp);
             let isrc = match fs::metadata(&ipath) {
@@ -829,39 +733,18 @@ impl<'a> Resolver<'a> {
                 Err(e) => return Err(e).sys(|| format!("stat {interp}")),
             };
             if isrc.elf.is_none() {
-                return Err(crate::failed!(
-                    "{interp} (the dynamic loader of {}): not an ELF file",
-                    found.display()
-                ));
+                return Err(crate::failed!("{interp} (the dynamic loader of {}): not an ELF file", found.display()));
             }
-            let dest = normalize(&ipath)
-                .ok_or_else(|| crate::failed!("{interp}: PT_INTERP is not an absolute path"))?;
-            self.add(
-                dest,
-                &ipath,
-                isrc.clone(),
-                Why::Interp {
-                    of: found.to_path_buf(),
-                },
-            )?;
+            let dest =
+                normalize(&ipath).ok_or_else(|| crate::failed!("{interp}: PT_INTERP is not an absolute path"))?;
+            self.add(dest, &ipath, isrc.clone(), Why::Interp { of: found.to_path_buf() })?;
             let mut names = vec![interp.clone()];
             names.extend(isrc.elf.as_ref().and_then(|e| e.soname.clone()));
-            objs.push(Obj {
-                found: ipath,
-                names,
-                src: isrc,
-                loader: None,
-                is_exe: false,
-            });
+            objs.push(Obj { found: ipath, names, src: isrc, loader: None, is_exe: false });
         }
         let mut i = 0;
         while i < objs.len() {
-            let needed = objs[i]
-                .src
-                .elf
-                .as_ref()
-                .map(|e| e.needed.clone())
-                .unwrap_or_default();
+            let needed = objs[i].src.elf.as_ref().map(|e| e.needed.clone()).unwrap_or_default();
             for name in needed {
                 if objs.iter().any(|o| o.names.contains(&name)) {
                     continue;
@@ -872,27 +755,12 @@ impl<'a> Resolver<'a> {
                     o.names.push(name);
                     continue;
                 }
-                let dest = normalize(&lfound).ok_or_else(|| {
-                    crate::failed!("{name}: found at a relative path {}", lfound.display())
-                })?;
-                self.add(
-                    dest,
-                    &lfound,
-                    lsrc.clone(),
-                    Why::Needed {
-                        name: name.clone(),
-                        by: objs[i].found.clone(),
-                    },
-                )?;
+                let dest = normalize(&lfound)
+                    .ok_or_else(|| crate::failed!("{name}: found at a relative path {}", lfound.display()))?;
+                self.add(dest, &lfound, lsrc.clone(), Why::Needed { name: name.clone(), by: objs[i].found.clone() })?;
                 let mut names = vec![name];
                 names.extend(lsrc.elf.as_ref().and_then(|e| e.soname.clone()));
-                objs.push(Obj {
-                    found: lfound,
-                    names,
-                    src: lsrc,
-                    loader: Some(i),
-                    is_exe: false,
-                });
+                objs.push(Obj { found: lfound, names, src: lsrc, loader: Some(i), is_exe: false });
             }
             i += 1;
         }
@@ -900,32 +768,19 @@ impl<'a> Resolver<'a> {
     }
 
     /// Where ld.so would find the DT_NEEDED `name` of `objs[i]`.
-    fn find_library(
-        &mut self,
-        name: &str,
-        objs: &[Obj],
-        i: usize,
-    ) -> Result<(PathBuf, Rc<Source>)> {
+    fn find_library(&mut self, name: &str, objs: &[Obj], i: usize) -> Result<(PathBuf, Rc<Source>)> {
         let needer = &objs[i];
-        let info = needer
-            .src
-            .elf
-            .as_ref()
-            .expect("only ELF objects need libraries");
+        let info = needer.src.elf.as_ref().expect("only ELF objects need libraries");
         let by = needer.found.display();
         if name.contains('/') {
             // A path, not a name: used as it is, no search.
             let p = PathBuf::from(name);
             if !p.is_absolute() {
-                return Err(crate::failed!(
-                    "{name}, needed by {by}: a relative path cannot be resolved"
-                ));
+                return Err(crate::failed!("{name}, needed by {by}: a relative path cannot be resolved"));
             }
             return match self.probe(&p, info.kind)? {
                 Some(src) => Ok((p, src)),
-                None => Err(crate::precondition!(
-                    "{name}, needed by {by}: not found on the host"
-                )),
+                None => Err(crate::precondition!("{name}, needed by {by}: not found on the host")),
             };
         }
         // The object, then its loaders up to the executable.
@@ -935,11 +790,7 @@ impl<'a> Resolver<'a> {
             let o = &objs[j];
             // $ORIGIN: the executable's directory after symlinks (ld.so reads
             // /proc/self/exe); a library's is the directory it was found in.
-            let origin = if o.is_exe {
-                o.src.real.parent()
-            } else {
-                o.found.parent()
-            };
+            let origin = if o.is_exe { o.src.real.parent() } else { o.found.parent() };
             origins.push((j, origin.unwrap_or(Path::new("/")).to_path_buf()));
             k = o.loader;
         }
@@ -947,11 +798,7 @@ impl<'a> Resolver<'a> {
             .iter()
             .map(|(j, origin)| {
                 let e = objs[*j].src.elf.as_ref().expect("loaded objects are ELF");
-                ObjPaths {
-                    rpath: &e.rpath,
-                    runpath: &e.runpath,
-                    origin,
-                }
+                ObjPaths { rpath: &e.rpath, runpath: &e.runpath, origin }
             })
             .collect();
         let dirs = library_dirs(&chain, info.nodeflib, &self.search);
@@ -973,12 +820,7 @@ impl<'a> Resolver<'a> {
         match fs::metadata(path) {
             Ok(m) if m.is_file() => {}
             Ok(_) => return Ok(None),
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::EACCES)
-                ) =>
-            {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::EACCES)) => {
                 return Ok(None)
             }
             Err(e) => return Err(e).sys(|| format!("stat {}", path.display())),
@@ -987,10 +829,7 @@ impl<'a> Resolver<'a> {
         match &src.elf {
             Some(e) if e.kind == kind => Ok(Some(src)),
             _ => {
-                debug!(
-                    "library search: {} is not a matching ELF object, skipped",
-                    path.display()
-                );
+                debug!("library search: {} is not a matching ELF object, skipped", path.display());
                 Ok(None)
             }
         }
@@ -1022,27 +861,16 @@ fn parse_elf(file: &File, path: &Path, len: u64) -> Result<ElfInfo> {
 
     let head = read(0, len.min(64), "the ELF header")?;
     let header = goblin::elf::Elf::parse_header(&head).map_err(goblin_err)?;
-    let ctx = Ctx::new(
-        header.container().map_err(goblin_err)?,
-        header.endianness().map_err(goblin_err)?,
-    );
+    let ctx = Ctx::new(header.container().map_err(goblin_err)?, header.endianness().map_err(goblin_err)?);
     let phnum = usize::from(header.e_phnum);
-    let phdr_bytes = read(
-        header.e_phoff,
-        u64::from(header.e_phentsize) * phnum as u64,
-        "the program headers",
-    )?;
+    let phdr_bytes = read(header.e_phoff, u64::from(header.e_phentsize) * phnum as u64, "the program headers")?;
     let mut phdrs = ProgramHeader::parse(&phdr_bytes, 0, phnum, ctx).map_err(goblin_err)?;
 
-    let mut info = ElfInfo {
-        kind: (header.e_ident[4], header.e_ident[5], header.e_machine),
-        ..Default::default()
-    };
+    let mut info = ElfInfo { kind: (header.e_ident[4], header.e_ident[5], header.e_machine), ..Default::default() };
     if let Some(ph) = phdrs.iter().find(|p| p.p_type == PT_INTERP) {
         let raw = read(ph.p_offset, ph.p_filesz, "PT_INTERP")?;
         let raw = raw.split(|&b| b == 0).next().unwrap_or_default();
-        info.interp =
-            Some(String::from_utf8(raw.to_vec()).map_err(|_| bad("PT_INTERP is not UTF-8"))?);
+        info.interp = Some(String::from_utf8(raw.to_vec()).map_err(|_| bad("PT_INTERP is not UTF-8"))?);
     }
     let Some(dyn_ph) = phdrs.iter_mut().find(|p| p.p_type == PT_DYNAMIC) else {
         return Ok(info); // static: nothing to load
@@ -1054,17 +882,10 @@ fn parse_elf(file: &File, path: &Path, len: u64) -> Result<ElfInfo> {
     let Some(dynamic) = Dynamic::parse(&dyn_bytes, &phdrs, ctx).map_err(goblin_err)? else {
         return Ok(info);
     };
-    let strtab_bytes = read(
-        dynamic.info.strtab as u64,
-        dynamic.info.strsz as u64,
-        "DT_STRTAB",
-    )?;
+    let strtab_bytes = read(dynamic.info.strtab as u64, dynamic.info.strsz as u64, "DT_STRTAB")?;
     let strtab = Strtab::parse(&strtab_bytes, 0, strtab_bytes.len(), 0).map_err(goblin_err)?;
     let string = |offset: u64| -> Result<String> {
-        strtab
-            .get_at(offset as usize)
-            .map(String::from)
-            .ok_or_else(|| bad("a dynamic entry points outside DT_STRTAB"))
+        strtab.get_at(offset as usize).map(String::from).ok_or_else(|| bad("a dynamic entry points outside DT_STRTAB"))
     };
     for lib in dynamic.get_libraries(&strtab) {
         info.needed.push(lib.to_string());
@@ -1075,12 +896,7 @@ fn parse_elf(file: &File, path: &Path, len: u64) -> Result<ElfInfo> {
             DT_RUNPATH => &mut info.runpath,
             _ => continue,
         };
-        list.extend(
-            string(d.d_val)?
-                .split(':')
-                .filter(|s| !s.is_empty())
-                .map(String::from),
-        );
+        list.extend(string(d.d_val)?.split(':').filter(|s| !s.is_empty()).map(String::from));
     }
     if dynamic.info.soname != 0 {
         info.soname = Some(string(dynamic.info.soname as u64)?);
@@ -1124,10 +940,7 @@ fn normalize(p: &Path) -> Option<PathBuf> {
 }
 
 fn join_paths(v: &[PathBuf]) -> String {
-    v.iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(":")
+    v.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":")
 }
 
 /// `/a/b` inside the layer at `root`: `root/a/b`.
@@ -1172,34 +985,18 @@ impl Builder {
         // Somebody else may have built it while we waited for the lock.
         if dir.is_dir() {
             if self.looks_complete(&r, &dir) {
-                debug!(
-                    "layer {}: built meanwhile by another process at {}",
-                    m.name,
-                    dir.display()
-                );
+                debug!("layer {}: built meanwhile by another process at {}", m.name, dir.display());
                 return Ok(dir);
             }
             // A file is missing or has another size: somebody changed the layer by
             // hand (the files are synced before the rename, so a crash cannot).
             // Move it aside (the next build removes it) and build it again.
-            warn!(
-                "layer {}: {} is incomplete; building it again",
-                m.name,
-                dir.display()
-            );
-            let broken =
-                self.layers_dir
-                    .join(format!(".tmp-broken-{}-{}", m.name, std::process::id()));
-            fs::rename(&dir, &broken)
-                .sys(|| format!("rename {} to {}", dir.display(), broken.display()))?;
+            warn!("layer {}: {} is incomplete; building it again", m.name, dir.display());
+            let broken = self.layers_dir.join(format!(".tmp-broken-{}-{}", m.name, std::process::id()));
+            fs::rename(&dir, &broken).sys(|| format!("rename {} to {}", dir.display(), broken.display()))?;
         }
         self.remove_temps()?;
-        let tmp = self.layers_dir.join(format!(
-            ".tmp-{}-{:016x}-{}",
-            m.name,
-            r.fingerprint,
-            std::process::id()
-        ));
+        let tmp = self.layers_dir.join(format!(".tmp-{}-{:016x}-{}", m.name, r.fingerprint, std::process::id()));
         info!("layer {}: building {}", m.name, dir.display());
         if let Err(e) = self.write_layer(&r, &tmp) {
             if let Err(e2) = remove_tree(&tmp) {
@@ -1209,13 +1006,7 @@ impl Builder {
         }
         fs::rename(&tmp, &dir).sys(|| format!("rename {} to {}", tmp.display(), dir.display()))?;
         fsync_dir(&self.layers_dir)?;
-        debug!(
-            "layer {}: {} files, {} empty dirs in {}",
-            m.name,
-            r.files.len(),
-            r.dirs.len(),
-            dir.display()
-        );
+        debug!("layer {}: {} files, {} empty dirs in {}", m.name, r.files.len(), r.dirs.len(), dir.display());
         Ok(dir)
     }
 
@@ -1227,13 +1018,9 @@ impl Builder {
         if !self.layers_dir.is_dir() {
             return Ok(());
         }
-        let keep: Vec<PathBuf> = keep
-            .iter()
-            .map(|k| fs::canonicalize(k).unwrap_or_else(|_| k.clone()))
-            .collect();
+        let keep: Vec<PathBuf> = keep.iter().map(|k| fs::canonicalize(k).unwrap_or_else(|_| k.clone())).collect();
         let _lock = self.lock()?;
-        let base = fs::canonicalize(&self.layers_dir)
-            .sys(|| format!("resolve {}", self.layers_dir.display()))?;
+        let base = fs::canonicalize(&self.layers_dir).sys(|| format!("resolve {}", self.layers_dir.display()))?;
         let mounts = mount_points()?;
         for entry in fs::read_dir(&base).sys(|| format!("read {}", base.display()))? {
             let entry = entry.sys(|| format!("read {}", base.display()))?;
@@ -1266,10 +1053,7 @@ impl Builder {
         let r = self.resolve(m)?;
         let dir = self.layer_path(m, r.fingerprint);
         let l = dir.display().to_string();
-        let mut out = vec![format!(
-            "# layer {}: {} (what host-setup does in-process)",
-            m.name, l
-        )];
+        let mut out = vec![format!("# layer {}: {} (what host-setup does in-process)", m.name, l)];
         let mut mkdirs: Vec<PathBuf> = r.dirs.clone();
         for f in &r.files {
             if let Some(p) = f.dest.parent() {
@@ -1281,19 +1065,12 @@ impl Builder {
         dedup(&mut mkdirs);
         let all = mkdirs.clone();
         mkdirs.retain(|d| !all.iter().any(|o| o != d && o.starts_with(d)));
-        let ml: Vec<String> = mkdirs
-            .iter()
-            .map(|d| format!("{l}{}", d.display()))
-            .collect();
+        let ml: Vec<String> = mkdirs.iter().map(|d| format!("{l}{}", d.display())).collect();
         out.push(format!("mkdir -p {}", ml.join(" ")));
         let (entries, closure): (Vec<&LayerFile>, Vec<&LayerFile>) =
             r.files.iter().partition(|f| matches!(f.why, Why::Entry));
         for f in &entries {
-            out.push(format!(
-                "cp -L {} {l}{}",
-                f.found.display(),
-                f.dest.display()
-            ));
+            out.push(format!("cp -L {} {l}{}", f.found.display(), f.dest.display()));
         }
         if !closure.is_empty() {
             let exes: Vec<String> = entries
@@ -1303,19 +1080,20 @@ impl Builder {
                 .collect();
             out.push(format!("# the shared libraries (ldd {}):", exes.join(" ")));
             for f in &closure {
-                out.push(format!(
-                    "cp -L {} {l}{}",
-                    f.found.display(),
-                    f.dest.display()
-                ));
+                out.push(format!("cp -L {} {l}{}", f.found.display(), f.dest.display()));
             }
         }
         Ok(out)
     }
 
+    /// The directory [`Builder::ensure`] would return for `m` on this host, without
+    /// building anything (for `--explain`).
+    pub fn dir_for(&self, m: &Manifest) -> Result<PathBuf> {
+        Ok(self.layer_path(m, self.resolve(m)?.fingerprint))
+    }
+
     fn layer_path(&self, m: &Manifest, fingerprint: u64) -> PathBuf {
-        self.layers_dir
-            .join(format!("{}-{:016x}", m.name, fingerprint))
+        self.layers_dir.join(format!("{}-{:016x}", m.name, fingerprint))
     }
 
     /// Finds and reads every input of `m` and computes the fingerprint.
@@ -1332,11 +1110,7 @@ impl Builder {
         let mut dirs = Vec::new();
         for e in &m.entries {
             match e {
-                Entry::Host {
-                    dest,
-                    command,
-                    package,
-                } => {
+                Entry::Host { dest, command, package } => {
                     let found = r.find_command(command, package)?;
                     debug!("layer {}: {command} is {}", m.name, found.display());
                     r.add_with_closure(dest.clone(), &found)?;
@@ -1370,23 +1144,14 @@ impl Builder {
             })
             .collect();
         let fingerprint = fingerprint(&m.canonical_text(), &keys);
-        debug!(
-            "layer {}: {} input files, fingerprint {fingerprint:016x}",
-            m.name,
-            keys.len()
-        );
-        Ok(Resolved {
-            dirs,
-            files: r.files,
-            fingerprint,
-        })
+        debug!("layer {}: {} input files, fingerprint {fingerprint:016x}", m.name, keys.len());
+        Ok(Resolved { dirs, files: r.files, fingerprint })
     }
 
     /// A cheap check of a cached layer: every file there with the right size.
     fn looks_complete(&self, r: &Resolved, dir: &Path) -> bool {
         let files_ok = r.files.iter().all(|f| {
-            fs::symlink_metadata(in_layer(dir, &f.dest))
-                .is_ok_and(|m| m.is_file() && m.len() == f.src.meta.len())
+            fs::symlink_metadata(in_layer(dir, &f.dest)).is_ok_and(|m| m.is_file() && m.len() == f.src.meta.len())
         });
         files_ok && r.dirs.iter().all(|d| in_layer(dir, d).is_dir())
     }
@@ -1408,10 +1173,7 @@ impl Builder {
             if e != Errno::EWOULDBLOCK {
                 return Err(Error::sys(format!("flock {}", path.display()), e));
             }
-            debug!(
-                "layers: waiting for {} (another host-setup is building)",
-                path.display()
-            );
+            debug!("layers: waiting for {} (another host-setup is building)", path.display());
             loop {
                 // SAFETY: as above.
                 if unsafe { libc::flock(fd, libc::LOCK_EX) } == 0 {
@@ -1428,9 +1190,7 @@ impl Builder {
 
     /// Leftovers of builds that died (called with the lock held, so nobody is building).
     fn remove_temps(&self) -> Result<()> {
-        for entry in
-            fs::read_dir(&self.layers_dir).sys(|| format!("read {}", self.layers_dir.display()))?
-        {
+        for entry in fs::read_dir(&self.layers_dir).sys(|| format!("read {}", self.layers_dir.display()))? {
             let entry = entry.sys(|| format!("read {}", self.layers_dir.display()))?;
             if entry.file_name().to_string_lossy().starts_with(".tmp-") {
                 debug!("layers: removing the leftover {}", entry.path().display());
@@ -1462,10 +1222,8 @@ impl Builder {
                 .sys(|| format!("create {}", dst.display()))?;
             // From the fd opened during resolution: the inode the fingerprint describes.
             let mut from = &f.src.file;
-            from.seek(SeekFrom::Start(0))
-                .sys(|| format!("copy {real} to {}", dst.display()))?;
-            let n = std::io::copy(&mut from, &mut out)
-                .sys(|| format!("copy {real} to {}", dst.display()))?;
+            from.seek(SeekFrom::Start(0)).sys(|| format!("copy {real} to {}", dst.display()))?;
+            let n = std::io::copy(&mut from, &mut out).sys(|| format!("copy {real} to {}", dst.display()))?;
             if n != f.src.meta.len() {
                 return Err(crate::failed!(
                     "copy {real} to {}: {real} changed while being copied ({n} bytes, not {})",
@@ -1492,9 +1250,7 @@ impl Builder {
 fn is_layer_dir_name(name: &str) -> bool {
     match name.rsplit_once('-') {
         Some((layer, hex)) => {
-            check_layer_name(layer).is_ok()
-                && hex.len() == 16
-                && hex.bytes().all(|b| b.is_ascii_hexdigit())
+            check_layer_name(layer).is_ok() && hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit())
         }
         None => false,
     }
@@ -1503,8 +1259,7 @@ fn is_layer_dir_name(name: &str) -> bool {
 fn mkdir_0755(p: &Path) -> Result<()> {
     fs::create_dir(p).sys(|| format!("mkdir {}", p.display()))?;
     // Explicitly, whatever the umask.
-    fs::set_permissions(p, fs::Permissions::from_mode(0o755))
-        .sys(|| format!("chmod 755 {}", p.display()))
+    fs::set_permissions(p, fs::Permissions::from_mode(0o755)).sys(|| format!("chmod 755 {}", p.display()))
 }
 
 /// Creates `root/rel` and its parents (mode 0755), recording the new ones.
@@ -1527,9 +1282,7 @@ fn mkdir_p(root: &Path, rel: &Path, made: &mut Vec<PathBuf>) -> Result<()> {
 }
 
 fn fsync_dir(p: &Path) -> Result<()> {
-    File::open(p)
-        .and_then(|f| f.sync_all())
-        .sys(|| format!("fsync {}", p.display()))
+    File::open(p).and_then(|f| f.sync_all()).sys(|| format!("fsync {}", p.display()))
 }
 
 /// `rm -rf`, in-process; does not follow symlinks.
@@ -1543,13 +1296,8 @@ fn remove_tree(p: &Path) -> Result<()> {
 
 /// The mount points of this mount namespace (/proc/self/mountinfo, field 5).
 fn mount_points() -> Result<Vec<PathBuf>> {
-    let text =
-        fs::read_to_string("/proc/self/mountinfo").sys(|| "read /proc/self/mountinfo".into())?;
-    Ok(text
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|m| PathBuf::from(unescape_octal(m)))
-        .collect())
+    let text = fs::read_to_string("/proc/self/mountinfo").sys(|| "read /proc/self/mountinfo".into())?;
+    Ok(text.lines().filter_map(|l| l.split(' ').nth(4)).map(|m| PathBuf::from(unescape_octal(m))).collect())
 }
 
 /// mountinfo writes ' ', '\t', '\n' and '\\' as `\040` etc.
@@ -1558,10 +1306,7 @@ fn unescape_octal(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
             out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
             i += 4;
         } else {
@@ -1598,19 +1343,13 @@ pub fn explain(m: &Manifest, layer_dir: &Path) -> Vec<String> {
     for e in &m.entries {
         match e {
             Entry::Host { dest, command, .. } => {
-                let src = if command.starts_with('/') {
-                    command.clone()
-                } else {
-                    format!("\"$(command -v {command})\"")
-                };
+                let src =
+                    if command.starts_with('/') { command.clone() } else { format!("\"$(command -v {command})\"") };
                 out.push(format!("cp -L {src} {l}{}", dest.display()));
                 copied.push(format!("{l}{}", dest.display()));
             }
             Entry::Own { dest, binary } => {
-                out.push(format!(
-                    "cp -L target/x86_64-unknown-linux-gnu/release/{binary} {l}{}",
-                    dest.display()
-                ));
+                out.push(format!("cp -L target/x86_64-unknown-linux-gnu/release/{binary} {l}{}", dest.display()));
                 copied.push(format!("{l}{}", dest.display()));
             }
             Entry::Dir { .. } => {}
@@ -1639,60 +1378,16 @@ mod tests {
     fn builtin_manifests_parse() {
         let m = builtin("myroot").unwrap();
         assert_eq!(m.name, "myroot");
-        let dests: Vec<_> = m
-            .entries
-            .iter()
-            .map(|e| e.dest().display().to_string())
-            .collect();
-        assert_eq!(
-            dests,
-            [
-                "/bin/ls",
-                "/bin/mkdir",
-                "/bin/mount",
-                "/bin/ps",
-                "/bin/sh",
-                "/escape_chroot",
-                "/proc"
-            ]
-        );
-        assert_eq!(
-            m.entries[4],
-            Entry::Host {
-                dest: "/bin/sh".into(),
-                command: "sh".into(),
-                package: "dash".into()
-            }
-        );
-        assert_eq!(
-            m.entries[5],
-            Entry::Own {
-                dest: "/escape_chroot".into(),
-                binary: "escape_chroot".into()
-            }
-        );
-        assert_eq!(
-            m.entries[6],
-            Entry::Dir {
-                dest: "/proc".into()
-            }
-        );
+        let dests: Vec<_> = m.entries.iter().map(|e| e.dest().display().to_string()).collect();
+        assert_eq!(dests, ["/bin/ls", "/bin/mkdir", "/bin/mount", "/bin/ps", "/bin/sh", "/escape_chroot", "/proc"]);
+        assert_eq!(m.entries[4], Entry::Host { dest: "/bin/sh".into(), command: "sh".into(), package: "dash".into() });
+        assert_eq!(m.entries[5], Entry::Own { dest: "/escape_chroot".into(), binary: "escape_chroot".into() });
+        assert_eq!(m.entries[6], Entry::Dir { dest: "/proc".into() });
         let t = builtin("tools").unwrap();
-        let dests: Vec<_> = t
-            .entries
-            .iter()
-            .map(|e| e.dest().display().to_string())
-            .collect();
+        let dests: Vec<_> = t.entries.iter().map(|e| e.dest().display().to_string()).collect();
         assert_eq!(
             dests,
-            [
-                "/bin/hostname",
-                "/bin/ping",
-                "/bin/rm",
-                "/bin/umount",
-                "/usr/bin/stress",
-                "/usr/bin/which"
-            ]
+            ["/bin/hostname", "/bin/ping", "/bin/rm", "/bin/umount", "/usr/bin/stress", "/usr/bin/which"]
         );
         assert!(builtin("nope").is_none());
         for name in BUILTIN {
@@ -1710,96 +1405,41 @@ mod tests {
         assert_eq!(
             m.entries,
             vec![
-                Entry::Host {
-                    dest: "/bin/a".into(),
-                    command: "a".into(),
-                    package: "pkg-a".into()
-                },
-                Entry::Own {
-                    dest: "/own".into(),
-                    binary: "tool".into()
-                },
-                Entry::Dir {
-                    dest: "/d/e".into()
-                },
-                Entry::Host {
-                    dest: "/abs".into(),
-                    command: "/usr/bin/true".into(),
-                    package: "coreutils".into()
-                },
+                Entry::Host { dest: "/bin/a".into(), command: "a".into(), package: "pkg-a".into() },
+                Entry::Own { dest: "/own".into(), binary: "tool".into() },
+                Entry::Dir { dest: "/d/e".into() },
+                Entry::Host { dest: "/abs".into(), command: "/usr/bin/true".into(), package: "coreutils".into() },
             ]
         );
-        assert_eq!(
-            m.canonical_text(),
-            "layer x\n/bin/a a pkg-a\n/own @tool\n/d/e/\n/abs /usr/bin/true coreutils\n"
-        );
+        assert_eq!(m.canonical_text(), "layer x\n/bin/a a pkg-a\n/own @tool\n/d/e/\n/abs /usr/bin/true coreutils\n");
         // The canonical text round-trips.
-        assert_eq!(
-            parse("x", &m.canonical_text().replacen("layer x\n", "", 1)).unwrap(),
-            m
-        );
+        assert_eq!(parse("x", &m.canonical_text().replacen("layer x\n", "", 1)).unwrap(), m);
     }
 
     #[test]
     fn parse_errors_name_the_line() {
         let cases = [
-            (
-                "/a a pk\nbin/b b pk\n",
-                "x.manifest line 2: bin/b: not an absolute path",
-            ),
+            ("/a a pk\nbin/b b pk\n", "x.manifest line 2: bin/b: not an absolute path"),
             ("\n\n/a\n", "x.manifest line 3: /a: missing source"),
             ("/a a\n", "x.manifest line 1: a: missing the debian package"),
             ("/a a pk q\n", "x.manifest line 1: q: unexpected field"),
-            (
-                "/a @b pk\n",
-                "x.manifest line 1: @b: an own binary takes no package field",
-            ),
+            ("/a @b pk\n", "x.manifest line 1: @b: an own binary takes no package field"),
             ("/a @\n", "x.manifest line 1: @: not a binary name"),
-            (
-                "/a a Bad_Pkg\n",
-                "x.manifest line 1: Bad_Pkg: not a debian package name",
-            ),
-            (
-                "/d/ x\n",
-                "x.manifest line 1: /d/: a directory entry takes no other field",
-            ),
-            (
-                "/a/../b b pk\n",
-                "x.manifest line 1: /a/../b: '..' is not allowed",
-            ),
-            (
-                "/a//b b pk\n",
-                "x.manifest line 1: /a//b: empty path component",
-            ),
-            (
-                "/ a pk\n",
-                "x.manifest line 1: /: the layer's root is not an entry",
-            ),
+            ("/a a Bad_Pkg\n", "x.manifest line 1: Bad_Pkg: not a debian package name"),
+            ("/d/ x\n", "x.manifest line 1: /d/: a directory entry takes no other field"),
+            ("/a/../b b pk\n", "x.manifest line 1: /a/../b: '..' is not allowed"),
+            ("/a//b b pk\n", "x.manifest line 1: /a//b: empty path component"),
+            ("/ a pk\n", "x.manifest line 1: /: the layer's root is not an entry"),
             ("/d// \n", "x.manifest line 1: /d//: empty path component"),
-            (
-                "/a a pk\n# c\n/a b pk\n",
-                "x.manifest line 3: /a: already listed on line 1",
-            ),
-            (
-                "/a a pk\n/a/b b pk\n",
-                "x.manifest line 2: /a/b and /a (line 1): one is a file",
-            ),
-            (
-                "/a a pk\n/a/b/\n",
-                "x.manifest line 2: /a/b and /a (line 1): one is a file",
-            ),
-            (
-                "/a rel/cmd pk\n",
-                "x.manifest line 1: rel/cmd: a command is a name on PATH or an absolute path",
-            ),
+            ("/a a pk\n# c\n/a b pk\n", "x.manifest line 3: /a: already listed on line 1"),
+            ("/a a pk\n/a/b b pk\n", "x.manifest line 2: /a/b and /a (line 1): one is a file"),
+            ("/a a pk\n/a/b/\n", "x.manifest line 2: /a/b and /a (line 1): one is a file"),
+            ("/a rel/cmd pk\n", "x.manifest line 1: rel/cmd: a command is a name on PATH or an absolute path"),
             ("# nothing\n", "x.manifest: no entries"),
         ];
         for (text, want) in cases {
             let got = err_text(parse("x", text));
-            assert!(
-                got.starts_with(want),
-                "{text:?}: got {got:?}, want {want:?}..."
-            );
+            assert!(got.starts_with(want), "{text:?}: got {got:?}, want {want:?}...");
             assert!(!got.ends_with('.'), "{got}");
         }
         // A directory may hold files of other entries.
@@ -1823,16 +1463,9 @@ mod tests {
 
     #[test]
     fn fingerprint_changes_with_every_input() {
-        let keys = vec![
-            key("/bin/ls", 100, 1000, 7),
-            key("/lib/libc.so.6", 2000, 1000, 8),
-        ];
+        let keys = vec![key("/bin/ls", 100, 1000, 7), key("/lib/libc.so.6", 2000, 1000, 8)];
         let base = fingerprint("layer x\n/bin/ls ls coreutils\n", &keys);
-        assert_eq!(
-            base,
-            fingerprint("layer x\n/bin/ls ls coreutils\n", &keys.clone()),
-            "deterministic"
-        );
+        assert_eq!(base, fingerprint("layer x\n/bin/ls ls coreutils\n", &keys.clone()), "deterministic");
         let mut variants = vec![fingerprint("layer x\n/bin/ls ls coreutils2\n", &keys)];
         let changes: [fn(&mut InputKey); 8] = [
             |k| k.size += 1,
@@ -1862,23 +1495,11 @@ mod tests {
     #[test]
     fn origin_expansion() {
         let o = Path::new("/opt/app/bin");
-        assert_eq!(
-            expand_origin("$ORIGIN/../lib", o),
-            Some("/opt/app/bin/../lib".into())
-        );
-        assert_eq!(
-            expand_origin("${ORIGIN}/lib", o),
-            Some("/opt/app/bin/lib".into())
-        );
+        assert_eq!(expand_origin("$ORIGIN/../lib", o), Some("/opt/app/bin/../lib".into()));
+        assert_eq!(expand_origin("${ORIGIN}/lib", o), Some("/opt/app/bin/lib".into()));
         assert_eq!(expand_origin("$ORIGIN", o), Some("/opt/app/bin".into()));
-        assert_eq!(
-            expand_origin("/usr/$LIB/x", o),
-            Some("/usr/lib/x86_64-linux-gnu/x".into())
-        );
-        assert_eq!(
-            expand_origin("/usr/${LIB}", o),
-            Some("/usr/lib/x86_64-linux-gnu".into())
-        );
+        assert_eq!(expand_origin("/usr/$LIB/x", o), Some("/usr/lib/x86_64-linux-gnu/x".into()));
+        assert_eq!(expand_origin("/usr/${LIB}", o), Some("/usr/lib/x86_64-linux-gnu".into()));
         assert_eq!(expand_origin("/usr/lib/", o), Some("/usr/lib".into()));
         assert_eq!(expand_origin("/", o), Some("/".into()));
         assert_eq!(expand_origin("/a/./b", o), Some("/a/b".into()));
@@ -1905,56 +1526,27 @@ mod tests {
 
     #[test]
     fn library_search_order() {
-        let (rp_lib, rp_exe, rp_none) =
-            (s(&["/lib-rpath", "$ORIGIN/rp"]), s(&["/exe-rpath"]), s(&[]));
+        let (rp_lib, rp_exe, rp_none) = (s(&["/lib-rpath", "$ORIGIN/rp"]), s(&["/exe-rpath"]), s(&[]));
         let (run_lib, run_exe) = (s(&["$ORIGIN/../run"]), s(&["/exe-runpath"]));
         let lib_origin = Path::new("/opt/l");
         let exe_origin = Path::new("/opt/bin");
-        let exe = ObjPaths {
-            rpath: &rp_exe,
-            runpath: &rp_none,
-            origin: exe_origin,
-        };
+        let exe = ObjPaths { rpath: &rp_exe, runpath: &rp_none, origin: exe_origin };
 
         // No RUNPATH: own RPATH, then the loaders' RPATH, then ld.so.conf, then defaults.
-        let lib = ObjPaths {
-            rpath: &rp_lib,
-            runpath: &rp_none,
-            origin: lib_origin,
-        };
+        let lib = ObjPaths { rpath: &rp_lib, runpath: &rp_none, origin: lib_origin };
         assert_eq!(
             strs(library_dirs(&[lib.clone(), exe.clone()], false, &search())),
-            [
-                "/lib-rpath",
-                "/opt/l/rp",
-                "/exe-rpath",
-                "/conf1",
-                "/conf2",
-                "/lib",
-                "/usr/lib"
-            ]
+            ["/lib-rpath", "/opt/l/rp", "/exe-rpath", "/conf1", "/conf2", "/lib", "/usr/lib"]
         );
         // With a RUNPATH, DT_RPATH (its own and the loaders') is ignored.
-        let lib = ObjPaths {
-            rpath: &rp_lib,
-            runpath: &run_lib,
-            origin: lib_origin,
-        };
+        let lib = ObjPaths { rpath: &rp_lib, runpath: &run_lib, origin: lib_origin };
         assert_eq!(
             strs(library_dirs(&[lib, exe.clone()], false, &search())),
             ["/opt/l/../run", "/conf1", "/conf2", "/lib", "/usr/lib"]
         );
         // A loader with a RUNPATH passes on no RPATH, and its RUNPATH is not inherited.
-        let exe2 = ObjPaths {
-            rpath: &rp_exe,
-            runpath: &run_exe,
-            origin: exe_origin,
-        };
-        let lib = ObjPaths {
-            rpath: &rp_none,
-            runpath: &rp_none,
-            origin: lib_origin,
-        };
+        let exe2 = ObjPaths { rpath: &rp_exe, runpath: &run_exe, origin: exe_origin };
+        let lib = ObjPaths { rpath: &rp_none, runpath: &rp_none, origin: lib_origin };
         assert_eq!(
             strs(library_dirs(&[lib, exe2.clone()], false, &search())),
             ["/conf1", "/conf2", "/lib", "/usr/lib"]
@@ -1973,26 +1565,17 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("layers-unit-{}-conf", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("conf.d")).unwrap();
-        fs::write(
-            dir.join("ld.so.conf"),
-            "# top\n/first/\ninclude conf.d/*.conf\nhwcap 0 nosegneg\n/last:/last2\n",
-        )
-        .unwrap();
+        fs::write(dir.join("ld.so.conf"), "# top\n/first/\ninclude conf.d/*.conf\nhwcap 0 nosegneg\n/last:/last2\n")
+            .unwrap();
         fs::write(dir.join("conf.d/b.conf"), "/b # comment\n").unwrap();
         fs::write(dir.join("conf.d/a.conf"), "/a1\n/a2\n/first\n").unwrap();
         fs::write(dir.join("conf.d/.hidden.conf"), "/hidden\n").unwrap();
         fs::write(dir.join("conf.d/c.txt"), "/c\n").unwrap();
         let ls = LibSearch::from_conf(&dir.join("ld.so.conf")).unwrap();
         fs::remove_dir_all(&dir).unwrap();
-        assert_eq!(
-            strs(ls.conf_dirs),
-            ["/first", "/a1", "/a2", "/b", "/last", "/last2"]
-        );
+        assert_eq!(strs(ls.conf_dirs), ["/first", "/a1", "/a2", "/b", "/last", "/last2"]);
         assert_eq!(ls.default_dirs[0], Path::new("/lib/x86_64-linux-gnu"));
-        assert!(LibSearch::from_conf(Path::new("/nonexistent/ld.so.conf"))
-            .unwrap()
-            .conf_dirs
-            .is_empty());
+        assert!(LibSearch::from_conf(Path::new("/nonexistent/ld.so.conf")).unwrap().conf_dirs.is_empty());
     }
 
     #[test]
@@ -2014,26 +1597,19 @@ mod tests {
         assert!(!is_layer_dir_name(".lock"));
         assert_eq!(unescape_octal("/a\\040b\\\\"), "/a b\\\\");
         assert_eq!(unescape_octal("/a\\134b"), "/a\\b");
-        assert_eq!(
-            in_layer(Path::new("/L"), Path::new("/bin/ls")),
-            Path::new("/L/bin/ls")
-        );
+        assert_eq!(in_layer(Path::new("/L"), Path::new("/bin/ls")), Path::new("/L/bin/ls"));
     }
 
     #[test]
     fn generic_explain() {
         let lines = explain(&builtin("tools").unwrap(), Path::new("/tmp/tools"));
         assert_eq!(lines[1], "mkdir -p /tmp/tools/bin /tmp/tools/usr/bin");
-        assert_eq!(
-            lines[2],
-            "cp -L \"$(command -v hostname)\" /tmp/tools/bin/hostname"
-        );
-        assert!(lines
-            .last()
-            .unwrap()
-            .starts_with("for lib in $(for f in /tmp/tools/bin/hostname "));
+        assert_eq!(lines[2], "cp -L \"$(command -v hostname)\" /tmp/tools/bin/hostname");
+        assert!(lines.last().unwrap().starts_with("for lib in $(for f in /tmp/tools/bin/hostname "));
         let lines = explain(&builtin("myroot").unwrap(), Path::new("/tmp/myroot"));
         assert!(lines.contains(&"mkdir -p /tmp/myroot/bin /tmp/myroot/proc".to_string()));
-        assert!(lines.contains(&"cp -L target/x86_64-unknown-linux-gnu/release/escape_chroot /tmp/myroot/escape_chroot".to_string()));
+        assert!(lines.contains(
+            &"cp -L target/x86_64-unknown-linux-gnu/release/escape_chroot /tmp/myroot/escape_chroot".to_string()
+        ));
     }
 }

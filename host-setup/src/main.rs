@@ -255,10 +255,16 @@ fn run(cli: Cli) -> Result<i32> {
 /// The state dir goes into overlay options and journals: absolute, and free of
 /// the characters those use as separators.
 fn absolute_state_dir(dir: PathBuf) -> Result<PathBuf> {
-    let abs = if dir.is_absolute() { dir } else { std::env::current_dir().map_err(|e| host_setup::failed!("getcwd: {e}"))?.join(dir) };
+    let abs = if dir.is_absolute() {
+        dir
+    } else {
+        std::env::current_dir().map_err(|e| host_setup::failed!("getcwd: {e}"))?.join(dir)
+    };
     let s = abs.to_string_lossy();
     if s.contains([':', ',', '\\']) || s.chars().any(char::is_whitespace) {
-        return Err(host_setup::usage!("--state-dir {s}: overlayfs cannot take a path with ':', ',', '\\' or white space"));
+        return Err(host_setup::usage!(
+            "--state-dir {s}: overlayfs cannot take a path with ':', ',', '\\' or white space"
+        ));
     }
     Ok(abs)
 }
@@ -351,7 +357,8 @@ mod tests {
 
     #[test]
     fn options_and_commands() {
-        let Ok(Cli { cmd: Cmd::Up(u), .. }) = parse("green --address 10.0.0.2/24 --layer /a --layer /b -- sleep 10") else {
+        let Ok(Cli { cmd: Cmd::Up(u), .. }) = parse("green --address 10.0.0.2/24 --layer /a --layer /b -- sleep 10")
+        else {
             panic!("parse")
         };
         assert_eq!(u.name, "green");

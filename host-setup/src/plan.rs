@@ -247,9 +247,13 @@ impl Link {
         };
         let candidate = match &my_net.peer {
             Some(p) => up(p),
-            None => ctx.paths.container_names().iter().filter(|n| **n != me.name).filter_map(|n| up(n)).find(|s| {
-                s.net.as_ref().and_then(|n| n.peer.as_deref()) == Some(me.name.as_str())
-            }),
+            None => ctx
+                .paths
+                .container_names()
+                .iter()
+                .filter(|n| **n != me.name)
+                .filter_map(|n| up(n))
+                .find(|s| s.net.as_ref().and_then(|n| n.peer.as_deref()) == Some(me.name.as_str())),
         };
         let Some(spec) = candidate else { return Ok(None) };
         let their = spec.net.as_ref().ok_or_else(|| {
@@ -277,7 +281,12 @@ impl Link {
     fn ends(me: &Spec, them: &Spec) -> Option<(net::VethEnd, net::VethEnd)> {
         let end = |s: &Spec| {
             let n = s.net.as_ref()?;
-            Some(net::VethEnd { netns: s.netns.clone(), ifname: n.iface.clone(), addr: n.addr, prefix_len: n.prefix_len })
+            Some(net::VethEnd {
+                netns: s.netns.clone(),
+                ifname: n.iface.clone(),
+                addr: n.addr,
+                prefix_len: n.prefix_len,
+            })
         };
         Some((end(me)?, end(them)?))
     }
@@ -293,11 +302,15 @@ impl Step for Link {
         let peer = Spec::new(&peer_name, &spec::Options::default()).ok();
         match peer.as_ref().and_then(|p| Self::ends(ctx.spec, p)) {
             Some((a, b)) => {
-                let mut out = vec![format!("# made by whichever of {} and {} comes up second:", ctx.spec.name, peer_name)];
+                let mut out =
+                    vec![format!("# made by whichever of {} and {} comes up second:", ctx.spec.name, peer_name)];
                 out.extend(net::explain_veth_pair(&a, &b));
                 out
             }
-            None => vec![format!("# the veth pair is made when {peer_name} comes up (it names {} as its peer)", ctx.spec.name)],
+            None => vec![format!(
+                "# the veth pair is made when {peer_name} comes up (it names {} as its peer)",
+                ctx.spec.name
+            )],
         }
     }
     fn run(&self, ctx: &mut Ctx) -> Result<()> {
@@ -473,10 +486,9 @@ fn start_supervised(ctx: &mut Ctx, args: &InitArgs) -> Result<Proc> {
             if let Some(err) = text.lines().find_map(|l| l.strip_prefix("error: ")) {
                 return Err(Error::Failed(err.to_string()));
             }
-            let pid: i32 = text
-                .lines()
-                .find_map(|l| l.strip_prefix("ok ")?.trim().parse().ok())
-                .ok_or_else(|| crate::failed!("the supervisor died before init was ready; see {}", console.display()))?;
+            let pid: i32 = text.lines().find_map(|l| l.strip_prefix("ok ")?.trim().parse().ok()).ok_or_else(|| {
+                crate::failed!("the supervisor died before init was ready; see {}", console.display())
+            })?;
             // Re-read the journal for the start time the supervisor recorded.
             let j = Journal::read(ctx.paths, &ctx.spec.name)?.unwrap_or_default();
             Ok(j.proc(Role::Init).filter(|p| p.pid == pid).unwrap_or(Proc { pid, start: 0 }))
@@ -627,7 +639,9 @@ pub fn explain(u: &Up, lock: &mut Lock) -> Result<Vec<(String, Vec<String>)>> {
             .layers
             .iter()
             .map(|l| match l {
-                Layer::Builtin(n) => u.paths.layers().join(n),
+                Layer::Builtin(n) => layers::builtin(n)
+                    .and_then(|m| layers::Builder::new(u.paths.layers(), u.bins.own_dir.clone()).dir_for(&m).ok())
+                    .unwrap_or_else(|| u.paths.layers().join(n)),
                 Layer::Dir(d) => d.clone(),
             })
             .collect(),

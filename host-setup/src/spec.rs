@@ -100,7 +100,8 @@ impl Spec {
         }
         if let Some(i) = &opts.iface {
             validate_iface(i)?;
-            net.as_mut().ok_or_else(|| usage!("--iface {i} needs an address for {name}: add --address"))?.iface = i.clone();
+            net.as_mut().ok_or_else(|| usage!("--iface {i} needs an address for {name}: add --address"))?.iface =
+                i.clone();
         }
         let hostname = match &opts.hostname {
             Some(h) => {
@@ -200,7 +201,12 @@ pub fn parse_cidr(text: &str) -> Result<(Ipv4Addr, u8)> {
     if !(1..=30).contains(&prefix_len) {
         return Err(bad("the prefix length is a number from 1 to 30"));
     }
-    if addr.is_loopback() || addr.is_multicast() || addr.is_unspecified() || addr.is_broadcast() || addr.octets()[0] >= 240 {
+    if addr.is_loopback()
+        || addr.is_multicast()
+        || addr.is_unspecified()
+        || addr.is_broadcast()
+        || addr.octets()[0] >= 240
+    {
         return Err(bad("not a unicast host address"));
     }
     let host_mask = u32::MAX >> prefix_len;
@@ -226,7 +232,9 @@ pub fn parse_cpu_percent(text: &str) -> Result<u64> {
         .parse()
         .map_err(|_| usage!("invalid CPU share {text:?}: give a percentage of one CPU from 1 to {max} (e.g. 40)"))?;
     if n == 0 || n > max {
-        return Err(usage!("invalid CPU share {text:?}: give a percentage of one CPU from 1 to {max} (this host has {cpus} CPUs)"));
+        return Err(usage!(
+            "invalid CPU share {text:?}: give a percentage of one CPU from 1 to {max} (this host has {cpus} CPUs)"
+        ));
     }
     Ok(n)
 }
@@ -277,7 +285,9 @@ pub fn validate_layer_dir(dir: &str) -> Result<PathBuf> {
     }
     let s = abs.to_string_lossy();
     if s.contains([':', ',', '\\']) || s.chars().any(char::is_whitespace) {
-        return Err(usage!("--layer {dir}: overlayfs cannot take a path with ':', ',', '\\' or white space; move or link it"));
+        return Err(usage!(
+            "--layer {dir}: overlayfs cannot take a path with ':', ',', '\\' or white space; move or link it"
+        ));
     }
     Ok(abs)
 }
@@ -347,7 +357,9 @@ mod tests {
     #[test]
     fn addresses() {
         assert_eq!(parse_cidr("11.11.11.2/24").unwrap(), (Ipv4Addr::new(11, 11, 11, 2), 24));
-        for bad in ["11.11.11.2", "11.11.11.2/33", "11.11.11.2/0", "127.0.0.2/8", "224.0.0.1/24", "x/24", "11.11.11.255/24"] {
+        for bad in
+            ["11.11.11.2", "11.11.11.2/33", "11.11.11.2/0", "127.0.0.2/8", "224.0.0.1/24", "x/24", "11.11.11.255/24"]
+        {
             assert!(parse_cidr(bad).is_err(), "{bad}");
         }
         let a = parse_cidr("11.11.11.2/24").unwrap();

@@ -121,7 +121,10 @@ pub enum Record {
     /// init reported that the main process runs.
     Ready,
     /// init ended: its exit code (128+N for a signal), and the cgroup's OOM kills.
-    Exited { code: i32, oom_kills: u64 },
+    Exited {
+        code: i32,
+        oom_kills: u64,
+    },
 }
 
 // --- text form ------------------------------------------------------------------
@@ -371,11 +374,8 @@ pub struct JournalWriter {
 impl JournalWriter {
     pub fn open(paths: &Paths, name: &str) -> Result<JournalWriter> {
         let path = paths.journal(name);
-        let file = OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(&path)
-            .sys(|| format!("open {}", path.display()))?;
+        let file =
+            OpenOptions::new().append(true).create(true).open(&path).sys(|| format!("open {}", path.display()))?;
         Ok(JournalWriter { file, path })
     }
 
@@ -519,7 +519,10 @@ pub fn remove_tree(path: &Path) -> Result<bool> {
             let m = fs::symlink_metadata(&child).sys(|| format!("stat {}", child.display()))?;
             if m.is_dir() {
                 if m.dev() != dev {
-                    return Err(crate::failed!("not removing {}: another filesystem is mounted there", child.display()));
+                    return Err(crate::failed!(
+                        "not removing {}: another filesystem is mounted there",
+                        child.display()
+                    ));
                 }
                 walk(&child, dev)?;
                 fs::remove_dir(&child).sys(|| format!("rmdir {}", child.display()))?;

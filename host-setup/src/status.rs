@@ -66,8 +66,13 @@ pub fn report(paths: &Paths, names: &[String]) -> Result<String> {
         if let (Some(cg), false) = (&cgroups, dirs.is_empty()) {
             let u = cg.usage(&dirs);
             let oom = j.exited().map(|(_, o)| o).unwrap_or(0).max(u.oom_kills);
-            write!(limits, "; using {} memory, {:.1} s cpu, oom kills {oom}", format_bytes(u.memory_bytes), u.cpu_ns as f64 / 1e9)
-                .ok();
+            write!(
+                limits,
+                "; using {} memory, {:.1} s cpu, oom kills {oom}",
+                format_bytes(u.memory_bytes),
+                u.cpu_ns as f64 / 1e9
+            )
+            .ok();
         } else if let Some((_, oom)) = j.exited() {
             write!(limits, "; oom kills {oom}").ok();
         }

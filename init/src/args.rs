@@ -75,6 +75,8 @@ impl<'a> Opts<'a> {
     }
 }
 
+// Run is large (16 cgroup slots), but there is one, on the stack, and no allocator to box it.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Parsed<'a> {
     Run(Opts<'a>),
@@ -138,8 +140,8 @@ pub fn parse<'a>(argv: impl IntoIterator<Item = &'a CStr>) -> Result<Parsed<'a>,
             b"--pause" => flag(&mut o.pause)?,
             b"-g" | b"--pgroup" => flag(&mut o.pgroup)?,
             b"--exec" => flag(&mut o.exec)?,
-            b"--cgroup" | b"--netns" | b"--rootfs" | b"--lower" | b"--upper" | b"--work"
-            | b"--hostname" | b"--ready-fd" => {
+            b"--cgroup" | b"--netns" | b"--rootfs" | b"--lower" | b"--upper" | b"--work" | b"--hostname"
+            | b"--ready-fd" => {
                 let value = match inline {
                     Some(v) => v,
                     None => match it.next() {
@@ -213,9 +215,8 @@ mod tests {
 
     fn opts(args: &[&str]) -> Opts<'static> {
         // Leak: the borrowed strings must outlive the returned Opts in tests.
-        let owned: &'static [CString] = Vec::leak(
-            std::iter::once("init").chain(args.iter().copied()).map(|a| CString::new(a).unwrap()).collect(),
-        );
+        let owned: &'static [CString] =
+            Vec::leak(std::iter::once("init").chain(args.iter().copied()).map(|a| CString::new(a).unwrap()).collect());
         match parse(owned.iter().map(|c| c.as_c_str())) {
             Ok(Parsed::Run(o)) => o,
             other => panic!("{args:?}: {other:?}"),
@@ -243,10 +244,28 @@ mod tests {
     #[test]
     fn every_flag_with_separate_values() {
         let o = opts(&[
-            "--cgroup", "/sys/fs/cgroup/cpu/red", "--cgroup", "/sys/fs/cgroup/memory/red",
-            "--netns", "/run/netns/RED", "--rootfs", "/c/merge", "--lower", "/l/tools:/l/myroot",
-            "--upper", "/c/upper", "--work", "/c/work", "--hostname", "RED", "--ready-fd", "7",
-            "-g", "/bin/sh", "-c", "echo hi",
+            "--cgroup",
+            "/sys/fs/cgroup/cpu/red",
+            "--cgroup",
+            "/sys/fs/cgroup/memory/red",
+            "--netns",
+            "/run/netns/RED",
+            "--rootfs",
+            "/c/merge",
+            "--lower",
+            "/l/tools:/l/myroot",
+            "--upper",
+            "/c/upper",
+            "--work",
+            "/c/work",
+            "--hostname",
+            "RED",
+            "--ready-fd",
+            "7",
+            "-g",
+            "/bin/sh",
+            "-c",
+            "echo hi",
         ]);
         let cgroups: Vec<_> = o.cgroups().map(|c| c.to_str().unwrap()).collect();
         assert_eq!(cgroups, ["/sys/fs/cgroup/cpu/red", "/sys/fs/cgroup/memory/red"]);

@@ -69,7 +69,10 @@ mod tests {
     #[test]
     fn procs_path_appends_and_terminates() {
         let mut buf = [0xffu8; 64];
-        assert_eq!(procs_path(b"/sys/fs/cgroup/pids/red", &mut buf).unwrap().to_bytes(), b"/sys/fs/cgroup/pids/red/cgroup.procs");
+        assert_eq!(
+            procs_path(b"/sys/fs/cgroup/pids/red", &mut buf).unwrap().to_bytes(),
+            b"/sys/fs/cgroup/pids/red/cgroup.procs"
+        );
         let mut small = [0u8; 20];
         assert_eq!(procs_path(b"/sys/fs/cgroup/pids", &mut small), None);
         let mut exact = [0u8; 16]; // "/a" + "/cgroup.procs" = 15 bytes + NUL

@@ -10,8 +10,8 @@ use crate::exec::{self, Cmd};
 use crate::msg::{self, fmt_i64, Error};
 use crate::ready;
 use crate::sys::{
-    self, Errno, Pid, SigSet, O_CLOEXEC, PR_SET_CHILD_SUBREAPER, SIGABRT, SIGBUS, SIGCHLD, SIGFPE, SIGHUP,
-    SIGILL, SIGINT, SIGSEGV, SIGSYS, SIGTERM, SIGTRAP, SIGTTIN, SIGTTOU, SIG_DFL, SIG_IGN, WNOHANG,
+    self, Errno, Pid, SigSet, O_CLOEXEC, PR_SET_CHILD_SUBREAPER, SIGABRT, SIGBUS, SIGCHLD, SIGFPE, SIGHUP, SIGILL,
+    SIGINT, SIGSEGV, SIGSYS, SIGTERM, SIGTRAP, SIGTTIN, SIGTTOU, SIG_DFL, SIG_IGN, WNOHANG,
 };
 
 /// Exit code when init itself fails before CMD runs.
@@ -95,7 +95,12 @@ fn reap(main: Pid) -> Option<i32> {
             Ok((pid, status)) => {
                 if msg::debug_enabled() {
                     let (mut a, mut b) = ([0; 20], [0; 20]);
-                    msg::debug(&[b"reaped pid ", fmt_i64(pid as i64, &mut a), b", exit code ", fmt_i64(exit_code(status) as i64, &mut b)]);
+                    msg::debug(&[
+                        b"reaped pid ",
+                        fmt_i64(pid as i64, &mut a),
+                        b", exit code ",
+                        fmt_i64(exit_code(status) as i64, &mut b),
+                    ]);
                 }
                 if pid == main {
                     main_status = Some(status);

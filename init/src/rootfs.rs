@@ -15,8 +15,8 @@ use core::ffi::CStr;
 
 use crate::msg::{self, Error};
 use crate::sys::{
-    self, Errno, MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_REC, O_CLOEXEC,
-    O_DIRECTORY, O_PATH,
+    self, Errno, MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_REC, O_CLOEXEC, O_DIRECTORY,
+    O_PATH,
 };
 
 /// The kernel reads at most one page of mount options.
@@ -34,7 +34,11 @@ pub struct Rootfs<'a> {
 /// Builds "lowerdir=L[,upperdir=U,workdir=W]" + NUL in `buf`; None if it exceeds a page.
 /// (Directory names holding ',' or ':' cannot be expressed; overlayfs has no escaping
 /// for ',' in the mount(2) data string.)
-pub fn overlay_options<'b>(lower: &[u8], upper_work: Option<(&[u8], &[u8])>, buf: &'b mut [u8; OPTIONS_MAX]) -> Option<&'b CStr> {
+pub fn overlay_options<'b>(
+    lower: &[u8],
+    upper_work: Option<(&[u8], &[u8])>,
+    buf: &'b mut [u8; OPTIONS_MAX],
+) -> Option<&'b CStr> {
     let mut len = 0;
     let mut put = |s: &[u8]| -> Option<()> {
         let end = len + s.len();
@@ -96,7 +100,9 @@ pub fn enter(r: Rootfs<'_>) -> Result<(), Error<'_>> {
                 let err = Error::new(e, &what);
                 match e {
                     Errno::ENOENT => err.hint("a --lower, --upper or --work dir is missing"),
-                    Errno::EINVAL => err.hint("overlayfs refused the dirs, see dmesg: upper and work must be on one filesystem, work empty"),
+                    Errno::EINVAL => err.hint(
+                        "overlayfs refused the dirs, see dmesg: upper and work must be on one filesystem, work empty",
+                    ),
                     _ => err,
                 }
             })?;

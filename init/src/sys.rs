@@ -144,17 +144,7 @@ pub fn mount(
     flags: usize,
     data: Option<&CStr>,
 ) -> Result<()> {
-    unsafe {
-        syscall!(
-            Sysno::mount,
-            opt_ptr(source),
-            target.as_ptr(),
-            opt_ptr(fstype),
-            flags,
-            opt_ptr(data)
-        )
-    }
-    .map(drop)
+    unsafe { syscall!(Sysno::mount, opt_ptr(source), target.as_ptr(), opt_ptr(fstype), flags, opt_ptr(data)) }.map(drop)
 }
 
 pub fn umount2(target: &CStr, flags: usize) -> Result<()> {
@@ -232,15 +222,7 @@ pub fn prctl(option: usize, arg2: usize) -> Result<()> {
 /// rt_sigprocmask(SIG_SETMASK): installs `set`, returns the previous mask.
 pub fn sigsetmask(set: SigSet) -> Result<SigSet> {
     let mut old: SigSet = 0;
-    unsafe {
-        syscall!(
-            Sysno::rt_sigprocmask,
-            SIG_SETMASK,
-            &set as *const SigSet,
-            &mut old as *mut SigSet,
-            8
-        )
-    }?;
+    unsafe { syscall!(Sysno::rt_sigprocmask, SIG_SETMASK, &set as *const SigSet, &mut old as *mut SigSet, 8) }?;
     Ok(old)
 }
 
@@ -257,8 +239,7 @@ struct KernelSigaction {
 /// it collects signals with sigtimedwait instead, so it needs no restorer).
 pub fn signal_disposition(sig: i32, handler: usize) -> Result<()> {
     let act = KernelSigaction { handler, flags: 0, restorer: 0, mask: 0 };
-    unsafe { syscall!(Sysno::rt_sigaction, sig, &act as *const KernelSigaction, null_mut::<u8>(), 8) }
-        .map(drop)
+    unsafe { syscall!(Sysno::rt_sigaction, sig, &act as *const KernelSigaction, null_mut::<u8>(), 8) }.map(drop)
 }
 
 /// rt_sigtimedwait(2) with no timeout: takes one pending signal of `set`

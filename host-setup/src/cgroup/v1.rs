@@ -124,14 +124,19 @@ impl Mounts {
     }
 
     pub fn explain(&self, parent: &str, name: &str, limits: &Limits) -> Vec<String> {
-        let mut out: Vec<String> = self.dirs(parent, name).iter().map(|d| format!("mkdir -p {}", d.display())).collect();
+        let mut out: Vec<String> =
+            self.dirs(parent, name).iter().map(|d| format!("mkdir -p {}", d.display())).collect();
         if let Some(cpu) = self.dir_of("cpu", parent, name) {
             out.push(format!("echo {} > {}/cpu.cfs_period_us", limits.cpu_period_us, cpu.display()));
             out.push(format!("echo {} > {}/cpu.cfs_quota_us", limits.cpu_quota_us, cpu.display()));
         }
         if let Some(mem) = self.dir_of("memory", parent, name) {
             out.push(format!("echo {} > {}/memory.limit_in_bytes", limits.memory_bytes, mem.display()));
-            out.push(format!("echo {} > {}/memory.memsw.limit_in_bytes  # if swap accounting is on", limits.memory_bytes, mem.display()));
+            out.push(format!(
+                "echo {} > {}/memory.memsw.limit_in_bytes  # if swap accounting is on",
+                limits.memory_bytes,
+                mem.display()
+            ));
             out.push(format!("echo 0 > {}/memory.swappiness", mem.display()));
         }
         out
@@ -199,7 +204,11 @@ mod tests {
         let dirs: Vec<String> = m.dirs("host-setup", "red").iter().map(|d| d.display().to_string()).collect();
         assert_eq!(
             dirs,
-            ["/sys/fs/cgroup/cpu/host-setup/red", "/sys/fs/cgroup/cpuacct/host-setup/red", "/sys/fs/cgroup/memory/host-setup/red"]
+            [
+                "/sys/fs/cgroup/cpu/host-setup/red",
+                "/sys/fs/cgroup/cpuacct/host-setup/red",
+                "/sys/fs/cgroup/memory/host-setup/red"
+            ]
         );
     }
 

@@ -119,10 +119,7 @@ fn main() {
     let child_code = if status & 0x7f == 0 {
         (status >> 8) & 0xff
     } else {
-        eprintln!(
-            "escape_chroot: the child was killed by signal {}",
-            status & 0x7f
-        );
+        eprintln!("escape_chroot: the child was killed by signal {}", status & 0x7f);
         2
     };
     if code == 0 {
@@ -230,10 +227,7 @@ fn errno_text(e: &io::Error) -> String {
     let text = io::Error::from_raw_os_error(n).to_string();
     let text = text.split(" (os error").next().unwrap_or(&text);
     let mut chars = text.chars();
-    let desc: String = chars
-        .next()
-        .map(|c| c.to_lowercase().chain(chars).collect())
-        .unwrap_or_default();
+    let desc: String = chars.next().map(|c| c.to_lowercase().chain(chars).collect()).unwrap_or_default();
     if name.is_empty() {
         format!("errno {n}: {desc}")
     } else {
