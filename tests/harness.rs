@@ -183,3 +183,108 @@ impl Drop for Lab {
         let _ = std::fs::remove_dir_all(&self.state_dir);
     }
 }
+
+/// A command running on a new pseudo-terminal, as a terminal emulator starts a
+/// shell: its own session with the pty as controlling terminal.
+pub struct OnPty {
+    pub child: std::process::Child,
+    pub master: std::fs::File,
+    out: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl OnPty {
+    pub fn spawn(mut cmd: Command) -> OnPty {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let pty = nix::pty::openpty(None, None).expect("openpty");
+        for fd in [pty.master.as_raw_fd(), pty.slave.as_raw_fd()] {
+            // Not inherited by other tests' children.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        }
+        cmd.stdin(Stdio::from(pty.slave.try_clone().unwrap()))
+            .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
+            .stderr(Stdio::from(pty.slave.try_clone().unwrap()));
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("spawn on a pty");
+        drop(pty.slave);
+        let master = std::fs::File::from(pty.master);
+        let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (mut r, o) = (master.try_clone().unwrap(), out.clone());
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = r.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                o.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        OnPty { child, master, out }
+    }
+
+    pub fn say(&mut self, s: &str) {
+        use std::io::Write;
+        self.master.write_all(s.as_bytes()).unwrap();
+    }
+
+    pub fn output(&self) -> String {
+        String::from_utf8_lossy(&self.out.lock().unwrap()).into_owned()
+    }
+
+    /// Wait (up to 30 s) until the terminal shows `what`.
+    pub fn expect(&self, what: &str) {
+        wait_for(&format!("{what:?} on the terminal"), || self.output().contains(what).then_some(()));
+        let _ = what;
+    }
+
+    /// The terminal's foreground process group.
+    pub fn foreground(&self) -> i32 {
+        nix::unistd::tcgetpgrp(&self.master).map(|p| p.as_raw()).unwrap_or(-1)
+    }
+}
+
+impl Drop for OnPty {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Poll `f` every 20 ms until it gives Some, for at most 30 s.
+pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Pids of the processes below `root` (children, grandchildren, ...) named `comm`.
+pub fn descendants_named(root: i32, comm: &str) -> Vec<i32> {
+    let mut out = vec![];
+    let mut todo = vec![root];
+    while let Some(p) = todo.pop() {
+        let kids = std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
+        for k in kids.split_whitespace().filter_map(|k| k.parse::<i32>().ok()) {
+            let c = std::fs::read_to_string(format!("/proc/{k}/comm")).unwrap_or_default();
+            if c.trim() == comm {
+                out.push(k);
+            }
+            todo.push(k);
+        }
+    }
+    out
+}

@@ -101,6 +101,7 @@ fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 #[derive(Debug)]
 struct Outcome {
     code: Option<i32>,
+    #[allow(dead_code)] // shown in failure messages
     signal: Option<i32>,
     stdout: String,
     stderr: String,
@@ -157,8 +158,7 @@ impl Running {
                 break st;
             }
             if start.elapsed() > TIMEOUT {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
+                self.kill_tree();
                 self.done = true;
                 panic!("timed out; stdout: {:?} stderr: {:?}", text(&self.out), text(&self.err));
             }
@@ -174,11 +174,29 @@ impl Running {
     }
 }
 
+impl Running {
+    /// SIGKILLs the process and every descendant, by pid: when init is not PID 1
+    /// of its own namespace, its children would outlive it. The list is taken
+    /// first, while the parent links still lead to us.
+    fn kill_tree(&mut self) {
+        let mut tree = vec![self.pid()];
+        let mut i = 0;
+        while i < tree.len() {
+            tree.extend(children_of(tree[i]));
+            i += 1;
+        }
+        for &pid in &tree[1..] {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        let _ = self.child.kill(); // the pid is ours until we reap it
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         if !self.done {
-            let _ = self.child.kill(); // by pid; the pid is ours until we reap it
-            let _ = self.child.wait();
+            self.kill_tree();
         }
     }
 }
@@ -555,6 +573,27 @@ fn orphans_are_reaped_as_subreaper_when_not_pid1() {
 }
 
 #[test]
+fn works_when_started_with_sigchld_ignored() {
+    // An ignored SIGCHLD survives execve and makes the kernel auto-reap children:
+    // init would never see CMD's status. init resets it.
+    let mut cmd = direct(&["--", "/bin/sh", "-c", "exit 7"]);
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGCHLD, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let o = run(cmd);
+    assert_eq!(o.code, Some(7), "{o:?}");
+    // As PID 1: a shell ignores SIGCHLD, then execs init in its place.
+    let o = run(Command::new("unshare")
+        .args(["--fork", "--pid", "--mount-proc", "--kill-child", "/bin/sh", "-c", "trap '' CHLD; exec \"$0\" \"$@\""])
+        .arg(init())
+        .args(["--", "/bin/sh", "-c", "cat /proc/1/comm; exit 7"]));
+    assert_eq!((o.code, o.stdout.as_str()), (Some(7), "init\n"), "{o:?}");
+}
+
+#[test]
 fn main_exit_is_seen_among_simultaneous_deaths() {
     // CMD's own children outlive the shell's exec, get re-parented to init and die
     // with it: one SIGCHLD may stand for all. init must still see CMD's exit.
@@ -749,9 +788,8 @@ fn ready_fd_says_ok_and_never_reaches_cmd() {
     assert_eq!(ready.to_eof(), "ok\n");
     assert!(alive(init.pid()));
     let sleep = poll("sleep", || children_of(init.pid()).first().copied());
-    let _guard = KillOnDrop(sleep); // it outlives init, killed below
     assert_eq!(comm(sleep), "sleep");
-    drop(init);
+    drop(init); // kills init and the sleep
 
     // As PID 1 under unshare (which keeps its own copy, so no EOF): neither init
     // nor CMD holds the pipe.

@@ -19,6 +19,10 @@ pub enum Error {
     Sys { what: String, errno: Errno, hint: Option<String> },
     /// Anything else that stopped the work. Exit 1.
     Failed(String),
+    /// The container's command could not be started (not found: 127, cannot be
+    /// executed: 126), as a shell reports it. `shown`: init already printed it on
+    /// the user's terminal.
+    Command { code: i32, msg: String, shown: bool },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -28,11 +32,19 @@ impl Error {
         Error::Sys { what: what.into(), errno, hint: None }
     }
 
-    /// Adds advice after the errno, e.g. `"/" is shared; make it private first`.
+    /// Adds advice after the errno (after any advice already there), e.g.
+    /// `"/" is shared; make it private first`; for other errors, after the message.
     pub fn hint(self, text: impl Into<String>) -> Self {
+        let text = text.into();
+        let join = |m: String| format!("{m}; {text}");
         match self {
-            Error::Sys { what, errno, .. } => Error::Sys { what, errno, hint: Some(text.into()) },
-            other => other,
+            Error::Sys { what, errno, hint } => {
+                Error::Sys { what, errno, hint: Some(match hint { Some(h) => join(h), None => text.clone() }) }
+            }
+            Error::Usage(m) => Error::Usage(join(m)),
+            Error::Precondition(m) => Error::Precondition(join(m)),
+            Error::Failed(m) => Error::Failed(join(m)),
+            Error::Command { code, msg, shown } => Error::Command { code, msg: join(msg), shown },
         }
     }
 
@@ -49,7 +61,13 @@ impl Error {
             Error::Usage(_) => 2,
             Error::Precondition(_) => 3,
             Error::Sys { .. } | Error::Failed(_) => 1,
+            Error::Command { code, .. } => *code,
         }
+    }
+
+    /// Whether main should still print it (init may have done so already).
+    pub fn needs_printing(&self) -> bool {
+        !matches!(self, Error::Command { shown: true, .. })
     }
 }
 
@@ -86,6 +104,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Usage(m) | Error::Precondition(m) | Error::Failed(m) => f.write_str(m),
+            Error::Command { msg, .. } => f.write_str(msg),
             Error::Sys { what, errno, hint } => {
                 write!(f, "{what}: {errno:?}: {}", errno_text(*errno))?;
                 if let Some(h) = hint {

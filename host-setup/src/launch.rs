@@ -44,6 +44,7 @@ pub struct InitArgs {
     pub hostname: String,
     /// The main process; empty: `--pause`.
     pub command: Vec<String>,
+    pub pid1: crate::spec::Pid1,
 }
 
 impl InitArgs {
@@ -65,6 +66,11 @@ impl InitArgs {
         if self.command.is_empty() {
             a.push("--pause".into());
         } else {
+            match self.pid1 {
+                crate::spec::Pid1::Supervise => {}
+                crate::spec::Pid1::SuperviseGroup => a.push("--pgroup".into()),
+                crate::spec::Pid1::Exec => a.push("--exec".into()),
+            }
             a.push("--".into());
             a.extend(self.command.iter().cloned());
         }
@@ -251,6 +257,16 @@ impl AsFdRef for File {
     }
 }
 
+/// A failed ready report, given init's exit code: a command that could not be
+/// started (126/127) is reported as the shell would; anything else stays a
+/// setup failure.
+pub fn not_ready(e: Error, code: i32, shown: bool) -> Error {
+    match code {
+        126 | 127 => Error::Command { code, msg: e.to_string(), shown },
+        _ => e,
+    }
+}
+
 /// Exit code the shell way: the code, or 128+N for a death by signal N.
 pub fn exit_code(status: WaitStatus) -> Option<i32> {
     match status {
@@ -363,6 +379,7 @@ mod tests {
             work: "/s/containers/red/work".into(),
             hostname: "RED".into(),
             command: cmd.iter().map(|s| s.to_string()).collect(),
+            pid1: Default::default(),
         }
     }
 

@@ -80,6 +80,12 @@ macro_rules! container_cmd {
             /// the init binary to use (default: init next to host-setup)
             #[argh(option)]
             init: Option<PathBuf>,
+            /// forward signals to the main process's whole process group (init -g)
+            #[argh(switch)]
+            pgroup: bool,
+            /// the tutorial's way: exec the command as PID 1 instead of init supervising it (it then ignores SIGTERM and leaves zombies)
+            #[argh(switch)]
+            exec_as_pid1: bool,
             /// print the steps as the tutorial's shell commands and change nothing
             #[argh(switch)]
             explain: bool,
@@ -99,6 +105,11 @@ macro_rules! container_cmd {
                     hostname: self.hostname.clone(),
                     layers: self.layer.clone(),
                     command: self.command.clone(),
+                    pid1: match (self.exec_as_pid1, self.pgroup) {
+                        (true, _) => spec::Pid1::Exec,
+                        (false, true) => spec::Pid1::SuperviseGroup,
+                        (false, false) => spec::Pid1::Supervise,
+                    },
                 }
             }
         }
@@ -194,7 +205,9 @@ fn main() {
     let code = match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("host-setup: {e}");
+            if e.needs_printing() {
+                eprintln!("host-setup: {e}");
+            }
             e.exit_code()
         }
     };

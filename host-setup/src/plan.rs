@@ -402,6 +402,7 @@ impl Launch {
             work: p.work(n),
             hostname: ctx.spec.hostname.clone(),
             command: ctx.spec.command.clone(),
+            pid1: ctx.spec.pid1,
         }
     }
 }
@@ -423,7 +424,12 @@ impl Step for Launch {
                 let init = Proc::of(pid.as_raw())?;
                 ctx.record(Record::Started(Role::Init, init))?;
                 ctx.init = Some(init);
-                launch::wait_ready(ready, launch::READY_TIMEOUT)?;
+                if let Err(e) = launch::wait_ready(ready, launch::READY_TIMEOUT) {
+                    // init wrote the reason on our terminal too.
+                    let code = launch::wait_child(pid).unwrap_or(-1);
+                    ctx.record(Record::Exited { code, oom_kills: oom_kills(ctx) })?;
+                    return Err(launch::not_ready(e, code, true));
+                }
                 ctx.record(Record::Ready)
             }
             Mode::Background => {
@@ -458,7 +464,7 @@ fn start_supervised(ctx: &mut Ctx, args: &InitArgs) -> Result<Proc> {
                 if let Err(e) = launch::wait_ready(ready, launch::READY_TIMEOUT) {
                     let code = launch::wait_child(pid).unwrap_or(-1);
                     ctx.record(Record::Exited { code, oom_kills: oom_kills(ctx) })?;
-                    return Err(e);
+                    return Err(launch::not_ready(e, code, false));
                 }
                 ctx.record(Record::Ready)?;
                 Ok(init)
@@ -473,6 +479,7 @@ fn start_supervised(ctx: &mut Ctx, args: &InitArgs) -> Result<Proc> {
                     0
                 }
                 Err(e) => {
+                    let _ = writeln!(report, "code {}", e.exit_code());
                     let _ = writeln!(report, "error: {e}");
                     1
                 }
@@ -484,7 +491,8 @@ fn start_supervised(ctx: &mut Ctx, args: &InitArgs) -> Result<Proc> {
             let mut text = String::new();
             let _ = std::fs::File::from(report_r).read_to_string(&mut text);
             if let Some(err) = text.lines().find_map(|l| l.strip_prefix("error: ")) {
-                return Err(Error::Failed(err.to_string()));
+                let code = text.lines().find_map(|l| l.strip_prefix("code ")?.parse().ok()).unwrap_or(1);
+                return Err(launch::not_ready(Error::Failed(err.to_string()), code, false));
             }
             let pid: i32 = text.lines().find_map(|l| l.strip_prefix("ok ")?.trim().parse().ok()).ok_or_else(|| {
                 crate::failed!("the supervisor died before init was ready; see {}", console.display())

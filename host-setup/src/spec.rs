@@ -34,6 +34,35 @@ pub struct Spec {
     pub layers: Vec<Layer>,
     /// The main process; empty: init alone keeps the container up (`--pause`).
     pub command: Vec<String>,
+    /// How init runs the main process.
+    pub pid1: Pid1,
+}
+
+/// What PID 1 does with the main process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pid1 {
+    /// init stays PID 1: forwards signals to the main process, reaps, passes on its status.
+    #[default]
+    Supervise,
+    /// The same, but signals go to the main process's whole process group (`init -g`).
+    SuperviseGroup,
+    /// The tutorial's way: the main process is exec'd as PID 1 (`init --exec`). It
+    /// then ignores SIGTERM from the host, leaves zombies, and `sh -i` without a
+    /// terminal dies when an orphan exits.
+    Exec,
+}
+
+impl Pid1 {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pid1::Supervise => "supervise",
+            Pid1::SuperviseGroup => "supervise-group",
+            Pid1::Exec => "exec",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Pid1> {
+        [Pid1::Supervise, Pid1::SuperviseGroup, Pid1::Exec].into_iter().find(|p| p.as_str() == s)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +94,7 @@ pub struct Options {
     pub hostname: Option<String>,
     pub layers: Vec<String>,
     pub command: Vec<String>,
+    pub pid1: Pid1,
 }
 
 /// The tutorial's two containers.
@@ -118,6 +148,9 @@ impl Spec {
             Some(m) => parse_memory(m)?,
             None => DEFAULT_MEMORY,
         };
+        if opts.pid1 == Pid1::Exec && opts.command.is_empty() {
+            return Err(usage!("--exec-as-pid1 needs a command after -- (it replaces init as PID 1)"));
+        }
         let mut layers = Vec::new();
         for l in &opts.layers {
             layers.push(Layer::Dir(validate_layer_dir(l)?));
@@ -136,6 +169,7 @@ impl Spec {
             },
             layers,
             command: opts.command.clone(),
+            pid1: opts.pid1,
         })
     }
 

@@ -245,6 +245,7 @@ pub fn spec_records(spec: &Spec) -> Vec<Record> {
     for a in &spec.command {
         put("arg", a.clone());
     }
+    put("pid1", spec.pid1.as_str().to_string());
     out
 }
 
@@ -257,6 +258,7 @@ fn spec_from_records(records: &[Record]) -> Option<Spec> {
         limits: Limits { cpu_quota_us: 0, cpu_period_us: 0, memory_bytes: 0 },
         layers: vec![],
         command: vec![],
+        pid1: Default::default(),
     };
     let (mut iface, mut addr, mut peer) = (None, None, None);
     for r in records {
@@ -279,6 +281,7 @@ fn spec_from_records(records: &[Record]) -> Option<Spec> {
                 (_, d) => Layer::Dir(d.into()),
             }),
             "arg" => s.command.push(v.clone()),
+            "pid1" => s.pid1 = crate::spec::Pid1::parse(v)?,
             _ => {}
         }
     }

@@ -46,8 +46,13 @@ pub const fn blocked_set() -> SigSet {
 
 /// Blocks the signals init collects and ignores SIGTTIN/SIGTTOU; returns the
 /// mask init was started with (CMD gets it back).
+///
+/// SIGCHLD goes back to default: a caller may have left it ignored, which
+/// survives execve and makes the kernel reap children by itself, so init would
+/// never see CMD's exit status (and CMD gets the default too).
 pub fn block_signals() -> SigSet {
     let orig = sys::sigsetmask(blocked_set()).unwrap_or(0);
+    let _ = sys::signal_disposition(SIGCHLD, SIG_DFL);
     let _ = sys::signal_disposition(SIGTTIN, SIG_IGN);
     let _ = sys::signal_disposition(SIGTTOU, SIG_IGN);
     orig

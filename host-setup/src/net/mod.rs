@@ -186,7 +186,7 @@ pub fn create_veth_pair(a: &VethEnd, b: &VethEnd) -> Result<()> {
     let what = format!("create veth pair {a} <-> {b}");
     let msg = messages::new_veth_pair(&a.ifname, ns_a.as_raw_fd(), &b.ifname, ns_b.as_raw_fd());
     nl_a.request(&what, NLM_F_CREATE | NLM_F_EXCL, RouteNetlinkMessage::NewLink(msg)).map_err(|e| match e.errno() {
-        Some(Errno::EEXIST) => append_hint(e, "an interface of one of these names exists already in its netns"),
+        Some(Errno::EEXIST) => e.hint("an interface of one of these names exists already in its netns"),
         _ => e,
     })?;
 
@@ -230,26 +230,8 @@ fn or_undo<T>(step: impl FnOnce() -> Result<T>, undo: impl FnOnce() -> Result<bo
         }
         Err(u) => {
             warn!("{undo_what}: {u}");
-            Err(append_hint(err, format!("and then could not {undo_what}: {u}")))
+            Err(err.hint(format!("and then could not {undo_what}: {u}")))
         }
-    }
-}
-
-/// Adds `text` to an error's hint (after any hint it has), or to its message.
-fn append_hint(err: Error, text: impl Into<String>) -> Error {
-    let text = text.into();
-    match err {
-        Error::Sys { what, errno, hint } => Error::Sys {
-            what,
-            errno,
-            hint: Some(match hint {
-                Some(h) => format!("{h}; {text}"),
-                None => text,
-            }),
-        },
-        Error::Usage(m) => Error::Usage(format!("{m}; {text}")),
-        Error::Precondition(m) => Error::Precondition(format!("{m}; {text}")),
-        Error::Failed(m) => Error::Failed(format!("{m}; {text}")),
     }
 }
 
@@ -492,9 +474,9 @@ mod tests {
     }
 
     #[test]
-    fn append_hint_keeps_the_kernels_text() {
+    fn hint_keeps_the_kernels_text() {
         let e = netlink::ack_error("create veth pair a (netns X) <-> b (netns Y)", -libc::EEXIST, Some("boom".into()));
-        let e = append_hint(e, "a name is taken");
+        let e = e.hint("a name is taken");
         assert_eq!(
             e.to_string(),
             "create veth pair a (netns X) <-> b (netns Y): EEXIST: file exists; kernel says: boom; a name is taken"
