@@ -67,6 +67,11 @@ impl Lab {
         Lab { state_dir, cgroup_parent: format!("hs-test-{tag}"), tag, names: Default::default() }
     }
 
+    /// The lab's unique tag (container names are `t<tag><suffix>`).
+    pub fn tag(&self) -> &str {
+        &self.tag
+    }
+
     /// A container name unique to this lab: `t<tag><suffix>` (at most 15 chars).
     pub fn name(&self, suffix: &str) -> String {
         let n = format!("t{}{}", self.tag, suffix);

@@ -23,6 +23,9 @@ pub enum Error {
     /// executed: 126), as a shell reports it. `shown`: init already printed it on
     /// the user's terminal.
     Command { code: i32, msg: String, shown: bool },
+    /// SIGINT, SIGTERM or SIGHUP arrived during setup; what was made is undone.
+    /// Exit 128+N.
+    Interrupted(nix::sys::signal::Signal),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -45,6 +48,7 @@ impl Error {
             Error::Precondition(m) => Error::Precondition(join(m)),
             Error::Failed(m) => Error::Failed(join(m)),
             Error::Command { code, msg, shown } => Error::Command { code, msg: join(msg), shown },
+            Error::Interrupted(sig) => Error::Interrupted(sig),
         }
     }
 
@@ -62,6 +66,7 @@ impl Error {
             Error::Precondition(_) => 3,
             Error::Sys { .. } | Error::Failed(_) => 1,
             Error::Command { code, .. } => *code,
+            Error::Interrupted(sig) => 128 + *sig as i32,
         }
     }
 
@@ -105,6 +110,7 @@ impl fmt::Display for Error {
         match self {
             Error::Usage(m) | Error::Precondition(m) | Error::Failed(m) => f.write_str(m),
             Error::Command { msg, .. } => f.write_str(msg),
+            Error::Interrupted(sig) => write!(f, "interrupted by {sig}; what the setup had made is removed"),
             Error::Sys { what, errno, hint } => {
                 write!(f, "{what}: {errno:?}: {}", errno_text(*errno))?;
                 if let Some(h) = hint {

@@ -194,6 +194,10 @@ pub fn spawn(args: &InitArgs) -> Result<(Pid, File)> {
             } else {
                 libc::dup2(w, READY_FD); // dup2 clears FD_CLOEXEC on the copy
             }
+            // Nothing else of the host may reach the container: every fd our caller
+            // left open without O_CLOEXEC would otherwise be init's, and readable
+            // through /proc/1/fd from inside.
+            close_from(READY_FD + 1);
             let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|c| c.as_ptr()).collect();
             argv_p.push(std::ptr::null());
             let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|c| c.as_ptr()).collect();
@@ -352,6 +356,35 @@ pub fn ensure_std_fds() {
                     std::mem::forget(f);
                 }
             }
+        }
+    }
+}
+
+/// Close every fd from `first` on (close_range; on kernels before 5.9, one by one
+/// up to the fd limit). Async-signal-safe: for a forked child.
+pub fn close_from(first: RawFd) {
+    unsafe {
+        if libc::syscall(libc::SYS_close_range, first as libc::c_uint, libc::c_uint::MAX, 0) == 0 {
+            return;
+        }
+        let max = match libc::sysconf(libc::_SC_OPEN_MAX) {
+            n if n > 0 => n.min(1 << 20) as RawFd,
+            _ => 1024,
+        };
+        for fd in first..max {
+            libc::close(fd);
+        }
+    }
+}
+
+/// Close every fd above 2 except `keep` (the supervisor, after it detached).
+pub fn close_fds_except(keep: &[RawFd]) {
+    let open: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
+        .map(|rd| rd.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect())
+        .unwrap_or_default();
+    for fd in open {
+        if fd > 2 && !keep.contains(&fd) {
+            unsafe { libc::close(fd) };
         }
     }
 }

@@ -3,6 +3,7 @@
 pub mod cgroup;
 pub mod error;
 pub mod exec;
+pub mod fault;
 pub mod launch;
 pub mod layers;
 pub mod net;

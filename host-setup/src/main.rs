@@ -198,7 +198,11 @@ fn main() {
                 println!("{}", early.output);
                 std::process::exit(0);
             }
-            eprintln!("host-setup: {}\nRun host-setup --help for more information.", early.output.trim_end());
+            // argh's messages, in our style: lower-case, no trailing period.
+            let msg = early.output.trim_end().trim_end_matches('.');
+            let mut c = msg.chars();
+            let msg: String = c.next().map(|f| f.to_lowercase().chain(c).collect()).unwrap_or_default();
+            eprintln!("host-setup: {msg} (see host-setup --help)");
             std::process::exit(2);
         }
     };
@@ -226,9 +230,18 @@ fn run(cli: Cli) -> Result<i32> {
     host_setup::cgroup::validate_parent(&parent)?;
     let state_dir = absolute_state_dir(state_dir)?;
     let paths = Paths::new(state_dir);
+    let root = || -> Result<()> {
+        if nix::unistd::geteuid().is_root() {
+            return Ok(());
+        }
+        Err(host_setup::precondition!(
+            "host-setup must run as root (namespaces, mounts and cgroups need it): try sudo host-setup ..."
+        ))
+    };
     match cli.cmd {
         Cmd::Up(c) => {
             let spec = Spec::new(&c.name, &c.options())?;
+            root()?;
             up(&paths, &parent, &spec, c.init.clone(), c.explain, Mode::Background)
         }
         Cmd::Run(c) => {
@@ -237,10 +250,12 @@ fn run(cli: Cli) -> Result<i32> {
                 opts.command = vec!["/bin/sh".into()];
             }
             let spec = Spec::new(&c.name, &opts)?;
+            root()?;
             up(&paths, &parent, &spec, c.init.clone(), c.explain, Mode::Foreground)
         }
         Cmd::Exec(c) => {
             spec::validate_name(&c.name)?;
+            root()?;
             exec::exec(&paths, &c.name, &c.command)
         }
         Cmd::Down(c) => {
@@ -250,6 +265,7 @@ fn run(cli: Cli) -> Result<i32> {
             for n in &c.names {
                 spec::validate_name(n)?;
             }
+            root()?;
             for n in &c.names {
                 down(&paths, n, Duration::from_secs(c.timeout))?;
             }
@@ -290,17 +306,25 @@ fn up(paths: &Paths, parent: &str, spec: &Spec, init: Option<PathBuf>, explain: 
     let bins = Bins::locate(init)?;
     let u = Up { spec, paths, cgroup_parent: parent, bins: &bins, mode };
     let mut lock = lock(paths, &spec.name)?;
-    if explain {
-        for (step, lines) in plan::explain(&u, &mut lock)? {
-            println!("# step {step}");
-            for l in lines {
-                println!("{l}");
-            }
+    let res = if explain { explain_up(&u, &mut lock) } else { up_locked(&u, &mut lock) };
+    lock.finish();
+    res
+}
+
+fn explain_up(u: &Up, lock: &mut Lock) -> Result<i32> {
+    for (step, lines) in plan::explain(u, lock)? {
+        println!("# step {step}");
+        for l in lines {
+            println!("{l}");
         }
-        return Ok(0);
     }
-    let running = plan::up(&u, &mut lock)?;
-    match mode {
+    Ok(0)
+}
+
+fn up_locked(u: &Up, lock: &mut Lock) -> Result<i32> {
+    let (spec, paths) = (u.spec, u.paths);
+    let running = plan::up(u, lock)?;
+    match u.mode {
         Mode::Background => {
             let linked = match &spec.net {
                 Some(n) => match (&n.peer, host_setup::net::link_status(&spec.netns, &n.iface)) {
@@ -325,22 +349,27 @@ fn up(paths: &Paths, parent: &str, spec: &Spec, init: Option<PathBuf>, explain: 
             }
             let j = Journal::read(paths, &spec.name)?.unwrap_or_default();
             plan::teardown(paths, &spec.name, &j, Duration::from_secs(0))?;
-            lock.remove_file();
             code
         }
     }
 }
 
 fn down(paths: &Paths, name: &str, grace: Duration) -> Result<()> {
+    // Nothing of it anywhere: say so without creating anything (not even the lock).
+    if !paths.journal(name).exists() && !paths.lock(name).exists() {
+        println!("{name} is not up: nothing to do");
+        return Ok(());
+    }
     let lock = lock(paths, name)?;
     let Some(j) = Journal::read(paths, name)? else {
-        lock.remove_file();
+        lock.finish();
         println!("{name} is not up: nothing to do");
         return Ok(());
     };
     let was = j.proc(Role::Init).is_some_and(|p| p.alive());
-    plan::teardown(paths, name, &j, grace)?;
-    lock.remove_file();
+    let res = plan::teardown(paths, name, &j, grace);
+    lock.finish();
+    res?;
     println!("{name} is down{}", if was { "" } else { " (it had stopped already)" });
     Ok(())
 }

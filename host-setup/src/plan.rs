@@ -23,7 +23,7 @@ use crate::error::{Error, Result, SysContext};
 use crate::launch::{self, InitArgs};
 use crate::spec::{self, Layer, Spec};
 use crate::state::{self, Journal, JournalWriter, Lock, Paths, Proc, Record, Resource, Role};
-use crate::{layers, net};
+use crate::{fault, layers, net};
 
 /// Where host-setup's own binaries are: `init` (and `escape_chroot`, which goes
 /// into the myroot layer) live next to the host-setup executable.
@@ -451,12 +451,17 @@ fn start_supervised(ctx: &mut Ctx, args: &InitArgs) -> Result<Proc> {
     match unsafe { nix::unistd::fork() }.sys(|| "fork the supervisor".into())? {
         nix::unistd::ForkResult::Child => {
             drop(report_r);
+            // A daemon now: none of the parent's held signals, no fault points.
+            launch::reset_signals_in_child();
+            std::env::remove_var("HOST_SETUP_FAULT");
             // The supervisor must not hold the container's lock for its whole life.
             ctx.lock.release_in_child();
             let mut report = std::fs::File::from(report_w);
             let result = (|| -> Result<Proc> {
                 nix::unistd::setsid().sys(|| "setsid".into())?;
                 launch::redirect_stdio(&console)?;
+                // Keep only the journal and the report pipe of whatever we inherited.
+                launch::close_fds_except(&[ctx.journal.raw_fd(), std::os::fd::AsRawFd::as_raw_fd(&report)]);
                 ctx.record(Record::Started(Role::Supervisor, Proc::of(std::process::id() as i32)?))?;
                 let (pid, ready) = launch::spawn(args)?;
                 let init = Proc::of(pid.as_raw())?;
@@ -526,13 +531,14 @@ pub struct Running {
 
 /// Preconditions, each with one clear message, checked before anything changes.
 fn check_preconditions(u: &Up, cgroups: &Cgroups) -> Result<()> {
-    if !nix::unistd::geteuid().is_root() {
-        return Err(crate::precondition!(
-            "host-setup must run as root (namespaces, mounts and cgroups need it): sudo host-setup {}",
-            u.spec.name
-        ));
-    }
     cgroups.check()?;
+    for ns in ["mnt", "uts", "ipc", "pid", "net"] {
+        if !Path::new("/proc/self/ns").join(ns).exists() {
+            return Err(crate::precondition!(
+                "this kernel has no {ns} namespaces (/proc/self/ns/{ns} is missing); it was built without them"
+            ));
+        }
+    }
     let filesystems = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
     if !filesystems.split_whitespace().any(|f| f == "overlay") {
         return Err(crate::precondition!("overlayfs is not available in this kernel: load it (modprobe overlay)"));
@@ -580,6 +586,8 @@ fn check_preconditions(u: &Up, cgroups: &Cgroups) -> Result<()> {
 /// Bring a container up. The caller holds its lock. If a step fails, everything
 /// made so far is undone before the error is returned.
 pub fn up(u: &Up, lock: &mut Lock) -> Result<Running> {
+    // Ctrl-C, SIGTERM or SIGHUP now: finish the step under way, then undo them all.
+    fault::hold_interrupts()?;
     let cgroups = Cgroups::detect()?;
     if let Some(j) = Journal::read(u.paths, &u.spec.name)? {
         if j.proc(Role::Init).is_some_and(|p| p.alive()) {
@@ -616,7 +624,13 @@ pub fn up(u: &Up, lock: &mut Lock) -> Result<Running> {
     };
     for step in steps() {
         let t0 = Instant::now();
-        let res = step.run(&mut ctx);
+        let res = fault::enter_step(step.name())
+            .and_then(|()| step.run(&mut ctx))
+            .and_then(|()| fault::leave_step())
+            .and_then(|()| match fault::take_interrupt() {
+                Some(sig) => Err(Error::Interrupted(sig)),
+                None => Ok(()),
+            });
         log::debug!("step {}: {:.1} ms", step.name(), t0.elapsed().as_secs_f64() * 1000.0);
         if let Err(e) = res {
             log::debug!("step {} failed: {e}; undoing", step.name());

@@ -148,6 +148,11 @@ impl Spec {
             Some(m) => parse_memory(m)?,
             None => DEFAULT_MEMORY,
         };
+        if let Some(first) = opts.command.first() {
+            if first.is_empty() {
+                return Err(usage!("the command after -- is empty: give a program, e.g. -- /bin/sh -c 'echo hi'"));
+            }
+        }
         if opts.pid1 == Pid1::Exec && opts.command.is_empty() {
             return Err(usage!("--exec-as-pid1 needs a command after -- (it replaces init as PID 1)"));
         }

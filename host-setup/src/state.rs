@@ -382,6 +382,10 @@ impl JournalWriter {
         Ok(JournalWriter { file, path })
     }
 
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.file.as_raw_fd()
+    }
+
     /// A writer that keeps nothing (`--explain` runs the steps' descriptions only).
     pub fn discard() -> Result<JournalWriter> {
         let path = PathBuf::from("/dev/null");
@@ -391,7 +395,8 @@ impl JournalWriter {
 
     pub fn append(&mut self, r: &Record) -> Result<()> {
         log::trace!("journal {}: {}", self.path.display(), r.to_line());
-        self.file.write_all(format!("{}\n", r.to_line()).as_bytes()).sys(|| format!("write {}", self.path.display()))
+        self.file.write_all(format!("{}\n", r.to_line()).as_bytes()).sys(|| format!("write {}", self.path.display()))?;
+        crate::fault::recorded()
     }
 }
 
@@ -404,6 +409,7 @@ impl JournalWriter {
 pub struct Lock {
     file: Option<File>,
     path: PathBuf,
+    journal: PathBuf,
 }
 
 impl Lock {
@@ -434,16 +440,19 @@ impl Lock {
             let held = file.metadata().sys(|| format!("stat {}", path.display()))?;
             match fs::metadata(&path) {
                 Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => {
-                    return Ok(Lock { file: Some(file), path });
+                    return Ok(Lock { file: Some(file), path, journal: paths.journal(name) });
                 }
                 _ => continue, // deleted by a `down` while we waited: lock the new file
             }
         }
     }
 
-    /// Delete the lock file (the container is gone), still holding the lock.
-    pub fn remove_file(&self) {
-        let _ = fs::remove_file(&self.path);
+    /// At the end of a command: if the container has no journal (it is gone, or
+    /// never came to be), delete the lock file too, while still holding the lock.
+    pub fn finish(self) {
+        if !self.journal.exists() {
+            let _ = fs::remove_file(&self.path);
+        }
     }
 
     /// In a forked child that must not keep the lock held: close our copy.

@@ -187,6 +187,8 @@ pub fn create_veth_pair(a: &VethEnd, b: &VethEnd) -> Result<()> {
     let msg = messages::new_veth_pair(&a.ifname, ns_a.as_raw_fd(), &b.ifname, ns_b.as_raw_fd());
     nl_a.request(&what, NLM_F_CREATE | NLM_F_EXCL, RouteNetlinkMessage::NewLink(msg)).map_err(|e| match e.errno() {
         Some(Errno::EEXIST) => e.hint("an interface of one of these names exists already in its netns"),
+        // "Unknown device type": the kernel has no veth driver loaded.
+        Some(Errno::EOPNOTSUPP) => crate::precondition!("{e}; the veth driver is missing: load it (modprobe veth)"),
         _ => e,
     })?;
 
