@@ -5,6 +5,7 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use nix::sched::CloneFlags;
@@ -15,7 +16,10 @@ use crate::launch;
 use crate::state::{Journal, Paths, Proc, Role};
 
 /// Enter `name` and run `cmd` (a shell if empty); returns its exit status.
-pub fn exec(paths: &Paths, name: &str, cmd: &[String]) -> Result<i32> {
+/// Unless the container is privileged, the command is started through init
+/// (`init --restrict --exec -- CMD`, from a sealed memfd), so it gets exactly the
+/// restrictions the main process got: the same capabilities and no_new_privs.
+pub fn exec(paths: &Paths, name: &str, cmd: &[String], init_bin: &Path) -> Result<i32> {
     let j = Journal::read(paths, name)?
         .ok_or_else(|| crate::precondition!("{name} is not up: start it with host-setup {name}"))?;
     let init = j.proc(Role::Init).filter(|p| p.alive()).ok_or_else(|| {
@@ -28,12 +32,13 @@ pub fn exec(paths: &Paths, name: &str, cmd: &[String]) -> Result<i32> {
         let p = format!("/proc/{}/ns/{kind}", init.pid);
         File::open(&p).sys(|| format!("open {p}"))
     };
-    // The order matters: the mount namespace last, because after it the host's
-    // /proc is out of reach.
+    // cgroup after joining the cgroups (its root is the cgroup we are in then,
+    // like init's), mount last, because after it the host's /proc is out of reach.
     let namespaces = [
         (ns("ipc")?, CloneFlags::CLONE_NEWIPC, "ipc"),
         (ns("uts")?, CloneFlags::CLONE_NEWUTS, "uts"),
         (ns("net")?, CloneFlags::CLONE_NEWNET, "net"),
+        (ns("cgroup")?, CloneFlags::CLONE_NEWCGROUP, "cgroup"),
         (ns("mnt")?, CloneFlags::CLONE_NEWNS, "mnt"),
     ];
     let pid_ns = ns("pid")?;
@@ -49,7 +54,16 @@ pub fn exec(paths: &Paths, name: &str, cmd: &[String]) -> Result<i32> {
         return Err(crate::precondition!("{name} stopped while host-setup exec was entering it"));
     }
 
-    let argv: Vec<String> = if cmd.is_empty() { vec!["/bin/sh".into()] } else { cmd.to_vec() };
+    let privileged = j.spec().is_some_and(|s| s.privileged);
+    let mut argv: Vec<String> = if cmd.is_empty() { vec!["/bin/sh".into()] } else { cmd.to_vec() };
+    let image = if privileged {
+        None
+    } else {
+        let mut with_init: Vec<String> = ["init", "--restrict", "--exec", "--"].iter().map(|s| s.to_string()).collect();
+        with_init.append(&mut argv);
+        argv = with_init;
+        Some(launch::sealed_init(init_bin)?)
+    };
     let env = launch::container_env();
     let c_argv: Vec<CString> = argv.iter().map(|a| CString::new(a.as_bytes()).unwrap_or_default()).collect();
     let c_env: Vec<CString> = env.iter().map(|e| CString::new(e.as_bytes()).unwrap_or_default()).collect();
@@ -62,7 +76,12 @@ pub fn exec(paths: &Paths, name: &str, cmd: &[String]) -> Result<i32> {
         ForkResult::Child => {
             launch::reset_signals_in_child();
             let code = match enter(&cgroup_procs, &namespaces, &root, init) {
-                Ok(()) => exec_in_path(&argv[0], &c_argv, &c_env),
+                Ok(()) => match &image {
+                    // init searches $PATH, applies the restrictions, execs the command,
+                    // and reports 127/126 itself if it cannot.
+                    Some(fd) => exec_init(fd.as_raw_fd(), &c_argv, &c_env),
+                    None => exec_in_path(&argv[0], &c_argv, &c_env),
+                },
                 Err(e) => {
                     eprintln!("host-setup: exec in {name}: {e}");
                     125
@@ -95,6 +114,17 @@ fn enter(
     nix::unistd::chroot(".").sys(|| "chroot(.)".into())?;
     nix::unistd::chdir("/").sys(|| "chdir(/)".into())?;
     Ok(())
+}
+
+/// Exec init from its sealed memfd; returns 126 if that fails.
+fn exec_init(fd: std::os::fd::RawFd, argv: &[CString], env: &[CString]) -> i32 {
+    let mut a: Vec<*const libc::c_char> = argv.iter().map(|c| c.as_ptr()).collect();
+    a.push(std::ptr::null());
+    let mut e: Vec<*const libc::c_char> = env.iter().map(|c| c.as_ptr()).collect();
+    e.push(std::ptr::null());
+    unsafe { launch::exec_fd(fd, a.as_ptr(), e.as_ptr()) };
+    eprintln!("host-setup: exec init: {}", crate::error::io_text(&std::io::Error::last_os_error()));
+    126
 }
 
 /// execve with the container's PATH; returns 127 (not found) or 126 (cannot run)

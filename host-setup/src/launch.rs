@@ -13,7 +13,6 @@ use std::ffi::CString;
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -45,7 +44,14 @@ pub struct InitArgs {
     /// The main process; empty: `--pause`.
     pub command: Vec<String>,
     pub pid1: crate::spec::Pid1,
+    /// Contain the container (init --cgroupns --dev --mask-proc --restrict); false
+    /// with --privileged.
+    pub contain: bool,
 }
+
+/// init's containment flags: a cgroup namespace, a minimal /dev, a masked /proc,
+/// and for the command Docker's default capabilities plus no_new_privs.
+pub const CONTAIN_FLAGS: [&str; 4] = ["--cgroupns", "--dev", "--mask-proc", "--restrict"];
 
 impl InitArgs {
     pub fn argv(&self, ready_fd: Option<RawFd>) -> Vec<String> {
@@ -60,6 +66,9 @@ impl InitArgs {
         a.extend(["--work".into(), self.work.display().to_string()]);
         a.extend(["--rootfs".into(), self.rootfs.display().to_string()]);
         a.extend(["--hostname".into(), self.hostname.clone()]);
+        if self.contain {
+            a.extend(CONTAIN_FLAGS.iter().map(|f| f.to_string()));
+        }
         if let Some(fd) = ready_fd {
             a.extend(["--ready-fd".into(), fd.to_string()]);
         }
@@ -101,6 +110,16 @@ impl InitArgs {
             "  umount -l /put_old; rmdir /put_old".to_string(),
             format!("  hostname {}", self.hostname),
         ]);
+        if self.contain {
+            out.extend([
+                "  # containment, not in the tutorial (--privileged leaves it out):".to_string(),
+                "  unshare -C                                   # init, after joining the cgroups: a cgroup namespace".to_string(),
+                "  mount -t tmpfs tmpfs /dev; mknod /dev/null c 1 3 ...   # null zero full random urandom tty, devpts, shm"
+                    .to_string(),
+                "  mount --bind /dev/null /proc/kcore ...; mount -o remount,bind,ro /proc/sys ...".to_string(),
+                "  capsh --drop=<all but Docker's default set> --no-new-privs --   # for the command".to_string(),
+            ]);
+        }
         out.push(if self.command.is_empty() {
             "  # init stays PID 1 and waits (--pause); enter with host-setup exec".to_string()
         } else {
@@ -163,12 +182,47 @@ pub fn reset_signals_in_child() {
     }
 }
 
+/// A sealed in-memory copy of the init binary, to exec instead of the file.
+///
+/// runc's CVE-2019-5736: a process in the container opened /proc/PID/exe of a
+/// host binary that had been exec'd into the container and wrote to it, replacing
+/// the runtime on the host. Exec'ing init from a memfd sealed against writes,
+/// growth and shrinking leaves nothing on the host's disk to reach that way.
+pub fn sealed_init(path: &std::path::Path) -> Result<OwnedFd> {
+    let name = c"host-setup-init";
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    if fd < 0 {
+        return Err(Error::sys("memfd_create(host-setup-init)", Errno::last()));
+    }
+    let fd = owned(fd);
+    let mut src = File::open(path).sys(|| format!("open {}", path.display()))?;
+    let mut dst = File::from(fd.try_clone().sys(|| "dup memfd".into())?);
+    std::io::copy(&mut src, &mut dst).sys(|| format!("copy {} into a memfd", path.display()))?;
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
+        return Err(Error::sys("fcntl(memfd, F_ADD_SEALS)", Errno::last()));
+    }
+    Ok(fd)
+}
+
+/// execveat(fd, "", AT_EMPTY_PATH): exec the file open at `fd` (async-signal-safe;
+/// returns only on failure).
+///
+/// # Safety
+/// `argv` and `envp` are NULL-terminated arrays of C strings.
+pub unsafe fn exec_fd(fd: RawFd, argv: *const *const libc::c_char, envp: *const *const libc::c_char) {
+    libc::syscall(libc::SYS_execveat, fd, c"".as_ptr(), argv, envp, libc::AT_EMPTY_PATH);
+}
+
+/// The fd number init's image has in the child, between clone and exec.
+const INIT_FD: RawFd = READY_FD + 1;
+
 /// Clone a child into new mount, UTS, IPC and PID namespaces and exec init in it.
 /// Returns init's (host) pid and the read end of its ready pipe.
 pub fn spawn(args: &InitArgs) -> Result<(Pid, File)> {
     let argv = cstrings(&args.argv(Some(READY_FD)))?;
     let envp = cstrings(&container_env())?;
-    let path = CString::new(args.init_bin.as_os_str().as_bytes()).map_err(|_| crate::usage!("bad init path"))?;
+    let image = sealed_init(&args.init_bin)?;
     let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).sys(|| "pipe".into())?;
     log::debug!(
         "clone(CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWPID) + exec {}",
@@ -188,21 +242,21 @@ pub fn spawn(args: &InitArgs) -> Result<(Pid, File)> {
         // Child: PID 1 of the new pid namespace. Only async-signal-safe calls until exec.
         unsafe {
             reset_signals_in_child();
-            let w = ready_w.as_raw_fd();
-            if w == READY_FD {
-                libc::fcntl(w, libc::F_SETFD, 0);
-            } else {
-                libc::dup2(w, READY_FD); // dup2 clears FD_CLOEXEC on the copy
-            }
+            // Move both out of the way first: either may sit on fd 3 or 4 now.
+            let w = libc::fcntl(ready_w.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 100);
+            let img = libc::fcntl(image.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 100);
+            libc::dup2(w, READY_FD); // dup2 clears FD_CLOEXEC on the copy: init keeps it
+            libc::dup2(img, INIT_FD);
+            libc::fcntl(INIT_FD, libc::F_SETFD, libc::FD_CLOEXEC); // gone with the exec
             // Nothing else of the host may reach the container: every fd our caller
             // left open without O_CLOEXEC would otherwise be init's, and readable
             // through /proc/1/fd from inside.
-            close_from(READY_FD + 1);
+            close_from(INIT_FD + 1);
             let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|c| c.as_ptr()).collect();
             argv_p.push(std::ptr::null());
             let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|c| c.as_ptr()).collect();
             envp_p.push(std::ptr::null());
-            libc::execve(path.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr());
+            exec_fd(INIT_FD, argv_p.as_ptr(), envp_p.as_ptr());
             let msg = format!(
                 "error: exec {}: {}\n",
                 args.init_bin.display(),
@@ -413,6 +467,7 @@ mod tests {
             hostname: "RED".into(),
             command: cmd.iter().map(|s| s.to_string()).collect(),
             pid1: Default::default(),
+            contain: true,
         }
     }
 
@@ -423,7 +478,8 @@ mod tests {
             a,
             "/usr/lib/host-setup/init --cgroup /sys/fs/cgroup/cpu/host-setup/red --cgroup /sys/fs/cgroup/memory/host-setup/red \
              --netns /run/netns/RED --lower /s/layers/tools-1:/s/layers/myroot-2 --upper /s/containers/red/upper \
-             --work /s/containers/red/work --rootfs /s/containers/red/merge --hostname RED --ready-fd 3 -- /bin/sh -c echo hi"
+             --work /s/containers/red/work --rootfs /s/containers/red/merge --hostname RED \
+             --cgroupns --dev --mask-proc --restrict --ready-fd 3 -- /bin/sh -c echo hi"
         );
         assert!(args(&[]).argv(None).ends_with(&["--pause".to_string()]));
     }

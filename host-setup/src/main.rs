@@ -86,6 +86,9 @@ macro_rules! container_cmd {
             /// the tutorial's way: exec the command as PID 1 instead of init supervising it (it then ignores SIGTERM and leaves zombies)
             #[argh(switch)]
             exec_as_pid1: bool,
+            /// the tutorial's full root: all capabilities, unmasked /proc, the host's devices, no device or pids limits
+            #[argh(switch)]
+            privileged: bool,
             /// print the steps as the tutorial's shell commands and change nothing
             #[argh(switch)]
             explain: bool,
@@ -105,6 +108,7 @@ macro_rules! container_cmd {
                     hostname: self.hostname.clone(),
                     layers: self.layer.clone(),
                     command: self.command.clone(),
+                    privileged: self.privileged,
                     pid1: match (self.exec_as_pid1, self.pgroup) {
                         (true, _) => spec::Pid1::Exec,
                         (false, true) => spec::Pid1::SuperviseGroup,
@@ -256,7 +260,7 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Exec(c) => {
             spec::validate_name(&c.name)?;
             root()?;
-            exec::exec(&paths, &c.name, &c.command)
+            exec::exec(&paths, &c.name, &c.command, &Bins::locate(None)?.init)
         }
         Cmd::Down(c) => {
             if c.names.is_empty() {

@@ -403,6 +403,7 @@ impl Launch {
             hostname: ctx.spec.hostname.clone(),
             command: ctx.spec.command.clone(),
             pid1: ctx.spec.pid1,
+            contain: !ctx.spec.privileged,
         }
     }
 }

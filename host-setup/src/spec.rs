@@ -36,6 +36,9 @@ pub struct Spec {
     pub command: Vec<String>,
     /// How init runs the main process.
     pub pid1: Pid1,
+    /// The tutorial's full root: no capability drop, no masked /proc, the host's
+    /// devices, no device or pids limits (see README, "containment").
+    pub privileged: bool,
 }
 
 /// What PID 1 does with the main process.
@@ -95,6 +98,7 @@ pub struct Options {
     pub layers: Vec<String>,
     pub command: Vec<String>,
     pub pid1: Pid1,
+    pub privileged: bool,
 }
 
 /// The tutorial's two containers.
@@ -175,6 +179,7 @@ impl Spec {
             layers,
             command: opts.command.clone(),
             pid1: opts.pid1,
+            privileged: opts.privileged,
         })
     }
 

@@ -246,6 +246,7 @@ pub fn spec_records(spec: &Spec) -> Vec<Record> {
         put("arg", a.clone());
     }
     put("pid1", spec.pid1.as_str().to_string());
+    put("privileged", spec.privileged.to_string());
     out
 }
 
@@ -259,6 +260,7 @@ fn spec_from_records(records: &[Record]) -> Option<Spec> {
         layers: vec![],
         command: vec![],
         pid1: Default::default(),
+        privileged: false,
     };
     let (mut iface, mut addr, mut peer) = (None, None, None);
     for r in records {
@@ -282,6 +284,7 @@ fn spec_from_records(records: &[Record]) -> Option<Spec> {
             }),
             "arg" => s.command.push(v.clone()),
             "pid1" => s.pid1 = crate::spec::Pid1::parse(v)?,
+            "privileged" => s.privileged = v == "true",
             _ => {}
         }
     }

@@ -135,12 +135,26 @@ pub fn remove(dir: &Path, wait: Duration) -> Result<bool> {
             }
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(false),
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(10));
+                // v2 tells when the last process has left (cgroup.events); v1 is polled.
+                match v2::populated(dir) {
+                    Some(true) => {
+                        v2::wait_until_empty(dir, deadline);
+                    }
+                    _ => std::thread::sleep(Duration::from_millis(10)),
+                }
             }
             Err(e) => {
                 let left = procs(dir);
                 let err = Err::<(), _>(e).sys(|| format!("rmdir {}", dir.display())).unwrap_err();
-                return Err(if left.is_empty() { err } else { err.hint(format!("processes still in it: {left:?}")) });
+                return Err(match (left.is_empty(), v2::populated(dir)) {
+                    (false, _) => err.hint(format!("processes still in it after {} s: {left:?}", wait.as_secs())),
+                    (true, Some(true)) => err.hint(format!(
+                        "still populated after {} s (cgroup.events): processes in a child cgroup",
+                        wait.as_secs()
+                    )),
+                    (true, Some(false)) => err.hint("it has child cgroups"),
+                    (true, None) => err,
+                });
             }
         }
     }

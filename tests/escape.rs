@@ -1,0 +1,173 @@
+//! Containment: from inside a running container, the ways out that the tutorial's
+//! full-root container leaves open must fail — and, as a control where it is cheap
+//! and harmless, work with --privileged. The probes use busybox-static as an extra
+//! layer (mknod, dd, insmod, cat, kill), next to the tutorial's own tools.
+
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+use lab_tests::{stdout, text, wait_for, Lab};
+
+/// A layer dir with busybox-static and the applets the probes use, under /probe.
+struct BusyboxLayer(PathBuf);
+
+impl BusyboxLayer {
+    fn new(lab: &Lab) -> BusyboxLayer {
+        let dir = lab.state_dir.with_extension("busybox");
+        let bin = dir.join("probe");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::copy("/bin/busybox", bin.join("busybox")).expect("busybox-static is installed (apt-get install busybox-static)");
+        for applet in ["mknod", "dd", "insmod", "cat", "kill", "grep", "sleep", "mkdir", "echo"] {
+            symlink("busybox", bin.join(applet)).unwrap();
+        }
+        // Not a module: insmod gets as far as the init_module system call with it.
+        std::fs::write(dir.join("bogus.ko"), b"\x7fELF not really a kernel module").unwrap();
+        BusyboxLayer(dir)
+    }
+    fn arg(&self) -> String {
+        self.0.display().to_string()
+    }
+}
+
+impl Drop for BusyboxLayer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The block device the host's root filesystem is on, as "major minor".
+fn host_disk() -> (u32, u32) {
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let root = mi.lines().find(|l| l.split(' ').nth(4) == Some("/")).unwrap();
+    let (maj, min) = root.split(' ').nth(2).unwrap().split_once(':').unwrap();
+    let (maj, min): (u32, u32) = (maj.parse().unwrap(), min.parse().unwrap());
+    if maj != 0 {
+        return (maj, min);
+    }
+    // A virtual root (overlay, tmpfs): take the first real disk.
+    for e in std::fs::read_dir("/sys/block").unwrap().flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if !n.starts_with("loop") && !n.starts_with("ram") {
+            let d = std::fs::read_to_string(e.path().join("dev")).unwrap();
+            let (a, b) = d.trim().split_once(':').unwrap();
+            return (a.parse().unwrap(), b.parse().unwrap());
+        }
+    }
+    panic!("no block device found on this host");
+}
+
+/// Run a shell line in the container; (success, stdout+stderr).
+fn sh(lab: &Lab, name: &str, line: &str) -> (bool, String) {
+    let o = lab.exec(name, &["/bin/sh", "-c", line]);
+    (o.status.success(), format!("{}{}", stdout(&o), String::from_utf8_lossy(&o.stderr)))
+}
+
+struct Probe<'a> {
+    what: &'a str,
+    line: String,
+    /// Also run it in the privileged container, where it must succeed.
+    control: bool,
+}
+
+fn probes() -> Vec<Probe<'static>> {
+    let (maj, min) = host_disk();
+    let me = std::process::id();
+    vec![
+        Probe { what: "mount a filesystem", line: "mkdir -p /mnt && mount -t tmpfs none /mnt".into(), control: true },
+        Probe {
+            what: "mknod the host's disk and read it",
+            line: format!("/probe/mknod /disk b {maj} {min}; /probe/dd if=/disk of=/dev/null bs=512 count=1"),
+            control: true,
+        },
+        Probe {
+            what: "write /proc/sys/kernel/core_pattern",
+            line: "echo '|/evil' > /proc/sys/kernel/core_pattern".into(),
+            control: false, // never on the host, not even as a control
+        },
+        Probe { what: "write /proc/sysrq-trigger", line: "echo h > /proc/sysrq-trigger".into(), control: false },
+        Probe {
+            what: "load a kernel module",
+            // EPERM when the capability is missing; with it, the kernel reads the
+            // file and refuses it as a module (the control expects that message).
+            line: "/probe/insmod /bogus.ko 2>&1 | /probe/grep -qiv 'not permitted'".into(),
+            control: true,
+        },
+        Probe {
+            what: "mount the cgroup hierarchy",
+            line: "mkdir -p /cg && mount -t cgroup -o memory none /cg && umount /cg".into(),
+            control: true,
+        },
+        Probe { what: "read a host file through /proc/1/fd", line: "/probe/cat /proc/1/fd/1 >/dev/null".into(), control: true },
+        Probe { what: "change the hostname", line: "hostname evil".into(), control: true },
+        Probe { what: "see a host process", line: format!("/probe/kill -0 {me}"), control: false },
+    ]
+}
+
+#[test]
+fn escape_attempts_fail_by_default_and_work_with_privileged() {
+    let lab = Lab::new();
+    let bb = BusyboxLayer::new(&lab);
+    let (jail, free) = (lab.name("j"), lab.name("p"));
+    lab.ok(&["up", &jail, "--layer", &bb.arg()]);
+    lab.ok(&["up", &free, "--privileged", "--layer", &bb.arg()]);
+    let host_name = nix::sys::utsname::uname().unwrap().nodename().to_string_lossy().into_owned();
+    for p in probes() {
+        let (ok, out) = sh(&lab, &jail, &p.line);
+        assert!(!ok, "contained: {} must fail, but: {out}", p.what);
+        if p.control {
+            let (ok, out) = sh(&lab, &free, &p.line);
+            assert!(ok, "--privileged: {} works as in the tutorial, but: {out}", p.what);
+        }
+    }
+    assert_eq!(nix::sys::utsname::uname().unwrap().nodename().to_string_lossy(), host_name, "the host's hostname");
+    // Still a working container: the tutorial's tools do their job.
+    for line in ["ping -c 1 -W 2 127.0.0.1", "hostname", "ps", "ls /", "stress -c 1 -t 1 -q"] {
+        let (ok, out) = sh(&lab, &jail, line);
+        assert!(ok, "{line}: {out}");
+    }
+}
+
+/// `Cap*` and `NoNewPrivs` lines of a /proc/PID/status text.
+fn privs(status: &str) -> Vec<String> {
+    status.lines().filter(|l| l.starts_with("Cap") || l.starts_with("NoNewPrivs")).map(str::to_string).collect()
+}
+
+#[test]
+fn exec_enters_with_exactly_the_main_process_restrictions() {
+    let lab = Lab::new();
+    let a = lab.name("x");
+    lab.ok(&["up", &a, "--", "stress", "--vm", "1", "--vm-bytes", "4096", "--vm-hang", "0", "-q"]);
+    let init = lab.init_pid(&a);
+    let main = wait_for("the main process", || {
+        let kids = std::fs::read_to_string(format!("/proc/{init}/task/{init}/children")).ok()?;
+        kids.split_whitespace().next()?.parse::<i32>().ok()
+    });
+    let main_privs = privs(&std::fs::read_to_string(format!("/proc/{main}/status")).unwrap());
+    let o = lab.exec(&a, &["/bin/sh", "-c", "while read l; do echo \"$l\"; done < /proc/self/status"]);
+    let exec_privs = privs(&stdout(&o));
+    assert_eq!(exec_privs, main_privs, "{}", text(&o));
+    assert!(main_privs.iter().any(|l| l.starts_with("NoNewPrivs") && l.ends_with('1')), "{main_privs:?}");
+    assert!(main_privs.iter().any(|l| l.starts_with("CapBnd") && !l.ends_with("1ffffffffff")), "{main_privs:?}");
+}
+
+#[test]
+fn a_fork_bomb_stays_inside_its_pids_limit() {
+    let lab = Lab::new();
+    let (bomb, calm) = (lab.name("f"), lab.name("c"));
+    lab.ok(&["up", &bomb, "--pids", "64"]);
+    lab.ok(&["up", &calm]);
+    let mut child =
+        lab.cmd(&["exec", &bomb, "--", "/bin/sh", "-c", "b() { b | b & }; b; wait"]).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let pids_dir = lab.cgroup_dirs(&bomb).into_iter().find(|d| d.join("pids.current").exists()).expect("a pids cgroup");
+    let current = || std::fs::read_to_string(pids_dir.join("pids.current")).unwrap().trim().parse::<u64>().unwrap();
+    wait_for("the bomb to reach its limit", || (current() >= 60).then_some(()));
+    assert!(current() <= 64, "pids.current {} above pids.max 64", current());
+    // The host and the other container carry on.
+    let (ok, out) = sh(&lab, &calm, "hostname");
+    assert!(ok && out.contains(&calm.to_uppercase()), "{out}");
+    assert!(std::process::Command::new("true").status().unwrap().success());
+    lab.ok(&["down", "--timeout", "1", &bomb]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(!Path::new(&pids_dir).exists());
+}
