@@ -35,27 +35,6 @@ impl Drop for BusyboxLayer {
     }
 }
 
-/// The block device the host's root filesystem is on, as "major minor".
-fn host_disk() -> (u32, u32) {
-    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let root = mi.lines().find(|l| l.split(' ').nth(4) == Some("/")).unwrap();
-    let (maj, min) = root.split(' ').nth(2).unwrap().split_once(':').unwrap();
-    let (maj, min): (u32, u32) = (maj.parse().unwrap(), min.parse().unwrap());
-    if maj != 0 {
-        return (maj, min);
-    }
-    // A virtual root (overlay, tmpfs): take the first real disk.
-    for e in std::fs::read_dir("/sys/block").unwrap().flatten() {
-        let n = e.file_name().to_string_lossy().into_owned();
-        if !n.starts_with("loop") && !n.starts_with("ram") {
-            let d = std::fs::read_to_string(e.path().join("dev")).unwrap();
-            let (a, b) = d.trim().split_once(':').unwrap();
-            return (a.parse().unwrap(), b.parse().unwrap());
-        }
-    }
-    panic!("no block device found on this host");
-}
-
 /// Run a shell line in the container; (success, stdout+stderr).
 fn sh(lab: &Lab, name: &str, line: &str) -> (bool, String) {
     let o = lab.exec(name, &["/bin/sh", "-c", line]);
@@ -70,12 +49,13 @@ struct Probe<'a> {
 }
 
 fn probes() -> Vec<Probe<'static>> {
-    let (maj, min) = host_disk();
+    // The host's disk if the host itself may open it, else loop0 (see harness).
+    let (maj, min) = lab_tests::openable_block_device();
     let me = std::process::id();
     vec![
         Probe { what: "mount a filesystem", line: "mkdir -p /mnt && mount -t tmpfs none /mnt".into(), control: true },
         Probe {
-            what: "mknod the host's disk and read it",
+            what: "mknod a block device and read it",
             line: format!("/probe/mknod /disk b {maj} {min}; /probe/dd if=/disk of=/dev/null bs=512 count=1"),
             control: true,
         },

@@ -293,3 +293,24 @@ pub fn descendants_named(root: i32, comm: &str) -> Vec<i32> {
     }
     out
 }
+
+/// A block device (major, minor) that root on this host can open: the root
+/// filesystem's disk, or else loop0 (some sandboxes, this project's machine among
+/// them, forbid even the host's root to open its disk).
+pub fn openable_block_device() -> (u32, u32) {
+    let st = nix::sys::stat::stat("/").unwrap();
+    let (maj, min) = (nix::sys::stat::major(st.st_dev) as u32, nix::sys::stat::minor(st.st_dev) as u32);
+    let dir = std::env::temp_dir().join(format!("hs-blk-{}-{}", std::process::id(), seq()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let node = dir.join("b");
+    let opens = |maj: u32, min: u32| {
+        let _ = std::fs::remove_file(&node);
+        let dev = nix::sys::stat::makedev(maj as u64, min as u64);
+        nix::sys::stat::mknod(&node, nix::sys::stat::SFlag::S_IFBLK, nix::sys::stat::Mode::from_bits_truncate(0o600), dev)
+            .is_ok()
+            && std::fs::File::open(&node).is_ok()
+    };
+    let found = if maj != 0 && opens(maj, min) { (maj, min) } else { (7, 0) };
+    let _ = std::fs::remove_dir_all(&dir);
+    found
+}

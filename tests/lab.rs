@@ -163,7 +163,7 @@ fn no_helper_program_runs_during_up() {
     // strace -f follows the supervisor, which stays behind as init's parent: it
     // ends only when the container does, so take the container down first.
     let mut c = std::process::Command::new("strace");
-    c.args(["-f", "-qq", "-e", "trace=execve", "-o"]).arg(&trace).arg(bin("host-setup")).args(["up", &a]);
+    c.args(["-f", "-qq", "-e", "trace=execve,execveat", "-o"]).arg(&trace).arg(bin("host-setup")).args(["up", &a]);
     c.env("HOST_SETUP_STATE_DIR", &lab.state_dir).env("HOST_SETUP_CGROUP_PARENT", &lab.cgroup_parent);
     c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
     let mut strace = c.spawn().unwrap();
@@ -183,13 +183,14 @@ fn no_helper_program_runs_during_up() {
     let log = std::fs::read_to_string(&trace).unwrap_or_default();
     let _ = std::fs::remove_file(&trace);
     assert!(status.success(), "strace host-setup up: {status:?}\n{log}");
-    let programs: Vec<String> = log
-        .lines()
-        .filter(|l| l.contains("execve(\"") && !l.contains("= -1"))
-        .filter_map(|l| l.split("execve(\"").nth(1)?.split('"').next().map(str::to_string))
-        .collect();
-    assert_eq!(programs.len(), 2, "only host-setup and init may be executed:\n{log}");
-    assert!(programs[0].ends_with("/host-setup") && programs[1].ends_with("/init"), "{programs:?}");
+    // host-setup itself by execve, then init by execveat from its sealed memfd
+    // (an empty path and AT_EMPTY_PATH); nothing else.
+    let execs: Vec<&str> =
+        log.lines().filter(|l| (l.contains("execve(") || l.contains("execveat(")) && !l.contains("= -1")).collect();
+    assert_eq!(execs.len(), 2, "only host-setup and init may be executed:\n{log}");
+    assert!(execs[0].contains("execve(\"") && execs[0].contains("/host-setup\""), "{execs:?}");
+    assert!(execs[1].contains("execveat(") && execs[1].contains("AT_EMPTY_PATH"), "{execs:?}");
+    assert!(execs[1].contains("\"--pause\""), "init, with its flags: {execs:?}");
 }
 
 #[test]

@@ -37,11 +37,19 @@ fn footprint(lab: &Lab) -> BTreeSet<String> {
     for e in walk(&containers) {
         out.insert(format!("file {e}"));
     }
+    // Processes: host-setup ones (supervisors) carry the lab's state dir in their
+    // environment; containers' ones sit in the lab's cgroups.
+    let env_mark = format!("HOST_SETUP_STATE_DIR={state}");
+    let cg_mark = format!("/{}/", lab.cgroup_parent);
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if cmdline.contains(&state) && !cmdline.contains("lab_tests") {
-            out.insert(format!("process {}", cmdline.trim()));
+        if e.file_name().to_string_lossy().parse::<u32>().is_err() {
+            continue;
+        }
+        let environ = String::from_utf8_lossy(&std::fs::read(e.path().join("environ")).unwrap_or_default()).into_owned();
+        let cgroup = std::fs::read_to_string(e.path().join("cgroup")).unwrap_or_default();
+        if environ.split('\0').any(|v| v == env_mark) || cgroup.contains(&cg_mark) {
+            let cmdline = String::from_utf8_lossy(&std::fs::read(e.path().join("cmdline")).unwrap_or_default()).replace('\0', " ");
+            out.insert(format!("process {} {}", e.file_name().to_string_lossy(), cmdline.trim()));
         }
     }
     out

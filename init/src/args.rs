@@ -29,6 +29,23 @@ options:
   --upper DIR      overlay upper dir (needs --lower and --work)
   --work DIR       overlay work dir (empty, same filesystem as --upper)
   --hostname NAME  set the hostname (needs a new UTS namespace)
+  --cgroupns       after joining the cgroups, a new cgroup namespace: CMD sees
+                   its own cgroup as \"/\" in /proc/self/cgroup
+  --dev            a minimal /dev in the new root (needs --rootfs): tmpfs with
+                   null zero full random urandom tty, pts (devpts newinstance),
+                   ptmx, shm, fd, stdin, stdout, stderr; no block device
+  --mask-proc      after mounting /proc (needs --rootfs and --dev): /dev/null
+                   over kcore keys timer_list sched_debug latency_stats
+                   timer_stats, an empty tmpfs over acpi scsi; read-only asound
+                   bus fs irq sys sysrq-trigger (runc's defaults)
+  --restrict       once setup is done, init and CMD keep only Docker's default
+                   capabilities (chown dac_override fowner fsetid kill setgid
+                   setuid setpcap net_bind_service net_raw sys_chroot mknod
+                   audit_write setfcap: bounding, effective, permitted; ambient
+                   and inheritable empty) and get no_new_privs; init becomes
+                   non-dumpable (CMD cannot open /proc/1/fd, root, exe, mem).
+                   With --exec, not as PID 1, only that: the way into a
+                   running container (init --restrict --exec -- CMD)
   --ready-fd N     write \"ok\\n\" to fd N (>= 3) once CMD runs (with --pause:
                    once setup is done), or \"error: MESSAGE\\n\"; then close it
   --pause          no CMD: stay PID 1 and reap orphans until SIGTERM, SIGINT
@@ -41,7 +58,10 @@ options:
   -V, --version    print the version
 
 CMD defaults to /bin/sh; a CMD without '/' is looked up in $PATH. CMD gets
-init's environment unchanged. RUST_LOG=debug traces each step on stderr.
+init's environment unchanged and no fd above 2. Once CMD runs, init's own
+command line reads \"init -- CMD ARGS\" (no setup paths in /proc/1/cmdline).
+Setup order: cgroups, cgroup namespace, netns, rootfs (with /dev), pivot_root,
+/proc (masked), hostname, then --restrict. RUST_LOG=debug traces each step.
 
 exit status:
   CMD's status, or 128+N if CMD was killed by signal N
@@ -65,6 +85,10 @@ pub struct Opts<'a> {
     pub pause: bool,
     pub pgroup: bool,
     pub exec: bool,
+    pub cgroupns: bool,
+    pub dev: bool,
+    pub mask_proc: bool,
+    pub restrict: bool,
     /// Index in argv of CMD; `None`: the default `/bin/sh` (or nothing with --pause).
     pub cmd: Option<usize>,
 }
@@ -140,6 +164,10 @@ pub fn parse<'a>(argv: impl IntoIterator<Item = &'a CStr>) -> Result<Parsed<'a>,
             b"--pause" => flag(&mut o.pause)?,
             b"-g" | b"--pgroup" => flag(&mut o.pgroup)?,
             b"--exec" => flag(&mut o.exec)?,
+            b"--cgroupns" => flag(&mut o.cgroupns)?,
+            b"--dev" => flag(&mut o.dev)?,
+            b"--mask-proc" => flag(&mut o.mask_proc)?,
+            b"--restrict" => flag(&mut o.restrict)?,
             b"--cgroup" | b"--netns" | b"--rootfs" | b"--lower" | b"--upper" | b"--work" | b"--hostname"
             | b"--ready-fd" => {
                 let value = match inline {
@@ -190,6 +218,15 @@ fn check<'a>(o: &Opts<'a>) -> Result<(), Usage<'a>> {
     }
     if o.lower.is_some() && o.rootfs.is_none() {
         return usage("--lower needs --rootfs (where to mount the overlay)", b"");
+    }
+    if o.dev && o.rootfs.is_none() {
+        return usage("--dev needs --rootfs (the new root to make /dev in)", b"");
+    }
+    if o.mask_proc && o.rootfs.is_none() {
+        return usage("--mask-proc needs --rootfs (it masks the new /proc)", b"");
+    }
+    if o.mask_proc && !o.dev {
+        return usage("--mask-proc needs --dev (it binds the new /dev/null)", b"");
     }
     if o.pause && o.exec {
         return usage("--pause and --exec exclude each other", b"");
@@ -303,6 +340,26 @@ mod tests {
     }
 
     #[test]
+    fn containment_flags() {
+        let o = opts(&["--rootfs", "/r", "--dev", "--mask-proc", "--cgroupns", "--restrict", "--", "sh"]);
+        assert!(o.dev && o.mask_proc && o.cgroupns && o.restrict);
+        assert_eq!(o.cmd, Some(8));
+        let o = opts(&["--restrict", "--exec", "--", "id"]);
+        assert!(o.restrict && o.exec && !o.dev && !o.cgroupns);
+        assert_eq!(o.cmd, Some(4));
+        assert!(opts(&["--cgroupns", "--pause"]).cgroupns);
+        let d = opts(&["--rootfs", "/r", "sh"]);
+        assert!(!d.dev && !d.mask_proc && !d.cgroupns && !d.restrict, "all off by default");
+        assert_eq!(err(&["--dev"]), "--dev needs --rootfs (the new root to make /dev in)");
+        assert_eq!(err(&["--mask-proc", "--dev"]), "--dev needs --rootfs (the new root to make /dev in)");
+        assert_eq!(err(&["--mask-proc"]), "--mask-proc needs --rootfs (it masks the new /proc)");
+        assert_eq!(err(&["--rootfs", "/r", "--mask-proc"]), "--mask-proc needs --dev (it binds the new /dev/null)");
+        assert_eq!(err(&["--restrict=1"]), "option takes no value: --restrict=1");
+        // After CMD they are CMD's.
+        assert!(!opts(&["sh", "--restrict"]).restrict);
+    }
+
+    #[test]
     fn double_dash_ends_options() {
         let o = opts(&["--", "--help"]);
         assert_eq!(o.cmd, Some(2));
@@ -328,6 +385,9 @@ mod tests {
         is(&["-V"], Parsed::Version);
         is(&["--version"], Parsed::Version);
         assert!(HELP.contains("--ready-fd N") && HELP.contains("127  CMD not found"));
+        for flag in ["--restrict", "--dev", "--mask-proc", "--cgroupns"] {
+            assert!(HELP.contains(&format!("  {flag} ")), "{flag} in --help");
+        }
         assert!(HELP.lines().all(|l| l.len() <= 80), "help lines fit 80 columns");
     }
 

@@ -128,7 +128,7 @@ fn close_from_to(first: u32, last: u32) {
 /// stay zombies unless CMD happens to wait for them, and a non-interactive
 /// `sh -i` exits once it reaps a child it did not start, ending the container.
 pub fn exec_as_pid1(cmd: &Cmd, orig_mask: SigSet, ready_fd: Option<i32>) -> ! {
-    crate::msg::debug(&[b"exec as PID 1 (no supervision): ", cmd.name().to_bytes()]);
+    crate::msg::debug(&[b"exec in init's place (no supervision): ", cmd.name().to_bytes()]);
     pid1::restore_signals(orig_mask);
     close_fds_except(ready_fd.unwrap_or(-1));
     ready::ok_before_exec(ready_fd);

@@ -1,11 +1,12 @@
-//! Steps 1 and 2 of the setup: join cgroups, then the network namespace.
+//! Steps 1 and 2 of the setup: join cgroups (and, with --cgroupns, make them the
+//! root of a new cgroup namespace), then the network namespace.
 //! Both happen before the rootfs steps: the host paths (/sys/fs/cgroup/...,
 //! /run/netns/...) are only reachable before pivot_root.
 
 use core::ffi::CStr;
 
 use crate::msg::{self, Error};
-use crate::sys::{self, Errno, CLONE_NEWNET, O_CLOEXEC, O_RDONLY, O_WRONLY};
+use crate::sys::{self, Errno, CLONE_NEWCGROUP, CLONE_NEWNET, O_CLOEXEC, O_RDONLY, O_WRONLY};
 
 const PROCS: &[u8] = b"/cgroup.procs";
 
@@ -40,6 +41,23 @@ pub fn cgroup(dir: &CStr) -> Result<(), Error<'_>> {
         match e {
             // cgroup v2's "no internal processes" rule.
             Errno::EBUSY => err.hint("cgroup v2: not a leaf, it has controllers in cgroup.subtree_control"),
+            _ => err,
+        }
+    })
+}
+
+/// `--cgroupns`: unshare(CLONE_NEWCGROUP), after the cgroups are joined. A cgroup
+/// namespace's root is, in every hierarchy, the cgroup its creator is in at that
+/// moment: from now on /proc/self/cgroup in the container reads "/" (v1: each
+/// "N:controller:/", v2: "0::/") instead of the host's paths, and a cgroup
+/// filesystem mounted inside would show only the container's own subtree.
+/// Processes that enter later (host-setup exec) must setns into it to see the same.
+pub fn cgroupns() -> Result<(), Error<'static>> {
+    msg::debug(&[b"unshare(CLONE_NEWCGROUP)"]);
+    sys::unshare(CLONE_NEWCGROUP).map_err(|e| {
+        let err = Error::new(e, &[b"unshare(CLONE_NEWCGROUP)"]);
+        match e {
+            Errno::EINVAL => err.hint("the kernel has no cgroup namespaces (Linux 4.6, CONFIG_CGROUPS)"),
             _ => err,
         }
     })

@@ -6,8 +6,12 @@
 //!
 //! Where things are:
 //! - `args`   the command line and --help
-//! - `join`   setup steps 1-2: join cgroups (cgroup.procs), setns into the netns
+//! - `join`   setup steps 1-2: join cgroups (cgroup.procs), --cgroupns, setns into the netns
 //! - `rootfs` setup step 3: private "/", overlay or bind, pivot_root, /proc, put_old
+//! - `dev`    --dev, in step 3: the minimal /dev made in the new root before the pivot
+//! - `maskproc` --mask-proc, in step 3: runc's masked and read-only /proc paths
+//! - `caps`   --restrict, after setup: capabilities, no_new_privs, non-dumpable
+//! - `title`  what /proc/1/cmdline and ps show of init once CMD runs
 //! - `exec`   step 5: the child between fork and execve, the $PATH search, --exec
 //! - `pid1`   signals, forwarding, reaping, exit status, --pause
 //! - `ready`  the --ready-fd protocol
@@ -16,10 +20,14 @@
 #![cfg_attr(not(test), no_std)]
 
 pub mod args;
+pub mod caps;
+pub mod dev;
 pub mod exec;
 pub mod join;
+pub mod maskproc;
 pub mod msg;
 pub mod pid1;
 pub mod ready;
 pub mod rootfs;
 pub mod sys;
+pub mod title;

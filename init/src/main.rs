@@ -1,8 +1,11 @@
 //! init's binary: the order of the steps (each one lives in the library, see
 //! src/lib.rs). No libc: src/rt.rs has `_start`, and everything is a raw syscall.
 //!
-//! 1. join cgroups  2. join the netns  3. rootfs + pivot_root + /proc
-//! 4. hostname  5. start CMD (supervised, or --exec, or --pause)
+//! 1. join cgroups (+ --cgroupns)  2. join the netns
+//! 3. rootfs (+ --dev) + pivot_root + /proc (+ --mask-proc)  4. hostname
+//! 5. --restrict: non-dumpable, capabilities, no_new_privs (youki/runc order:
+//!    after every mount, right before CMD)
+//! 6. rewrite init's argv, then start CMD (supervised, or --exec, or --pause)
 #![no_std]
 #![no_main]
 
@@ -15,7 +18,7 @@ use init::exec::{self, Cmd};
 use init::msg::{self, fmt_i64, Error};
 use init::pid1::{self, EXIT_SETUP};
 use init::rootfs::{self, Rootfs};
-use init::{join, ready, sys};
+use init::{caps, join, ready, sys, title};
 
 const EXIT_USAGE: i32 = 2;
 
@@ -57,7 +60,28 @@ fn main(argc: usize, argv: *const *const c_char, envp: *const *const c_char) -> 
         ready::fail(o.ready_fd, &e, EXIT_SETUP)
     }
 
-    // 5. start CMD.
+    // 5. --restrict, last, once nothing needs privileges any more. init applies it
+    // to itself right before it forks CMD (or execs it, with --exec), so CMD
+    // starts with exactly init's limits; init keeps only what PID 1 needs (it
+    // waits, and kill(2)s processes of any uid: CAP_KILL is in the set).
+    if o.restrict {
+        // init's own inherited fds too (CMD never gets them anyway): the host's
+        // pipes and files must not stay open in the container's PID 1 (trap 8).
+        msg::debug(&[b"close init's inherited fds above 2"]);
+        exec::close_fds_except(o.ready_fd.unwrap_or(-1));
+        // Not with --exec: execve resets the flag for CMD anyway.
+        let dumpable = if o.exec { Ok(()) } else { caps::non_dumpable() };
+        if let Err(e) = dumpable.and_then(|()| caps::restrict(caps::DEFAULT_MASK)) {
+            ready::fail(o.ready_fd, &e, EXIT_SETUP)
+        }
+    }
+
+    // 6. start CMD. Before that (not with --exec, which replaces init), init's own
+    // argv stops showing the setup flags; CMD's argv moves, and `cmd` follows it.
+    // No reference into argv (o's paths) is used past this point.
+    if !o.exec {
+        unsafe { title::set(argv as *mut *const c_char, argc, o.cmd) };
+    }
     if o.pause {
         pid1::pause(o.ready_fd)
     }
@@ -79,13 +103,18 @@ fn setup<'a>(o: &Opts<'a>) -> Result<(), Error<'a>> {
     for dir in o.cgroups() {
         join::cgroup(dir)?;
     }
+    // 1b. the joined cgroups become the root of the container's own cgroup namespace.
+    if o.cgroupns {
+        join::cgroupns()?;
+    }
     // 2. the network namespace (its file lives on the host: before pivot_root).
     if let Some(file) = o.netns {
         join::netns(file)?;
     }
-    // 3. the root filesystem: private "/", overlay or bind, pivot_root, /proc.
+    // 3. the root filesystem: private "/", overlay or bind, /dev, pivot_root, /proc, masks.
     if let Some(dir) = o.rootfs {
-        rootfs::enter(Rootfs { dir, lower: o.lower, upper: o.upper, work: o.work })?;
+        let (dev, mask_proc) = (o.dev, o.mask_proc);
+        rootfs::enter(Rootfs { dir, lower: o.lower, upper: o.upper, work: o.work, dev, mask_proc })?;
     }
     // 4. the hostname, in the UTS namespace the caller created.
     if let Some(name) = o.hostname {

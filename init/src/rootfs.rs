@@ -1,8 +1,8 @@
 //! Step 3 of the setup: the container's root filesystem.
 //!
 //! mount(MS_REC|MS_PRIVATE "/") -> overlay (or bind) on DIR -> chdir(DIR) ->
-//! mkdir put_old -> pivot_root(".", "put_old") -> chdir("/") -> mount /proc ->
-//! umount2("/put_old", MNT_DETACH) -> rmdir("/put_old").
+//! [--dev: DIR/dev] -> mkdir put_old -> pivot_root(".", "put_old") -> chdir("/") ->
+//! mount /proc -> [--mask-proc] -> umount2("/put_old", MNT_DETACH) -> rmdir("/put_old").
 //!
 //! The caller must have given init a new mount namespace (unshare -m /
 //! CLONE_NEWNS): pivot_root re-roots every process of the mount namespace whose
@@ -18,6 +18,7 @@ use crate::sys::{
     self, Errno, MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_REC, O_CLOEXEC, O_DIRECTORY,
     O_PATH,
 };
+use crate::{dev, maskproc};
 
 /// The kernel reads at most one page of mount options.
 const OPTIONS_MAX: usize = 4096;
@@ -29,6 +30,10 @@ pub struct Rootfs<'a> {
     pub lower: Option<&'a CStr>,
     pub upper: Option<&'a CStr>,
     pub work: Option<&'a CStr>,
+    /// --dev: a minimal /dev (src/dev.rs) before pivot_root.
+    pub dev: bool,
+    /// --mask-proc: runc's masked and read-only /proc paths (src/maskproc.rs).
+    pub mask_proc: bool,
 }
 
 /// Builds "lowerdir=L[,upperdir=U,workdir=W]" + NUL in `buf`; None if it exceeds a page.
@@ -116,6 +121,11 @@ pub fn enter(r: Rootfs<'_>) -> Result<(), Error<'_>> {
 
     sys::chdir(dir).map_err(|e| Error::new(e, &[b"chdir(", d, b")"]))?;
 
+    // Before the pivot, as runc does: from here on every path is relative to the new root.
+    if r.dev {
+        dev::populate(dir)?;
+    }
+
     // put_old must be a directory under new_root. EEXIST: the image ships one.
     match sys::mkdir(c"put_old", 0o700) {
         Ok(()) | Err(Errno::EEXIST) => {}
@@ -150,6 +160,9 @@ pub fn enter(r: Rootfs<'_>) -> Result<(), Error<'_>> {
     }
     sys::mount(Some(c"proc"), c"/proc", Some(c"proc"), MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
         .map_err(|e| Error::new(e, &[b"mount(proc, /proc)"]))?;
+    if r.mask_proc {
+        maskproc::apply()?;
+    }
 
     // A plain umount is EBUSY (init's own old cwd and root were there until just
     // now, and the host's mounts hang below): detach it lazily instead.
@@ -185,7 +198,8 @@ mod tests {
 
     #[test]
     fn missing_rootfs_is_named_before_any_mount() {
-        let r = Rootfs { dir: c"/nonexistent-pid1-unit", lower: None, upper: None, work: None };
+        let r =
+            Rootfs { dir: c"/nonexistent-pid1-unit", lower: None, upper: None, work: None, dev: true, mask_proc: true };
         let e = enter(r).unwrap_err();
         assert_eq!(e.errno, Errno::ENOENT);
         assert_eq!(e.what.concat(), b"open(/nonexistent-pid1-unit)");

@@ -26,17 +26,28 @@ pub const O_DIRECTORY: usize = 0o200000;
 pub const O_CLOEXEC: usize = 0o2000000;
 pub const O_PATH: usize = 0o10000000;
 
+pub const MS_RDONLY: usize = 1;
 pub const MS_NOSUID: usize = 2;
 pub const MS_NODEV: usize = 4;
 pub const MS_NOEXEC: usize = 8;
+pub const MS_REMOUNT: usize = 32;
 pub const MS_BIND: usize = 4096;
 pub const MS_REC: usize = 16384;
 pub const MS_PRIVATE: usize = 1 << 18;
 pub const MNT_DETACH: usize = 2;
 
 pub const CLONE_NEWNET: usize = 0x4000_0000;
+pub const CLONE_NEWCGROUP: usize = 0x0200_0000;
+pub const S_IFCHR: usize = 0o020000;
 pub const WNOHANG: usize = 1;
+pub const PR_SET_DUMPABLE: usize = 4;
+pub const PR_SET_NAME: usize = 15;
+pub const PR_CAPBSET_READ: usize = 23;
+pub const PR_CAPBSET_DROP: usize = 24;
 pub const PR_SET_CHILD_SUBREAPER: usize = 36;
+pub const PR_SET_NO_NEW_PRIVS: usize = 38;
+pub const PR_CAP_AMBIENT: usize = 47;
+pub const PR_CAP_AMBIENT_CLEAR_ALL: usize = 4;
 const TIOCSPGRP: usize = 0x5410;
 const F_SETFD: usize = 2;
 const FD_CLOEXEC: usize = 1;
@@ -127,6 +138,22 @@ pub fn rmdir(path: &CStr) -> Result<()> {
     unsafe { syscall!(Sysno::unlinkat, AT_FDCWD, path.as_ptr(), AT_REMOVEDIR) }.map(drop)
 }
 
+/// mknodat(2) relative to the cwd; `dev` as makedev(major, minor) for minors < 256.
+pub fn mknod(path: &CStr, mode: usize, major: u32, minor: u32) -> Result<()> {
+    let dev = ((major as usize) << 8) | minor as usize;
+    unsafe { syscall!(Sysno::mknodat, AT_FDCWD, path.as_ptr(), mode, dev) }.map(drop)
+}
+
+/// symlinkat(2): `link` will point at `target`.
+pub fn symlink(target: &CStr, link: &CStr) -> Result<()> {
+    unsafe { syscall!(Sysno::symlinkat, target.as_ptr(), AT_FDCWD, link.as_ptr()) }.map(drop)
+}
+
+/// umask(2): sets the mask, returns the previous one (it cannot fail).
+pub fn umask(mask: usize) -> usize {
+    unsafe { syscall!(Sysno::umask, mask) }.unwrap_or(0)
+}
+
 pub fn chdir(path: &CStr) -> Result<()> {
     unsafe { syscall!(Sysno::chdir, path.as_ptr()) }.map(drop)
 }
@@ -157,6 +184,10 @@ pub fn pivot_root(new_root: &CStr, put_old: &CStr) -> Result<()> {
 
 pub fn sethostname(name: &[u8]) -> Result<()> {
     unsafe { syscall!(Sysno::sethostname, name.as_ptr(), name.len()) }.map(drop)
+}
+
+pub fn unshare(flags: usize) -> Result<()> {
+    unsafe { syscall!(Sysno::unshare, flags) }.map(drop)
 }
 
 pub fn setns(fd: i32, nstype: usize) -> Result<()> {
@@ -214,7 +245,53 @@ pub fn tcsetpgrp(fd: i32, pgrp: Pid) -> Result<()> {
 }
 
 pub fn prctl(option: usize, arg2: usize) -> Result<()> {
-    unsafe { syscall!(Sysno::prctl, option, arg2, 0, 0, 0) }.map(drop)
+    prctl3(option, arg2, 0).map(drop)
+}
+
+/// prctl(2) with a third argument (the rest 0, as PR_CAP_AMBIENT and others
+/// require); returns the kernel's value (PR_CAPBSET_READ: 1 or 0).
+pub fn prctl3(option: usize, arg2: usize, arg3: usize) -> Result<usize> {
+    unsafe { syscall!(Sysno::prctl, option, arg2, arg3, 0, 0) }
+}
+
+// ---- capabilities ------------------------------------------------------------
+
+/// _LINUX_CAPABILITY_VERSION_3: 64-bit sets as two 32-bit halves.
+const CAP_V3: u32 = 0x2008_0522;
+
+/// The three capability sets of the calling thread, 64 bits each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CapSets {
+    pub effective: u64,
+    pub permitted: u64,
+    pub inheritable: u64,
+}
+
+/// capget(2), version 3, of the calling thread.
+pub fn capget() -> Result<CapSets> {
+    let hdr = [CAP_V3, 0]; // struct __user_cap_header_struct { version, pid = 0: me }
+    let mut data = [0u32; 6]; // struct __user_cap_data_struct[2] { effective, permitted, inheritable }
+    unsafe { syscall!(Sysno::capget, hdr.as_ptr(), data.as_mut_ptr()) }?;
+    let join = |lo: u32, hi: u32| lo as u64 | (hi as u64) << 32;
+    Ok(CapSets {
+        effective: join(data[0], data[3]),
+        permitted: join(data[1], data[4]),
+        inheritable: join(data[2], data[5]),
+    })
+}
+
+/// capset(2), version 3, on the calling thread.
+pub fn capset(c: CapSets) -> Result<()> {
+    let hdr = [CAP_V3, 0];
+    let data = [
+        c.effective as u32,
+        c.permitted as u32,
+        c.inheritable as u32,
+        (c.effective >> 32) as u32,
+        (c.permitted >> 32) as u32,
+        (c.inheritable >> 32) as u32,
+    ];
+    unsafe { syscall!(Sysno::capset, hdr.as_ptr(), data.as_ptr()) }.map(drop)
 }
 
 // ---- signals ---------------------------------------------------------------

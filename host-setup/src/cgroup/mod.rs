@@ -7,6 +7,7 @@
 //! written or removed (the root cgroup's `cgroup.subtree_control` on v2 aside,
 //! see v2.rs).
 
+pub mod devices;
 mod v1;
 mod v2;
 
@@ -138,6 +139,7 @@ pub fn remove(dir: &Path, wait: Duration) -> Result<bool> {
                 // v2 tells when the last process has left (cgroup.events); v1 is polled.
                 match v2::populated(dir) {
                     Some(true) => {
+                        log::debug!("rmdir {}: EBUSY, waiting for cgroup.events: populated 0", dir.display());
                         v2::wait_until_empty(dir, deadline);
                     }
                     _ => std::thread::sleep(Duration::from_millis(10)),

@@ -73,7 +73,8 @@ fn unavailable(root: &Path, missing: &[&str], available: &[String], proc_cgroups
     let reasons: Vec<String> = missing
         .iter()
         .map(|c| {
-            let line = proc_cgroups.lines().map(|l| l.split_whitespace().collect::<Vec<_>>()).find(|f| f.first() == Some(c));
+            let line =
+                proc_cgroups.lines().map(|l| l.split_whitespace().collect::<Vec<_>>()).find(|f| f.first() == Some(c));
             match line.as_deref() {
                 None | Some([_]) => {
                     let config = if *c == "memory" { "CONFIG_MEMCG" } else { "CONFIG_CGROUP_SCHED" };
@@ -324,7 +325,10 @@ mod tests {
         let e = check(&dir).unwrap_err();
         assert_eq!(e.exit_code(), 3);
         let e = e.to_string();
-        assert!(e.starts_with(&format!("cannot enable cpu, memory in {}/cgroup.subtree_control", dir.display())), "{e}");
+        assert!(
+            e.starts_with(&format!("cannot enable cpu, memory in {}/cgroup.subtree_control", dir.display())),
+            "{e}"
+        );
         assert!(e.contains("pids 1 17") && e.contains("no internal processes rule"), "{e}");
         // Nothing to enable: no problem.
         fs::write(dir.join("cgroup.subtree_control"), "cpu memory\n").unwrap();

@@ -1,0 +1,239 @@
+#!/opt/vm/busybox sh
+# Stage 2 of the test VM (tests/vm/run), the command of the project's init as
+# PID 1, on a tmpfs root. It sets the machine up the way a systemd host is:
+# "/" shared (MS_REC|MS_SHARED), and the cgroups of the mode on the kernel command
+# line (hs_cgroup=2 or 1):
+#   2  cgroup2 alone at /sys/fs/cgroup (nsdelegate, memory_recursiveprot), every
+#      process in a leaf and none in the root, and the root's cgroup.subtree_control
+#      left empty, so host-setup has to enable cpu and memory itself (a current host);
+#   1  a tmpfs with cpu,cpuacct (co-mounted, cpu and cpuacct symlinks), memory and
+#      pids hierarchies and an empty cgroup2 at unified/ (Ubuntu 18.04's hybrid).
+# Then: RED and BLUE up, their cgroups, the lab's checks (vagrant/lab.sh check),
+# down leaving nothing; on v2 also host-setup's errors where a controller is not
+# delegated or the cgroup holds processes (a container's view of the tree).
+# One "PASS name" / "FAIL name" line per check, "vm-result: N passed, M failed",
+# then power off.
+BB=/opt/vm/busybox
+$BB mkdir -p /opt/vm/bin
+$BB --install -s /opt/vm/bin
+export PATH=/opt/vm/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=/root
+cd /
+
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t tmpfs -o mode=0755 run /run
+mount -t tmpfs tmp /tmp
+V=2
+case " $(cat /proc/cmdline) " in *" hs_cgroup=1 "*) V=1 ;; esac
+CG=/sys/fs/cgroup
+if [ $V = 2 ]; then
+    mount -t cgroup2 -o nsdelegate,memory_recursiveprot cgroup2 $CG
+    # systemd's placement: PID 1 in /init.scope, the job in a leaf of its own.
+    mkdir -p $CG/init.scope $CG/vm-checks.scope
+    echo 1 >$CG/init.scope/cgroup.procs
+    echo $$ >$CG/vm-checks.scope/cgroup.procs
+    P=$CG/host-setup
+    DIRS_RED=$P/red
+    DIRS_BLUE=$P/blue
+else
+    mount -t tmpfs -o mode=0755 cgroup $CG
+    mkdir $CG/cpu,cpuacct $CG/memory $CG/pids $CG/unified
+    mount -t cgroup -o cpu,cpuacct cgroup $CG/cpu,cpuacct
+    mount -t cgroup -o memory cgroup $CG/memory
+    mount -t cgroup -o pids cgroup $CG/pids
+    mount -t cgroup2 cgroup2 $CG/unified
+    ln -s cpu,cpuacct $CG/cpu
+    ln -s cpu,cpuacct $CG/cpuacct
+    P=$CG/cpu,cpuacct/host-setup
+    PM=$CG/memory/host-setup
+    DIRS_RED="$P/red $PM/red"
+    DIRS_BLUE="$P/blue $PM/blue"
+fi
+# systemd: "/" and everything under it shared, so every mount made later
+# propagates unless made private first.
+mount --make-rshared /
+insmod /opt/vm/overlay.ko
+insmod /opt/vm/veth.ko
+hostname vm
+
+PASSES=0
+FAILS=0
+pass() { echo "PASS $*"; PASSES=$((PASSES + 1)); LAST=pass; }
+fail() { echo "FAIL $*"; FAILS=$((FAILS + 1)); LAST=fail; }
+# check NAME CMD...: PASS if CMD succeeds; otherwise FAIL and CMD's output, indented.
+check() {
+    name=$1
+    shift
+    if "$@" >/tmp/check.out 2>&1; then
+        pass "$name"
+    else
+        fail "$name"
+        sed 's/^/  /' /tmp/check.out | head -n 30
+    fi
+}
+has_words() { # FILE WORD...: every WORD is in FILE
+    f=$1
+    shift
+    for w in "$@"; do grep -qw "$w" "$f" || { echo "$f: '$(cat "$f")' lacks $w"; return 1; }; done
+}
+is() { # FILE VALUE
+    [ "$(cat "$1")" = "$2" ] || { echo "$1 is '$(cat "$1")', expected '$2'"; return 1; }
+}
+shared_root() {
+    grep -q '^[0-9]* [0-9]* [^ ]* / / .* shared:' /proc/1/mountinfo || { echo '"/" is not shared'; return 1; }
+}
+
+echo "vm-guest: Linux $(uname -r), $(nproc) CPUs, cgroup v$V"
+if [ $V = 2 ]; then
+    host_layout() {
+        [ "$(stat -f -c %t $CG)" = 63677270 ] || { echo "$CG has magic $(stat -f -c %t $CG)"; return 1; }
+        is $CG/cgroup.subtree_control "" && shared_root
+    }
+    check "cgroup v2 only, nothing enabled in the root yet, \"/\" shared (as with systemd)" host_layout
+else
+    host_layout() {
+        [ "$(stat -f -c %t $CG/memory)" = 27e0eb ] || { echo "$CG/memory has magic $(stat -f -c %t $CG/memory)"; return 1; }
+        shared_root
+    }
+    check "cgroup v1 hybrid (cpu,cpuacct co-mounted), \"/\" shared (as with systemd)" host_layout
+fi
+
+# --- RED and BLUE up ------------------------------------------------------------
+check "host-setup red" host-setup red
+check "host-setup blue" host-setup blue
+
+red_pid() { host-setup status red | sed -n 's/.*init pid \([0-9]*\).*/\1/p'; }
+if [ $V = 2 ]; then
+    v2_layout() {
+        has_words $CG/cgroup.subtree_control cpu memory || return 1
+        has_words $P/cgroup.subtree_control cpu memory || return 1
+        for n in red blue; do
+            is $P/$n/cgroup.subtree_control "" || return 1
+            [ -n "$(cat $P/$n/cgroup.procs)" ] || { echo "$P/$n holds no process"; return 1; }
+            is $P/$n/cgroup.type domain || return 1
+        done
+        is $P/cgroup.procs "" || return 1
+        pid=$(red_pid)
+        grep -qx "$pid" $P/red/cgroup.procs || { echo "init $pid is not in $P/red"; return 1; }
+        grep -qx "0::/host-setup/red" /proc/$pid/cgroup || { cat /proc/$pid/cgroup; return 1; }
+    }
+    check "cgroup v2: cpu, memory enabled in / and host-setup/, never in the leaves; no internal processes" v2_layout
+    v2_limits() { is $P/red/cpu.max "40000 100000" && is $P/red/memory.max 209715200; }
+    check "cgroup v2 limits: cpu.max 40000 100000, memory.max 209715200" v2_limits
+    check "swap off: memory.swap.max 0" is $P/red/memory.swap.max 0
+else
+    v1_layout() {
+        pid=$(red_pid)
+        grep -qx "$pid" $P/red/cgroup.procs || { echo "init $pid is not in $P/red"; return 1; }
+        grep -qx "$pid" $PM/red/cgroup.procs || { echo "init $pid is not in $PM/red"; return 1; }
+        is $P/red/cpu.cfs_period_us 100000 && is $P/red/cpu.cfs_quota_us 40000 &&
+            is $PM/red/memory.limit_in_bytes 209715200
+    }
+    check "cgroup v1: init in cpu,cpuacct and memory; cfs_quota_us 40000 of 100000, limit_in_bytes 209715200" v1_layout
+    v1_swap() {
+        is $PM/red/memory.swappiness 0 || return 1
+        [ ! -f $PM/red/memory.memsw.limit_in_bytes ] || is $PM/red/memory.memsw.limit_in_bytes 209715200
+    }
+    check "swap off: memory.memsw.limit_in_bytes = limit, swappiness 0" v1_swap
+fi
+# With "/" shared, a mount made in a container's mount namespace before making
+# it private would show up here, in the VM's own namespace (PID 1's).
+host_mounts_clean() {
+    if grep -E ' - overlay |put_old|/var/lib/host-setup' /proc/1/mountinfo; then return 1; fi
+    shared_root
+}
+check "no container mount propagates to the host; \"/\" is still shared" host_mounts_clean
+
+# --- the lab's checks: ping both ways, hostname, CPU 40 %, swap, 150M, 250M ------
+/opt/lab/vagrant/lab.sh check >/tmp/lab.out 2>&1
+grep -E '^(PASS|FAIL) ' /tmp/lab.out
+PASSES=$((PASSES + $(grep -c '^PASS ' /tmp/lab.out)))
+FAILS=$((FAILS + $(grep -c '^FAIL ' /tmp/lab.out)))
+grep -q '^lab: [0-9]* passed, 0 failed' /tmp/lab.out || { fail "lab.sh check ran to its end"; sed 's/^/  /' /tmp/lab.out | tail -n 20; }
+if [ $V = 2 ]; then
+    check "memory.events counts the OOM kill" grep -q '^oom_kill [1-9]' $P/red/memory.events
+else
+    check "memory.oom_control counts the OOM kill" grep -q '^oom_kill [1-9]' $PM/red/memory.oom_control
+fi
+check "status reports the OOM kill" sh -c 'host-setup status red | grep -q "oom kills [1-9]" || { host-setup status red; exit 1; }'
+
+# --- down, with processes still in RED ---------------------------------------------
+# One using memory in RED (its pid namespace and its cgroups) ...
+host-setup exec red stress --vm 1 --vm-bytes 100M --vm-hang 0 -t 60 >/dev/null 2>&1 &
+sleep 2
+# ... and one that is in RED's cgroups but not in its pid namespace (as `echo PID >
+# cgroup.procs` from the host puts it): down kills it, and must wait until it has
+# left the cgroup (v2: cgroup.events populated 0) before the rmdir can succeed.
+stress --vm 1 --vm-bytes 64M --vm-hang 0 >/dev/null 2>&1 &
+sleep 1
+for p in $(pidof stress); do
+    for d in $DIRS_RED; do echo "$p" >$d/cgroup.procs; done
+done
+check "down (lab.sh down) leaves nothing" sh -c 'RUST_LOG=debug /opt/lab/vagrant/lab.sh down 2>/tmp/down.log'
+grep -E 'EBUSY|kill -KILL' /tmp/down.log | sed 's/^/  /'
+leftovers() { # everything of the lab that is still there
+    for n in RED BLUE; do [ -e /run/netns/$n ] && echo "netns $n"; done
+    for d in $DIRS_RED $DIRS_BLUE $P $PM; do
+        [ -e $d ] && echo "cgroup $d: $(cat $d/cgroup.procs 2>/dev/null | tr '\n' ' ')"
+    done
+    # /run/netns itself stays a mount point, as with iproute2's `ip netns`.
+    grep -E 'overlay|/run/netns/|host-setup' /proc/self/mounts | sed 's/^/mount /'
+    ls /var/lib/host-setup/containers 2>/dev/null | sed 's/^/journal /'
+    ls /sys/class/net | grep -vx lo | sed 's/^/link /'
+    for p in /proc/[0-9]*; do
+        c=$(cat $p/comm 2>/dev/null)
+        case "$c" in stress | host-setup) echo "process ${p#/proc/} $c" ;; esac
+    done
+}
+nothing_left() {
+    left=$(leftovers)
+    [ -z "$left" ] || { echo "$left"; return 1; }
+}
+check "no netns, link, cgroup, mount, journal or process left" nothing_left
+wait
+
+# --- host-setup's errors in a container's view of cgroup v2 ----------------------
+# A cgroup namespace rooted at a cgroup that is not the hierarchy's root, as inside
+# docker/podman (cgroupns=private): /sys/fs/cgroup shows that cgroup as "/".
+if [ $V = 2 ]; then
+    echo "+cpu +memory" >$CG/cgroup.subtree_control
+    in_view() { # CGROUP CMD...: run CMD in CGROUP, seen through a cgroup namespace
+        cg=$1
+        shift
+        (
+            echo 0 >"$cg/cgroup.procs" || exit 99
+            exec /usr/bin/unshare -C -m sh -c \
+                'umount -l /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec "$@"' sh "$@"
+        )
+    }
+    # 1. memory not delegated: the parent enabled only cpu for the container's cgroup.
+    mkdir -p $CG/deleg/ctr
+    echo +cpu >$CG/deleg/cgroup.subtree_control
+    not_delegated() {
+        in_view $CG/deleg/ctr host-setup red >/tmp/err.out 2>&1
+        rc=$?
+        cat /tmp/err.out
+        [ $rc = 3 ] || { echo "exit $rc, expected 3"; return 1; }
+        grep -q "memory is not delegated" /tmp/err.out && grep -q "echo +memory > PARENT/cgroup.subtree_control" /tmp/err.out
+    }
+    check "a controller the parent did not delegate is named, with how to enable it (exit 3)" not_delegated
+    [ "$LAST" = fail ] || sed 's/^/  /' /tmp/err.out # show the message
+    # 2. no internal processes: the view's root holds the process that runs host-setup.
+    mkdir -p $CG/ctr2
+    internal() {
+        in_view $CG/ctr2 host-setup red >/tmp/err.out 2>&1
+        rc=$?
+        cat /tmp/err.out
+        [ $rc = 3 ] || { echo "exit $rc, expected 3"; return 1; }
+        grep -q "no internal processes rule" /tmp/err.out && grep -q "cgroup.procs" /tmp/err.out
+    }
+    check "a cgroup with processes of its own: the no-internal-processes rule is explained (exit 3)" internal
+    [ "$LAST" = fail ] || sed 's/^/  /' /tmp/err.out
+    rmdir $CG/deleg/ctr $CG/deleg $CG/ctr2 2>/dev/null
+    check "the failed attempts left nothing" nothing_left
+fi
+
+echo "vm-result: $PASSES passed, $FAILS failed"
+sync
+poweroff -f
