@@ -71,6 +71,9 @@ macro_rules! container_cmd {
             /// memory limit: bytes or with K, M, G (default 200M); swap is off
             #[argh(option)]
             memory: Option<String>,
+            /// most processes at once (default 512; none with --privileged)
+            #[argh(option)]
+            pids: Option<String>,
             /// hostname inside (default: the name in upper case)
             #[argh(option)]
             hostname: Option<String>,
@@ -105,6 +108,7 @@ macro_rules! container_cmd {
                     iface: self.iface.clone(),
                     cpu: self.cpu.clone(),
                     memory: self.memory.clone(),
+                    pids: self.pids.clone(),
                     hostname: self.hostname.clone(),
                     layers: self.layer.clone(),
                     command: self.command.clone(),

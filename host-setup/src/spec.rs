@@ -17,6 +17,8 @@ pub const RESERVED: [&str; 7] = ["up", "run", "exec", "down", "status", "help", 
 pub const DEFAULT_CPU_PERCENT: u64 = 40;
 pub const DEFAULT_MEMORY: u64 = 200 << 20;
 pub const CPU_PERIOD_US: u64 = 100_000;
+/// Processes per container unless --pids says otherwise (none with --privileged).
+pub const DEFAULT_PIDS: u64 = 512;
 const MIN_MEMORY: u64 = 8 << 20;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +96,7 @@ pub struct Options {
     pub iface: Option<String>,
     pub cpu: Option<String>,
     pub memory: Option<String>,
+    pub pids: Option<String>,
     pub hostname: Option<String>,
     pub layers: Vec<String>,
     pub command: Vec<String>,
@@ -152,6 +155,11 @@ impl Spec {
             Some(m) => parse_memory(m)?,
             None => DEFAULT_MEMORY,
         };
+        let pids_max = match &opts.pids {
+            Some(p) => Some(parse_pids(p)?),
+            None if opts.privileged => None,
+            None => Some(DEFAULT_PIDS),
+        };
         if let Some(first) = opts.command.first() {
             if first.is_empty() {
                 return Err(usage!("the command after -- is empty: give a program, e.g. -- /bin/sh -c 'echo hi'"));
@@ -175,6 +183,8 @@ impl Spec {
                 cpu_quota_us: cpu_percent * CPU_PERIOD_US / 100,
                 cpu_period_us: CPU_PERIOD_US,
                 memory_bytes,
+                pids_max,
+                restrict_devices: !opts.privileged,
             },
             layers,
             command: opts.command.clone(),
@@ -306,6 +316,14 @@ pub fn parse_memory(text: &str) -> Result<u64> {
     Ok(bytes)
 }
 
+/// A pids limit: how many processes and threads the container may have at once.
+pub fn parse_pids(text: &str) -> Result<u64> {
+    match text.parse::<u64>() {
+        Ok(n) if (8..=4_194_304).contains(&n) => Ok(n),
+        _ => Err(usage!("invalid pids limit {text:?}: give a number of processes from 8 to 4194304 (e.g. 512)")),
+    }
+}
+
 /// `200M` style, for messages and `status`.
 pub fn format_bytes(b: u64) -> String {
     for (shift, unit) in [(30, "G"), (20, "M"), (10, "K")] {
@@ -354,7 +372,13 @@ mod tests {
         let net = red.net.unwrap();
         assert_eq!((net.iface.as_str(), net.addr, net.prefix_len), ("veth0", Ipv4Addr::new(11, 11, 11, 2), 24));
         assert_eq!(net.peer.as_deref(), Some("blue"));
-        assert_eq!(red.limits, Limits { cpu_quota_us: 40000, cpu_period_us: 100000, memory_bytes: 209715200 });
+        assert_eq!(
+            red.limits,
+            Limits { pids_max: Some(DEFAULT_PIDS), restrict_devices: true, ..Limits::TUTORIAL },
+            "the tutorial's limits, contained"
+        );
+        let free = spec("red", |o| o.privileged = true).unwrap();
+        assert_eq!(free.limits, Limits::TUTORIAL, "--privileged: only the tutorial's limits");
         assert_eq!(red.layers, vec![Layer::Builtin("tools".into()), Layer::Builtin("myroot".into())]);
         let blue = spec("blue", |_| {}).unwrap().net.unwrap();
         assert_eq!((blue.iface.as_str(), blue.addr), ("veth1", Ipv4Addr::new(11, 11, 11, 3)));

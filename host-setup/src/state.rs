@@ -236,6 +236,8 @@ pub fn spec_records(spec: &Spec) -> Vec<Record> {
     }
     put("cpu", format!("{}/{}", spec.limits.cpu_quota_us, spec.limits.cpu_period_us));
     put("memory", spec.limits.memory_bytes.to_string());
+    put("pids", spec.limits.pids_max.map(|p| p.to_string()).unwrap_or_else(|| "none".into()));
+    put("devices", if spec.limits.restrict_devices { "restricted" } else { "all" }.to_string());
     for l in &spec.layers {
         match l {
             Layer::Builtin(n) => put("layer", format!("builtin:{n}")),
@@ -256,7 +258,7 @@ fn spec_from_records(records: &[Record]) -> Option<Spec> {
         netns: String::new(),
         hostname: String::new(),
         net: None,
-        limits: Limits { cpu_quota_us: 0, cpu_period_us: 0, memory_bytes: 0 },
+        limits: Limits { cpu_quota_us: 0, cpu_period_us: 0, memory_bytes: 0, pids_max: None, restrict_devices: false },
         layers: vec![],
         command: vec![],
         pid1: Default::default(),
@@ -278,6 +280,8 @@ fn spec_from_records(records: &[Record]) -> Option<Spec> {
                 s.limits.cpu_period_us = p.parse().ok()?;
             }
             "memory" => s.limits.memory_bytes = v.parse().ok()?,
+            "pids" => s.limits.pids_max = v.parse().ok(),
+            "devices" => s.limits.restrict_devices = v == "restricted",
             "layer" => s.layers.push(match v.split_once(':')? {
                 ("builtin", n) => Layer::Builtin(n.into()),
                 (_, d) => Layer::Dir(d.into()),

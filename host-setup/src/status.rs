@@ -56,11 +56,13 @@ pub fn report(paths: &Paths, names: &[String]) -> Result<String> {
             }
         }
         let mut limits = format!(
-            "  limits    cpu {}% ({}/{} us), memory {}, swap off",
+            "  limits    cpu {}% ({}/{} us), memory {}, swap off, pids {}, devices {}",
             spec.cpu_percent(),
             spec.limits.cpu_quota_us,
             spec.limits.cpu_period_us,
-            format_bytes(spec.limits.memory_bytes)
+            format_bytes(spec.limits.memory_bytes),
+            spec.limits.pids_max.map(|p| p.to_string()).unwrap_or_else(|| "unlimited".into()),
+            if spec.limits.restrict_devices { "minimal" } else { "all (privileged)" }
         );
         let dirs = j.cgroup_dirs();
         if let (Some(cg), false) = (&cgroups, dirs.is_empty()) {
@@ -68,9 +70,10 @@ pub fn report(paths: &Paths, names: &[String]) -> Result<String> {
             let oom = j.exited().map(|(_, o)| o).unwrap_or(0).max(u.oom_kills);
             write!(
                 limits,
-                "; using {} memory, {:.1} s cpu, oom kills {oom}",
+                "; using {} memory, {:.1} s cpu, {} pids, oom kills {oom}",
                 format_bytes(u.memory_bytes),
-                u.cpu_ns as f64 / 1e9
+                u.cpu_ns as f64 / 1e9,
+                u.pids
             )
             .ok();
         } else if let Some((_, oom)) = j.exited() {

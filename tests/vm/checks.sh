@@ -38,17 +38,20 @@ if [ $V = 2 ]; then
     DIRS_BLUE=$P/blue
 else
     mount -t tmpfs -o mode=0755 cgroup $CG
-    mkdir $CG/cpu,cpuacct $CG/memory $CG/pids $CG/unified
+    mkdir $CG/cpu,cpuacct $CG/memory $CG/pids $CG/devices $CG/unified
     mount -t cgroup -o cpu,cpuacct cgroup $CG/cpu,cpuacct
     mount -t cgroup -o memory cgroup $CG/memory
     mount -t cgroup -o pids cgroup $CG/pids
+    mount -t cgroup -o devices cgroup $CG/devices
     mount -t cgroup2 cgroup2 $CG/unified
     ln -s cpu,cpuacct $CG/cpu
     ln -s cpu,cpuacct $CG/cpuacct
     P=$CG/cpu,cpuacct/host-setup
     PM=$CG/memory/host-setup
-    DIRS_RED="$P/red $PM/red"
-    DIRS_BLUE="$P/blue $PM/blue"
+    PP=$CG/pids/host-setup
+    PD=$CG/devices/host-setup
+    DIRS_RED="$P/red $PM/red $PP/red $PD/red"
+    DIRS_BLUE="$P/blue $PM/blue $PP/blue $PD/blue"
 fi
 # systemd: "/" and everything under it shared, so every mount made later
 # propagates unless made private first.
@@ -106,8 +109,8 @@ check "host-setup blue" host-setup blue
 red_pid() { host-setup status red | sed -n 's/.*init pid \([0-9]*\).*/\1/p'; }
 if [ $V = 2 ]; then
     v2_layout() {
-        has_words $CG/cgroup.subtree_control cpu memory || return 1
-        has_words $P/cgroup.subtree_control cpu memory || return 1
+        has_words $CG/cgroup.subtree_control cpu memory pids || return 1
+        has_words $P/cgroup.subtree_control cpu memory pids || return 1
         for n in red blue; do
             is $P/$n/cgroup.subtree_control "" || return 1
             [ -n "$(cat $P/$n/cgroup.procs)" ] || { echo "$P/$n holds no process"; return 1; }
@@ -118,9 +121,9 @@ if [ $V = 2 ]; then
         grep -qx "$pid" $P/red/cgroup.procs || { echo "init $pid is not in $P/red"; return 1; }
         grep -qx "0::/host-setup/red" /proc/$pid/cgroup || { cat /proc/$pid/cgroup; return 1; }
     }
-    check "cgroup v2: cpu, memory enabled in / and host-setup/, never in the leaves; no internal processes" v2_layout
-    v2_limits() { is $P/red/cpu.max "40000 100000" && is $P/red/memory.max 209715200; }
-    check "cgroup v2 limits: cpu.max 40000 100000, memory.max 209715200" v2_limits
+    check "cgroup v2: cpu, memory, pids enabled in / and host-setup/, never in the leaves; no internal processes" v2_layout
+    v2_limits() { is $P/red/cpu.max "40000 100000" && is $P/red/memory.max 209715200 && is $P/red/pids.max 512; }
+    check "cgroup v2 limits: cpu.max 40000 100000, memory.max 209715200, pids.max 512" v2_limits
     check "swap off: memory.swap.max 0" is $P/red/memory.swap.max 0
 else
     v1_layout() {
@@ -128,9 +131,11 @@ else
         grep -qx "$pid" $P/red/cgroup.procs || { echo "init $pid is not in $P/red"; return 1; }
         grep -qx "$pid" $PM/red/cgroup.procs || { echo "init $pid is not in $PM/red"; return 1; }
         is $P/red/cpu.cfs_period_us 100000 && is $P/red/cpu.cfs_quota_us 40000 &&
-            is $PM/red/memory.limit_in_bytes 209715200
+            is $PM/red/memory.limit_in_bytes 209715200 && is $PP/red/pids.max 512 || return 1
+        grep -qx 'c 1:3 rwm' $PD/red/devices.list || { cat $PD/red/devices.list; return 1; }
+        ! grep -q '^a ' $PD/red/devices.list || { cat $PD/red/devices.list; return 1; }
     }
-    check "cgroup v1: init in cpu,cpuacct and memory; cfs_quota_us 40000 of 100000, limit_in_bytes 209715200" v1_layout
+    check "cgroup v1: cfs_quota_us 40000 of 100000, limit_in_bytes 209715200, pids.max 512, devices allow list" v1_layout
     v1_swap() {
         is $PM/red/memory.swappiness 0 || return 1
         [ ! -f $PM/red/memory.memsw.limit_in_bytes ] || is $PM/red/memory.memsw.limit_in_bytes 209715200
@@ -144,6 +149,22 @@ host_mounts_clean() {
     shared_root
 }
 check "no container mount propagates to the host; \"/\" is still shared" host_mounts_clean
+# The device filter (v2: eBPF; v1: the devices controller): a node for a device
+# off the allow list (kmsg, c 1:11, which opens fine here in the VM) can be made
+# inside (CAP_MKNOD) but not opened; /dev/null works.
+devices_denied() {
+    rm -f /tmp/kmsg && mknod /tmp/kmsg c 1 11 && (exec 3</tmp/kmsg) || { echo "kmsg does not open outside either"; return 1; }
+    # The layers have no mknod: a third container gets busybox as an extra layer.
+    mkdir -p /tmp/bblayer/bin && cp /opt/vm/busybox /tmp/bblayer/bin/busybox
+    host-setup green --layer /tmp/bblayer >/dev/null || return 1
+    out=$(host-setup exec green /bin/sh -c '(exec 4</dev/null) && echo NULL-OK; /bin/busybox mknod /kmsg c 1 11 && (exec 3</kmsg) && echo OPENED' 2>&1)
+    host-setup down green >/dev/null
+    echo "$out"
+    case "$out" in *OPENED*) return 1 ;; esac
+    case "$out" in *NULL-OK*"not permitted"*) return 0 ;; esac
+    return 1
+}
+check "devices: a node off the allow list cannot be opened inside, /dev/null can" devices_denied
 
 # --- the lab's checks: ping both ways, hostname, CPU 40 %, swap, 150M, 250M ------
 /opt/lab/vagrant/lab.sh check >/tmp/lab.out 2>&1
@@ -174,7 +195,7 @@ check "down (lab.sh down) leaves nothing" sh -c 'RUST_LOG=debug /opt/lab/vagrant
 grep -E 'EBUSY|kill -KILL' /tmp/down.log | sed 's/^/  /'
 leftovers() { # everything of the lab that is still there
     for n in RED BLUE; do [ -e /run/netns/$n ] && echo "netns $n"; done
-    for d in $DIRS_RED $DIRS_BLUE $P $PM; do
+    for d in $DIRS_RED $DIRS_BLUE $P ${PM:-} ${PP:-} ${PD:-}; do
         [ -e $d ] && echo "cgroup $d: $(cat $d/cgroup.procs 2>/dev/null | tr '\n' ' ')"
     done
     # /run/netns itself stays a mount point, as with iproute2's `ip netns`.
@@ -197,7 +218,7 @@ wait
 # A cgroup namespace rooted at a cgroup that is not the hierarchy's root, as inside
 # docker/podman (cgroupns=private): /sys/fs/cgroup shows that cgroup as "/".
 if [ $V = 2 ]; then
-    echo "+cpu +memory" >$CG/cgroup.subtree_control
+    echo "+cpu +memory +pids" >$CG/cgroup.subtree_control
     in_view() { # CGROUP CMD...: run CMD in CGROUP, seen through a cgroup namespace
         cg=$1
         shift

@@ -28,6 +28,21 @@ pub struct Limits {
     pub cpu_period_us: u64,
     /// Memory limit in bytes (the tutorial: 200 MiB = 209715200).
     pub memory_bytes: u64,
+    /// Most processes (and threads) at once: a fork bomb stays inside. None: no limit.
+    pub pids_max: Option<u64>,
+    /// Only the devices of a minimal /dev may be opened (devices.rs).
+    pub restrict_devices: bool,
+}
+
+impl Limits {
+    /// The tutorial's: 40 % of a CPU, 200 MiB, and nothing else.
+    pub const TUTORIAL: Limits = Limits {
+        cpu_quota_us: 40_000,
+        cpu_period_us: 100_000,
+        memory_bytes: 200 << 20,
+        pids_max: None,
+        restrict_devices: false,
+    };
 }
 
 /// Which cgroup hierarchy this host has.
@@ -46,6 +61,7 @@ pub struct Usage {
     pub cpu_ns: u64,
     pub memory_bytes: u64,
     pub oom_kills: u64,
+    pub pids: u64,
 }
 
 impl Cgroups {

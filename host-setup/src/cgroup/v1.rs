@@ -5,12 +5,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{keyed_u64, mkdir, read_u64, write, Limits, Usage};
+use super::{devices, keyed_u64, mkdir, read_u64, write, Limits, Usage};
 use crate::error::Result;
 
 /// The controllers a container is placed in: cpu for the quota, cpuacct to measure
-/// it, memory for the limit.
-pub const CONTROLLERS: [&str; 3] = ["cpu", "cpuacct", "memory"];
+/// it, memory for the limit, pids against fork bombs, devices for the allow list.
+pub const CONTROLLERS: [&str; 5] = ["cpu", "cpuacct", "memory", "pids", "devices"];
 
 #[derive(Debug, Clone, Default)]
 pub struct Mounts {
@@ -120,6 +120,17 @@ impl Mounts {
             }
             write(&mem, "memory.swappiness", "0")?;
         }
+        if let (Some(pids), Some(max)) = (self.dir_of("pids", parent, name), limits.pids_max) {
+            write(&pids, "pids.max", &max.to_string())?;
+        }
+        if let (Some(dev), true) = (self.dir_of("devices", parent, name), limits.restrict_devices) {
+            // Deny all, then allow the short list: a new cgroup starts as its parent,
+            // which allows everything.
+            write(&dev, "devices.deny", "a")?;
+            for r in devices::ALLOWED {
+                write(&dev, "devices.allow", &r.v1_line())?;
+            }
+        }
         Ok(dirs)
     }
 
@@ -139,6 +150,15 @@ impl Mounts {
             ));
             out.push(format!("echo 0 > {}/memory.swappiness", mem.display()));
         }
+        if let (Some(pids), Some(max)) = (self.dir_of("pids", parent, name), limits.pids_max) {
+            out.push(format!("echo {max} > {}/pids.max", pids.display()));
+        }
+        if let (Some(dev), true) = (self.dir_of("devices", parent, name), limits.restrict_devices) {
+            out.push(format!("echo a > {}/devices.deny", dev.display()));
+            for r in devices::ALLOWED {
+                out.push(format!("echo '{}' > {}/devices.allow", r.v1_line(), dev.display()));
+            }
+        }
         out
     }
 
@@ -155,6 +175,9 @@ impl Mounts {
         if let Some(d) = under("memory") {
             u.memory_bytes = read_u64(&d.join("memory.usage_in_bytes")).unwrap_or(0);
             u.oom_kills = keyed_u64(&d.join("memory.oom_control"), "oom_kill").unwrap_or(0);
+        }
+        if let Some(d) = under("pids") {
+            u.pids = read_u64(&d.join("pids.current")).unwrap_or(0);
         }
         u
     }
@@ -186,6 +209,7 @@ mod tests {
 32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
 33 31 0:30 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct
 35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+36 31 0:33 / /sys/fs/cgroup/devices rw,relatime - cgroup cgroup rw,devices
 39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
 41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
 ";
@@ -194,11 +218,13 @@ mod tests {
 30 25 0:26 / /sys/fs/cgroup rw shared:9 - tmpfs tmpfs ro,mode=755
 35 30 0:31 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid shared:15 - cgroup cgroup rw,cpu,cpuacct
 36 30 0:32 / /sys/fs/cgroup/memory rw,nosuid shared:16 - cgroup cgroup rw,memory
+37 30 0:33 / /sys/fs/cgroup/pids rw,nosuid shared:17 - cgroup cgroup rw,pids
+38 30 0:34 / /sys/fs/cgroup/devices rw,nosuid shared:18 - cgroup cgroup rw,devices
 90 80 0:32 /docker/abc /mnt/bind rw - cgroup cgroup rw,memory
 ";
 
     #[test]
-    fn separate_mounts_give_three_dirs() {
+    fn separate_mounts_give_one_dir_each() {
         let m = Mounts::from_mountinfo(HYBRID).unwrap();
         m.check().unwrap();
         let dirs: Vec<String> = m.dirs("host-setup", "red").iter().map(|d| d.display().to_string()).collect();
@@ -207,7 +233,9 @@ mod tests {
             [
                 "/sys/fs/cgroup/cpu/host-setup/red",
                 "/sys/fs/cgroup/cpuacct/host-setup/red",
-                "/sys/fs/cgroup/memory/host-setup/red"
+                "/sys/fs/cgroup/memory/host-setup/red",
+                "/sys/fs/cgroup/pids/host-setup/red",
+                "/sys/fs/cgroup/devices/host-setup/red"
             ]
         );
     }
@@ -217,7 +245,15 @@ mod tests {
         let m = Mounts::from_mountinfo(UBUNTU).unwrap();
         m.check().unwrap();
         let dirs: Vec<String> = m.dirs("p", "blue").iter().map(|d| d.display().to_string()).collect();
-        assert_eq!(dirs, ["/sys/fs/cgroup/cpu,cpuacct/p/blue", "/sys/fs/cgroup/memory/p/blue"]);
+        assert_eq!(
+            dirs,
+            [
+                "/sys/fs/cgroup/cpu,cpuacct/p/blue",
+                "/sys/fs/cgroup/memory/p/blue",
+                "/sys/fs/cgroup/pids/p/blue",
+                "/sys/fs/cgroup/devices/p/blue"
+            ]
+        );
     }
 
     #[test]
@@ -225,14 +261,17 @@ mod tests {
         let m = Mounts::from_mountinfo("35 30 0:31 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n").unwrap();
         let e = m.check().unwrap_err();
         assert_eq!(e.exit_code(), 3);
-        assert!(e.to_string().contains("cpuacct, memory not mounted"), "{e}");
+        assert!(e.to_string().contains("cpuacct, memory, pids, devices not mounted"), "{e}");
     }
 
     #[test]
     fn explain_is_the_tutorial() {
         let m = Mounts::from_mountinfo(HYBRID).unwrap();
-        let l = Limits { cpu_quota_us: 40000, cpu_period_us: 100000, memory_bytes: 209715200 };
+        let l = Limits { pids_max: Some(512), restrict_devices: true, ..Limits::TUTORIAL };
         let text = m.explain("host-setup", "red", &l).join("\n");
+        assert!(text.contains("echo 512 > /sys/fs/cgroup/pids/host-setup/red/pids.max"));
+        assert!(text.contains("echo a > /sys/fs/cgroup/devices/host-setup/red/devices.deny"));
+        assert!(text.contains("echo 'c 1:3 rwm' > /sys/fs/cgroup/devices/host-setup/red/devices.allow"));
         assert!(text.contains("echo 40000 > /sys/fs/cgroup/cpu/host-setup/red/cpu.cfs_quota_us"));
         assert!(text.contains("echo 209715200 > /sys/fs/cgroup/memory/host-setup/red/memory.limit_in_bytes"));
         assert!(text.contains("echo 0 > /sys/fs/cgroup/memory/host-setup/red/memory.swappiness"));

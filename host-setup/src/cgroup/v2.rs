@@ -22,7 +22,7 @@ use nix::errno::Errno;
 use super::{keyed_u64, mkdir, read_u64, write, Limits, Usage};
 use crate::error::{Error, Result, SysContext};
 
-pub const CONTROLLERS: [&str; 2] = ["cpu", "memory"];
+pub const CONTROLLERS: [&str; 3] = ["cpu", "memory", "pids"];
 
 fn words(path: &Path) -> Result<Vec<String>> {
     let text = fs::read_to_string(path).sys(|| format!("read {}", path.display()))?;
@@ -195,21 +195,37 @@ pub fn create(
     if dir.join("memory.swap.max").exists() {
         write(&dir, "memory.swap.max", "0")?;
     }
+    if let Some(max) = limits.pids_max {
+        write(&dir, "pids.max", &max.to_string())?;
+    }
+    // v2 has no devices controller: an eBPF program attached to the cgroup decides.
+    if limits.restrict_devices {
+        super::devices::attach_v2(&dir)?;
+    }
     Ok(vec![dir])
 }
 
 pub fn explain(root: &Path, parent: &str, name: &str, limits: &Limits) -> Vec<String> {
     let p = root.join(parent);
     let d = p.join(name);
-    vec![
-        format!("echo '+cpu +memory' > {}/cgroup.subtree_control", root.display()),
+    let enable: Vec<String> = CONTROLLERS.iter().map(|c| format!("+{c}")).collect();
+    let enable = enable.join(" ");
+    let mut out = vec![
+        format!("echo '{enable}' > {}/cgroup.subtree_control", root.display()),
         format!("mkdir -p {}", p.display()),
-        format!("echo '+cpu +memory' > {}/cgroup.subtree_control", p.display()),
+        format!("echo '{enable}' > {}/cgroup.subtree_control", p.display()),
         format!("mkdir {}", d.display()),
         format!("echo '{} {}' > {}/cpu.max", limits.cpu_quota_us, limits.cpu_period_us, d.display()),
         format!("echo {} > {}/memory.max", limits.memory_bytes, d.display()),
         format!("echo 0 > {}/memory.swap.max", d.display()),
-    ]
+    ];
+    if let Some(max) = limits.pids_max {
+        out.push(format!("echo {max} > {}/pids.max", d.display()));
+    }
+    if limits.restrict_devices {
+        out.push(format!("# bpf(BPF_PROG_LOAD) a device filter and BPF_PROG_ATTACH it to {}", d.display()));
+    }
+    out
 }
 
 pub fn usage(dir: &Path) -> Usage {
@@ -217,6 +233,7 @@ pub fn usage(dir: &Path) -> Usage {
         cpu_ns: keyed_u64(&dir.join("cpu.stat"), "usage_usec").unwrap_or(0) * 1000,
         memory_bytes: read_u64(&dir.join("memory.current")).unwrap_or(0),
         oom_kills: keyed_u64(&dir.join("memory.events"), "oom_kill").unwrap_or(0),
+        pids: read_u64(&dir.join("pids.current")).unwrap_or(0),
     }
 }
 
@@ -267,7 +284,7 @@ mod tests {
 
     #[test]
     fn explain_enables_in_parents_never_in_the_leaf() {
-        let l = Limits { cpu_quota_us: 40000, cpu_period_us: 100000, memory_bytes: 209715200 };
+        let l = Limits::TUTORIAL;
         let lines = explain(Path::new("/sys/fs/cgroup"), "host-setup", "red", &l);
         assert!(lines.iter().all(|l| !l.contains("red/cgroup.subtree_control")));
         assert!(lines.contains(&"echo '40000 100000' > /sys/fs/cgroup/host-setup/red/cpu.max".to_string()));
@@ -316,7 +333,7 @@ mod tests {
     fn a_namespace_root_with_processes_is_refused_before_anything_is_made() {
         let dir = tmp("internal");
         fs::write(dir.join("cgroup.controllers"), "cpu memory pids\n").unwrap();
-        fs::write(dir.join("cgroup.subtree_control"), "pids\n").unwrap();
+        fs::write(dir.join("cgroup.subtree_control"), "io\n").unwrap();
         fs::write(dir.join("cgroup.procs"), "1\n17\n").unwrap();
         // The hierarchy's root (no cgroup.type) is exempt from the rule.
         check(&dir).unwrap();
@@ -326,12 +343,12 @@ mod tests {
         assert_eq!(e.exit_code(), 3);
         let e = e.to_string();
         assert!(
-            e.starts_with(&format!("cannot enable cpu, memory in {}/cgroup.subtree_control", dir.display())),
+            e.starts_with(&format!("cannot enable cpu, memory, pids in {}/cgroup.subtree_control", dir.display())),
             "{e}"
         );
         assert!(e.contains("pids 1 17") && e.contains("no internal processes rule"), "{e}");
         // Nothing to enable: no problem.
-        fs::write(dir.join("cgroup.subtree_control"), "cpu memory\n").unwrap();
+        fs::write(dir.join("cgroup.subtree_control"), "cpu memory pids\n").unwrap();
         check(&dir).unwrap();
         fs::remove_dir_all(&dir).unwrap();
     }
