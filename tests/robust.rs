@@ -246,7 +246,7 @@ fn ctrl_c_during_setup_undoes_it_and_exits_130() {
 fn a_pair_comes_up_concurrently() {
     let lab = Lab::new();
     let (a, b) = (lab.name("a"), lab.name("b"));
-    for _ in 0..5 {
+    for _ in 0..10 {
         let mut ca = lab.cmd(&["up", &a, "--address", "11.11.11.2/24", "--peer", &b]);
         let mut cb = lab.cmd(&["up", &b, "--address", "11.11.11.3/24", "--peer", &a]);
         let (pa, pb) = (

@@ -41,9 +41,14 @@ impl Error {
         let text = text.into();
         let join = |m: String| format!("{m}; {text}");
         match self {
-            Error::Sys { what, errno, hint } => {
-                Error::Sys { what, errno, hint: Some(match hint { Some(h) => join(h), None => text.clone() }) }
-            }
+            Error::Sys { what, errno, hint } => Error::Sys {
+                what,
+                errno,
+                hint: Some(match hint {
+                    Some(h) => join(h),
+                    None => text.clone(),
+                }),
+            },
             Error::Usage(m) => Error::Usage(join(m)),
             Error::Precondition(m) => Error::Precondition(join(m)),
             Error::Failed(m) => Error::Failed(join(m)),

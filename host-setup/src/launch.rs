@@ -248,9 +248,9 @@ pub fn spawn(args: &InitArgs) -> Result<(Pid, File)> {
             libc::dup2(w, READY_FD); // dup2 clears FD_CLOEXEC on the copy: init keeps it
             libc::dup2(img, INIT_FD);
             libc::fcntl(INIT_FD, libc::F_SETFD, libc::FD_CLOEXEC); // gone with the exec
-            // Nothing else of the host may reach the container: every fd our caller
-            // left open without O_CLOEXEC would otherwise be init's, and readable
-            // through /proc/1/fd from inside.
+                                                                   // Nothing else of the host may reach the container: every fd our caller
+                                                                   // left open without O_CLOEXEC would otherwise be init's, and readable
+                                                                   // through /proc/1/fd from inside.
             close_from(INIT_FD + 1);
             let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|c| c.as_ptr()).collect();
             argv_p.push(std::ptr::null());

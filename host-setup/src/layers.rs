@@ -1021,7 +1021,7 @@ impl Builder {
         let keep: Vec<PathBuf> = keep.iter().map(|k| fs::canonicalize(k).unwrap_or_else(|_| k.clone())).collect();
         let _lock = self.lock()?;
         let base = fs::canonicalize(&self.layers_dir).sys(|| format!("resolve {}", self.layers_dir.display()))?;
-        let mounts = mount_points()?;
+        let mounts = crate::mountinfo::mount_points(&crate::mountinfo::read()?);
         for entry in fs::read_dir(&base).sys(|| format!("read {}", base.display()))? {
             let entry = entry.sys(|| format!("read {}", base.display()))?;
             let name = entry.file_name();
@@ -1292,29 +1292,6 @@ fn remove_tree(p: &Path) -> Result<()> {
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e).sys(|| format!("remove {}", p.display())),
     }
-}
-
-/// The mount points of this mount namespace (/proc/self/mountinfo, field 5).
-fn mount_points() -> Result<Vec<PathBuf>> {
-    let text = fs::read_to_string("/proc/self/mountinfo").sys(|| "read /proc/self/mountinfo".into())?;
-    Ok(text.lines().filter_map(|l| l.split(' ').nth(4)).map(|m| PathBuf::from(unescape_octal(m))).collect())
-}
-
-/// mountinfo writes ' ', '\t', '\n' and '\\' as `\040` etc.
-fn unescape_octal(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The tutorial-style shell commands equivalent to building `m` into
@@ -1595,8 +1572,6 @@ mod tests {
         assert!(is_layer_dir_name("tools-0123456789abcdef"));
         assert!(!is_layer_dir_name("tools-0123"));
         assert!(!is_layer_dir_name(".lock"));
-        assert_eq!(unescape_octal("/a\\040b\\\\"), "/a b\\\\");
-        assert_eq!(unescape_octal("/a\\134b"), "/a\\b");
         assert_eq!(in_layer(Path::new("/L"), Path::new("/bin/ls")), Path::new("/L/bin/ls"));
     }
 

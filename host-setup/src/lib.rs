@@ -6,6 +6,7 @@ pub mod exec;
 pub mod fault;
 pub mod launch;
 pub mod layers;
+pub mod mountinfo;
 pub mod net;
 pub mod plan;
 pub mod spec;

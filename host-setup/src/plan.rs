@@ -203,6 +203,9 @@ impl Step for Netns {
         out
     }
     fn run(&self, ctx: &mut Ctx) -> Result<()> {
+        // Under the lock the link step takes: a peer coming up at the same time sees
+        // this namespace either not at all or whole (the file, then the bind mount).
+        let _lock = state::global_lock(ctx.paths)?;
         let ns = ctx.spec.netns.clone();
         ctx.record(Record::Made(Resource::Netns(ns.clone())))?;
         net::create_netns(&ns)?;
@@ -213,6 +216,8 @@ impl Step for Netns {
     }
     fn undo(&self, r: &Resource, t: &Teardown) -> Result<()> {
         let Resource::Netns(ns) = r else { return Ok(()) };
+        // Not while a peer is making a veth pair into this namespace.
+        let _lock = state::global_lock(t.paths)?;
         // Delete our veth end first: its peer in the other container's namespace
         // goes with it now, not later when the kernel gets round to destroying
         // this namespace.
@@ -674,9 +679,11 @@ pub fn explain(u: &Up, lock: &mut Lock) -> Result<Vec<(String, Vec<String>)>> {
     Ok(steps().iter().map(|s| (s.name().to_string(), s.explain(&ctx))).collect())
 }
 
-/// What `teardown` needs besides the records: the spec, for the veth name.
-pub struct Teardown {
+/// What `teardown` needs besides the records: the spec (for the veth name) and
+/// the state dir (for the lock the link step takes).
+pub struct Teardown<'a> {
     pub spec: Option<Spec>,
+    pub paths: &'a Paths,
 }
 
 /// Stop the container's processes and undo every journal record, newest first.
@@ -696,7 +703,7 @@ pub fn teardown(paths: &Paths, name: &str, j: &Journal, grace: Duration) -> Resu
             wait_gone(sup, Duration::from_secs(2));
         }
     }
-    let t = Teardown { spec: j.spec() };
+    let t = Teardown { spec: j.spec(), paths };
     let steps = steps();
     let mut left: Vec<Record> = vec![];
     for r in j.made().rev() {

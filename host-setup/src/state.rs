@@ -402,7 +402,9 @@ impl JournalWriter {
 
     pub fn append(&mut self, r: &Record) -> Result<()> {
         log::trace!("journal {}: {}", self.path.display(), r.to_line());
-        self.file.write_all(format!("{}\n", r.to_line()).as_bytes()).sys(|| format!("write {}", self.path.display()))?;
+        self.file
+            .write_all(format!("{}\n", r.to_line()).as_bytes())
+            .sys(|| format!("write {}", self.path.display()))?;
         crate::fault::recorded()
     }
 }

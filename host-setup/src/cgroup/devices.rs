@@ -92,12 +92,14 @@ fn type_code(k: Kind) -> i32 {
 }
 
 fn access_bits(a: &str) -> i32 {
-    a.chars().map(|c| match c {
-        'm' => 1,
-        'r' => 2,
-        'w' => 4,
-        _ => 0,
-    }).sum()
+    a.chars()
+        .map(|c| match c {
+            'm' => 1,
+            'r' => 2,
+            'w' => 4,
+            _ => 0,
+        })
+        .sum()
 }
 
 /// The program: load type, access, major, minor; for each rule, fall through to
@@ -195,7 +197,9 @@ pub fn attach_v2(dir: &Path) -> Result<()> {
             prog_name: name,
             ..Default::default()
         };
-        unsafe { libc::syscall(libc::SYS_bpf, BPF_PROG_LOAD, &attr as *const ProgLoad, std::mem::size_of::<ProgLoad>()) }
+        unsafe {
+            libc::syscall(libc::SYS_bpf, BPF_PROG_LOAD, &attr as *const ProgLoad, std::mem::size_of::<ProgLoad>())
+        }
     };
     let fd = load(&mut []);
     if fd < 0 {

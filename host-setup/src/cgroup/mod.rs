@@ -73,8 +73,7 @@ impl Cgroups {
         if st.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC {
             return Ok(Cgroups::V2(PathBuf::from(CGROUP_ROOT)));
         }
-        let mountinfo = fs::read_to_string("/proc/self/mountinfo").sys(|| "read /proc/self/mountinfo".into())?;
-        Ok(Cgroups::V1(v1::Mounts::from_mountinfo(&mountinfo)?))
+        Ok(Cgroups::V1(v1::Mounts::from_mountinfo(&crate::mountinfo::read()?)?))
     }
 
     pub fn version(&self) -> u8 {

@@ -39,7 +39,9 @@ impl Mounts {
             }
             for opt in super_opts.split(',') {
                 if CONTROLLERS.contains(&opt) {
-                    by_controller.entry(opt.to_string()).or_insert_with(|| PathBuf::from(unescape(mount_point)));
+                    by_controller
+                        .entry(opt.to_string())
+                        .or_insert_with(|| PathBuf::from(crate::mountinfo::unescape(mount_point)));
                 }
             }
         }
@@ -183,23 +185,6 @@ impl Mounts {
     }
 }
 
-/// mountinfo escapes space, tab, newline and backslash as \ooo octal.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,11 +260,5 @@ mod tests {
         assert!(text.contains("echo 40000 > /sys/fs/cgroup/cpu/host-setup/red/cpu.cfs_quota_us"));
         assert!(text.contains("echo 209715200 > /sys/fs/cgroup/memory/host-setup/red/memory.limit_in_bytes"));
         assert!(text.contains("echo 0 > /sys/fs/cgroup/memory/host-setup/red/memory.swappiness"));
-    }
-
-    #[test]
-    fn octal_escapes() {
-        assert_eq!(unescape("/a\\040b"), "/a b");
-        assert_eq!(unescape("/plain"), "/plain");
     }
 }
