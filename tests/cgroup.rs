@@ -73,10 +73,7 @@ fn the_v2_device_filter_loads_and_denies_block_devices() {
     let cg = V2Dir::new("devices");
     let disk = DiskNode::new();
     host_setup::cgroup::devices::attach_v2(&cg.0).expect("the kernel accepts the device filter");
-    let line = format!(
-        "exec 3</dev/null && echo null-ok; exec 4<{} && echo disk-opened; true",
-        disk.0.display()
-    );
+    let line = format!("exec 3</dev/null && echo null-ok; exec 4<{} && echo disk-opened; true", disk.0.display());
     // Outside the cgroup the node opens (so the filter is what stops it inside).
     let o = sh_in(None, &line);
     assert!(String::from_utf8_lossy(&o.stdout).contains("disk-opened"), "{}", text(&o));

@@ -97,6 +97,9 @@ fn down_gives_a_grace_period_then_kills() {
     assert!(t0.elapsed() < Duration::from_secs(20), "a main process that dies of SIGTERM needs no grace period");
     // One that ignores SIGTERM is killed once the grace period is over.
     lab.ok(&["up", &b, "--", "/bin/sh", "-c", "trap '' TERM; exec stress --vm 1 --vm-bytes 4096 --vm-hang 0 -q"]);
+    // Up means sh runs; wait until it has set the trap and become stress.
+    let init = lab.init_pid(&b);
+    wait_for("stress to run", || (!descendants_named(init, "stress").is_empty()).then_some(()));
     let t0 = Instant::now();
     lab.ok(&["down", "--timeout", "2", &b]);
     assert!(t0.elapsed() >= Duration::from_secs(2), "the grace period was not given");
@@ -117,6 +120,13 @@ fn run_forwards_the_signals_it_gets() {
     assert_eq!(lab.leftovers(&[&a]), Vec::<String>::new());
 }
 
+/// (pgrp, tty_nr, tpgid) of a process: fields 5, 7 and 8 of /proc/PID/stat.
+fn tty_fields(pid: i32) -> (i32, i64, i32) {
+    let st = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let f: Vec<&str> = st[st.rfind(')').unwrap() + 2..].split(' ').collect();
+    (f[2].parse().unwrap(), f[4].parse().unwrap(), f[5].parse().unwrap())
+}
+
 #[test]
 fn an_interactive_shell_has_job_control() {
     let lab = Lab::new();
@@ -129,9 +139,12 @@ fn an_interactive_shell_has_job_control() {
     term.say("stress --vm 1 --vm-bytes 4096 --vm-hang 0 -q &\n");
     let host_setup = term.child.id() as i32;
     let job = wait_for("the background job", || descendants_named(host_setup, "stress").first().copied());
-    assert_ne!(term.foreground(), job, "a background job is not in the foreground");
+    // The job is on the container's own terminal, not ours (see tty.rs).
+    let (pgrp, tty, _) = tty_fields(job);
+    assert_ne!(tty, tty_fields(host_setup).1, "the container has a terminal of its own");
+    assert_ne!(tty_fields(job).2, pgrp, "a background job is not in the foreground");
     term.say("fg\n");
-    wait_for("the job in the foreground", || (term.foreground() == job).then_some(()));
+    wait_for("the job in the foreground", || (tty_fields(job).2 == pgrp).then_some(()));
     term.say("\x03"); // Ctrl-C: SIGINT to the foreground job only
     wait_for("Ctrl-C to end the job", || (!std::path::Path::new(&format!("/proc/{job}")).exists()).then_some(()));
     term.say("echo alive-$((40+2))\n");
@@ -141,4 +154,26 @@ fn an_interactive_shell_has_job_control() {
     assert_eq!(status.code(), Some(3), "{}", term.output());
     let out = term.output();
     assert!(!out.contains("job control turned off") && !out.contains("can't access tty"), "{out}");
+}
+
+#[test]
+fn exec_on_a_terminal_gets_a_terminal_of_its_own() {
+    let lab = Lab::new();
+    let a = lab.name("t");
+    lab.ok(&["up", &a]);
+    let mut cmd = lab.cmd(&["exec", &a]);
+    cmd.env("TERM", "dumb");
+    let mut term = OnPty::spawn(cmd);
+    term.say("echo in-$((6*7))\n");
+    term.expect("in-42");
+    let host_setup = term.child.id() as i32;
+    let sh = wait_for("the shell", || descendants_named(host_setup, "sh").first().copied());
+    let (pgrp, tty, tpgid) = tty_fields(sh);
+    // Not the user's terminal: TIOCSTI on it could type into the user's shell.
+    assert_ne!(tty, tty_fields(host_setup).1, "exec gave the user's terminal to the container");
+    assert!(tty != 0 && tpgid == pgrp, "the shell owns its terminal's foreground (job control)");
+    // Ctrl-C reaches the shell's foreground job, and the window size follows ours.
+    term.say("stty size 2>/dev/null; exit 5\n");
+    let status = wait_for("exec to end", || term.child.try_wait().unwrap());
+    assert_eq!(status.code(), Some(5), "{}", term.output());
 }

@@ -16,7 +16,8 @@ impl BusyboxLayer {
         let dir = lab.state_dir.with_extension("busybox");
         let bin = dir.join("probe");
         std::fs::create_dir_all(&bin).unwrap();
-        std::fs::copy("/bin/busybox", bin.join("busybox")).expect("busybox-static is installed (apt-get install busybox-static)");
+        std::fs::copy("/bin/busybox", bin.join("busybox"))
+            .expect("busybox-static is installed (apt-get install busybox-static)");
         for applet in ["mknod", "dd", "insmod", "cat", "kill", "grep", "sleep", "mkdir", "echo"] {
             symlink("busybox", bin.join(applet)).unwrap();
         }
@@ -73,7 +74,11 @@ fn probes() -> Vec<Probe<'static>> {
             line: "mkdir -p /cg && mount -t cgroup -o memory none /cg && umount /cg".into(),
             control: true,
         },
-        Probe { what: "read a host file through /proc/1/fd", line: "/probe/cat /proc/1/fd/1 >/copy".into(), control: true },
+        Probe {
+            what: "read a host file through /proc/1/fd",
+            line: "/probe/cat /proc/1/fd/1 >/copy".into(),
+            control: true,
+        },
         Probe { what: "change the hostname", line: "hostname evil".into(), control: true },
         Probe { what: "see a host process", line: format!("/probe/kill -0 {me}"), control: false },
     ]
@@ -141,8 +146,11 @@ fn a_fork_bomb_stays_inside_its_pids_limit() {
     let (bomb, calm) = (lab.name("f"), lab.name("c"));
     lab.ok(&["up", &bomb, "--pids", "64"]);
     lab.ok(&["up", &calm]);
-    let mut child =
-        lab.cmd(&["exec", &bomb, "--", "/bin/sh", "-c", "b() { b | b & }; b; wait"]).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut child = lab
+        .cmd(&["exec", &bomb, "--", "/bin/sh", "-c", "b() { b | b & }; b; wait"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let pids_dir = lab.cgroup_dirs(&bomb).into_iter().find(|d| d.join("pids.current").exists()).expect("a pids cgroup");
     let current = || std::fs::read_to_string(pids_dir.join("pids.current")).unwrap().trim().parse::<u64>().unwrap();
     wait_for("the bomb to reach its limit", || (current() >= 60).then_some(()));

@@ -35,6 +35,37 @@ pub fn seq() -> usize {
     SEQ.fetch_add(1, Ordering::SeqCst)
 }
 
+/// A fresh directory /tmp/lab-test-<pid>-<n>-<tag>, unique to the test that made
+/// it, removed on drop (even when the test fails). `.0` is its path.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let path = PathBuf::from(format!("/tmp/lab-test-{}-{}-{tag}", std::process::id(), seq()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+
+    /// `rel` inside the directory.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.0.join(rel)
+    }
+
+    /// The path of `rel` as a string, for command lines.
+    pub fn s(&self, rel: &str) -> String {
+        self.path(rel).to_str().unwrap().to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            eprintln!("could not remove {}: {e}", self.0.display());
+        }
+    }
+}
+
 /// stdout + stderr of a finished command, for assertion messages.
 pub fn text(o: &Output) -> String {
     format!(
@@ -306,8 +337,13 @@ pub fn openable_block_device() -> (u32, u32) {
     let opens = |maj: u32, min: u32| {
         let _ = std::fs::remove_file(&node);
         let dev = nix::sys::stat::makedev(maj as u64, min as u64);
-        nix::sys::stat::mknod(&node, nix::sys::stat::SFlag::S_IFBLK, nix::sys::stat::Mode::from_bits_truncate(0o600), dev)
-            .is_ok()
+        nix::sys::stat::mknod(
+            &node,
+            nix::sys::stat::SFlag::S_IFBLK,
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+            dev,
+        )
+        .is_ok()
             && std::fs::File::open(&node).is_ok()
     };
     let found = if maj != 0 && opens(maj, min) { (maj, min) } else { (7, 0) };

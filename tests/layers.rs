@@ -6,42 +6,17 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use host_setup::layers::{self, Builder, Manifest};
-
-/// /tmp/layers-test-<pid>-<n>, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let n = N.fetch_add(1, Ordering::SeqCst);
-        let p = PathBuf::from(format!("/tmp/layers-test-{}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&p);
-        fs::create_dir(&p).unwrap();
-        TempDir(p)
-    }
-    fn join(&self, p: &str) -> PathBuf {
-        self.0.join(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if let Err(e) = fs::remove_dir_all(&self.0) {
-            eprintln!("could not remove {}: {e}", self.0.display());
-        }
-    }
-}
+use lab_tests::{stdout, TempDir};
 
 fn own_bin_dir() -> PathBuf {
     lab_tests::bin("escape_chroot").parent().unwrap().to_path_buf()
 }
 
 fn builder(t: &TempDir) -> Builder {
-    Builder::new(t.join("layers"), own_bin_dir())
+    Builder::new(t.path("layers"), own_bin_dir())
 }
 
 fn myroot() -> Manifest {
@@ -61,10 +36,6 @@ fn sh(script: &str) -> Output {
         out.status
     );
     out
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// Every path under `root` (relative), with what identifies its current version.
@@ -115,7 +86,7 @@ fn layer_entries(dir: &Path) -> Vec<String> {
 #[test]
 fn both_layers_build_like_the_tutorial_and_match_ldd() {
     lab_tests::require_root();
-    let t = TempDir::new();
+    let t = TempDir::new("layers");
     let b = builder(&t);
     let m = b.ensure(&myroot()).unwrap();
     let tl = b.ensure(&tools()).unwrap();
@@ -123,7 +94,7 @@ fn both_layers_build_like_the_tutorial_and_match_ldd() {
         let base = dir.file_name().unwrap().to_str().unwrap();
         let hex = base.strip_prefix(&format!("{name}-")).expect("named <layer>-<fingerprint>");
         assert!(hex.len() == 16 && hex.bytes().all(|c| c.is_ascii_hexdigit()), "{base}");
-        assert_eq!(dir.parent().unwrap(), t.join("layers"));
+        assert_eq!(dir.parent().unwrap(), t.path("layers"));
     }
 
     // The tutorial's trees (sections 1 and 2); library names are this host's.
@@ -216,11 +187,11 @@ fn both_layers_build_like_the_tutorial_and_match_ldd() {
 #[test]
 fn every_manifest_binary_runs_in_the_overlay_without_ld_so_cache() {
     lab_tests::require_root();
-    let t = TempDir::new();
+    let t = TempDir::new("layers");
     let b = builder(&t);
     let m = b.ensure(&myroot()).unwrap();
     let tl = b.ensure(&tools()).unwrap();
-    let (upper, work, merged) = (t.join("upper"), t.join("work"), t.join("merged"));
+    let (upper, work, merged) = (t.path("upper"), t.path("work"), t.path("merged"));
     for d in [&upper, &work, &merged] {
         fs::create_dir(d).unwrap();
     }
@@ -302,20 +273,20 @@ run ls /etc/ld.so.cache
 #[test]
 fn second_ensure_is_a_cache_hit() {
     lab_tests::require_root();
-    let t = TempDir::new();
+    let t = TempDir::new("layers");
     let b = builder(&t);
     let first = b.ensure(&tools()).unwrap();
     let before = snapshot(&first);
-    let dir_before = snapshot(&t.join("layers"));
+    let dir_before = snapshot(&t.path("layers"));
     let second = b.ensure(&tools()).unwrap();
     assert_eq!(first, second);
     assert_eq!(snapshot(&second), before, "nothing in the layer was rewritten");
-    assert_eq!(snapshot(&t.join("layers")), dir_before, "nothing in layers_dir changed");
+    assert_eq!(snapshot(&t.path("layers")), dir_before, "nothing in layers_dir changed");
     // Editing a comment does not rebuild either.
     let commented = layers::parse("tools", &format!("# a new comment\n{}", layers::TOOLS_MANIFEST)).unwrap();
     assert_eq!(b.ensure(&commented).unwrap(), first);
     assert_eq!(
-        layer_entries(&t.join("layers")),
+        layer_entries(&t.path("layers")),
         [".lock".to_string(), first.file_name().unwrap().to_string_lossy().into_owned()]
     );
 }
@@ -323,12 +294,12 @@ fn second_ensure_is_a_cache_hit() {
 #[test]
 fn a_changed_input_gives_a_new_layer_and_prune_removes_the_old() {
     lab_tests::require_root();
-    let t = TempDir::new();
+    let t = TempDir::new("layers");
     // Our own copy of escape_chroot, whose mtime the test can change.
-    let own = t.join("own");
+    let own = t.path("own");
     fs::create_dir(&own).unwrap();
     fs::copy(lab_tests::bin("escape_chroot"), own.join("escape_chroot")).unwrap();
-    let b = Builder::new(t.join("layers"), &own);
+    let b = Builder::new(t.path("layers"), &own);
     let old = b.ensure(&myroot()).unwrap();
     let tl = b.ensure(&tools()).unwrap();
 
@@ -346,12 +317,12 @@ fn a_changed_input_gives_a_new_layer_and_prune_removes_the_old() {
     assert!(with_sys.join("sys").is_dir());
 
     // A leftover of a build that died is removed too.
-    fs::create_dir_all(t.join("layers/.tmp-myroot-0000000000000000-1/bin")).unwrap();
+    fs::create_dir_all(t.path("layers/.tmp-myroot-0000000000000000-1/bin")).unwrap();
     b.prune(&[new.clone(), tl.clone()]).unwrap();
     assert!(!old.exists(), "old version pruned");
     assert!(!with_sys.exists(), "not kept: pruned");
     assert!(new.is_dir() && tl.is_dir(), "kept");
-    assert_eq!(layer_entries(&t.join("layers")).len(), 3, "{:?}", layer_entries(&t.join("layers")));
+    assert_eq!(layer_entries(&t.path("layers")).len(), 3, "{:?}", layer_entries(&t.path("layers")));
     // Still a cache hit after prune.
     assert_eq!(b.ensure(&myroot()).unwrap(), new);
 }
@@ -359,10 +330,10 @@ fn a_changed_input_gives_a_new_layer_and_prune_removes_the_old() {
 #[test]
 fn a_missing_command_names_its_package() {
     lab_tests::require_root();
-    let t = TempDir::new();
-    fs::create_dir(t.join("empty")).unwrap();
+    let t = TempDir::new("layers");
+    fs::create_dir(t.path("empty")).unwrap();
     let mut b = builder(&t);
-    b.search_path = vec![t.join("empty")];
+    b.search_path = vec![t.path("empty")];
     let m = layers::parse("stressonly", "/usr/bin/stress  stress  stress\n").unwrap();
     let e = b.ensure(&m).unwrap_err();
     assert_eq!(e.to_string(), "stress: not found on the host; install the 'stress' package");
@@ -370,24 +341,24 @@ fn a_missing_command_names_its_package() {
     let e = b.ensure(&tools()).unwrap_err();
     assert_eq!(e.to_string(), "hostname: not found on the host; install the 'hostname' package");
     // A command that is there but not executable does not count.
-    fs::write(t.join("empty/stress"), "not a program").unwrap();
+    fs::write(t.path("empty/stress"), "not a program").unwrap();
     assert!(b.ensure(&m).unwrap_err().to_string().contains("install the 'stress' package"));
 
-    let b = Builder::new(t.join("layers"), t.join("empty"));
+    let b = Builder::new(t.path("layers"), t.path("empty"));
     let e = b.ensure(&myroot()).unwrap_err();
     assert_eq!(
         e.to_string(),
-        format!("escape_chroot: not found in {}; build it with cargo build --release", t.join("empty").display())
+        format!("escape_chroot: not found in {}; build it with cargo build --release", t.path("empty").display())
     );
     assert_eq!(e.exit_code(), 3);
     // Nothing was built.
-    assert!(!t.join("layers").exists() || layer_entries(&t.join("layers")).iter().all(|n| n == ".lock"));
+    assert!(!t.path("layers").exists() || layer_entries(&t.path("layers")).iter().all(|n| n == ".lock"));
 }
 
 #[test]
 fn concurrent_builders_agree_on_one_layer() {
     lab_tests::require_root();
-    let t = TempDir::new();
+    let t = TempDir::new("layers");
     let b = builder(&t);
     let dirs: Vec<PathBuf> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..4).map(|_| s.spawn(|| b.ensure(&tools()).unwrap())).collect();
@@ -395,7 +366,7 @@ fn concurrent_builders_agree_on_one_layer() {
     });
     assert!(dirs.iter().all(|d| *d == dirs[0]), "{dirs:?}");
     assert_eq!(
-        layer_entries(&t.join("layers")),
+        layer_entries(&t.path("layers")),
         [".lock".to_string(), dirs[0].file_name().unwrap().to_string_lossy().into_owned()]
     );
     assert!(dirs[0].join("usr/bin/stress").is_file());
@@ -404,7 +375,7 @@ fn concurrent_builders_agree_on_one_layer() {
 #[test]
 fn explain_gives_shell_commands_that_build_the_same_tree() {
     lab_tests::require_root();
-    let t = TempDir::new();
+    let t = TempDir::new("layers");
     let b = builder(&t);
     let m = b.ensure(&tools()).unwrap();
     let lines = b.explain(&tools()).unwrap();
@@ -419,7 +390,7 @@ fn explain_gives_shell_commands_that_build_the_same_tree() {
         "{text}"
     );
     // Run them (into another dir): the same files with the same contents.
-    let by_hand = t.join("by-hand");
+    let by_hand = t.path("by-hand");
     let script = text.replace(&m.display().to_string(), &by_hand.display().to_string());
     assert!(sh(&format!("set -e\n{script}")).status.success());
     assert_eq!(files(&by_hand), files(&m));
@@ -429,7 +400,7 @@ fn explain_gives_shell_commands_that_build_the_same_tree() {
 
     // The host-independent version (for docs: `command -v` and an `ldd` loop) too.
     let root = b.ensure(&myroot()).unwrap();
-    let generic = t.join("generic");
+    let generic = t.path("generic");
     let script = layers::explain(&myroot(), &generic)
         .join("\n")
         .replace("target/x86_64-unknown-linux-gnu/release/", &format!("{}/", own_bin_dir().display()));
@@ -441,9 +412,9 @@ fn explain_gives_shell_commands_that_build_the_same_tree() {
 #[test]
 fn escape_chroot_escapes_a_plain_chroot() {
     lab_tests::require_root();
-    let t = TempDir::new();
+    let t = TempDir::new("layers");
     let m = builder(&t).ensure(&myroot()).unwrap();
-    let d = t.join("jail");
+    let d = t.path("jail");
     assert!(sh(&format!("cp -a {} {}", m.display(), d.display())).status.success());
     let before = ls(&d);
     assert_eq!(before, ls(&m));
@@ -462,11 +433,11 @@ fn escape_chroot_escapes_a_plain_chroot() {
 #[test]
 fn escape_chroot_is_contained_after_pivot_root() {
     lab_tests::require_root();
-    let t = TempDir::new();
+    let t = TempDir::new("layers");
     let b = builder(&t);
     let (m, tl) = (b.ensure(&myroot()).unwrap(), b.ensure(&tools()).unwrap());
     // A copy of the merged view (tools on top of myroot), as a container sees it.
-    let d = t.join("root");
+    let d = t.path("root");
     fs::create_dir(&d).unwrap();
     assert!(sh(&format!("cp -a {}/. {d}/ && cp -a {}/. {d}/", m.display(), tl.display(), d = d.display()))
         .status
@@ -490,11 +461,11 @@ fn escape_chroot_is_contained_after_pivot_root() {
 #[test]
 fn escape_chroot_without_cap_sys_chroot_says_so() {
     lab_tests::require_root();
-    let t = TempDir::new();
+    let t = TempDir::new("layers");
     // A custom layer: setpriv (with its closure) to drop the capability inside the chroot.
     let m = layers::parse("nocap", "/bin/setpriv  setpriv  util-linux\n/escape_chroot  @escape_chroot\n").unwrap();
     let dir = builder(&t).ensure(&m).unwrap();
-    let d = t.join("jail");
+    let d = t.path("jail");
     assert!(sh(&format!("cp -a {} {}", dir.display(), d.display())).status.success());
     let out = Command::new("chroot")
         .arg(&d)
@@ -511,7 +482,7 @@ fn escape_chroot_without_cap_sys_chroot_says_so() {
 #[test]
 fn a_damaged_layer_is_built_again() {
     lab_tests::require_root();
-    let t = TempDir::new();
+    let t = TempDir::new("layers");
     let b = builder(&t);
     let dir = b.ensure(&tools()).unwrap();
     fs::remove_file(dir.join("usr/bin/stress")).unwrap();
@@ -522,7 +493,7 @@ fn a_damaged_layer_is_built_again() {
     // The damaged copy is gone after the next prune.
     b.prune(&[dir.clone()]).unwrap();
     assert_eq!(
-        layer_entries(&t.join("layers")),
+        layer_entries(&t.path("layers")),
         [".lock".to_string(), dir.file_name().unwrap().to_string_lossy().into_owned()]
     );
 }

@@ -4,202 +4,32 @@
 //! Most tests run init as PID 1 of a new pid namespace through util-linux
 //! `unshare --fork --pid ... --kill-child`: if a test kills unshare (by pid),
 //! init gets SIGKILL, and with it the whole namespace dies. Temp dirs are
-//! /tmp/pid1-test-<pid>-<n>-<tag>, removed by a Drop guard; mounts live only in
-//! the test's own mount namespaces, which die with their processes. Only
-//! processes a test started are killed, by pid.
+//! lab_tests::TempDir, removed by a Drop guard; mounts live only in the test's
+//! own mount namespaces, which die with their processes. Only processes a test
+//! started are killed, by pid.
 
-use std::borrow::BorrowMut;
+mod dropin;
+
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::{symlink, PermissionsExt};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use dropin::{
+    busybox_layer, cgroup_flags, children_of, collect, comm, direct, init, init_pid_under, lossy, new_cgroups, run,
+    start, Outcome, Running,
+};
+use lab_tests::{descendants_named, wait_for, OnPty, TempDir};
 use nix::fcntl::OFlag;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-
-/// Generous: the machine is shared and slow; nothing should ever take this long.
-const TIMEOUT: Duration = Duration::from_secs(60);
-
-fn init() -> PathBuf {
-    lab_tests::require_root();
-    lab_tests::bin("init")
-}
-
-// ---- temp dirs and processes ----------------------------------------------------
-
-/// A fresh directory under /tmp, removed on drop (even when the test fails).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let n = N.fetch_add(1, Ordering::SeqCst);
-        let path = PathBuf::from(format!("/tmp/pid1-test-{}-{n}-{tag}", std::process::id()));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.0.join(rel)
-    }
-
-    /// The path as a string, for command lines.
-    fn s(&self, rel: &str) -> String {
-        self.path(rel).to_str().unwrap().to_string()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Collects everything read from `r` until EOF (or an error, e.g. EIO on a pty master).
-fn collect(mut r: impl Read + Send + 'static) -> (Arc<Mutex<Vec<u8>>>, Arc<AtomicBool>) {
-    let buf = Arc::new(Mutex::new(Vec::new()));
-    let eof = Arc::new(AtomicBool::new(false));
-    let (b, e) = (buf.clone(), eof.clone());
-    thread::spawn(move || {
-        let mut chunk = [0u8; 4096];
-        loop {
-            match r.read(&mut chunk) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => b.lock().unwrap().extend_from_slice(&chunk[..n]),
-            }
-        }
-        e.store(true, Ordering::SeqCst);
-    });
-    (buf, eof)
-}
-
-fn text(buf: &Mutex<Vec<u8>>) -> String {
-    String::from_utf8_lossy(&buf.lock().unwrap()).into_owned()
-}
-
-/// Polls `f` every 10 ms until it returns Some; panics after TIMEOUT.
-fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(start.elapsed() < TIMEOUT, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(10));
-    }
-}
-
-#[derive(Debug)]
-struct Outcome {
-    code: Option<i32>,
-    #[allow(dead_code)] // shown in failure messages
-    signal: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-/// A started command with its stdout and stderr collected; SIGKILLed by pid
-/// (and reaped) on drop if the test did not wait for it.
-struct Running {
-    child: Child,
-    out: Arc<Mutex<Vec<u8>>>,
-    err: Arc<Mutex<Vec<u8>>>,
-    eofs: [Arc<AtomicBool>; 2],
-    done: bool,
-}
-
-fn start(cmd: &mut Command) -> Running {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    let (out, e1) = collect(child.stdout.take().unwrap());
-    let (err, e2) = collect(child.stderr.take().unwrap());
-    Running { child, out, err, eofs: [e1, e2], done: false }
-}
-
-/// Runs a command (owned or borrowed) to its end.
-fn run(mut cmd: impl BorrowMut<Command>) -> Outcome {
-    start(cmd.borrow_mut()).wait()
-}
-
-impl Running {
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    fn stdout(&self) -> String {
-        text(&self.out)
-    }
-
-    /// Waits (at most TIMEOUT) until stdout satisfies `cond`.
-    fn wait_stdout(&self, what: &str, cond: impl Fn(&str) -> bool) -> String {
-        poll(what, || {
-            let s = self.stdout();
-            cond(&s).then_some(s)
-        })
-    }
-
-    fn wait(&mut self) -> Outcome {
-        let start = Instant::now();
-        let status = loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                break st;
-            }
-            if start.elapsed() > TIMEOUT {
-                self.kill_tree();
-                self.done = true;
-                panic!("timed out; stdout: {:?} stderr: {:?}", text(&self.out), text(&self.err));
-            }
-            thread::sleep(Duration::from_millis(5));
-        };
-        self.done = true;
-        // The pipes may be held a little longer by exiting grandchildren.
-        let start = Instant::now();
-        while !self.eofs.iter().all(|e| e.load(Ordering::SeqCst)) && start.elapsed() < Duration::from_secs(10) {
-            thread::sleep(Duration::from_millis(5));
-        }
-        Outcome { code: status.code(), signal: status.signal(), stdout: text(&self.out), stderr: text(&self.err) }
-    }
-}
-
-impl Running {
-    /// SIGKILLs the process and every descendant, by pid: when init is not PID 1
-    /// of its own namespace, its children would outlive it. The list is taken
-    /// first, while the parent links still lead to us.
-    fn kill_tree(&mut self) {
-        let mut tree = vec![self.pid()];
-        let mut i = 0;
-        while i < tree.len() {
-            tree.extend(children_of(tree[i]));
-            i += 1;
-        }
-        for &pid in &tree[1..] {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        }
-        let _ = self.child.kill(); // the pid is ours until we reap it
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if !self.done {
-            self.kill_tree();
-        }
-    }
-}
 
 /// A process the test started indirectly (e.g. a grandchild), SIGKILLed by pid on drop.
 struct KillOnDrop(i32);
@@ -222,13 +52,6 @@ fn unshare_pidns() -> Command {
     let mut c = Command::new("unshare");
     c.args(["--fork", "--pid", "--mount-proc", "--kill-child"]).arg(init());
     c.env_remove("RUST_LOG");
-    c
-}
-
-/// `init ARGS` as a plain child of the test (not PID 1).
-fn direct(args: &[&str]) -> Command {
-    let mut c = Command::new(init());
-    c.args(args).env_remove("RUST_LOG");
     c
 }
 
@@ -262,15 +85,15 @@ struct Ready {
 impl Ready {
     /// Everything up to EOF, which comes once no process holds the write end.
     fn to_eof(&self) -> String {
-        poll("EOF on the ready fd (leaked, or init hangs)", || self.eof.load(Ordering::SeqCst).then_some(()));
-        text(&self.buf)
+        wait_for("EOF on the ready fd (leaked, or init hangs)", || self.eof.load(Ordering::SeqCst).then_some(()));
+        lossy(&self.buf)
     }
 
     /// The first line (or what came before EOF). Under `unshare --fork`, unshare
     /// itself keeps a copy of the write end, so EOF only comes when it exits.
     fn first_line(&self) -> String {
-        let t = poll("a line on the ready fd", || {
-            let t = text(&self.buf);
+        let t = wait_for("a line on the ready fd", || {
+            let t = lossy(&self.buf);
             (t.contains('\n') || self.eof.load(Ordering::SeqCst)).then_some(t)
         });
         t.split_inclusive('\n').next().unwrap_or("").to_string()
@@ -311,69 +134,12 @@ fn stat_at(path: &str) -> Option<(char, i32)> {
     Some((state, ppid))
 }
 
-fn comm(pid: i32) -> String {
-    fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim().to_string()
-}
-
 /// Running, i.e. neither gone nor a zombie.
 fn alive(pid: i32) -> bool {
     matches!(stat(pid), Some((s, _)) if s != 'Z' && s != 'X')
 }
 
-fn all_pids() -> Vec<i32> {
-    fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect()
-}
-
-fn children_of(pid: i32) -> Vec<i32> {
-    all_pids().into_iter().filter(|&p| stat(p).map(|s| s.1) == Some(pid)).collect()
-}
-
-fn descendants_named(root: i32, name: &str) -> Vec<i32> {
-    all_pids()
-        .into_iter()
-        .filter(|&p| comm(p) == name)
-        .filter(|&p| {
-            let mut cur = p;
-            for _ in 0..64 {
-                match stat(cur) {
-                    Some((_, pp)) if pp == root => return true,
-                    Some((_, pp)) if pp > 1 => cur = pp,
-                    _ => return false,
-                }
-            }
-            false
-        })
-        .collect()
-}
-
-/// The host pid of init, the only child of `unshare --fork`.
-fn init_pid_under(unshare: &Running) -> i32 {
-    poll("init under unshare", || children_of(unshare.pid()).first().copied())
-}
-
-// ---- a tiny root filesystem -----------------------------------------------------
-
-/// Whether an ELF64 image has a PT_INTERP program header (needs a dynamic loader).
-fn has_interp(elf: &[u8]) -> bool {
-    let u16_at = |o: usize| u16::from_le_bytes([elf[o], elf[o + 1]]) as usize;
-    let phoff = u64::from_le_bytes(elf[0x20..0x28].try_into().unwrap()) as usize;
-    let (size, count) = (u16_at(0x36), u16_at(0x38));
-    (0..count).any(|i| u32::from_le_bytes(elf[phoff + i * size..][..4].try_into().unwrap()) == 3)
-}
-
-/// A layer made of busybox-static: /bin/busybox and a few applets.
-fn busybox_layer(dir: &Path) {
-    let bb = ["/usr/bin/busybox", "/bin/busybox"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("busybox is missing: apt-get install -y busybox-static");
-    assert!(!has_interp(&fs::read(bb).unwrap()), "{bb} is dynamically linked: apt-get install -y busybox-static");
-    fs::create_dir_all(dir.join("bin")).unwrap();
-    fs::copy(bb, dir.join("bin/busybox")).unwrap();
-    for applet in ["sh", "ls", "hostname", "cat", "readlink", "sleep", "mkdir"] {
-        symlink("busybox", dir.join("bin").join(applet)).unwrap();
-    }
-}
+// ---- mounts ----------------------------------------------------------------------
 
 /// The mount points listed in a mountinfo text.
 fn mount_points(mountinfo: &str) -> Vec<String> {
@@ -489,7 +255,7 @@ fn exec_mode_is_the_tutorial_pid1_that_ignores_sigterm() {
         start_with_ready(&mut unshare_pidns(), &["--exec", "--ready-fd", "READY", "--", "sleep", "1000"]);
     assert_eq!(ready.first_line(), "ok\n");
     let pid1 = init_pid_under(&unshare);
-    poll("sleep to replace init", || (comm(pid1) == "sleep").then_some(()));
+    wait_for("sleep to replace init", || (comm(pid1) == "sleep").then_some(()));
     kill(Pid::from_raw(pid1), Signal::SIGTERM).unwrap();
     thread::sleep(Duration::from_millis(300));
     assert!(alive(pid1), "SIGTERM ended an exec'd PID 1 without a handler");
@@ -515,7 +281,7 @@ fn pgroup_flag_signals_the_whole_group() {
         let o = init.wait();
         assert_eq!(o.code, Some(143), "-g {pgroup}: {o:?}");
         if pgroup {
-            poll("the group's sleep to die", || (!alive(sleep)).then_some(()));
+            wait_for("the group's sleep to die", || (!alive(sleep)).then_some(()));
         } else {
             // Without -g only the shell got SIGTERM: its background job lives on.
             assert!(alive(sleep), "without -g the sleep should have survived");
@@ -636,7 +402,7 @@ fn pause_reaps_and_exits_0_on_sigterm_sigint_sighup() {
             // Other signals do not end it.
             kill(Pid::from_raw(init), Signal::SIGUSR1).unwrap();
             let orphan = orphan_via_nsenter(init);
-            poll("the orphan to be reaped", || stat_at(&orphan).is_none().then_some(()));
+            wait_for("the orphan to be reaped", || stat_at(&orphan).is_none().then_some(()));
             assert!(alive(init), "SIGUSR1 ended --pause");
         }
         kill(Pid::from_raw(init), sig).unwrap();
@@ -651,9 +417,9 @@ fn exec_mode_leaves_zombies() {
     let (unshare, ready) = start_with_ready(&mut unshare_pidns(), &["--exec", "--ready-fd", "READY", "sleep", "1000"]);
     assert_eq!(ready.first_line(), "ok\n");
     let pid1 = init_pid_under(&unshare);
-    poll("sleep to replace init", || (comm(pid1) == "sleep").then_some(()));
+    wait_for("sleep to replace init", || (comm(pid1) == "sleep").then_some(()));
     let orphan = orphan_via_nsenter(pid1);
-    poll("the orphan to become a zombie", || (stat_at(&orphan)?.0 == 'Z').then_some(()));
+    wait_for("the orphan to become a zombie", || (stat_at(&orphan)?.0 == 'Z').then_some(()));
     thread::sleep(Duration::from_millis(300));
     assert_eq!(stat_at(&orphan).map(|s| s.0), Some('Z'), "the zombie was reaped after all");
     drop(unshare); // SIGKILL to unshare: --kill-child takes the namespace down
@@ -663,56 +429,27 @@ fn exec_mode_leaves_zombies() {
 
 #[test]
 fn interactive_shell_has_job_control_under_a_terminal() {
-    let pty = nix::pty::openpty(None, None).unwrap();
-    for fd in [pty.master.as_raw_fd(), pty.slave.as_raw_fd()] {
-        // Keep them from concurrent tests' children.
-        assert_eq!(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) }, 0);
-    }
     let mut cmd = in_pidns(&["--", "/bin/sh", "-i"]);
     cmd.env("PS1", "$ ").env("TERM", "dumb").env_remove("ENV");
-    cmd.stdin(Stdio::from(pty.slave.try_clone().unwrap()))
-        .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
-        .stderr(Stdio::from(pty.slave.try_clone().unwrap()));
-    unsafe {
-        // A new session whose controlling terminal is the pty, as a terminal emulator does.
-        cmd.pre_exec(|| {
-            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().unwrap();
-    drop(pty.slave);
-    let (out_buf, _eof) = collect(File::from(pty.master.try_clone().unwrap()));
-    let mut unshare = Running {
-        child,
-        out: out_buf,
-        err: Arc::new(Mutex::new(Vec::new())),
-        eofs: [Arc::new(AtomicBool::new(true)), Arc::new(AtomicBool::new(true))],
-        done: false,
-    };
-    let mut term = File::from(pty.master.try_clone().unwrap());
-    let mut say = |s: &str| term.write_all(s.as_bytes()).unwrap();
+    let mut term = OnPty::spawn(cmd);
+    let unshare = term.child.id() as i32;
 
-    say("echo ready-$((1+1))\n");
-    unshare.wait_stdout("the shell", |s| s.contains("ready-2"));
-    say("sleep 100 &\n");
-    let sleep = poll("the background sleep", || descendants_named(unshare.pid(), "sleep").first().copied());
+    term.say("echo ready-$((1+1))\n");
+    term.expect("ready-2");
+    term.say("sleep 100 &\n");
+    let sleep = wait_for("the background sleep", || descendants_named(unshare, "sleep").first().copied());
     let _guard = KillOnDrop(sleep);
-    say("fg\n");
-    poll("sleep in the terminal's foreground", || {
-        let fg = nix::unistd::tcgetpgrp(&pty.master).ok()?;
-        (fg.as_raw() == sleep).then_some(())
-    });
-    say("\x03"); // Ctrl-C: SIGINT to the foreground group only
-    poll("Ctrl-C to end the foreground sleep", || (!alive(sleep)).then_some(()));
-    say("echo alive-$((20+22))\n");
-    unshare.wait_stdout("the shell to survive Ctrl-C", |s| s.contains("alive-42"));
-    say("exit\n");
-    let o = unshare.wait();
-    assert_eq!(o.code, Some(0), "{o:?}");
-    assert!(!o.stdout.contains("job control turned off") && !o.stdout.contains("can't access tty"), "{o:?}");
+    term.say("fg\n");
+    wait_for("sleep in the terminal's foreground", || (term.foreground() == sleep).then_some(()));
+    term.say("\x03"); // Ctrl-C: SIGINT to the foreground group only
+    wait_for("Ctrl-C to end the foreground sleep", || (!alive(sleep)).then_some(()));
+    term.say("echo alive-$((20+22))\n");
+    term.expect("alive-42"); // the shell survived Ctrl-C
+    term.say("exit\n");
+    let status = wait_for("the shell to exit", || term.child.try_wait().unwrap());
+    let out = term.output();
+    assert_eq!(status.code(), Some(0), "{status:?}: {out}");
+    assert!(!out.contains("job control turned off") && !out.contains("can't access tty"), "{out}");
 }
 
 // ==== rootfs ======================================================================
@@ -787,7 +524,7 @@ fn ready_fd_says_ok_and_never_reaches_cmd() {
     let (init, ready) = start_with_ready(&mut direct(&[]), &["--ready-fd", "READY", "--", "sleep", "1000"]);
     assert_eq!(ready.to_eof(), "ok\n");
     assert!(alive(init.pid()));
-    let sleep = poll("sleep", || children_of(init.pid()).first().copied());
+    let sleep = wait_for("sleep", || children_of(init.pid()).first().copied());
     assert_eq!(comm(sleep), "sleep");
     drop(init); // kills init and the sleep
 
@@ -796,7 +533,7 @@ fn ready_fd_says_ok_and_never_reaches_cmd() {
     let (unshare, ready) = start_with_ready(&mut unshare_pidns(), &["--ready-fd", "READY", "--", "sleep", "1000"]);
     assert_eq!(ready.first_line(), "ok\n");
     let init = init_pid_under(&unshare);
-    let sleep = poll("sleep", || descendants_named(unshare.pid(), "sleep").first().copied());
+    let sleep = wait_for("sleep", || descendants_named(unshare.pid(), "sleep").first().copied());
     assert!(ready.held_by(unshare.pid()), "control: the check sees unshare's copy");
     assert!(!ready.held_by(init), "init kept the ready fd open");
     assert!(!ready.held_by(sleep), "the ready fd leaked into CMD");
@@ -807,7 +544,7 @@ fn ready_fd_says_ok_and_never_reaches_cmd() {
         start_with_ready(&mut unshare_pidns(), &["--exec", "--ready-fd", "READY", "--", "sleep", "1000"]);
     assert_eq!(ready.first_line(), "ok\n");
     let pid1 = init_pid_under(&unshare);
-    poll("sleep to replace init", || (comm(pid1) == "sleep").then_some(()));
+    wait_for("sleep to replace init", || (comm(pid1) == "sleep").then_some(()));
     assert!(!ready.held_by(pid1), "the ready fd leaked into CMD with --exec");
     drop(unshare);
 }
@@ -891,54 +628,16 @@ fn fds_above_2_never_reach_cmd() {
     assert_eq!((o.code, o.stdout.as_str()), (Some(0), "closed\n"), "{o:?}");
 }
 
-/// A cgroup the test creates (and removes on drop), e.g. /sys/fs/cgroup/pids/pid1-test-...
-struct Cgroup(PathBuf);
-
-impl Drop for Cgroup {
-    fn drop(&mut self) {
-        // The members have exited; the kernel may need a moment to empty it.
-        for _ in 0..500 {
-            if fs::remove_dir(&self.0).is_ok() || !self.0.exists() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-fn cgroup2_mount() -> Option<PathBuf> {
-    let mi = fs::read_to_string("/proc/self/mountinfo").unwrap();
-    mi.lines()
-        .find(|l| l.split_once(" - ").is_some_and(|(_, r)| r.starts_with("cgroup2 ")))
-        .map(|l| PathBuf::from(l.split(' ').nth(4).unwrap()))
-}
-
 #[test]
 fn joins_cgroups_v1_and_v2() {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let name = format!("pid1-test-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
-    let mut groups = Vec::new();
-    let mut want = Vec::new();
-    if Path::new("/sys/fs/cgroup/pids/cgroup.procs").exists() {
-        groups.push(Cgroup(PathBuf::from("/sys/fs/cgroup/pids").join(&name)));
-        want.push(format!(":pids:/{name}"));
-    }
-    if let Some(root) = cgroup2_mount() {
-        groups.push(Cgroup(root.join(&name)));
-        want.push(format!("0::/{name}"));
-    }
-    assert!(!groups.is_empty(), "no cgroup v1 pids hierarchy and no cgroup2 mount");
-    let mut args = Vec::new();
-    for g in &groups {
-        fs::create_dir(&g.0).unwrap();
-        args.push("--cgroup".to_string());
-        args.push(g.0.to_str().unwrap().to_string());
-    }
+    let name = format!("pid1-test-{}-{}", std::process::id(), lab_tests::seq());
+    let groups = new_cgroups(&name);
+    let mut args = cgroup_flags(&groups);
     args.extend(["--", "cat", "/proc/self/cgroup"].map(String::from));
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let o = run(&mut in_pidns(&argv));
     assert_eq!(o.code, Some(0), "{o:?}");
-    for w in &want {
+    for w in groups.iter().map(|g| &g.line) {
         assert!(o.stdout.lines().any(|l| l.ends_with(w)), "{w} not in {o:?}");
     }
 
@@ -953,7 +652,7 @@ fn joins_a_network_namespace() {
     let mut holder = Command::new("unshare").args(["--net", "sleep", "1000"]).spawn().unwrap();
     let pid = holder.id();
     let ours = fs::read_link("/proc/self/ns/net").unwrap();
-    let theirs = poll("the new netns", || {
+    let theirs = wait_for("the new netns", || {
         let l = fs::read_link(format!("/proc/{pid}/ns/net")).ok()?;
         (l != ours && comm(pid as i32) == "sleep").then_some(l)
     });

@@ -6,196 +6,30 @@
 //! Each container is `unshare -m -u -i -n -p -f --kill-child sh -c 'ip link set
 //! lo up; exec init ...'`: its own mount, UTS, IPC, network and pid namespaces
 //! (so its mounts, hostname and pings stay inside and die with it), init as PID 1.
-//! Temp dirs are /tmp/pid1r-test-<pid>-<n>-<tag>, removed by a Drop guard; only
-//! processes a test started are killed, by pid (killing unshare takes the whole
-//! pid namespace down through --kill-child).
+//! Temp dirs are lab_tests::TempDir, removed by a Drop guard; only processes a
+//! test started are killed, by pid (killing unshare takes the whole pid
+//! namespace down through --kill-child).
+
+mod dropin;
 
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::symlink;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Command;
 
+use dropin::{
+    busybox_layer, cgroup_flags, children_of, collect, comm, direct, init, init_pid_under, lossy, new_cgroups, run,
+    start, Outcome,
+};
+use lab_tests::{wait_for, TempDir};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 /// Docker's default capability set, as /proc/PID/status shows it.
 const DEFAULT_CAPS: &str = "00000000a80425fb";
-
-/// Generous: the machine is shared and slow; nothing should ever take this long.
-const TIMEOUT: Duration = Duration::from_secs(60);
-
-fn init() -> PathBuf {
-    lab_tests::require_root();
-    lab_tests::bin("init")
-}
-
-// ---- temp dirs, processes ---------------------------------------------------------
-
-/// A fresh directory under /tmp, removed on drop (even when the test fails).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let n = N.fetch_add(1, Ordering::SeqCst);
-        let path = PathBuf::from(format!("/tmp/pid1r-test-{}-{n}-{tag}", std::process::id()));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.0.join(rel)
-    }
-
-    fn s(&self, rel: &str) -> String {
-        self.path(rel).to_str().unwrap().to_string()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-#[derive(Debug)]
-struct Outcome {
-    code: Option<i32>,
-    #[allow(dead_code)] // shown in failure messages
-    signal: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Outcome {
-    /// The text after `marker` up to the next "--- " marker line (or the end).
-    fn section(&self, marker: &str) -> String {
-        let start = self.stdout.find(&format!("--- {marker}\n")).unwrap_or_else(|| panic!("no {marker}: {self:?}"));
-        let rest = &self.stdout[start + marker.len() + 5..];
-        rest[..rest.find("--- ").unwrap_or(rest.len())].to_string()
-    }
-}
-
-fn collect(mut r: impl Read + Send + 'static) -> Arc<Mutex<Vec<u8>>> {
-    let buf = Arc::new(Mutex::new(Vec::new()));
-    let b = buf.clone();
-    thread::spawn(move || {
-        let mut chunk = [0u8; 4096];
-        while let Ok(n) = r.read(&mut chunk) {
-            if n == 0 {
-                break;
-            }
-            b.lock().unwrap().extend_from_slice(&chunk[..n]);
-        }
-    });
-    buf
-}
-
-fn text(b: &Mutex<Vec<u8>>) -> String {
-    String::from_utf8_lossy(&b.lock().unwrap()).into_owned()
-}
-
-fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(start.elapsed() < TIMEOUT, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// A started command; SIGKILLed by pid (and reaped) on drop unless waited for.
-struct Running {
-    child: Child,
-    out: Arc<Mutex<Vec<u8>>>,
-    err: Arc<Mutex<Vec<u8>>>,
-    done: bool,
-}
-
-fn start(cmd: &mut Command) -> Running {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    let out = collect(child.stdout.take().unwrap());
-    let err = collect(child.stderr.take().unwrap());
-    Running { child, out, err, done: false }
-}
-
-fn run(cmd: &mut Command) -> Outcome {
-    start(cmd).wait()
-}
-
-impl Running {
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    fn wait(&mut self) -> Outcome {
-        let start = Instant::now();
-        let status = loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                break st;
-            }
-            if start.elapsed() > TIMEOUT {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                self.done = true;
-                panic!("timed out; stdout: {:?} stderr: {:?}", text(&self.out), text(&self.err));
-            }
-            thread::sleep(Duration::from_millis(5));
-        };
-        self.done = true;
-        // The readers see EOF once every holder of the pipes is gone.
-        thread::sleep(Duration::from_millis(20));
-        let until = Instant::now() + Duration::from_secs(10);
-        let mut last = (0, 0);
-        while Instant::now() < until {
-            let now = (self.out.lock().unwrap().len(), self.err.lock().unwrap().len());
-            if now == last && Arc::strong_count(&self.out) == 1 && Arc::strong_count(&self.err) == 1 {
-                break;
-            }
-            last = now;
-            thread::sleep(Duration::from_millis(5));
-        }
-        Outcome { code: status.code(), signal: status.signal(), stdout: text(&self.out), stderr: text(&self.err) }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if !self.done {
-            let _ = self.child.kill(); // unshare: --kill-child takes init and its namespace along
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn children_of(pid: i32) -> Vec<i32> {
-    let kids = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-    kids.split_whitespace().filter_map(|k| k.parse().ok()).collect()
-}
-
-fn comm(pid: i32) -> String {
-    fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim().to_string()
-}
-
-/// The host pid of init under `unshare` (sh execs it once lo is up).
-fn init_pid_under(unshare: &Running) -> i32 {
-    poll("init under unshare", || children_of(unshare.pid()).into_iter().find(|&p| comm(p) == "init"))
-}
 
 /// The fd number a test gives init to inherit (high, so that no fd of the
 /// shell or of ls can have it by chance).
@@ -222,32 +56,8 @@ fn fds(line: &str) -> Vec<i32> {
 
 // ---- the root filesystem and the container ------------------------------------------
 
-fn busybox() -> &'static str {
-    ["/usr/bin/busybox", "/bin/busybox"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("busybox is missing: apt-get install -y busybox-static")
-}
-
-/// busybox-static with the applets the tests use, /etc/passwd and /etc/group
-/// (root and nobody), an empty /mnt; no /dev (init --dev makes one).
-fn busybox_layer(dir: &Path) {
-    fs::create_dir_all(dir.join("bin")).unwrap();
-    fs::copy(busybox(), dir.join("bin/busybox")).unwrap();
-    let applets = [
-        "sh", "ls", "cat", "echo", "grep", "head", "wc", "tr", "stat", "find", "readlink", "sleep", "mount", "umount",
-        "mknod", "hostname", "ip", "ping", "ps", "su", "id", "true",
-    ];
-    for a in applets {
-        symlink("busybox", dir.join("bin").join(a)).unwrap();
-    }
-    fs::create_dir_all(dir.join("etc")).unwrap();
-    fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n").unwrap();
-    fs::write(dir.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
-    fs::create_dir_all(dir.join("mnt")).unwrap();
-}
-
-/// A container's directories: a busybox lower layer, upper, work and merge.
+/// A container's directories: a busybox lower layer (with users and a /mnt), upper,
+/// work and merge.
 struct Image {
     t: TempDir,
 }
@@ -255,7 +65,14 @@ struct Image {
 impl Image {
     fn new(tag: &str) -> Image {
         let t = TempDir::new(tag);
-        busybox_layer(&t.path("lower"));
+        let lower = t.path("lower");
+        busybox_layer(&lower);
+        // /etc/passwd and /etc/group (root and nobody), an empty /mnt; no /dev (init --dev makes one).
+        fs::create_dir_all(lower.join("etc")).unwrap();
+        fs::write(lower.join("etc/passwd"), "root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n")
+            .unwrap();
+        fs::write(lower.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+        fs::create_dir_all(lower.join("mnt")).unwrap();
         for d in ["upper", "work", "merge"] {
             fs::create_dir_all(t.path(d)).unwrap();
         }
@@ -426,14 +243,14 @@ fn restricted_init_still_signals_other_uids_and_reaps() {
     let script = "(sleep 0.1 &); exec su -s /bin/sh nobody -c 'exec sleep 1000'";
     let mut unshare = start(&mut img.container(ALL, script));
     let init = init_pid_under(&unshare);
-    let sleep = poll("CMD as nobody", || {
+    let sleep = wait_for("CMD as nobody", || {
         children_of(init).into_iter().find(|&k| {
             let st = fs::read_to_string(format!("/proc/{k}/status")).unwrap_or_default();
             comm(k) == "sleep" && st.contains("\nUid:\t65534\t")
         })
     });
     // The orphaned sleep came to init and went: only CMD is left.
-    poll("the orphan to be reaped", || (children_of(init) == [sleep]).then_some(()));
+    wait_for("the orphan to be reaped", || (children_of(init) == [sleep]).then_some(()));
     kill(Pid::from_raw(init), Signal::SIGTERM).unwrap();
     let o = unshare.wait();
     assert_eq!(o.code, Some(143), "{o:?}");
@@ -445,8 +262,7 @@ fn restrict_exec_applies_the_same_limits_when_not_pid1() {
     // -- CMD` from an ordinary process, no setup at all.
     let t = TempDir::new("execmode");
     let f = File::create(t.path("host-file")).unwrap();
-    let mut c = Command::new(init());
-    c.env_remove("RUST_LOG").args(["--restrict", "--exec", "--", "/bin/sh", "-c"]);
+    let mut c = direct(&["--restrict", "--exec", "--", "/bin/sh", "-c"]);
     c.arg("cat /proc/self/status; echo \"--- fds\"; ls /proc/$$/fd | tr '\\n' ' '; exit 7");
     inherit_fd(&mut c, &f);
     let o = run(&mut c);
@@ -468,16 +284,18 @@ fn restrict_keeps_the_ready_fd_until_cmd_runs() {
     let mut unshare = start(&mut c);
     drop(w);
     // unshare keeps its own copy of the write end: wait for the line, not for EOF.
-    let ready = collect(File::from(r));
-    let line = poll("a line on the ready fd", || {
-        let t = text(&ready);
+    let (ready, _eof) = collect(File::from(r));
+    let line = wait_for("a line on the ready fd", || {
+        let t = lossy(&ready);
         t.contains('\n').then_some(t)
     });
     assert_eq!(line, "ok\n");
     let init = init_pid_under(&unshare);
-    poll("CMD's sleep", || children_of(init).first().filter(|&&p| comm(p) == "sleep").copied());
+    wait_for("CMD's sleep", || children_of(init).first().filter(|&&p| comm(p) == "sleep").copied());
     // init closes it right after writing "ok".
-    poll("init to close the ready fd", || fs::symlink_metadata(format!("/proc/{init}/fd/{fd}")).is_err().then_some(()));
+    wait_for("init to close the ready fd", || {
+        fs::symlink_metadata(format!("/proc/{init}/fd/{fd}")).is_err().then_some(())
+    });
     let _ = kill(Pid::from_raw(init), Signal::SIGKILL);
     let o = unshare.wait();
     assert!(!fds(&o.stdout).contains(&LEAKED_FD), "the ready fd reached CMD: {o:?}");
@@ -522,7 +340,7 @@ fn entering_with_restrict_exec_gets_the_main_process_restrictions() {
     let img = Image::new("enter");
     let unshare = start(&mut img.container(ALL, "exec sleep 1000"));
     let init = init_pid_under(&unshare);
-    poll("CMD", || children_of(init).first().filter(|&&p| comm(p) == "sleep").copied());
+    wait_for("CMD", || children_of(init).first().filter(|&&p| comm(p) == "sleep").copied());
     let script = "\
         echo '--- status'; cat /proc/self/status
         echo '--- where'; hostname; cat /proc/1/comm; ls /
@@ -671,44 +489,11 @@ fn mask_proc_mounts_are_listed_read_only() {
 
 // ==== --cgroupns ====================================================================
 
-/// A cgroup the test creates (and removes on drop).
-struct Cgroup(PathBuf);
-
-impl Drop for Cgroup {
-    fn drop(&mut self) {
-        for _ in 0..500 {
-            if fs::remove_dir(&self.0).is_ok() || !self.0.exists() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-fn cgroup2_mount() -> Option<PathBuf> {
-    let mi = fs::read_to_string("/proc/self/mountinfo").unwrap();
-    mi.lines()
-        .find(|l| l.split_once(" - ").is_some_and(|(_, r)| r.starts_with("cgroup2 ")))
-        .map(|l| PathBuf::from(l.split(' ').nth(4).unwrap()))
-}
-
 #[test]
 fn cgroupns_shows_the_containers_cgroup_as_root() {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let name = format!("pid1r-test-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
-    let mut groups = Vec::new();
-    if Path::new("/sys/fs/cgroup/pids/cgroup.procs").exists() {
-        groups.push(Cgroup(PathBuf::from("/sys/fs/cgroup/pids").join(&name)));
-    }
-    if let Some(root) = cgroup2_mount() {
-        groups.push(Cgroup(root.join(&name)));
-    }
-    assert!(!groups.is_empty(), "no cgroup v1 pids hierarchy and no cgroup2 mount");
-    let mut flags = vec![];
-    for g in &groups {
-        fs::create_dir(&g.0).unwrap();
-        flags.extend(["--cgroup".to_string(), g.0.to_str().unwrap().to_string()]);
-    }
+    let name = format!("pid1r-test-{}-{}", std::process::id(), lab_tests::seq());
+    let groups = new_cgroups(&name);
+    let flags = cgroup_flags(&groups);
     let img = Image::new("cgns");
     let run_with = |extra: &[&str]| {
         let mut f: Vec<&str> = flags.iter().map(String::as_str).collect();
@@ -738,7 +523,7 @@ fn cmdline_shows_init_and_cmd_not_the_setup_paths() {
         let script = "cat /proc/1/cmdline; echo '--- ps'; ps -o pid,args | grep '^ *1 '; sleep 1000";
         let mut unshare = start(&mut img.container(flags, script));
         let init = init_pid_under(&unshare);
-        poll("CMD's sleep", || children_of(init).first().filter(|&&p| comm(p) == "sleep").copied());
+        wait_for("CMD's sleep", || children_of(init).first().filter(|&&p| comm(p) == "sleep").copied());
         let host_view = fs::read(format!("/proc/{init}/cmdline")).unwrap();
         assert_eq!(shown(&host_view), format!("init -- /bin/sh -c {script}"), "{flags:?}");
         assert!(!String::from_utf8_lossy(&host_view).contains(&img.dir()), "{flags:?}");
@@ -760,7 +545,7 @@ fn cmdline_of_a_pause_container_is_just_init() {
     let mut unshare = start(&mut c);
     let init = init_pid_under(&unshare);
     let shown_now = || shown(&fs::read(format!("/proc/{init}/cmdline")).unwrap_or_default());
-    poll("the rewritten cmdline", || (shown_now() == "init").then_some(()));
+    wait_for("the rewritten cmdline", || (shown_now() == "init").then_some(()));
     kill(Pid::from_raw(init), Signal::SIGTERM).unwrap();
     assert_eq!(unshare.wait().code, Some(0));
 }
@@ -769,22 +554,17 @@ fn cmdline_of_a_pause_container_is_just_init() {
 
 #[test]
 fn usage_errors_and_debug_traces() {
-    let direct = |args: &[&str]| {
-        let mut c = Command::new(init());
-        c.args(args).env_remove("RUST_LOG");
-        run(&mut c)
-    };
-    let o = direct(&["--dev", "true"]);
+    let o = run(direct(&["--dev", "true"]));
     assert_eq!(
         (o.code, o.stderr.as_str()),
         (Some(2), "init: --dev needs --rootfs (the new root to make /dev in) (see init --help)\n")
     );
-    let o = direct(&["--rootfs", "/nonexistent", "--mask-proc", "true"]);
+    let o = run(direct(&["--rootfs", "/nonexistent", "--mask-proc", "true"]));
     assert_eq!(
         (o.code, o.stderr.as_str()),
         (Some(2), "init: --mask-proc needs --dev (it binds the new /dev/null) (see init --help)\n")
     );
-    let o = direct(&["--help"]);
+    let o = run(direct(&["--help"]));
     for flag in ["--restrict", "--dev", "--mask-proc", "--cgroupns"] {
         assert!(o.stdout.contains(&format!("\n  {flag} ")), "{flag}: {o:?}");
     }

@@ -45,10 +45,12 @@ fn footprint(lab: &Lab) -> BTreeSet<String> {
         if e.file_name().to_string_lossy().parse::<u32>().is_err() {
             continue;
         }
-        let environ = String::from_utf8_lossy(&std::fs::read(e.path().join("environ")).unwrap_or_default()).into_owned();
+        let environ =
+            String::from_utf8_lossy(&std::fs::read(e.path().join("environ")).unwrap_or_default()).into_owned();
         let cgroup = std::fs::read_to_string(e.path().join("cgroup")).unwrap_or_default();
         if environ.split('\0').any(|v| v == env_mark) || cgroup.contains(&cg_mark) {
-            let cmdline = String::from_utf8_lossy(&std::fs::read(e.path().join("cmdline")).unwrap_or_default()).replace('\0', " ");
+            let cmdline = String::from_utf8_lossy(&std::fs::read(e.path().join("cmdline")).unwrap_or_default())
+                .replace('\0', " ");
             out.insert(format!("process {} {}", e.file_name().to_string_lossy(), cmdline.trim()));
         }
     }
@@ -138,7 +140,11 @@ fn preconditions_are_checked_before_anything_changes() {
     let before = footprint(&lab);
     let o = lab.run(&["up", &y]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("network namespace {ns} already exists")), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(&format!("network namespace {ns} already exists")),
+        "{}",
+        text(&o)
+    );
     assert!(Path::new(&format!("/run/netns/{ns}")).exists(), "the foreign netns is left alone");
     assert_eq!(footprint(&lab), before);
 
@@ -188,7 +194,11 @@ fn a_failing_step_undoes_everything_it_and_the_steps_before_made() {
             let fault = format!("{step}:{when}:fail");
             let o = up_with_fault(&lab, &a, &b, &fault);
             assert_eq!(o.status.code(), Some(1), "{fault}: {}", text(&o));
-            assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("injected fault at {step}:{when}")), "{}", text(&o));
+            assert!(
+                String::from_utf8_lossy(&o.stderr).contains(&format!("injected fault at {step}:{when}")),
+                "{}",
+                text(&o)
+            );
             assert_eq!(footprint(&lab), before, "{fault} left something behind");
         }
     }
@@ -298,7 +308,12 @@ fn many_cycles_leak_nothing() {
             let sup = std::fs::read_to_string(format!("/proc/{init}/stat")).unwrap();
             let ppid: i32 = sup[sup.rfind(')').unwrap() + 2..].split(' ').nth(1).unwrap().parse().unwrap();
             let fds = |pid: i32| std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
-            assert_eq!(fds(init), 3, "init's fds: {:?}", std::fs::read_dir(format!("/proc/{init}/fd")).unwrap().count());
+            assert_eq!(
+                fds(init),
+                3,
+                "init's fds: {:?}",
+                std::fs::read_dir(format!("/proc/{init}/fd")).unwrap().count()
+            );
             assert_eq!(fds(ppid), 4, "the supervisor's fds");
         }
         lab.ok(&["down", &a, &b]);

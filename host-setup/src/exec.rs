@@ -68,6 +68,8 @@ pub fn exec(paths: &Paths, name: &str, cmd: &[String], init_bin: &Path) -> Resul
     let c_argv: Vec<CString> = argv.iter().map(|a| CString::new(a.as_bytes()).unwrap_or_default()).collect();
     let c_env: Vec<CString> = env.iter().map(|e| CString::new(e.as_bytes()).unwrap_or_default()).collect();
 
+    // On a terminal, a new one for the command (see tty.rs), opened while we can.
+    let term = crate::tty::new_if_interactive()?;
     // setns(CLONE_NEWPID) changes the pid namespace of our *children* only: enter it
     // here, then fork, and the child is a member of the container's pid namespace.
     nix::sched::setns(&pid_ns, CloneFlags::CLONE_NEWPID).sys(|| format!("setns(/proc/{}/ns/pid)", init.pid))?;
@@ -75,6 +77,7 @@ pub fn exec(paths: &Paths, name: &str, cmd: &[String], init_bin: &Path) -> Resul
     match unsafe { fork() }.sys(|| "fork".into())? {
         ForkResult::Child => {
             launch::reset_signals_in_child();
+            crate::tty::attach_in_child(term.as_ref().map(|t| t.slave.as_raw_fd()));
             let code = match enter(&cgroup_procs, &namespaces, &root, init) {
                 Ok(()) => match &image {
                     // init searches $PATH, applies the restrictions, execs the command,
@@ -89,7 +92,13 @@ pub fn exec(paths: &Paths, name: &str, cmd: &[String], init_bin: &Path) -> Resul
             };
             unsafe { libc::_exit(code) };
         }
-        ForkResult::Parent { child } => launch::wait_forwarding(child),
+        ForkResult::Parent { child } => match term {
+            Some(t) => {
+                drop(t.slave);
+                crate::tty::relay(&t.master, child)
+            }
+            None => launch::wait_forwarding(child),
+        },
     }
 }
 

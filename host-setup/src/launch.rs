@@ -217,9 +217,10 @@ pub unsafe fn exec_fd(fd: RawFd, argv: *const *const libc::c_char, envp: *const 
 /// The fd number init's image has in the child, between clone and exec.
 const INIT_FD: RawFd = READY_FD + 1;
 
-/// Clone a child into new mount, UTS, IPC and PID namespaces and exec init in it.
-/// Returns init's (host) pid and the read end of its ready pipe.
-pub fn spawn(args: &InitArgs) -> Result<(Pid, File)> {
+/// Clone a child into new mount, UTS, IPC and PID namespaces and exec init in it,
+/// on the terminal `console` if given (a new session with it as the controlling
+/// terminal). Returns init's (host) pid and the read end of its ready pipe.
+pub fn spawn(args: &InitArgs, console: Option<RawFd>) -> Result<(Pid, File)> {
     let argv = cstrings(&args.argv(Some(READY_FD)))?;
     let envp = cstrings(&container_env())?;
     let image = sealed_init(&args.init_bin)?;
@@ -242,6 +243,7 @@ pub fn spawn(args: &InitArgs) -> Result<(Pid, File)> {
         // Child: PID 1 of the new pid namespace. Only async-signal-safe calls until exec.
         unsafe {
             reset_signals_in_child();
+            crate::tty::attach_in_child(console);
             // Move both out of the way first: either may sit on fd 3 or 4 now.
             let w = libc::fcntl(ready_w.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 100);
             let img = libc::fcntl(image.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 100);

@@ -12,3 +12,4 @@ pub mod plan;
 pub mod spec;
 pub mod state;
 pub mod status;
+pub mod tty;

@@ -312,9 +312,12 @@ fn lock(paths: &Paths, name: &str) -> Result<Lock> {
 
 fn up(paths: &Paths, parent: &str, spec: &Spec, init: Option<PathBuf>, explain: bool, mode: Mode) -> Result<i32> {
     let bins = Bins::locate(init)?;
-    let u = Up { spec, paths, cgroup_parent: parent, bins: &bins, mode };
+    // `run` on a terminal: the container gets one of its own (tty.rs says why).
+    let term = if mode == Mode::Foreground && !explain { host_setup::tty::new_if_interactive()? } else { None };
+    let console = term.as_ref().map(|t| std::os::fd::AsRawFd::as_raw_fd(&t.slave));
+    let u = Up { spec, paths, cgroup_parent: parent, bins: &bins, mode, console };
     let mut lock = lock(paths, &spec.name)?;
-    let res = if explain { explain_up(&u, &mut lock) } else { up_locked(&u, &mut lock) };
+    let res = if explain { explain_up(&u, &mut lock) } else { up_locked(&u, &mut lock, term) };
     lock.finish();
     res
 }
@@ -329,7 +332,7 @@ fn explain_up(u: &Up, lock: &mut Lock) -> Result<i32> {
     Ok(0)
 }
 
-fn up_locked(u: &Up, lock: &mut Lock) -> Result<i32> {
+fn up_locked(u: &Up, lock: &mut Lock, term: Option<host_setup::tty::Terminal>) -> Result<i32> {
     let (spec, paths) = (u.spec, u.paths);
     let running = plan::up(u, lock)?;
     match u.mode {
@@ -347,7 +350,14 @@ fn up_locked(u: &Up, lock: &mut Lock) -> Result<i32> {
         }
         Mode::Foreground => {
             // We are init's parent: wait for it, passing on the signals we get.
-            let code = launch::wait_forwarding(nix::unistd::Pid::from_raw(running.init.pid));
+            let init = nix::unistd::Pid::from_raw(running.init.pid);
+            let code = match term {
+                Some(t) => {
+                    drop(t.slave); // init has it; the terminal goes when the container does
+                    host_setup::tty::relay(&t.master, init)
+                }
+                None => launch::wait_forwarding(init),
+            };
             let j = Journal::read(paths, &spec.name)?.unwrap_or_default();
             let cg = host_setup::cgroup::Cgroups::detect()?;
             let oom_kills = cg.usage(&j.cgroup_dirs()).oom_kills;

@@ -13,6 +13,7 @@
 //! what it made from the journal (state.rs). `down` and the recovery of an
 //! interrupted `up` are the same thing: undo every journal record, newest first.
 
+use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -58,6 +59,8 @@ pub struct Ctx<'a> {
     pub cgroup_parent: &'a str,
     pub bins: &'a Bins,
     pub mode: Mode,
+    /// Foreground with a terminal: the container's own terminal (tty.rs).
+    pub console: Option<RawFd>,
     pub journal: JournalWriter,
     /// The lock on this container (released in the supervisor after fork).
     pub lock: &'a mut Lock,
@@ -426,7 +429,7 @@ impl Step for Launch {
             Mode::Foreground => {
                 // Block the signals we forward before the child exists, so none is lost.
                 launch::block_forwarded_signals()?;
-                let (pid, ready) = launch::spawn(&args)?;
+                let (pid, ready) = launch::spawn(&args, ctx.console)?;
                 let init = Proc::of(pid.as_raw())?;
                 ctx.record(Record::Started(Role::Init, init))?;
                 ctx.init = Some(init);
@@ -469,7 +472,7 @@ fn start_supervised(ctx: &mut Ctx, args: &InitArgs) -> Result<Proc> {
                 // Keep only the journal and the report pipe of whatever we inherited.
                 launch::close_fds_except(&[ctx.journal.raw_fd(), std::os::fd::AsRawFd::as_raw_fd(&report)]);
                 ctx.record(Record::Started(Role::Supervisor, Proc::of(std::process::id() as i32)?))?;
-                let (pid, ready) = launch::spawn(args)?;
+                let (pid, ready) = launch::spawn(args, None)?;
                 let init = Proc::of(pid.as_raw())?;
                 ctx.record(Record::Started(Role::Init, init))?;
                 if let Err(e) = launch::wait_ready(ready, launch::READY_TIMEOUT) {
@@ -528,6 +531,8 @@ pub struct Up<'a> {
     pub cgroup_parent: &'a str,
     pub bins: &'a Bins,
     pub mode: Mode,
+    /// Foreground only: the slave of the container's own terminal.
+    pub console: Option<RawFd>,
 }
 
 /// What `up` leaves running.
@@ -622,6 +627,7 @@ pub fn up(u: &Up, lock: &mut Lock) -> Result<Running> {
         cgroup_parent: u.cgroup_parent,
         bins: u.bins,
         mode: u.mode,
+        console: u.console,
         journal,
         lock,
         layer_dirs: vec![],
@@ -660,6 +666,7 @@ pub fn explain(u: &Up, lock: &mut Lock) -> Result<Vec<(String, Vec<String>)>> {
         cgroup_parent: u.cgroup_parent,
         bins: u.bins,
         mode: u.mode,
+        console: u.console,
         journal: JournalWriter::discard()?,
         lock,
         layer_dirs: u
