@@ -19,7 +19,7 @@ use crate::state::{Journal, Paths, Proc, Role};
 /// Unless the container is privileged, the command is started through init
 /// (`init --restrict --exec -- CMD`, from a sealed memfd), so it gets exactly the
 /// restrictions the main process got: the same capabilities and no_new_privs.
-pub fn exec(paths: &Paths, name: &str, cmd: &[String], init_bin: &Path) -> Result<i32> {
+pub fn exec(paths: &Paths, name: &str, cmd: &[String], default_init: &Path) -> Result<i32> {
     let j = Journal::read(paths, name)?
         .ok_or_else(|| crate::precondition!("{name} is not up: start it with host-setup {name}"))?;
     let init = j.proc(Role::Init).filter(|p| p.alive()).ok_or_else(|| {
@@ -62,7 +62,7 @@ pub fn exec(paths: &Paths, name: &str, cmd: &[String], init_bin: &Path) -> Resul
         let mut with_init: Vec<String> = ["init", "--restrict", "--exec", "--"].iter().map(|s| s.to_string()).collect();
         with_init.append(&mut argv);
         argv = with_init;
-        Some(launch::sealed_init(init_bin)?)
+        Some(launch::sealed_init(&j.init_bin().unwrap_or_else(|| default_init.to_path_buf()))?)
     };
     let env = launch::container_env();
     let c_argv: Vec<CString> = argv.iter().map(|a| CString::new(a.as_bytes()).unwrap_or_default()).collect();

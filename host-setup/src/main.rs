@@ -25,6 +25,13 @@ use host_setup::{exec, launch, status};
 #[derive(FromArgs)]
 /// Linux containers without Docker: namespaces, cgroups, overlayfs, veth and
 /// pivot_root, done step by step. `host-setup NAME` is short for `host-setup up NAME`.
+#[argh(
+    note = "RUST_LOG=debug traces every step. Examples: host-setup red && host-setup blue; host-setup exec red ping -c 3 11.11.11.3; host-setup down red blue",
+    error_code(1, "a step failed (the message names the step, the path and the errno)"),
+    error_code(2, "a bad command line or value; nothing was changed"),
+    error_code(3, "the host cannot do it (not root, a missing controller or binary, a name in use); nothing was changed"),
+    error_code(130, "interrupted (128+N for signal N); what the setup had made is removed")
+)]
 struct Cli {
     /// where layers, journals and container dirs live (default /var/lib/host-setup, or $HOST_SETUP_STATE_DIR)
     #[argh(option)]

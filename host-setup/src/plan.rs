@@ -425,6 +425,7 @@ impl Step for Launch {
     }
     fn run(&self, ctx: &mut Ctx) -> Result<()> {
         let args = Self::init_args(ctx);
+        ctx.record(Record::Spec("init".into(), args.init_bin.display().to_string()))?;
         match ctx.mode {
             Mode::Foreground => {
                 // Block the signals we forward before the child exists, so none is lost.

@@ -325,6 +325,14 @@ impl Journal {
         spec_from_records(&self.records)
     }
 
+    /// The init binary the container was started with (`exec` uses the same).
+    pub fn init_bin(&self) -> Option<PathBuf> {
+        self.records.iter().find_map(|r| match r {
+            Record::Spec(k, v) if k == "init" => Some(PathBuf::from(v)),
+            _ => None,
+        })
+    }
+
     pub fn proc(&self, role: Role) -> Option<Proc> {
         self.records.iter().rev().find_map(|r| match r {
             Record::Started(r, p) if *r == role => Some(*p),
