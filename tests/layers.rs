@@ -491,7 +491,7 @@ fn a_damaged_layer_is_built_again() {
     assert_eq!(fs::read(dir.join("usr/bin/stress")).unwrap(), fs::read("/usr/bin/stress").unwrap());
     assert_eq!(fs::read(dir.join("bin/rm")).unwrap(), fs::read("/usr/bin/rm").unwrap());
     // The damaged copy is gone after the next prune.
-    b.prune(&[dir.clone()]).unwrap();
+    b.prune(std::slice::from_ref(&dir)).unwrap();
     assert_eq!(
         layer_entries(&t.path("layers")),
         [".lock".to_string(), dir.file_name().unwrap().to_string_lossy().into_owned()]

@@ -404,7 +404,8 @@ mod tests {
 
     #[test]
     fn bad_input_is_a_usage_error_that_says_what_is_right() {
-        let cases: [(&str, fn(&mut Options), &str); 9] = [
+        type Case = (&'static str, fn(&mut Options), &'static str);
+        let cases: [Case; 9] = [
             ("Red", |_| {}, "invalid container name \"Red\""),
             ("a-very-long-container-name", |_| {}, "1 to 15"),
             ("../x", |_| {}, "invalid container name"),
