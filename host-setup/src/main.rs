@@ -29,7 +29,10 @@ use host_setup::{exec, launch, status};
     note = "RUST_LOG=debug traces every step. Examples: host-setup red && host-setup blue; host-setup exec red ping -c 3 11.11.11.3; host-setup down red blue",
     error_code(1, "a step failed (the message names the step, the path and the errno)"),
     error_code(2, "a bad command line or value; nothing was changed"),
-    error_code(3, "the host cannot do it (not root, a missing controller or binary, a name in use); nothing was changed"),
+    error_code(
+        3,
+        "the host cannot do it (not root, a missing controller or binary, a name in use); nothing was changed"
+    ),
     error_code(130, "interrupted (128+N for signal N); what the setup had made is removed")
 )]
 struct Cli {

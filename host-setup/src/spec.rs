@@ -216,16 +216,12 @@ pub fn validate_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Network interface names: what the kernel takes (IFNAMSIZ-1 = 15 bytes, no '/',
-/// ':' or white space), and not `lo`, which every namespace has already.
+/// Network interface names: what the kernel takes (net::check_ifname), and not
+/// `lo`, which every namespace has already.
 pub fn validate_iface(iface: &str) -> Result<()> {
-    let ok = !iface.is_empty()
-        && iface.len() <= 15
-        && iface != "."
-        && iface != ".."
-        && iface.bytes().all(|b| b.is_ascii_graphic() && b != b'/' && b != b':');
-    if !ok || iface == "lo" {
-        return Err(usage!("invalid interface name {iface:?}: use 1 to 15 letters or digits, not lo (e.g. veth0)"));
+    crate::net::check_ifname(iface).map_err(|e| usage!("{e} (e.g. veth0)"))?;
+    if iface == "lo" {
+        return Err(usage!("invalid interface name \"lo\": every namespace has it already; pick another (e.g. veth0)"));
     }
     Ok(())
 }

@@ -350,11 +350,6 @@ pub fn explain_create_netns(name: &str) -> Vec<String> {
     vec![format!("ip netns add {}", sh(name))]
 }
 
-/// The shell equivalent of [`delete_netns`].
-pub fn explain_delete_netns(name: &str) -> Vec<String> {
-    vec![format!("ip netns delete {}", sh(name))]
-}
-
 /// The shell equivalent of [`set_loopback_up`].
 pub fn explain_loopback_up(netns: &str) -> Vec<String> {
     vec![format!("ip netns exec {} ip link set lo up", sh(netns))]
@@ -378,11 +373,6 @@ pub fn explain_veth_pair(a: &VethEnd, b: &VethEnd) -> Vec<String> {
     lines
 }
 
-/// The shell equivalent of [`delete_link`].
-pub fn explain_delete_link(netns: &str, ifname: &str) -> Vec<String> {
-    vec![format!("ip netns exec {} ip link delete {}", sh(netns), sh(ifname))]
-}
-
 #[cfg(test)]
 mod tests {
     use std::cell::Cell;
@@ -399,9 +389,7 @@ mod tests {
     #[test]
     fn explain_gives_the_tutorials_commands() {
         assert_eq!(explain_create_netns("RED"), vec!["ip netns add RED"]);
-        assert_eq!(explain_delete_netns("RED"), vec!["ip netns delete RED"]);
         assert_eq!(explain_loopback_up("BLUE"), vec!["ip netns exec BLUE ip link set lo up"]);
-        assert_eq!(explain_delete_link("RED", "veth0"), vec!["ip netns exec RED ip link delete veth0"]);
         assert_eq!(
             explain_veth_pair(&red(), &blue()),
             vec![
@@ -416,7 +404,7 @@ mod tests {
 
     #[test]
     fn explain_quotes_what_the_shell_would_split() {
-        assert_eq!(explain_delete_link("RED", "v$x"), vec!["ip netns exec RED ip link delete 'v$x'"]);
+        assert_eq!(explain_create_netns("A$x"), vec!["ip netns add 'A$x'"]);
         assert_eq!(sh("it's"), r"'it'\''s'");
         assert_eq!(sh(""), "''");
     }
