@@ -9,11 +9,11 @@ use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use nix::sched::CloneFlags;
-use nix::unistd::{fork, ForkResult};
 
+use crate::contract::{self, CONTAINER_PATH};
 use crate::error::{Error, Result, SysContext};
-use crate::launch;
 use crate::state::{Journal, Paths, Proc, Role};
+use crate::{forward, spawn, sys};
 
 /// Enter `name` and run `cmd` (a shell if empty); returns its exit status.
 /// Unless the container is privileged, the command is started through init
@@ -55,50 +55,45 @@ pub fn exec(paths: &Paths, name: &str, cmd: &[String], default_init: &Path) -> R
     }
 
     let privileged = j.spec().is_some_and(|s| s.privileged);
-    let mut argv: Vec<String> = if cmd.is_empty() { vec!["/bin/sh".into()] } else { cmd.to_vec() };
-    let image = if privileged {
-        None
+    let cmd: Vec<String> = if cmd.is_empty() { vec!["/bin/sh".into()] } else { cmd.to_vec() };
+    let (argv, image) = if privileged {
+        (cmd.clone(), None)
     } else {
-        let mut with_init: Vec<String> = ["init", "--restrict", "--exec", "--"].iter().map(|s| s.to_string()).collect();
-        with_init.append(&mut argv);
-        argv = with_init;
-        Some(launch::sealed_init(&j.init_bin().unwrap_or_else(|| default_init.to_path_buf()))?)
+        let init = j.init_bin().unwrap_or_else(|| default_init.to_path_buf());
+        (contract::exec_argv(&cmd), Some(spawn::sealed_init(&init)?))
     };
-    let env = launch::container_env();
-    let c_argv: Vec<CString> = argv.iter().map(|a| CString::new(a.as_bytes()).unwrap_or_default()).collect();
-    let c_env: Vec<CString> = env.iter().map(|e| CString::new(e.as_bytes()).unwrap_or_default()).collect();
+    let c_argv = sys::cstrings(&argv)?;
+    let c_env = sys::cstrings(&contract::container_env())?;
 
     // On a terminal, a new one for the command (see tty.rs), opened while we can.
     let term = crate::tty::new_if_interactive()?;
     // setns(CLONE_NEWPID) changes the pid namespace of our *children* only: enter it
     // here, then fork, and the child is a member of the container's pid namespace.
     nix::sched::setns(&pid_ns, CloneFlags::CLONE_NEWPID).sys(|| format!("setns(/proc/{}/ns/pid)", init.pid))?;
-    launch::block_forwarded_signals()?;
-    match unsafe { fork() }.sys(|| "fork".into())? {
-        ForkResult::Child => {
-            launch::reset_signals_in_child();
-            crate::tty::attach_in_child(term.as_ref().map(|t| t.slave.as_raw_fd()));
-            let code = match enter(&cgroup_procs, &namespaces, &root, init) {
-                Ok(()) => match &image {
-                    // init searches $PATH, applies the restrictions, execs the command,
-                    // and reports 127/126 itself if it cannot.
-                    Some(fd) => exec_init(fd.as_raw_fd(), &c_argv, &c_env),
-                    None => exec_in_path(&argv[0], &c_argv, &c_env),
-                },
-                Err(e) => {
-                    eprintln!("host-setup: exec in {name}: {e}");
-                    125
-                }
-            };
-            unsafe { libc::_exit(code) };
-        }
-        ForkResult::Parent { child } => match term {
-            Some(t) => {
-                drop(t.slave);
-                crate::tty::relay(&t.master, child)
+    forward::block()?;
+    let Some(child) = sys::fork("fork")? else {
+        sys::reset_signals_in_child();
+        sys::new_session_in_child(term.as_ref().map(|t| t.slave.as_raw_fd()));
+        let code = match enter(&cgroup_procs, &namespaces, &root, init) {
+            Ok(()) => match &image {
+                // init searches $PATH, applies the restrictions, execs the command,
+                // and reports 127/126 itself if it cannot.
+                Some(fd) => exec_init(fd.as_raw_fd(), &c_argv, &c_env),
+                None => exec_in_path(&argv[0], &c_argv, &c_env),
+            },
+            Err(e) => {
+                eprintln!("host-setup: exec in {name}: {e}");
+                125
             }
-            None => launch::wait_forwarding(child),
-        },
+        };
+        sys::exit_child(code);
+    };
+    match term {
+        Some(t) => {
+            drop(t.slave);
+            crate::tty::relay(&t.master, child)
+        }
+        None => forward::wait(child),
     }
 }
 
@@ -127,12 +122,8 @@ fn enter(
 
 /// Exec init from its sealed memfd; returns 126 if that fails.
 fn exec_init(fd: std::os::fd::RawFd, argv: &[CString], env: &[CString]) -> i32 {
-    let mut a: Vec<*const libc::c_char> = argv.iter().map(|c| c.as_ptr()).collect();
-    a.push(std::ptr::null());
-    let mut e: Vec<*const libc::c_char> = env.iter().map(|c| c.as_ptr()).collect();
-    e.push(std::ptr::null());
-    unsafe { launch::exec_fd(fd, a.as_ptr(), e.as_ptr()) };
-    eprintln!("host-setup: exec init: {}", crate::error::io_text(&std::io::Error::last_os_error()));
+    let errno = sys::exec_fd(fd, argv, env);
+    eprintln!("host-setup: {}", Error::sys("exec init", errno));
     126
 }
 
@@ -142,8 +133,8 @@ fn exec_in_path(cmd: &str, argv: &[CString], env: &[CString]) -> i32 {
     let candidates: Vec<String> = if cmd.contains('/') {
         vec![cmd.to_string()]
     } else {
-        ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
-            .iter()
+        CONTAINER_PATH
+            .split(':')
             .map(|d| format!("{d}/{cmd}"))
             .filter(|p| Path::new(p).exists())
             .collect()

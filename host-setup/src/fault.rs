@@ -22,11 +22,7 @@ use crate::error::{Error, Result};
 const INTERRUPTS: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
 
 fn interrupts() -> SigSet {
-    let mut s = SigSet::empty();
-    for sig in INTERRUPTS {
-        s.add(sig);
-    }
-    s
+    crate::sys::sigset(&INTERRUPTS)
 }
 
 /// Hold the interrupting signals until `take_interrupt` looks at them.
@@ -36,16 +32,7 @@ pub fn hold_interrupts() -> Result<()> {
 
 /// A held SIGINT/SIGTERM/SIGHUP, if one arrived (it is consumed).
 pub fn take_interrupt() -> Option<Signal> {
-    let mut pending: libc::sigset_t = unsafe { std::mem::zeroed() };
-    if unsafe { libc::sigpending(&mut pending) } != 0 {
-        return None;
-    }
-    let sig = INTERRUPTS.into_iter().find(|s| unsafe { libc::sigismember(&pending, *s as i32) } == 1)?;
-    let mut one = SigSet::empty();
-    one.add(sig);
-    let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    unsafe { libc::sigtimedwait(one.as_ref(), std::ptr::null_mut(), &zero) };
-    Some(sig)
+    crate::sys::take_pending(&interrupts())
 }
 
 struct Current {

@@ -957,7 +957,31 @@ struct LayersLock {
     _file: File,
 }
 
+/// What the layers step will do for one layer (interim: the helper's split brings
+/// the resolved closure in here).
+pub struct LayerPlan {
+    manifest: Manifest,
+    dir: PathBuf,
+    shell: Vec<String>,
+}
+
+impl LayerPlan {
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn shell(&self) -> Vec<String> {
+        self.shell.clone()
+    }
+}
+
 impl Builder {
+    pub fn plan(&self, m: &Manifest) -> Result<LayerPlan> {
+        Ok(LayerPlan { manifest: m.clone(), dir: self.dir_for(m)?, shell: self.explain(m)? })
+    }
+    pub fn build(&self, p: &LayerPlan) -> Result<PathBuf> {
+        self.ensure(&p.manifest)
+    }
+
     /// A builder with the default search path.
     pub fn new(layers_dir: impl Into<PathBuf>, own_bin_dir: impl Into<PathBuf>) -> Builder {
         Builder {

@@ -1,15 +1,30 @@
-//! host-setup: the host side of the RED/BLUE lab. Each module is one section of the
-//! tutorial; `plan` puts them in order (see the table there).
+//! host-setup: the host side of the RED/BLUE lab.
+//!
+//! Follow one container: `host-setup red` -> `spec` (what red is) -> `plan` (the
+//! engine) asks each of `steps/` — layers, dirs, netns, link, cgroups, launch, the
+//! tutorial's sections in order — for its `action`s, which are journalled
+//! (`state/`), then run or, with `--explain`, printed -> the launch step spawns
+//! `init` (`spawn`, `contract`) under a `supervisor` -> init does the rest inside.
+//! `down` undoes the journal, newest first. `sys` holds every `unsafe` call.
+pub mod action;
 pub mod cgroup;
+pub mod contract;
+pub mod ctx;
 pub mod error;
 pub mod exec;
 pub mod fault;
-pub mod launch;
+pub mod forward;
 pub mod layers;
 pub mod mountinfo;
 pub mod net;
 pub mod plan;
+pub mod preconditions;
+pub mod spawn;
 pub mod spec;
 pub mod state;
 pub mod status;
+pub mod steps;
+pub mod stop;
+pub mod supervisor;
+pub mod sys;
 pub mod tty;

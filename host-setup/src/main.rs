@@ -16,11 +16,12 @@ use std::time::Duration;
 
 use argh::FromArgs;
 
+use host_setup::ctx::{Bins, Mode};
 use host_setup::error::Result;
-use host_setup::plan::{self, Bins, Mode, Up};
+use host_setup::plan::{self, Up};
 use host_setup::spec::{self, Spec};
 use host_setup::state::{self, Journal, Lock, Paths, Record, Role};
-use host_setup::{exec, launch, status};
+use host_setup::{exec, forward, status, sys};
 
 #[derive(FromArgs)]
 /// Linux containers without Docker: namespaces, cgroups, overlayfs, veth and
@@ -205,7 +206,7 @@ fn main() {
         .format_timestamp(None)
         .format_target(false)
         .init();
-    launch::ensure_std_fds();
+    sys::ensure_std_fds();
     let argv: Vec<String> = std::env::args().collect();
     let args = with_implicit_up(argv[1..].to_vec());
     let strs: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -327,13 +328,13 @@ fn up(paths: &Paths, parent: &str, spec: &Spec, init: Option<PathBuf>, explain: 
     let console = term.as_ref().map(|t| std::os::fd::AsRawFd::as_raw_fd(&t.slave));
     let u = Up { spec, paths, cgroup_parent: parent, bins: &bins, mode, console };
     let mut lock = lock(paths, &spec.name)?;
-    let res = if explain { explain_up(&u, &mut lock) } else { up_locked(&u, &mut lock, term) };
+    let res = if explain { explain_up(&u) } else { up_locked(&u, &mut lock, term) };
     lock.finish();
     res
 }
 
-fn explain_up(u: &Up, lock: &mut Lock) -> Result<i32> {
-    for (step, lines) in plan::explain(u, lock)? {
+fn explain_up(u: &Up) -> Result<i32> {
+    for (step, lines) in plan::explain(u)? {
         println!("# step {step}");
         for l in lines {
             println!("{l}");
@@ -344,7 +345,7 @@ fn explain_up(u: &Up, lock: &mut Lock) -> Result<i32> {
 
 fn up_locked(u: &Up, lock: &mut Lock, term: Option<host_setup::tty::Terminal>) -> Result<i32> {
     let (spec, paths) = (u.spec, u.paths);
-    let running = plan::up(u, lock)?;
+    let init = plan::up(u, lock)?;
     match u.mode {
         Mode::Background => {
             let linked = match &spec.net {
@@ -355,18 +356,18 @@ fn up_locked(u: &Up, lock: &mut Lock, term: Option<host_setup::tty::Terminal>) -
                 },
                 None => String::new(),
             };
-            println!("{} is up: init pid {}, netns {}{linked}", spec.name, running.init.pid, spec.netns);
+            println!("{} is up: init pid {}, netns {}{linked}", spec.name, init.pid, spec.netns);
             Ok(0)
         }
         Mode::Foreground => {
             // We are init's parent: wait for it, passing on the signals we get.
-            let init = nix::unistd::Pid::from_raw(running.init.pid);
+            let init = nix::unistd::Pid::from_raw(init.pid);
             let code = match term {
                 Some(t) => {
                     drop(t.slave); // init has it; the terminal goes when the container does
                     host_setup::tty::relay(&t.master, init)
                 }
-                None => launch::wait_forwarding(init),
+                None => forward::wait(init),
             };
             let j = Journal::read(paths, &spec.name)?.unwrap_or_default();
             let cg = host_setup::cgroup::Cgroups::detect()?;

@@ -6,12 +6,14 @@
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
+
 use crate::cgroup::Limits;
 use crate::error::Result;
 use crate::usage;
 
 /// Names that are sub-commands and therefore cannot name a container.
-pub const RESERVED: [&str; 7] = ["up", "run", "exec", "down", "status", "help", "version"];
+pub const RESERVED: [&str; 9] = ["up", "run", "exec", "down", "status", "verify", "network", "help", "version"];
 
 /// The tutorial's limits: 40 % of one CPU, 200 MiB, no swap.
 pub const DEFAULT_CPU_PERCENT: u64 = 40;
@@ -21,7 +23,8 @@ pub const CPU_PERIOD_US: u64 = 100_000;
 pub const DEFAULT_PIDS: u64 = 512;
 const MIN_MEMORY: u64 = 8 << 20;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Spec {
     /// Lower-case container name: `red`.
     pub name: String,
@@ -44,7 +47,8 @@ pub struct Spec {
 }
 
 /// What PID 1 does with the main process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Pid1 {
     /// init stays PID 1: forwards signals to the main process, reaps, passes on its status.
     #[default]
@@ -70,7 +74,8 @@ impl Pid1 {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Net {
     /// This end of the veth pair, inside the container's netns: `veth0`.
     pub iface: String,
@@ -80,7 +85,8 @@ pub struct Net {
     pub peer: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Layer {
     /// Built by host-setup from a manifest in layers/ (`myroot`, `tools`).
     Builtin(String),

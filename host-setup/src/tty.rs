@@ -14,13 +14,14 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
-use nix::sys::signal::{SigSet, Signal};
+use nix::fcntl::{FcntlArg, FdFlag};
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::Signal;
 use nix::sys::termios::{self, SetArg, Termios};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::error::{Error, Result};
-use crate::launch;
+use crate::{forward, sys};
 
 /// The container's side (slave) and ours (master) of a new pseudo-terminal.
 pub struct Terminal {
@@ -30,13 +31,13 @@ pub struct Terminal {
 
 /// A new pseudo-terminal the size of ours, if stdin is a terminal; else None (the
 /// command then gets host-setup's stdin, stdout and stderr as they are, and
-/// `attach_in_child(None)` takes it out of our session, so that our terminal, if
-/// any, is not its controlling terminal).
+/// `sys::new_session_in_child(None)` takes it out of our session, so that our
+/// terminal, if any, is not its controlling terminal).
 pub fn new_if_interactive() -> Result<Option<Terminal>> {
-    if unsafe { libc::isatty(0) } != 1 {
+    if !nix::unistd::isatty(std::io::stdin()).unwrap_or(false) {
         return Ok(None);
     }
-    let size = window_size(0);
+    let size = sys::window_size(0);
     let pty = match nix::pty::openpty(size.as_ref(), None) {
         Ok(p) => p,
         // No /dev/ptmx or devpts here (a bare initramfs, say): run without a
@@ -47,44 +48,17 @@ pub fn new_if_interactive() -> Result<Option<Terminal>> {
         }
         Err(e) => return Err(Error::sys("openpty", e)),
     };
-    for fd in [pty.master.as_raw_fd(), pty.slave.as_raw_fd()] {
-        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    for fd in [pty.master.as_fd(), pty.slave.as_fd()] {
+        let _ = nix::fcntl::fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
     }
     Ok(Some(Terminal { master: File::from(pty.master), slave: pty.slave }))
 }
 
-/// In the forked child, before exec: a new session — out of host-setup's, so that
-/// the user's terminal is never its controlling terminal — and, given a slave, that
-/// terminal as its controlling terminal on fds 0, 1 and 2. Async-signal-safe.
-pub fn attach_in_child(slave: Option<RawFd>) {
-    unsafe {
-        libc::setsid();
-        if let Some(slave) = slave {
-            libc::ioctl(slave, libc::TIOCSCTTY, 0);
-            for fd in 0..3 {
-                libc::dup2(slave, fd);
-            }
-        }
-    }
-}
-
-fn window_size(fd: RawFd) -> Option<nix::pty::Winsize> {
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    (unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) } == 0).then_some(nix::pty::Winsize {
-        ws_row: ws.ws_row,
-        ws_col: ws.ws_col,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    })
-}
-
 fn copy_window_size(from: RawFd, to: RawFd) {
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    if unsafe { libc::ioctl(from, libc::TIOCGWINSZ, &mut ws) } == 0 {
-        unsafe { libc::ioctl(to, libc::TIOCSWINSZ, &ws) };
+    if let Some(ws) = sys::window_size(from) {
+        sys::set_window_size(to, &ws);
     }
 }
-
 /// The user's terminal in raw mode until dropped.
 struct RawMode(Option<Termios>);
 
@@ -109,27 +83,20 @@ impl Drop for RawMode {
 
 /// Copy between the user's terminal and the container's until `child` exits, pass
 /// on window size changes, and forward the other signals in
-/// `launch::forwarded_signals()` to `child` (the caller has blocked them). Returns
+/// `forward::signals()` to `child` (the caller has blocked them). Returns
 /// the child's exit code (128+N for a signal).
 pub fn relay(master: &File, child: Pid) -> Result<i32> {
     let _raw = RawMode::enter();
     let (m, stdin) = (master.as_raw_fd(), 0);
     let mut stdin_open = true;
     let mut buf = [0u8; 8192];
-    let signals = launch::forwarded_signals();
+    let signals = forward::signals();
     loop {
-        match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) => {}
-            Ok(st) => {
-                if let Some(code) = launch::exit_code(st) {
-                    drain(master);
-                    return Ok(code);
-                }
-            }
-            Err(Errno::EINTR) => {}
-            Err(e) => return Err(Error::sys(format!("waitpid {child}"), e)),
+        if let Some(code) = sys::try_wait(child)? {
+            drain(master);
+            return Ok(code);
         }
-        while let Some(sig) = take_signal(&signals) {
+        while let Some(sig) = sys::take_pending(&signals) {
             match sig {
                 Signal::SIGWINCH => copy_window_size(stdin, m), // the kernel tells the container's job
                 Signal::SIGCHLD => {}
@@ -138,16 +105,20 @@ pub fn relay(master: &File, child: Pid) -> Result<i32> {
                 }
             }
         }
-        let mut fds = [
-            libc::pollfd { fd: if stdin_open { stdin } else { -1 }, events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: m, events: libc::POLLIN, revents: 0 },
-        ];
         // A short timeout: signals and the child's exit are looked at between polls.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, 50) };
-        if n <= 0 {
-            continue;
-        }
-        if fds[0].revents != 0 {
+        let (stdin_ready, master_ready) = {
+            let input = std::io::stdin();
+            let mut fds = vec![PollFd::new(master.as_fd(), PollFlags::POLLIN)];
+            if stdin_open {
+                fds.push(PollFd::new(input.as_fd(), PollFlags::POLLIN));
+            }
+            if nix::poll::poll(&mut fds, PollTimeout::from(50u16)).unwrap_or(0) <= 0 {
+                continue;
+            }
+            let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
+            (fds.get(1).is_some_and(ready), ready(&fds[0]))
+        };
+        if stdin_ready {
             match std::io::stdin().lock().read(&mut buf) {
                 Ok(0) | Err(_) => stdin_open = false,
                 Ok(k) => {
@@ -155,7 +126,7 @@ pub fn relay(master: &File, child: Pid) -> Result<i32> {
                 }
             }
         }
-        if fds[1].revents != 0 {
+        if master_ready {
             match (&*master).read(&mut buf) {
                 // EIO: every process has closed the slave; wait for the child's exit.
                 Ok(0) | Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
@@ -174,8 +145,8 @@ fn drain(master: &File) {
     let mut buf = [0u8; 8192];
     let mut out = std::io::stdout().lock();
     loop {
-        let mut p = libc::pollfd { fd: master.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        if unsafe { libc::poll(&mut p, 1, 0) } <= 0 {
+        let mut p = [PollFd::new(master.as_fd(), PollFlags::POLLIN)];
+        if nix::poll::poll(&mut p, PollTimeout::ZERO).unwrap_or(0) <= 0 {
             break;
         }
         match (&*master).read(&mut buf) {
@@ -186,11 +157,4 @@ fn drain(master: &File) {
         }
     }
     let _ = out.flush();
-}
-
-/// One pending signal of `set`, without waiting.
-fn take_signal(set: &SigSet) -> Option<Signal> {
-    let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    let n = unsafe { libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), &zero) };
-    Signal::try_from(n).ok()
 }

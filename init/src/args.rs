@@ -7,6 +7,28 @@
 
 use core::ffi::CStr;
 
+/// The long options host-setup passes, defined once: `parse` matches on these, and
+/// host-setup builds init's command line from them (host-setup/src/contract.rs).
+pub mod flag {
+    pub const CGROUP: &str = "--cgroup";
+    pub const NETNS: &str = "--netns";
+    pub const ROOTFS: &str = "--rootfs";
+    pub const LOWER: &str = "--lower";
+    pub const UPPER: &str = "--upper";
+    pub const WORK: &str = "--work";
+    pub const HOSTNAME: &str = "--hostname";
+    pub const READY_FD: &str = "--ready-fd";
+    pub const PAUSE: &str = "--pause";
+    pub const PGROUP: &str = "--pgroup";
+    pub const EXEC: &str = "--exec";
+    pub const CGROUPNS: &str = "--cgroupns";
+    pub const DEV: &str = "--dev";
+    pub const MASK_PROC: &str = "--mask-proc";
+    pub const RESTRICT: &str = "--restrict";
+    /// The end of init's options: CMD follows.
+    pub const END: &str = "--";
+}
+
 /// How many `--cgroup` may be given (a cgroup v1 host has about ten hierarchies).
 pub const MAX_CGROUPS: usize = 16;
 

@@ -8,8 +8,11 @@
 //! see v2.rs).
 
 pub mod devices;
+mod op;
 mod v1;
 mod v2;
+
+pub use op::Op;
 
 use std::fs;
 use std::io::Write;
@@ -21,7 +24,8 @@ use crate::error::{Result, SysContext};
 pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// The resource limits of one container. Swap is always off, as in the tutorial.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Limits {
     /// CPU time the container may use per `cpu_period_us`: 40000/100000 = 40 % of one CPU.
     pub cpu_quota_us: u64,
@@ -99,27 +103,13 @@ impl Cgroups {
         }
     }
 
-    /// Create the parent if needed, then the container's cgroups, and write the
-    /// limits. `record` is called with each directory *before* it is created, so
-    /// an interrupted setup can still be undone from the journal.
-    pub fn create(
-        &self,
-        parent: &str,
-        name: &str,
-        limits: &Limits,
-        record: &mut dyn FnMut(&Path) -> Result<()>,
-    ) -> Result<Vec<PathBuf>> {
+    /// What the cgroups step does for container `name` under `parent`: make its
+    /// directories and write its limits (the tutorial's 4-1 1)-2)), as ops that
+    /// op.rs runs and renders.
+    pub fn ops(&self, parent: &str, name: &str, limits: &Limits) -> Vec<Op> {
         match self {
-            Cgroups::V1(m) => m.create(parent, name, limits, record),
-            Cgroups::V2(root) => v2::create(root, parent, name, limits, record),
-        }
-    }
-
-    /// The shell commands that do the same (for `--explain` and the docs).
-    pub fn explain(&self, parent: &str, name: &str, limits: &Limits) -> Vec<String> {
-        match self {
-            Cgroups::V1(m) => m.explain(parent, name, limits),
-            Cgroups::V2(root) => v2::explain(root, parent, name, limits),
+            Cgroups::V1(m) => m.ops(parent, name, limits),
+            Cgroups::V2(root) => v2::ops(root, parent, name, limits),
         }
     }
 
@@ -223,10 +213,9 @@ fn mkdir(dir: &Path) -> Result<()> {
 }
 
 /// Write one value into a cgroup control file (`echo 40000 > cpu.cfs_quota_us`).
-fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
-    let path = dir.join(file);
+fn write(path: &Path, value: &str) -> Result<()> {
     log::debug!("echo {value} > {}", path.display());
-    let mut f = fs::OpenOptions::new().write(true).open(&path).sys(|| format!("open {}", path.display()))?;
+    let mut f = fs::OpenOptions::new().write(true).open(path).sys(|| format!("open {}", path.display()))?;
     f.write_all(value.as_bytes()).sys(|| format!("write {value} to {}", path.display()))
 }
 

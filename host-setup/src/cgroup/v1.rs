@@ -3,9 +3,9 @@
 //! `mkdir /sys/fs/cgroup/cpu/red; echo 40000 > .../cpu.cfs_quota_us; ...`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use super::{devices, keyed_u64, mkdir, read_u64, write, Limits, Usage};
+use super::{devices, keyed_u64, read_u64, Limits, Op, Usage};
 use crate::error::Result;
 
 /// The controllers a container is placed in: cpu for the quota, cpuacct to measure
@@ -84,84 +84,38 @@ impl Mounts {
         self.by_controller.get(controller).map(|m| m.join(parent).join(name))
     }
 
-    pub fn create(
-        &self,
-        parent: &str,
-        name: &str,
-        limits: &Limits,
-        record: &mut dyn FnMut(&Path) -> Result<()>,
-    ) -> Result<Vec<PathBuf>> {
-        self.check()?;
-        let dirs = self.dirs(parent, name);
-        for dir in &dirs {
-            // A concurrent `down` of the last other container may rmdir the parent
-            // between our two mkdirs: then mkdir the parent again.
-            let mut tries = 0;
-            loop {
-                mkdir(dir.parent().expect("cgroup dir has a parent"))?;
-                record(dir)?;
-                match mkdir(dir) {
-                    Err(e) if e.errno() == Some(nix::errno::Errno::ENOENT) && tries < 3 => tries += 1,
-                    other => break other?,
-                }
-            }
-        }
+    /// The tutorial's `mkdir /sys/fs/cgroup/cpu/red; echo 40000 > cpu.cfs_quota_us; ...`,
+    /// for each hierarchy a container goes in.
+    pub fn ops(&self, parent: &str, name: &str, limits: &Limits) -> Vec<Op> {
+        let mut ops: Vec<Op> =
+            self.dirs(parent, name).into_iter().map(|dir| Op::Mkdir { dir, enable_in: vec![] }).collect();
         if let Some(cpu) = self.dir_of("cpu", parent, name) {
             // Period first: the quota is checked against it.
-            write(&cpu, "cpu.cfs_period_us", &limits.cpu_period_us.to_string())?;
-            write(&cpu, "cpu.cfs_quota_us", &limits.cpu_quota_us.to_string())?;
+            ops.push(Op::write(&cpu, "cpu.cfs_period_us", limits.cpu_period_us));
+            ops.push(Op::write(&cpu, "cpu.cfs_quota_us", limits.cpu_quota_us));
         }
         if let Some(mem) = self.dir_of("memory", parent, name) {
-            let bytes = limits.memory_bytes.to_string();
             // memory.memsw.limit_in_bytes (memory + swap) must always be >= memory.limit_in_bytes
             // (EINVAL otherwise): on a new cgroup both are unlimited, so set the
             // memory limit first, then pin memsw to it — no swap for the container.
-            write(&mem, "memory.limit_in_bytes", &bytes)?;
-            if mem.join("memory.memsw.limit_in_bytes").exists() {
-                write(&mem, "memory.memsw.limit_in_bytes", &bytes)?;
-            }
-            write(&mem, "memory.swappiness", "0")?;
+            ops.push(Op::write(&mem, "memory.limit_in_bytes", limits.memory_bytes));
+            ops.push(Op::Write {
+                file: mem.join("memory.memsw.limit_in_bytes"),
+                value: limits.memory_bytes.to_string(),
+                if_exists: true,
+            });
+            ops.push(Op::write(&mem, "memory.swappiness", 0));
         }
         if let (Some(pids), Some(max)) = (self.dir_of("pids", parent, name), limits.pids_max) {
-            write(&pids, "pids.max", &max.to_string())?;
+            ops.push(Op::write(&pids, "pids.max", max));
         }
         if let (Some(dev), true) = (self.dir_of("devices", parent, name), limits.restrict_devices) {
             // Deny all, then allow the short list: a new cgroup starts as its parent,
             // which allows everything.
-            write(&dev, "devices.deny", "a")?;
-            for r in devices::ALLOWED {
-                write(&dev, "devices.allow", &r.v1_line())?;
-            }
+            ops.push(Op::write(&dev, "devices.deny", "a"));
+            ops.extend(devices::ALLOWED.iter().map(|r| Op::write(&dev, "devices.allow", r.v1_line())));
         }
-        Ok(dirs)
-    }
-
-    pub fn explain(&self, parent: &str, name: &str, limits: &Limits) -> Vec<String> {
-        let mut out: Vec<String> =
-            self.dirs(parent, name).iter().map(|d| format!("mkdir -p {}", d.display())).collect();
-        if let Some(cpu) = self.dir_of("cpu", parent, name) {
-            out.push(format!("echo {} > {}/cpu.cfs_period_us", limits.cpu_period_us, cpu.display()));
-            out.push(format!("echo {} > {}/cpu.cfs_quota_us", limits.cpu_quota_us, cpu.display()));
-        }
-        if let Some(mem) = self.dir_of("memory", parent, name) {
-            out.push(format!("echo {} > {}/memory.limit_in_bytes", limits.memory_bytes, mem.display()));
-            out.push(format!(
-                "echo {} > {}/memory.memsw.limit_in_bytes  # if swap accounting is on",
-                limits.memory_bytes,
-                mem.display()
-            ));
-            out.push(format!("echo 0 > {}/memory.swappiness", mem.display()));
-        }
-        if let (Some(pids), Some(max)) = (self.dir_of("pids", parent, name), limits.pids_max) {
-            out.push(format!("echo {max} > {}/pids.max", pids.display()));
-        }
-        if let (Some(dev), true) = (self.dir_of("devices", parent, name), limits.restrict_devices) {
-            out.push(format!("echo a > {}/devices.deny", dev.display()));
-            for r in devices::ALLOWED {
-                out.push(format!("echo '{}' > {}/devices.allow", r.v1_line(), dev.display()));
-            }
-        }
-        out
+        ops
     }
 
     /// Readings from the container's dirs (found by the controller's mount point).
@@ -250,15 +204,23 @@ mod tests {
     }
 
     #[test]
-    fn explain_is_the_tutorial() {
+    fn ops_are_the_tutorial() {
         let m = Mounts::from_mountinfo(HYBRID).unwrap();
         let l = Limits { pids_max: Some(512), restrict_devices: true, ..Limits::TUTORIAL };
-        let text = m.explain("host-setup", "red", &l).join("\n");
+        let text = m.ops("host-setup", "red", &l).iter().flat_map(Op::shell).collect::<Vec<_>>().join("\n");
         assert!(text.contains("echo 512 > /sys/fs/cgroup/pids/host-setup/red/pids.max"));
         assert!(text.contains("echo a > /sys/fs/cgroup/devices/host-setup/red/devices.deny"));
         assert!(text.contains("echo 'c 1:3 rwm' > /sys/fs/cgroup/devices/host-setup/red/devices.allow"));
         assert!(text.contains("echo 40000 > /sys/fs/cgroup/cpu/host-setup/red/cpu.cfs_quota_us"));
         assert!(text.contains("echo 209715200 > /sys/fs/cgroup/memory/host-setup/red/memory.limit_in_bytes"));
         assert!(text.contains("echo 0 > /sys/fs/cgroup/memory/host-setup/red/memory.swappiness"));
+        assert!(text.starts_with("mkdir -p /sys/fs/cgroup/cpu/host-setup/red\n"), "{text}");
+        let ops = m.ops("host-setup", "red", &l);
+        let period = ops.iter().position(|o| o.shell()[0].contains("cfs_period_us")).unwrap();
+        let quota = ops.iter().position(|o| o.shell()[0].contains("cfs_quota_us")).unwrap();
+        assert!(period < quota, "the period is written before the quota");
+        let mem = ops.iter().position(|o| o.shell()[0].contains("memory.limit_in_bytes")).unwrap();
+        let memsw = ops.iter().position(|o| o.shell()[0].contains("memsw")).unwrap();
+        assert!(mem < memsw, "memory before memsw (memsw >= memory at all times)");
     }
 }

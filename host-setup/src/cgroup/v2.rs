@@ -14,12 +14,12 @@
 use std::fs;
 use std::io::{Read, Seek};
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use nix::errno::Errno;
 
-use super::{keyed_u64, mkdir, read_u64, write, Limits, Usage};
+use super::{keyed_u64, read_u64, write, Limits, Op, Usage};
 use crate::error::{Error, Result, SysContext};
 
 pub const CONTROLLERS: [&str; 3] = ["cpu", "memory", "pids"];
@@ -128,10 +128,10 @@ fn internal_processes(dir: &Path, todo: &[&str], pids: &[i32]) -> Error {
 
 /// Enable our controllers for the children of `dir`, one at a time (so a failure
 /// names the controller), those not enabled yet.
-fn enable_for_children(dir: &Path) -> Result<()> {
+pub(super) fn enable_for_children(dir: &Path) -> Result<()> {
     let enabled = words(&dir.join("cgroup.subtree_control"))?;
     for c in CONTROLLERS.iter().filter(|c| !enabled.iter().any(|e| e == *c)) {
-        write(dir, "cgroup.subtree_control", &format!("+{c}")).map_err(|e| match e.errno() {
+        write(&dir.join("cgroup.subtree_control"), &format!("+{c}")).map_err(|e| match e.errno() {
             Some(Errno::EBUSY) => internal_processes(dir, &[c], &super::procs(dir)),
             Some(errno) => e.hint(subtree_hint(dir, c, errno)),
             None => e,
@@ -160,72 +160,29 @@ fn subtree_hint(dir: &Path, c: &str, errno: Errno) -> String {
     }
 }
 
-pub fn create(
-    root: &Path,
-    parent: &str,
-    name: &str,
-    limits: &Limits,
-    record: &mut dyn FnMut(&Path) -> Result<()>,
-) -> Result<Vec<PathBuf>> {
-    check(root)?;
+/// The hierarchy's root is exempt from the no internal processes rule (and check()
+/// refused a namespace root holding processes); systemd hosts have cpu and memory
+/// enabled there already. Our parent only ever holds cgroups, never processes; the
+/// leaf gets limits only — its cgroup.subtree_control stays empty, so that init and
+/// everything it starts may live in it.
+pub fn ops(root: &Path, parent: &str, name: &str, limits: &Limits) -> Vec<Op> {
     let parent_dir = root.join(parent);
     let dir = parent_dir.join(name);
-    let mut tries = 0;
-    loop {
-        // The hierarchy's root is exempt from the no internal processes rule (and
-        // check() refused a namespace root holding processes); systemd hosts have
-        // cpu and memory enabled there already.
-        enable_for_children(root)?;
-        mkdir(&parent_dir)?;
-        // Our parent only ever holds cgroups, never processes.
-        enable_for_children(&parent_dir)?;
-        record(&dir)?;
-        // A concurrent `down` may remove the empty parent between the steps above.
-        match mkdir(&dir) {
-            Err(e) if e.errno() == Some(Errno::ENOENT) && tries < 3 => tries += 1,
-            other => break other?,
-        }
-    }
-    // The leaf: limits only. Its cgroup.subtree_control stays empty, so that init
-    // and everything it starts may live in it.
-    write(&dir, "cpu.max", &format!("{} {}", limits.cpu_quota_us, limits.cpu_period_us))?;
-    write(&dir, "memory.max", &limits.memory_bytes.to_string())?;
-    // Without swap accounting (no CONFIG_MEMCG_SWAP, or swapaccount=0) the file is
-    // absent and the container cannot swap through this cgroup anyway.
-    if dir.join("memory.swap.max").exists() {
-        write(&dir, "memory.swap.max", "0")?;
-    }
-    if let Some(max) = limits.pids_max {
-        write(&dir, "pids.max", &max.to_string())?;
-    }
-    // v2 has no devices controller: an eBPF program attached to the cgroup decides.
-    if limits.restrict_devices {
-        super::devices::attach_v2(&dir)?;
-    }
-    Ok(vec![dir])
-}
-
-pub fn explain(root: &Path, parent: &str, name: &str, limits: &Limits) -> Vec<String> {
-    let p = root.join(parent);
-    let d = p.join(name);
-    let enable: Vec<String> = CONTROLLERS.iter().map(|c| format!("+{c}")).collect();
-    let enable = enable.join(" ");
-    let mut out = vec![
-        format!("echo '{enable}' > {}/cgroup.subtree_control", root.display()),
-        format!("mkdir -p {}", p.display()),
-        format!("echo '{enable}' > {}/cgroup.subtree_control", p.display()),
-        format!("mkdir {}", d.display()),
-        format!("echo '{} {}' > {}/cpu.max", limits.cpu_quota_us, limits.cpu_period_us, d.display()),
-        format!("echo {} > {}/memory.max", limits.memory_bytes, d.display()),
-        format!("echo 0 > {}/memory.swap.max", d.display()),
+    let mut ops = vec![
+        Op::Mkdir { dir: dir.clone(), enable_in: vec![root.to_path_buf(), parent_dir] },
+        Op::write(&dir, "cpu.max", format!("{} {}", limits.cpu_quota_us, limits.cpu_period_us)),
+        Op::write(&dir, "memory.max", limits.memory_bytes),
+        // Without swap accounting (no CONFIG_MEMCG_SWAP, or swapaccount=0) the file is
+        // absent and the container cannot swap through this cgroup anyway.
+        Op::Write { file: dir.join("memory.swap.max"), value: "0".into(), if_exists: true },
     ];
     if let Some(max) = limits.pids_max {
-        out.push(format!("echo {max} > {}/pids.max", d.display()));
+        ops.push(Op::write(&dir, "pids.max", max));
     }
     if limits.restrict_devices {
-        out.push(format!("# bpf(BPF_PROG_LOAD) a device filter and BPF_PROG_ATTACH it to {}", d.display()));
+        ops.push(Op::DeviceFilter(dir));
     }
-    out
+    ops
 }
 
 pub fn usage(dir: &Path) -> Usage {
@@ -276,16 +233,18 @@ pub fn wait_until_empty(dir: &Path, deadline: Instant) -> bool {
 mod tests {
     use super::*;
 
-    fn tmp(tag: &str) -> PathBuf {
+    fn tmp(tag: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("cg2-unit-{tag}-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         dir
     }
 
     #[test]
-    fn explain_enables_in_parents_never_in_the_leaf() {
+    fn controllers_are_enabled_in_parents_never_in_the_leaf() {
         let l = Limits::TUTORIAL;
-        let lines = explain(Path::new("/sys/fs/cgroup"), "host-setup", "red", &l);
+        let lines: Vec<String> = ops(Path::new("/sys/fs/cgroup"), "host-setup", "red", &l).iter().flat_map(Op::shell).collect();
+        assert!(lines[0].contains("/sys/fs/cgroup/cgroup.subtree_control"), "{lines:?}");
+        assert!(lines[1].contains("/sys/fs/cgroup/host-setup/cgroup.subtree_control"), "{lines:?}");
         assert!(lines.iter().all(|l| !l.contains("red/cgroup.subtree_control")));
         assert!(lines.contains(&"echo '40000 100000' > /sys/fs/cgroup/host-setup/red/cpu.max".to_string()));
     }

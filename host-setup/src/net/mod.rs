@@ -11,7 +11,8 @@
 //! | `ip netns exec RED ip link delete veth0`                             | [`delete_link`]      |
 //! | `ip netns delete RED`                                                | [`delete_netns`]     |
 //!
-//! The `explain_*` functions return those shell lines, for `--explain` and the docs.
+//! [`Op`] is what the netns and link steps do, as data: run, and rendered as those
+//! shell lines for `--explain` (op.rs).
 //!
 //! How a namespace is reached: a netlink socket answers for the network namespace it was
 //! created in, for its whole life. So a short-lived thread joins /run/netns/NAME, opens
@@ -20,6 +21,9 @@
 mod messages;
 mod netlink;
 mod netns;
+mod op;
+
+pub use op::Op;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -336,41 +340,13 @@ pub fn link_status(netns: &str, ifname: &str) -> Result<Option<LinkStatus>> {
 }
 
 /// A word as a POSIX shell reads it back: as is when it is plain, else single-quoted.
-fn sh(word: &str) -> Cow<'_, str> {
+pub fn sh(word: &str) -> Cow<'_, str> {
     let plain = |b: u8| b.is_ascii_alphanumeric() || b"-_./:@%+=,".contains(&b);
     if !word.is_empty() && word.bytes().all(plain) {
         Cow::Borrowed(word)
     } else {
         Cow::Owned(format!("'{}'", word.replace('\'', r"'\''")))
     }
-}
-
-/// The shell equivalent of [`create_netns`].
-pub fn explain_create_netns(name: &str) -> Vec<String> {
-    vec![format!("ip netns add {}", sh(name))]
-}
-
-/// The shell equivalent of [`set_loopback_up`].
-pub fn explain_loopback_up(netns: &str) -> Vec<String> {
-    vec![format!("ip netns exec {} ip link set lo up", sh(netns))]
-}
-
-/// The shell equivalent of [`create_veth_pair`]. `brd +` because the broadcast address
-/// is set as well (iproute2 sets none unless asked).
-pub fn explain_veth_pair(a: &VethEnd, b: &VethEnd) -> Vec<String> {
-    let mut lines = vec![format!(
-        "ip link add {} netns {} type veth peer name {} netns {}",
-        sh(&a.ifname),
-        sh(&a.netns),
-        sh(&b.ifname),
-        sh(&b.netns)
-    )];
-    for end in [a, b] {
-        let (ns, dev) = (sh(&end.netns), sh(&end.ifname));
-        lines.push(format!("ip netns exec {ns} ip addr add dev {dev} {}/{} brd +", end.addr, end.prefix_len));
-        lines.push(format!("ip netns exec {ns} ip link set {dev} up"));
-    }
-    lines
 }
 
 #[cfg(test)]
@@ -384,29 +360,6 @@ mod tests {
     }
     fn blue() -> VethEnd {
         VethEnd::new("BLUE", "veth1", Ipv4Addr::new(11, 11, 11, 3), 24)
-    }
-
-    #[test]
-    fn explain_gives_the_tutorials_commands() {
-        assert_eq!(explain_create_netns("RED"), vec!["ip netns add RED"]);
-        assert_eq!(explain_loopback_up("BLUE"), vec!["ip netns exec BLUE ip link set lo up"]);
-        assert_eq!(
-            explain_veth_pair(&red(), &blue()),
-            vec![
-                "ip link add veth0 netns RED type veth peer name veth1 netns BLUE",
-                "ip netns exec RED ip addr add dev veth0 11.11.11.2/24 brd +",
-                "ip netns exec RED ip link set veth0 up",
-                "ip netns exec BLUE ip addr add dev veth1 11.11.11.3/24 brd +",
-                "ip netns exec BLUE ip link set veth1 up",
-            ]
-        );
-    }
-
-    #[test]
-    fn explain_quotes_what_the_shell_would_split() {
-        assert_eq!(explain_create_netns("A$x"), vec!["ip netns add 'A$x'"]);
-        assert_eq!(sh("it's"), r"'it'\''s'");
-        assert_eq!(sh(""), "''");
     }
 
     #[test]

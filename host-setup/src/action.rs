@@ -1,0 +1,183 @@
+//! The actions a step takes, as data with this host's real values: make this dir,
+//! write this value into that cgroup file, create this veth pair, start init with
+//! these arguments. Each action is described once, here; that one description is
+//! journalled (`record`, before anything is made), executed (`run`), rendered as
+//! the tutorial's shell commands (`shell`, for `--explain`), and what it made is
+//! undone from its journal record (`undo`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use crate::contract::InitArgs;
+use crate::ctx::Ctx;
+use crate::error::{Result, SysContext};
+use crate::spec::Spec;
+use crate::state::{self, Journal, Paths, Record, Resource};
+use crate::{cgroup, layers, net, supervisor};
+
+pub enum Action {
+    /// Tutorial 1, 2: an image layer, built (cp + ldd) unless a cached copy exists.
+    Layer(LayerUse),
+    /// Old versions of the built-in layers that no container uses any more go.
+    PruneLayers,
+    /// Tutorial 4-1 5): the container's own directory, with the overlay's upper
+    /// (the tutorial's /redfs/container), work and merge dirs in it.
+    Dirs { root: PathBuf, subdirs: Vec<PathBuf> },
+    /// Tutorial 3: a network namespace, its loopback, a veth pair.
+    Net(net::Op),
+    /// Tutorial 4-1 1)-2): a cgroup directory or a limit.
+    Cgroup(cgroup::Op),
+    /// Tutorial 4-1 3) to 4-2 5): init in new namespaces does the rest from inside.
+    Launch(InitArgs),
+    /// What another command will do, or why nothing is done: shown, not run.
+    Note(String),
+}
+
+pub enum LayerUse {
+    Build(layers::LayerPlan),
+    /// A `--layer DIR`, used as it is.
+    Dir(PathBuf),
+}
+
+impl Action {
+    /// The journal record written before the action runs, if it makes something.
+    pub fn record(&self) -> Option<Record> {
+        match self {
+            Action::Layer(l) => Some(Record::Layer { dir: layer_dir(l).to_path_buf() }),
+            Action::Dirs { root, .. } => Some(Record::Made(Resource::Dir(root.clone()))),
+            Action::Net(net::Op::AddNetns(ns)) => Some(Record::Made(Resource::Netns(ns.clone()))),
+            Action::Net(net::Op::VethPair(a, _)) => {
+                Some(Record::Made(Resource::Link { netns: a.netns.clone(), iface: a.ifname.clone() }))
+            }
+            Action::Cgroup(op) => op.makes().map(|d| Record::Made(Resource::Cgroup(d.to_path_buf()))),
+            Action::Net(net::Op::LoopbackUp(_)) | Action::PruneLayers | Action::Launch(_) | Action::Note(_) => None,
+        }
+    }
+
+    /// What later steps learn from this action, whether it runs or is explained.
+    pub fn produce(&self, ctx: &mut Ctx) {
+        match self {
+            Action::Layer(l) => ctx.layer_dirs.push(layer_dir(l).to_path_buf()),
+            Action::Cgroup(op) => ctx.cgroup_dirs.extend(op.makes().map(Path::to_path_buf)),
+            _ => {}
+        }
+    }
+
+    pub fn run(&self, ctx: &mut Ctx) -> Result<()> {
+        match self {
+            Action::Layer(LayerUse::Build(plan)) => builder(ctx).build(plan).map(drop),
+            Action::Layer(LayerUse::Dir(_)) => Ok(()),
+            Action::PruneLayers => {
+                let mut keep = ctx.layer_dirs.clone();
+                for name in ctx.paths.container_names() {
+                    if let Ok(Some(j)) = Journal::read(ctx.paths, &name) {
+                        keep.extend(j.layer_dirs());
+                    }
+                }
+                if let Err(e) = builder(ctx).prune(&keep) {
+                    log::warn!("pruning old layers: {e}");
+                }
+                Ok(())
+            }
+            Action::Dirs { root, subdirs } => {
+                for d in std::iter::once(root).chain(subdirs) {
+                    std::fs::create_dir(d).sys(|| format!("mkdir {}", d.display()))?;
+                }
+                Ok(())
+            }
+            Action::Net(op) => op.run(),
+            Action::Cgroup(op) => op.run(),
+            Action::Launch(args) => {
+                ctx.init = Some(supervisor::start(ctx, args)?);
+                Ok(())
+            }
+            Action::Note(text) => {
+                log::info!("{}: {text}", ctx.spec.name);
+                Ok(())
+            }
+        }
+    }
+
+    pub fn shell(&self) -> Vec<String> {
+        match self {
+            Action::Layer(LayerUse::Build(plan)) => plan.shell(),
+            Action::Layer(LayerUse::Dir(d)) => vec![format!("# layer {} is used as it is", d.display())],
+            Action::PruneLayers => {
+                vec!["# old versions of the built-in layers that no container uses are removed".into()]
+            }
+            Action::Dirs { subdirs, .. } => {
+                let d: Vec<String> = subdirs.iter().map(|d| d.display().to_string()).collect();
+                vec![format!("mkdir -p {}", d.join(" "))]
+            }
+            Action::Net(op) => op.shell(),
+            Action::Cgroup(op) => op.shell(),
+            Action::Launch(args) => args.shell(),
+            Action::Note(text) => vec![format!("# {text}")],
+        }
+    }
+}
+
+fn layer_dir(l: &LayerUse) -> &Path {
+    match l {
+        LayerUse::Build(plan) => plan.dir(),
+        LayerUse::Dir(d) => d,
+    }
+}
+
+fn builder(ctx: &Ctx) -> layers::Builder {
+    layers::Builder::new(ctx.paths.layers(), ctx.bins.own_dir.clone())
+}
+
+/// What undoing needs besides the records: the spec (for the veth name) and the
+/// state dir (for the lock the link step takes).
+pub struct Teardown<'a> {
+    pub spec: Option<Spec>,
+    pub paths: &'a Paths,
+}
+
+/// Undo what one journal record says was made. Absent things are fine.
+pub fn undo(r: &Resource, t: &Teardown) -> Result<()> {
+    match r {
+        Resource::Dir(d) => {
+            // The overlay was mounted only inside the container's mount namespace,
+            // which died with its last process: what is left are plain directories.
+            if state::remove_tree(d)? {
+                log::debug!("removed {}", d.display());
+            }
+        }
+        Resource::Netns(ns) => {
+            // Not while a peer is making a veth pair into this namespace.
+            let _lock = state::global_lock(t.paths)?;
+            // Our veth end first: its peer in the other container's namespace goes
+            // with it now, not later when the kernel gets round to this namespace.
+            if let Some(n) = t.spec.as_ref().and_then(|s| s.net.as_ref()) {
+                if net::netns_exists(ns) {
+                    net::delete_link(ns, &n.iface)?;
+                }
+            }
+            net::delete_netns(ns)?;
+        }
+        Resource::Link { netns, iface } => {
+            // Deleting one end of a veth pair deletes both.
+            if net::netns_exists(netns) {
+                net::delete_link(netns, iface)?;
+            }
+        }
+        Resource::Cgroup(dir) => {
+            // init and everything in its pid namespace are gone by now (stopped
+            // first). Anything still in the cgroup is ours — it could only get
+            // there through host-setup exec — and is killed.
+            for pid in cgroup::procs(dir) {
+                log::debug!("kill -KILL {pid} (left in {})", dir.display());
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            cgroup::remove(dir, Duration::from_secs(5))?;
+            if let Some(parent) = dir.parent() {
+                cgroup::remove_parent_if_empty(parent);
+            }
+        }
+    }
+    Ok(())
+}

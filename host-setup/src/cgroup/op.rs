@@ -1,0 +1,97 @@
+//! What the cgroups step does to the cgroup tree, as data: v1.rs and v2.rs each
+//! list their ops for a container (`Cgroups::ops`), and this one place runs them,
+//! renders them as the tutorial's shell commands (`--explain`), and says which
+//! directory each one makes (journalled before it is made, removed on `down`).
+
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+
+use super::{devices, mkdir, v2, write};
+use crate::error::Result;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// `mkdir DIR`, its parent (the project's own cgroup) first if it is not there.
+    /// On v2, first `echo '+cpu +memory +pids' > D/cgroup.subtree_control` for
+    /// each D of `enable_in` (the hierarchy's root, then the parent).
+    Mkdir { dir: PathBuf, enable_in: Vec<PathBuf> },
+    /// `echo VALUE > FILE`; with `if_exists`, only where the kernel has FILE
+    /// (memory.memsw.* and memory.swap.max exist only with swap accounting).
+    Write { file: PathBuf, value: String, if_exists: bool },
+    /// v2 has no devices controller: load the eBPF device filter (devices.rs) and
+    /// attach it to DIR.
+    DeviceFilter(PathBuf),
+}
+
+impl Op {
+    pub fn write(dir: &Path, file: &str, value: impl ToString) -> Op {
+        Op::Write { file: dir.join(file), value: value.to_string(), if_exists: false }
+    }
+
+    /// The cgroup directory this op makes, if any.
+    pub fn makes(&self) -> Option<&Path> {
+        match self {
+            Op::Mkdir { dir, .. } => Some(dir),
+            _ => None,
+        }
+    }
+
+    pub fn run(&self) -> Result<()> {
+        match self {
+            Op::Mkdir { dir, enable_in } => {
+                // A concurrent `down` of the last other container may rmdir the parent
+                // between our mkdirs: then make it (and enable in it) again.
+                let mut tries = 0;
+                loop {
+                    for d in enable_in {
+                        mkdir(d)?;
+                        v2::enable_for_children(d)?;
+                    }
+                    mkdir(dir.parent().expect("a cgroup dir has a parent"))?;
+                    match mkdir(dir) {
+                        Err(e) if e.errno() == Some(Errno::ENOENT) && tries < 3 => tries += 1,
+                        other => return other,
+                    }
+                }
+            }
+            Op::Write { file, value, if_exists } => {
+                if *if_exists && !file.exists() {
+                    log::debug!("{} is absent: no swap accounting, nothing to limit", file.display());
+                    return Ok(());
+                }
+                write(file, value)
+            }
+            Op::DeviceFilter(dir) => devices::attach_v2(dir),
+        }
+    }
+
+    pub fn shell(&self) -> Vec<String> {
+        match self {
+            Op::Mkdir { dir, enable_in } => {
+                let enable: Vec<String> = v2::CONTROLLERS.iter().map(|c| format!("+{c}")).collect();
+                let mut out: Vec<String> = enable_in
+                    .iter()
+                    .map(|d| format!("mkdir -p {0}; echo '{1}' > {0}/cgroup.subtree_control", d.display(), enable.join(" ")))
+                    .collect();
+                out.push(format!("mkdir -p {}", dir.display()));
+                out
+            }
+            Op::Write { file, value, if_exists } => {
+                let v = if value.contains(' ') { format!("'{value}'") } else { value.clone() };
+                vec![if *if_exists {
+                    format!("[ -e {0} ] && echo {v} > {0}   # only with swap accounting", file.display())
+                } else {
+                    format!("echo {v} > {}", file.display())
+                }]
+            }
+            Op::DeviceFilter(dir) => {
+                vec![format!(
+                    "# bpf(BPF_PROG_LOAD) the device filter (allow: {}), bpf(BPF_PROG_ATTACH) to {} as BPF_CGROUP_DEVICE",
+                    devices::ALLOWED.iter().map(|r| r.v1_line()).collect::<Vec<_>>().join(", "),
+                    dir.display()
+                )]
+            }
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! The host-setup -> init contract: init's command line, built from the flag names
+//! init's own library defines (`init::args::flag`, the ones its parser matches on),
+//! the environment everything in a container gets, and init's answer on the ready
+//! pipe. A unit test parses what host-setup builds with init's own parser.
+
+use std::os::fd::RawFd;
+use std::path::PathBuf;
+
+use init::args::flag;
+
+use crate::error::{Error, Result};
+use crate::spec::Pid1;
+
+/// The PATH of everything that runs in a container (and where `exec` looks).
+pub const CONTAINER_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The fd on which init reports readiness (`init --ready-fd 3`).
+pub const READY_FD: RawFd = 3;
+
+/// Everything init needs to know to set up and start a container: the launch
+/// step's one description, run (spawn.rs) and rendered (`shell`) from here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitArgs {
+    pub init_bin: PathBuf,
+    pub cgroup_dirs: Vec<PathBuf>,
+    pub netns: PathBuf,
+    pub rootfs: PathBuf,
+    /// Overlay lower dirs, topmost first.
+    pub lower: Vec<PathBuf>,
+    pub upper: PathBuf,
+    pub work: PathBuf,
+    pub hostname: String,
+    /// The main process; empty: `--pause`.
+    pub command: Vec<String>,
+    pub pid1: Pid1,
+    /// Contain the container (init --cgroupns --dev --mask-proc --restrict); false
+    /// with --privileged.
+    pub contain: bool,
+}
+
+fn s(p: &std::path::Path) -> String {
+    p.display().to_string()
+}
+
+impl InitArgs {
+    /// init's argv (argv[0] is the binary's path, for ps).
+    pub fn argv(&self) -> Vec<String> {
+        let mut a = vec![s(&self.init_bin)];
+        let mut opt = |name: &str, value: String| a.extend([name.to_string(), value]);
+        for d in &self.cgroup_dirs {
+            opt(flag::CGROUP, s(d));
+        }
+        opt(flag::NETNS, s(&self.netns));
+        opt(flag::LOWER, self.lower.iter().map(|p| s(p)).collect::<Vec<_>>().join(":"));
+        opt(flag::UPPER, s(&self.upper));
+        opt(flag::WORK, s(&self.work));
+        opt(flag::ROOTFS, s(&self.rootfs));
+        opt(flag::HOSTNAME, self.hostname.clone());
+        opt(flag::READY_FD, READY_FD.to_string());
+        if self.contain {
+            a.extend([flag::CGROUPNS, flag::DEV, flag::MASK_PROC, flag::RESTRICT].map(String::from));
+        }
+        if self.command.is_empty() {
+            a.push(flag::PAUSE.into());
+            return a;
+        }
+        match self.pid1 {
+            Pid1::Supervise => {}
+            Pid1::SuperviseGroup => a.push(flag::PGROUP.into()),
+            Pid1::Exec => a.push(flag::EXEC.into()),
+        }
+        a.push(flag::END.into());
+        a.extend(self.command.iter().cloned());
+        a
+    }
+
+    /// The tutorial's shell commands for what init does (4-1 3) to 4-2 5)).
+    pub fn shell(&self) -> Vec<String> {
+        let lower: Vec<String> = self.lower.iter().map(|p| s(p)).collect();
+        let mut out = vec![format!(
+            "unshare -m -u -i -fp nsenter --net={} /bin/sh   # new mount, UTS, IPC and PID namespaces; in there:",
+            self.netns.display()
+        )];
+        for d in &self.cgroup_dirs {
+            out.push(format!("  echo 0 > {}/cgroup.procs", d.display()));
+        }
+        let merge = self.rootfs.display();
+        out.extend([
+            "  mount --make-rprivate /".to_string(),
+            format!(
+                "  mount -t overlay overlay -o lowerdir={},upperdir={},workdir={} {merge}",
+                lower.join(":"),
+                self.upper.display(),
+                self.work.display()
+            ),
+            format!("  mkdir -p {merge}/put_old; cd {merge}; pivot_root . put_old; cd /"),
+            "  mount -t proc proc /proc".to_string(),
+            "  umount -l /put_old; rmdir /put_old".to_string(),
+            format!("  hostname {}", self.hostname),
+        ]);
+        if self.contain {
+            out.extend([
+                "  # containment, not in the tutorial (--privileged leaves it out):".to_string(),
+                "  unshare -C                                   # init, after joining the cgroups: a cgroup namespace".to_string(),
+                "  mount -t tmpfs tmpfs /dev; mknod /dev/null c 1 3 ...   # null zero full random urandom tty, devpts, shm"
+                    .to_string(),
+                "  mount --bind /dev/null /proc/kcore ...; mount -o remount,bind,ro /proc/sys ...".to_string(),
+                "  capsh --drop=<all but Docker's default set> --no-new-privs --   # for the command".to_string(),
+            ]);
+        }
+        out.push(match (self.command.is_empty(), self.pid1) {
+            (true, _) => "  # init stays PID 1 and waits (--pause); enter with host-setup exec".to_string(),
+            (false, Pid1::Exec) => format!("  exec {}", self.command.join(" ")),
+            (false, _) => format!("  {} &   # init stays PID 1: forwards signals, reaps, passes on the status", self.command.join(" ")),
+        });
+        out
+    }
+}
+
+/// argv of `host-setup exec` in a contained container: init applies the main
+/// process's restrictions to itself, then execs CMD (searching $PATH).
+pub fn exec_argv(cmd: &[String]) -> Vec<String> {
+    let mut a: Vec<String> = ["init", flag::RESTRICT, flag::EXEC, flag::END].map(String::from).to_vec();
+    a.extend(cmd.iter().cloned());
+    a
+}
+
+/// The environment of everything that runs in a container: nothing of the host's
+/// but the terminal type (and RUST_LOG, so `RUST_LOG=debug` traces init too).
+pub fn container_env() -> Vec<String> {
+    let mut env = vec![format!("PATH={CONTAINER_PATH}"), "HOME=/".to_string()];
+    env.push(format!("TERM={}", std::env::var("TERM").unwrap_or_else(|_| "xterm".into())));
+    if let Ok(l) = std::env::var("RUST_LOG") {
+        env.push(format!("RUST_LOG={l}"));
+    }
+    env
+}
+
+/// init's report on the ready pipe, read until EOF: `ok` (the main process runs)
+/// or `error: <message>` (setup failed; init exits).
+pub fn parse_ready(text: &str) -> Result<()> {
+    if let Some(err) = text.lines().find_map(|l| l.strip_prefix("error: ")) {
+        return Err(Error::Failed(err.to_string()));
+    }
+    if text.lines().any(|l| l == "ok") {
+        return Ok(());
+    }
+    Err(crate::failed!("init exited before it was ready"))
+}
+
+/// A failed ready report, given init's exit code: a command that could not be
+/// started (126/127) is reported as the shell would; anything else stays a
+/// setup failure.
+pub fn not_ready(e: Error, code: i32, shown: bool) -> Error {
+    match code {
+        126 | 127 => Error::Command { code, msg: e.to_string(), shown },
+        _ => e,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::{CStr, CString};
+
+    use init::args::{parse, Parsed};
+
+    use super::*;
+
+    fn args(cmd: &[&str]) -> InitArgs {
+        InitArgs {
+            init_bin: "/usr/lib/host-setup/init".into(),
+            cgroup_dirs: vec![
+                "/sys/fs/cgroup/cpu/host-setup/red".into(),
+                "/sys/fs/cgroup/memory/host-setup/red".into(),
+            ],
+            netns: "/run/netns/RED".into(),
+            rootfs: "/s/containers/red/merge".into(),
+            lower: vec!["/s/layers/tools-1".into(), "/s/layers/myroot-2".into()],
+            upper: "/s/containers/red/upper".into(),
+            work: "/s/containers/red/work".into(),
+            hostname: "RED".into(),
+            command: cmd.iter().map(|s| s.to_string()).collect(),
+            pid1: Default::default(),
+            contain: true,
+        }
+    }
+
+    /// Parse `argv` with init's own parser, and hand its options to `check`.
+    fn with_init_parser(argv: &[String], check: impl FnOnce(&init::args::Opts, &[&CStr])) {
+        let owned: Vec<CString> = argv.iter().map(|a| CString::new(a.as_str()).unwrap()).collect();
+        let refs: Vec<&CStr> = owned.iter().map(|c| c.as_c_str()).collect();
+        match parse(refs.iter().copied()) {
+            Ok(Parsed::Run(o)) => check(&o, &refs),
+            other => panic!("init does not take {argv:?}: {other:?}"),
+        }
+    }
+
+    fn text(c: Option<&CStr>) -> Option<&str> {
+        c.map(|c| c.to_str().unwrap())
+    }
+
+    #[test]
+    fn init_parses_what_host_setup_builds() {
+        let a = args(&["/bin/sh", "-c", "echo hi"]);
+        with_init_parser(&a.argv(), |o, argv| {
+            let cgroups: Vec<&str> = o.cgroups().map(|c| c.to_str().unwrap()).collect();
+            assert_eq!(cgroups, ["/sys/fs/cgroup/cpu/host-setup/red", "/sys/fs/cgroup/memory/host-setup/red"]);
+            assert_eq!(text(o.netns), Some("/run/netns/RED"));
+            assert_eq!(text(o.lower), Some("/s/layers/tools-1:/s/layers/myroot-2"));
+            assert_eq!(text(o.upper), Some("/s/containers/red/upper"));
+            assert_eq!(text(o.work), Some("/s/containers/red/work"));
+            assert_eq!(text(o.rootfs), Some("/s/containers/red/merge"));
+            assert_eq!(text(o.hostname), Some("RED"));
+            assert_eq!(o.ready_fd, Some(READY_FD));
+            assert!(o.cgroupns && o.dev && o.mask_proc && o.restrict);
+            assert!(!o.pause && !o.exec && !o.pgroup);
+            let cmd: Vec<&str> = argv[o.cmd.unwrap()..].iter().map(|c| c.to_str().unwrap()).collect();
+            assert_eq!(cmd, ["/bin/sh", "-c", "echo hi"]);
+        });
+        with_init_parser(&args(&[]).argv(), |o, _| assert!(o.pause && o.cmd.is_none()));
+        let group = InitArgs { pid1: Pid1::SuperviseGroup, ..args(&["sh"]) };
+        with_init_parser(&group.argv(), |o, _| assert!(o.pgroup && !o.exec));
+        let exec = InitArgs { pid1: Pid1::Exec, contain: false, ..args(&["sh"]) };
+        with_init_parser(&exec.argv(), |o, _| assert!(o.exec && !o.restrict && !o.dev));
+        // A command that looks like an option stays the command.
+        with_init_parser(&args(&["--pause"]).argv(), |o, argv| {
+            assert!(!o.pause);
+            assert_eq!(argv[o.cmd.unwrap()].to_str().unwrap(), "--pause");
+        });
+        with_init_parser(&exec_argv(&["ps".into(), "-ef".into()]), |o, argv| {
+            assert!(o.restrict && o.exec && o.rootfs.is_none());
+            assert_eq!(argv[o.cmd.unwrap()].to_str().unwrap(), "ps");
+        });
+    }
+
+    #[test]
+    fn shell_follows_the_tutorial() {
+        let e = args(&[]).shell().join("\n");
+        assert!(e.contains("unshare -m -u -i -fp nsenter --net=/run/netns/RED"));
+        assert!(e.contains("lowerdir=/s/layers/tools-1:/s/layers/myroot-2,upperdir="));
+        assert!(e.contains("pivot_root . put_old"));
+        assert!(e.contains("umount -l /put_old"));
+    }
+
+    #[test]
+    fn ready_reports() {
+        assert!(parse_ready("ok\n").is_ok());
+        let e = parse_ready("error: pivot_root(/m, put_old): EINVAL: invalid argument\n").unwrap_err();
+        assert_eq!(e.to_string(), "pivot_root(/m, put_old): EINVAL: invalid argument");
+        assert!(parse_ready("ok\nerror: exec /bin/nope: ENOENT: no such file or directory\n").is_err());
+        assert_eq!(parse_ready("").unwrap_err().to_string(), "init exited before it was ready");
+    }
+
+    #[test]
+    fn container_env_is_clean() {
+        let env = container_env();
+        assert!(env[0].starts_with("PATH=/usr/local/sbin:"));
+        assert!(env.iter().all(|e| !e.starts_with("USER=") && !e.starts_with("SSH_")));
+    }
+}

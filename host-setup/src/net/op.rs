@@ -1,0 +1,81 @@
+//! What the netns and link steps do (the tutorial's section 3), as data: each op
+//! runs through netlink and renders itself as the `ip` commands that do the same.
+
+use super::{create_netns, create_veth_pair, set_loopback_up, sh, VethEnd};
+use crate::error::Result;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// `ip netns add NAME`.
+    AddNetns(String),
+    /// `ip netns exec NAME ip link set lo up`: a new namespace's loopback starts down.
+    LoopbackUp(String),
+    /// `ip link add A netns NS_A type veth peer name B netns NS_B`, then each end's
+    /// address and `up`, in one RTM_NEWLINK and four requests (create_veth_pair).
+    VethPair(VethEnd, VethEnd),
+}
+
+impl Op {
+    pub fn run(&self) -> Result<()> {
+        match self {
+            Op::AddNetns(name) => create_netns(name),
+            Op::LoopbackUp(name) => set_loopback_up(name),
+            Op::VethPair(a, b) => create_veth_pair(a, b),
+        }
+    }
+
+    pub fn shell(&self) -> Vec<String> {
+        match self {
+            Op::AddNetns(name) => vec![format!("ip netns add {}", sh(name))],
+            Op::LoopbackUp(name) => vec![format!("ip netns exec {} ip link set lo up", sh(name))],
+            Op::VethPair(a, b) => {
+                let mut lines = vec![format!(
+                    "ip link add {} netns {} type veth peer name {} netns {}",
+                    sh(&a.ifname),
+                    sh(&a.netns),
+                    sh(&b.ifname),
+                    sh(&b.netns)
+                )];
+                // `brd +`: the broadcast address is set as well (iproute2 sets none unless asked).
+                for end in [a, b] {
+                    let (ns, dev) = (sh(&end.netns), sh(&end.ifname));
+                    lines.push(format!("ip netns exec {ns} ip addr add dev {dev} {}/{} brd +", end.addr, end.prefix_len));
+                    lines.push(format!("ip netns exec {ns} ip link set {dev} up"));
+                }
+                lines
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+
+    #[test]
+    fn shell_gives_the_tutorials_commands() {
+        let red = VethEnd::new("RED", "veth0", Ipv4Addr::new(11, 11, 11, 2), 24);
+        let blue = VethEnd::new("BLUE", "veth1", Ipv4Addr::new(11, 11, 11, 3), 24);
+        assert_eq!(Op::AddNetns("RED".into()).shell(), vec!["ip netns add RED"]);
+        assert_eq!(Op::LoopbackUp("BLUE".into()).shell(), vec!["ip netns exec BLUE ip link set lo up"]);
+        assert_eq!(
+            Op::VethPair(red, blue).shell(),
+            vec![
+                "ip link add veth0 netns RED type veth peer name veth1 netns BLUE",
+                "ip netns exec RED ip addr add dev veth0 11.11.11.2/24 brd +",
+                "ip netns exec RED ip link set veth0 up",
+                "ip netns exec BLUE ip addr add dev veth1 11.11.11.3/24 brd +",
+                "ip netns exec BLUE ip link set veth1 up",
+            ]
+        );
+    }
+
+    #[test]
+    fn shell_quotes_what_the_shell_would_split() {
+        assert_eq!(Op::AddNetns("A$x".into()).shell(), vec!["ip netns add 'A$x'"]);
+        assert_eq!(sh("it's"), r"'it'\''s'");
+        assert_eq!(sh(""), "''");
+    }
+}

@@ -1,0 +1,107 @@
+//! Start init as PID 1 of new namespaces — the tutorial's
+//! `unshare -m -u -i -fp nsenter --net=/var/run/netns/RED` — and wait until it
+//! reports that the main process runs.
+//!
+//! host-setup clones the child straight into new mount, UTS, IPC and PID
+//! namespaces (clone flags, not unshare in this process: pivot_root would re-root
+//! every task of a shared mount namespace, and CLONE_NEWPID only applies to
+//! children). The child execs the static `init` from a sealed memfd, which does the
+//! rest from inside: joins the cgroups, enters the netns, mounts the overlay,
+//! pivot_roots, mounts /proc, drops put_old, sets the hostname and starts the command.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, SealFlag};
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::memfd::{memfd_create, MFdFlags};
+use nix::unistd::Pid;
+
+use crate::contract::{self, InitArgs, READY_FD};
+use crate::error::{Error, Result, SysContext};
+use crate::sys;
+
+/// How long init may take to report ready before we give up on it.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The fd number init's image has in the child, between clone and exec.
+const INIT_FD: RawFd = READY_FD + 1;
+
+/// A sealed in-memory copy of the init binary, to exec instead of the file.
+///
+/// runc's CVE-2019-5736: a process in the container opened /proc/PID/exe of a
+/// host binary that had been exec'd into the container and wrote to it, replacing
+/// the runtime on the host. Exec'ing init from a memfd sealed against writes,
+/// growth and shrinking leaves nothing on the host's disk to reach that way.
+pub fn sealed_init(path: &Path) -> Result<OwnedFd> {
+    let fd = memfd_create(c"host-setup-init", MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING)
+        .sys(|| "memfd_create(host-setup-init)".into())?;
+    let mut src = File::open(path).sys(|| format!("open {}", path.display()))?;
+    let mut dst = File::from(fd.try_clone().sys(|| "dup memfd".into())?);
+    std::io::copy(&mut src, &mut dst).sys(|| format!("copy {} into a memfd", path.display()))?;
+    let seals = SealFlag::F_SEAL_SEAL | SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_WRITE;
+    nix::fcntl::fcntl(fd.as_fd(), FcntlArg::F_ADD_SEALS(seals)).sys(|| "fcntl(memfd, F_ADD_SEALS)".into())?;
+    Ok(fd)
+}
+
+/// Clone a child into new mount, UTS, IPC and PID namespaces and exec init in it,
+/// on the terminal `console` if given (a new session with it as the controlling
+/// terminal). Returns init's (host) pid and the read end of its ready pipe.
+pub fn spawn(args: &InitArgs, console: Option<RawFd>) -> Result<(Pid, File)> {
+    let argv = sys::cstrings(&args.argv())?;
+    let envp = sys::cstrings(&contract::container_env())?;
+    let image = sealed_init(&args.init_bin)?;
+    let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).sys(|| "pipe".into())?;
+    const WHAT: &str = "clone(CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWPID)";
+    log::debug!("{WHAT} + exec {}", args.argv().join(" "));
+    let flags = libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWPID;
+    let Some(pid) = sys::clone_into_namespaces(flags, WHAT)? else {
+        // The child: PID 1 of the new pid namespace. Only its own fds from here to exec.
+        sys::reset_signals_in_child();
+        sys::new_session_in_child(console);
+        // Move both out of the way first: either may sit on fd 3 or 4 now.
+        let (w, img) = (sys::dup_high(ready_w.as_raw_fd()), sys::dup_high(image.as_raw_fd()));
+        let placed = sys::place_fd(w, READY_FD, false).and_then(|()| sys::place_fd(img, INIT_FD, true));
+        // Nothing else of the host may reach the container: every fd our caller left
+        // open without O_CLOEXEC would otherwise be init's, readable through /proc/1/fd.
+        sys::close_from(INIT_FD + 1);
+        let errno = match placed {
+            Ok(()) => sys::exec_fd(INIT_FD, &argv, &envp),
+            Err(e) => e,
+        };
+        let msg = format!("error: exec {}: {errno:?}: {}\n", args.init_bin.display(), crate::error::errno_text(errno));
+        sys::write_fd(READY_FD, msg.as_bytes());
+        sys::exit_child(125);
+    };
+    drop(ready_w);
+    Ok((pid, File::from(ready_r)))
+}
+
+/// Read init's ready report until EOF (contract::parse_ready says what it means).
+pub fn wait_ready(mut ready: File, timeout: Duration) -> Result<()> {
+    let mut text = String::new();
+    let deadline = Instant::now() + timeout;
+    let mut buf = [0u8; 512];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut fds = [PollFd::new(ready.as_fd(), PollFlags::POLLIN)];
+        let ms = left.as_millis().min(i32::MAX as u128) as i32;
+        match nix::poll::poll(&mut fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)) {
+            Ok(0) => return Err(crate::failed!("init did not report ready within {} s", timeout.as_secs())),
+            Ok(_) => {}
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(Error::sys("poll init's ready pipe", e)),
+        }
+        match ready.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => text.push_str(&String::from_utf8_lossy(&buf[..n])),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).sys(|| "read init's ready pipe".into()),
+        }
+    }
+    contract::parse_ready(&text)
+}

@@ -1,0 +1,300 @@
+//! Each container has a journal: an append-only file of typed records, one JSON
+//! object a line. A step appends `{"made":{"netns":"RED"}}` *before* it creates
+//! the namespace, so whatever happens next (an error, Ctrl-C, SIGKILL) the journal
+//! names everything that may exist, and undoing a record that turns out not to
+//! exist is a no-op. Nothing that is not in the journal is ever removed.
+//!
+//! ```text
+//! {"spec":{"spec":{"name":"red","netns":"RED",...},"init":"/usr/local/bin/init"}}
+//! {"layer":{"dir":"/var/lib/host-setup/layers/tools-6f1c..."}}
+//! {"made":{"dir":"/var/lib/host-setup/containers/red"}}
+//! {"made":{"netns":"RED"}}
+//! {"made":{"cgroup":"/sys/fs/cgroup/cpu/host-setup/red"}}
+//! {"started":{"role":"supervisor","proc":{"pid":4711,"start":123456}}}
+//! {"started":{"role":"init","proc":{"pid":4712,"start":123457}}}
+//! "ready"
+//! {"exited":{"code":0,"oom_kills":0}}
+//! ```
+//!
+//! A torn last line (host-setup killed in the middle of a write) is skipped; any
+//! other line that does not parse — an unknown record or field, from another
+//! version of host-setup — makes the journal unreadable, with a message that says
+//! what to do, rather than half-understood.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Paths, Proc, Role};
+use crate::error::{Result, SysContext};
+use crate::spec::Spec;
+
+/// The journal format this host-setup writes and reads.
+pub const FORMAT: u32 = 2;
+
+/// Something host-setup created, and must remove on `down` (action.rs undoes it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Resource {
+    /// The container's directory (upper, work, merge, console.log).
+    Dir(PathBuf),
+    /// A named network namespace (/run/netns/NAME).
+    Netns(String),
+    /// A veth pair, by the end inside `netns`.
+    Link { netns: String, iface: String },
+    /// One cgroup directory of the container.
+    Cgroup(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Record {
+    /// The first record: what the container is, the init binary it runs (`exec`
+    /// uses the same), and the journal's format.
+    Spec { spec: Spec, init: PathBuf, format: u32 },
+    /// A built layer directory in use (for init's lowerdir and for pruning).
+    Layer { dir: PathBuf },
+    Made(Resource),
+    Started { role: Role, proc: Proc },
+    /// init reported that the main process runs.
+    Ready,
+    /// init ended: its exit code (128+N for a signal), and the cgroup's OOM kills.
+    Exited { code: i32, oom_kills: u64 },
+}
+
+impl Record {
+    pub fn to_line(&self) -> String {
+        serde_json::to_string(self).expect("records always serialise")
+    }
+}
+
+/// A container's journal, read back.
+#[derive(Debug, Clone, Default)]
+pub struct Journal {
+    pub records: Vec<Record>,
+}
+
+impl Journal {
+    /// Read `<name>.journal`; None if there is none (the container is not up).
+    pub fn read(paths: &Paths, name: &str) -> Result<Option<Journal>> {
+        let path = paths.journal(name);
+        match fs::read_to_string(&path) {
+            Ok(text) => Journal::parse(&text, &path, name).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).sys(|| format!("read {}", path.display())),
+        }
+    }
+
+    pub fn parse(text: &str, path: &Path, name: &str) -> Result<Journal> {
+        if text.starts_with("spec ") {
+            return Err(crate::precondition!(
+                "{}: a journal of host-setup 0.1 (text records), which this version does not read: take {name} \
+                 down with the host-setup that started it, or remove what the file lists (its netns, cgroups and \
+                 {}) and then the file",
+                path.display(),
+                path.with_extension("").display()
+            ));
+        }
+        let mut records = vec![];
+        for (i, line) in text.split_inclusive('\n').enumerate() {
+            match serde_json::from_str::<Record>(line.trim_end()) {
+                Ok(r) => records.push(r),
+                // Killed in the middle of a write: the last line has no newline.
+                Err(e) if !line.ends_with('\n') => log::debug!("{}: skipping a torn last line ({e})", path.display()),
+                Err(e) => {
+                    return Err(crate::precondition!(
+                        "{} line {}: {e}: written by another version of host-setup? take {name} down with the \
+                         version that started it",
+                        path.display(),
+                        i + 1
+                    ))
+                }
+            }
+        }
+        if let Some(Record::Spec { format, .. }) = records.first() {
+            if *format != FORMAT {
+                return Err(crate::precondition!(
+                    "{}: journal format {format}, this host-setup reads {FORMAT}: take {name} down with the version \
+                     that started it",
+                    path.display()
+                ));
+            }
+        }
+        Ok(Journal { records })
+    }
+
+    pub fn spec(&self) -> Option<Spec> {
+        self.records.iter().find_map(|r| match r {
+            Record::Spec { spec, .. } => Some(spec.clone()),
+            _ => None,
+        })
+    }
+
+    /// The init binary the container was started with (`exec` uses the same).
+    pub fn init_bin(&self) -> Option<PathBuf> {
+        self.records.iter().find_map(|r| match r {
+            Record::Spec { init, .. } => Some(init.clone()),
+            _ => None,
+        })
+    }
+
+    pub fn proc(&self, role: Role) -> Option<Proc> {
+        self.records.iter().rev().find_map(|r| match r {
+            Record::Started { role: r, proc } if *r == role => Some(*proc),
+            _ => None,
+        })
+    }
+
+    pub fn made(&self) -> impl DoubleEndedIterator<Item = &Resource> {
+        self.records.iter().filter_map(|r| match r {
+            Record::Made(m) => Some(m),
+            _ => None,
+        })
+    }
+
+    pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
+        self.made()
+            .filter_map(|r| match r {
+                Resource::Cgroup(p) => Some(p.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn layer_dirs(&self) -> Vec<PathBuf> {
+        self.records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Layer { dir } => Some(dir.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn has_netns(&self) -> bool {
+        self.made().any(|r| matches!(r, Resource::Netns(_)))
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.records.contains(&Record::Ready)
+    }
+
+    pub fn exited(&self) -> Option<(i32, u64)> {
+        self.records.iter().rev().find_map(|r| match r {
+            Record::Exited { code, oom_kills } => Some((*code, *oom_kills)),
+            _ => None,
+        })
+    }
+
+    /// Replace the journal on disk with `records` (after a teardown that could not
+    /// undo everything: what is left, for the next `down`).
+    pub fn rewrite(path: &Path, records: &[Record]) -> Result<()> {
+        let text: String = records.iter().map(|r| r.to_line() + "\n").collect();
+        fs::write(path, text).sys(|| format!("write {}", path.display()))
+    }
+}
+
+/// Appends records to a journal. O_APPEND: the supervisor appends to the same file
+/// from another process; each record is one write() of one line.
+pub struct JournalWriter {
+    file: File,
+    path: PathBuf,
+}
+
+impl JournalWriter {
+    pub fn open(paths: &Paths, name: &str) -> Result<JournalWriter> {
+        let path = paths.journal(name);
+        let file =
+            OpenOptions::new().append(true).create(true).open(&path).sys(|| format!("open {}", path.display()))?;
+        Ok(JournalWriter { file, path })
+    }
+
+    pub fn raw_fd(&self) -> RawFd {
+        self.file.as_raw_fd()
+    }
+
+    pub fn append(&mut self, r: &Record) -> Result<()> {
+        let line = r.to_line();
+        log::trace!("journal {}: {line}", self.path.display());
+        self.file.write_all(format!("{line}\n").as_bytes()).sys(|| format!("write {}", self.path.display()))?;
+        crate::fault::recorded()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::Options;
+
+    fn spec_record(name: &str, opts: &Options) -> Record {
+        Record::Spec { spec: Spec::new(name, opts).unwrap(), init: "/usr/lib/hs/init".into(), format: FORMAT }
+    }
+
+    #[test]
+    fn records_round_trip_one_line_each() {
+        let recs = [
+            spec_record("red", &Options::default()),
+            spec_record(
+                "green",
+                &Options {
+                    address: Some("10.1.2.3/16".into()),
+                    peer: Some("yellow".into()),
+                    layers: vec!["/".into()],
+                    memory: Some("1G".into()),
+                    command: vec!["sh".into(), "-c".into(), "echo a\tb \\ \n".into()],
+                    ..Default::default()
+                },
+            ),
+            Record::Layer { dir: "/var/lib/host-setup/layers/tools-0123".into() },
+            Record::Made(Resource::Dir("/a b/c".into())),
+            Record::Made(Resource::Netns("RED".into())),
+            Record::Made(Resource::Link { netns: "RED".into(), iface: "veth0".into() }),
+            Record::Made(Resource::Cgroup("/sys/fs/cgroup/cpu/host-setup/red".into())),
+            Record::Started { role: Role::Init, proc: Proc { pid: 42, start: 123456 } },
+            Record::Started { role: Role::Supervisor, proc: Proc { pid: 41, start: 123455 } },
+            Record::Ready,
+            Record::Exited { code: 137, oom_kills: 1 },
+        ];
+        let text: String = recs.iter().map(|r| r.to_line() + "\n").collect();
+        assert_eq!(text.lines().count(), recs.len(), "one line each:\n{text}");
+        let j = Journal::parse(&text, Path::new("/j"), "red").unwrap();
+        assert_eq!(j.records, recs);
+        assert_eq!(j.proc(Role::Init), Some(Proc { pid: 42, start: 123456 }));
+        assert_eq!(j.init_bin(), Some(PathBuf::from("/usr/lib/hs/init")));
+        assert_eq!(j.exited(), Some((137, 1)));
+        assert_eq!(j.cgroup_dirs().len(), 1);
+    }
+
+    #[test]
+    fn a_torn_last_line_is_skipped_anything_else_is_refused() {
+        let good = Record::Made(Resource::Netns("RED".into())).to_line();
+        let j = Journal::parse(&format!("{good}\n{{\"made\":{{\"net"), Path::new("/j"), "red").unwrap();
+        assert_eq!(j.records.len(), 1);
+        let e = Journal::parse(&format!("{{\"made\":{{\"bridge\":\"x\"}}}}\n{good}\n"), Path::new("/j"), "red")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("/j line 1: unknown variant `bridge`"), "{e}");
+        assert!(e.contains("take red down with the version that started it"), "{e}");
+        let e = Journal::parse("{\"layer\":{\"dir\":\"/x\",\"extra\":1}}\n", Path::new("/j"), "red").unwrap_err();
+        assert!(e.to_string().contains("unknown field `extra`"), "{e}");
+    }
+
+    #[test]
+    fn an_old_text_journal_is_refused_with_what_to_do() {
+        let e = Journal::parse("spec name red\nmade netns RED\n", Path::new("/s/containers/red.journal"), "red")
+            .unwrap_err();
+        assert_eq!(e.exit_code(), 3);
+        let e = e.to_string();
+        assert!(e.contains("a journal of host-setup 0.1 (text records)"), "{e}");
+        assert!(e.contains("take red down with the host-setup that started it"), "{e}");
+        let mut spec = spec_record("red", &Options::default());
+        if let Record::Spec { format, .. } = &mut spec {
+            *format = 9;
+        }
+        let e = Journal::parse(&(spec.to_line() + "\n"), Path::new("/j"), "red").unwrap_err();
+        assert!(e.to_string().contains("journal format 9, this host-setup reads 2"), "{e}");
+    }
+}

@@ -1,0 +1,27 @@
+//! What host-setup made, on disk, so that `down`, `status`, `exec` and the recovery
+//! of an interrupted setup know it without guessing.
+//!
+//! ```text
+//! <state-dir>/layers/<layer>-<hash>/       built image layers (shared, cached)
+//! <state-dir>/containers/<name>.lock       flock: one host-setup per container at a time
+//! <state-dir>/containers/<name>.journal    what was made, as typed records (journal.rs)
+//! <state-dir>/containers/<name>/           upper/ work/ merge/ console.log
+//! ```
+//!
+//! - `paths`   where everything lives
+//! - `journal` the records, written before each thing is made, read back by down/status
+//! - `lock`    the per-container lock and the state dir's short global lock
+//! - `proc`    processes named by pid and start time (a recycled pid is not ours)
+//! - `tree`    removing a directory tree without following links or crossing mounts
+
+mod journal;
+mod lock;
+mod paths;
+mod proc;
+mod tree;
+
+pub use journal::{Journal, JournalWriter, Record, Resource, FORMAT};
+pub use lock::{global_lock, GlobalLock, Lock};
+pub use paths::{Paths, DEFAULT_CGROUP_PARENT, DEFAULT_STATE_DIR};
+pub use proc::{proc_stat, Proc, Role};
+pub use tree::remove_tree;

@@ -1,0 +1,21 @@
+//! Section 4-1 1)-2) of the tutorial: the container's cgroups and its limits —
+//! `mkdir /sys/fs/cgroup/cpu/red; echo 40000 > .../cpu.cfs_quota_us`, the memory
+//! limit with swap off — on cgroup v1 or v2, whichever this host has (cgroup/).
+
+use super::Step;
+use crate::action::Action;
+use crate::ctx::Ctx;
+use crate::error::Result;
+
+pub struct Cgroups;
+
+impl Step for Cgroups {
+    fn name(&self) -> &'static str {
+        "cgroups"
+    }
+
+    fn plan(&self, ctx: &Ctx) -> Result<Vec<Action>> {
+        let ops = ctx.cgroups.ops(ctx.cgroup_parent, &ctx.spec.name, &ctx.spec.limits);
+        Ok(ops.into_iter().map(Action::Cgroup).collect())
+    }
+}

@@ -1,0 +1,36 @@
+//! Sections 4-1 3) to 4-2 5) of the tutorial: `unshare -m -u -i -fp nsenter
+//! --net=/var/run/netns/RED`, then, inside, joining the cgroups, the overlay mount,
+//! pivot_root, /proc, `umount -l put_old` and the hostname. host-setup clones init
+//! into the new namespaces (spawn.rs); init does the rest from inside (init/src/).
+
+use super::Step;
+use crate::action::Action;
+use crate::contract::InitArgs;
+use crate::ctx::Ctx;
+use crate::error::Result;
+use crate::net;
+
+pub struct Launch;
+
+impl Step for Launch {
+    fn name(&self) -> &'static str {
+        "launch"
+    }
+
+    fn plan(&self, ctx: &Ctx) -> Result<Vec<Action>> {
+        let (p, spec) = (ctx.paths, ctx.spec);
+        Ok(vec![Action::Launch(InitArgs {
+            init_bin: ctx.bins.init.clone(),
+            cgroup_dirs: ctx.cgroup_dirs.clone(),
+            netns: net::netns_path(&spec.netns),
+            rootfs: p.merge(&spec.name),
+            lower: ctx.layer_dirs.clone(),
+            upper: p.upper(&spec.name),
+            work: p.work(&spec.name),
+            hostname: spec.hostname.clone(),
+            command: spec.command.clone(),
+            pid1: spec.pid1,
+            contain: !spec.privileged,
+        })])
+    }
+}

@@ -1,0 +1,98 @@
+//! Section 3 2)-3) of the tutorial: the veth pair between RED and BLUE, with an
+//! address and `up` on each end —
+//! `ip link add veth0 netns RED type veth peer name veth1 netns BLUE`, ...
+//!
+//! A pair needs both namespaces, so it is made by whichever of the two containers
+//! comes up second, under the state dir's lock (red and blue may come up at once).
+
+use super::Step;
+use crate::action::Action;
+use crate::ctx::Ctx;
+use crate::error::Result;
+use crate::net::{self, Op, VethEnd};
+use crate::spec::{self, Spec};
+use crate::state::Journal;
+
+pub struct Link;
+
+impl Step for Link {
+    fn name(&self) -> &'static str {
+        "link"
+    }
+
+    fn locked(&self) -> bool {
+        true
+    }
+
+    fn plan(&self, ctx: &Ctx) -> Result<Vec<Action>> {
+        let me = ctx.spec;
+        let Some(my_net) = &me.net else {
+            return Ok(vec![Action::Note("no address: the namespace has only lo".into())]);
+        };
+        let Some(them) = partner(ctx)? else {
+            let peer = my_net.peer.as_deref().unwrap_or("<a container that names it as its peer>");
+            return Ok(vec![Action::Note(format!(
+                "{peer} is not up yet: the veth pair is made when it comes up, by its host-setup"
+            ))]);
+        };
+        if net::link_status(&me.netns, &my_net.iface)?.is_some() {
+            return Ok(vec![Action::Note(format!("{} exists already in {}", my_net.iface, me.netns))]);
+        }
+        let (Some(a), Some(b)) = (end(me), end(&them)) else { unreachable!("both have addresses (partner checks)") };
+        Ok(vec![Action::Net(Op::VethPair(a, b))])
+    }
+}
+
+fn end(s: &Spec) -> Option<VethEnd> {
+    let n = s.net.as_ref()?;
+    Some(VethEnd::new(s.netns.clone(), n.iface.clone(), n.addr, n.prefix_len))
+}
+
+/// Who to link with: our peer if it is up, or an up container that names us as
+/// its peer. Errors if the peer is up but wants someone else, or sits in another
+/// subnet (the pair has no router).
+fn partner(ctx: &Ctx) -> Result<Option<Spec>> {
+    let me = ctx.spec;
+    let Some(my_net) = &me.net else { return Ok(None) };
+    let candidate = match &ctx.partner_override {
+        Some(p) => p.clone(),
+        None => {
+            let up = |name: &str| -> Option<Spec> {
+                let j = Journal::read(ctx.paths, name).ok()??;
+                let s = j.spec()?;
+                (j.has_netns() && net::netns_exists(&s.netns)).then_some(s)
+            };
+            match &my_net.peer {
+                Some(p) => up(p),
+                None => ctx
+                    .paths
+                    .container_names()
+                    .iter()
+                    .filter(|n| **n != me.name)
+                    .filter_map(|n| up(n))
+                    .find(|s| s.net.as_ref().and_then(|n| n.peer.as_deref()) == Some(me.name.as_str())),
+            }
+        }
+    };
+    let Some(spec) = candidate else { return Ok(None) };
+    let their = spec.net.as_ref().ok_or_else(|| {
+        crate::precondition!("{} is up without an address, so it cannot be {}'s peer", spec.name, me.name)
+    })?;
+    if let Some(p) = &their.peer {
+        if *p != me.name {
+            return Err(crate::precondition!("{} is up with peer {p}, not {}", spec.name, me.name));
+        }
+    }
+    if !spec::same_subnet((my_net.addr, my_net.prefix_len), (their.addr, their.prefix_len)) {
+        return Err(crate::precondition!(
+            "{} ({}/{}) and {} ({}/{}) are not in the same subnet; the pair has no router between them",
+            me.name,
+            my_net.addr,
+            my_net.prefix_len,
+            spec.name,
+            their.addr,
+            their.prefix_len
+        ));
+    }
+    Ok(Some(spec))
+}

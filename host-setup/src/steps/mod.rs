@@ -1,0 +1,46 @@
+//! The bring-up, one file per section of the tutorial, in its order. Each step
+//! looks at the spec and the host and returns the concrete actions it will take
+//! (action.rs); the engine (plan.rs) journals, runs or explains them.
+//!
+//! Adding a step: write `steps/NAME.rs` with a `Step` impl (open it with the
+//! tutorial's section it does), and put it in `all()` where it belongs.
+
+mod cgroups;
+mod dirs;
+mod launch;
+mod layers;
+mod link;
+mod netns;
+
+use crate::action::Action;
+use crate::ctx::Ctx;
+use crate::error::Result;
+
+pub trait Step {
+    /// A short name, for logs, `--explain` and HOST_SETUP_FAULT: "netns".
+    fn name(&self) -> &'static str;
+    /// Whether the step plans and runs under the state dir's global lock (its
+    /// decision depends on what other containers are doing).
+    fn locked(&self) -> bool {
+        false
+    }
+    /// The actions this step will take for this container on this host.
+    fn plan(&self, ctx: &Ctx) -> Result<Vec<Action>>;
+}
+
+/// The steps in the tutorial's order.
+pub fn all() -> Vec<Box<dyn Step>> {
+    vec![
+        Box::new(layers::Layers),
+        Box::new(dirs::Dirs),
+        Box::new(netns::Netns),
+        Box::new(link::Link),
+        Box::new(cgroups::Cgroups),
+        Box::new(launch::Launch),
+    ]
+}
+
+/// The step names, in order (for HOST_SETUP_FAULT's check and the docs).
+pub fn names() -> Vec<&'static str> {
+    all().iter().map(|s| s.name()).collect()
+}

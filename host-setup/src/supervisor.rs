@@ -1,0 +1,117 @@
+//! Starting init, and the process that stays behind as its parent.
+//!
+//! In the foreground (`run`) host-setup itself is init's parent: it spawns init,
+//! waits for its ready report, and later waits for it, forwarding signals.
+//!
+//! In the background (`up`) host-setup forks a supervisor: it detaches (a new
+//! session, stdio to console.log), starts init, reports init's readiness back
+//! through a pipe, and then stays as init's parent until init exits, to journal
+//! its exit status and the cgroup's OOM kills (`status` shows them).
+
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+
+use nix::unistd::Pid;
+
+use crate::contract::{self, InitArgs};
+use crate::ctx::{Ctx, Mode};
+use crate::error::{Error, Result, SysContext};
+use crate::state::{Journal, Proc, Record, Role};
+use crate::{forward, spawn, sys};
+
+/// Start init as `args` says; returns it once it reported ready.
+pub fn start(ctx: &mut Ctx, args: &InitArgs) -> Result<Proc> {
+    match ctx.mode {
+        Mode::Foreground => {
+            // Block the signals we forward before the child exists, so none is lost.
+            forward::block()?;
+            let init = spawn_ready(ctx, args, ctx.console)?;
+            Ok(init)
+        }
+        Mode::Background => start_supervised(ctx, args),
+    }
+}
+
+fn record(ctx: &mut Ctx, r: Record) -> Result<()> {
+    match ctx.journal.as_mut() {
+        Some(j) => j.append(&r),
+        None => Ok(()),
+    }
+}
+
+fn oom_kills(ctx: &Ctx) -> u64 {
+    ctx.cgroups.usage(&ctx.cgroup_dirs).oom_kills
+}
+
+/// Spawn init, journal it, and wait for its ready report. If it fails, init has
+/// exited: its exit code is journalled, and a command that could not start is
+/// reported as the shell would (126/127).
+fn spawn_ready(ctx: &mut Ctx, args: &InitArgs, console: Option<std::os::fd::RawFd>) -> Result<Proc> {
+    let (pid, ready) = spawn::spawn(args, console)?;
+    let init = Proc::of(pid.as_raw())?;
+    record(ctx, Record::Started { role: Role::Init, proc: init })?;
+    if let Err(e) = spawn::wait_ready(ready, spawn::READY_TIMEOUT) {
+        let code = sys::wait_exit(pid).unwrap_or(-1);
+        let oom_kills = oom_kills(ctx);
+        record(ctx, Record::Exited { code, oom_kills })?;
+        // In the foreground init wrote the reason on our terminal too.
+        return Err(contract::not_ready(e, code, ctx.mode == Mode::Foreground));
+    }
+    record(ctx, Record::Ready)?;
+    Ok(init)
+}
+
+fn start_supervised(ctx: &mut Ctx, args: &InitArgs) -> Result<Proc> {
+    let (report_r, report_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).sys(|| "pipe".into())?;
+    let console = ctx.paths.console(&ctx.spec.name);
+    let Some(_supervisor) = sys::fork("fork the supervisor")? else {
+        drop(report_r);
+        // A daemon now: none of the parent's held signals, no fault points.
+        sys::reset_signals_in_child();
+        std::env::remove_var("HOST_SETUP_FAULT");
+        // The supervisor must not hold the container's lock for its whole life.
+        if let Some(lock) = ctx.lock.as_mut() {
+            lock.release_in_child();
+        }
+        let mut report = std::fs::File::from(report_w);
+        let result = (|| -> Result<Proc> {
+            nix::unistd::setsid().sys(|| "setsid".into())?;
+            sys::redirect_stdio(&console)?;
+            // Keep only the journal and the report pipe of whatever we inherited.
+            let journal_fd = ctx.journal.as_ref().map(|j| j.raw_fd()).unwrap_or(-1);
+            sys::close_fds_except(&[journal_fd, report.as_raw_fd()]);
+            record(ctx, Record::Started { role: Role::Supervisor, proc: Proc::of(std::process::id() as i32)? })?;
+            spawn_ready(ctx, args, None)
+        })();
+        let code = match result {
+            Ok(init) => {
+                let _ = writeln!(report, "ok {}", init.pid);
+                drop(report);
+                let code = sys::wait_exit(Pid::from_raw(init.pid)).unwrap_or(-1);
+                log::info!("{}: init exited with {code}", ctx.spec.name);
+                let oom_kills = oom_kills(ctx);
+                let _ = record(ctx, Record::Exited { code, oom_kills });
+                0
+            }
+            Err(e) => {
+                let _ = writeln!(report, "code {}", e.exit_code());
+                let _ = writeln!(report, "error: {e}");
+                1
+            }
+        };
+        std::process::exit(code);
+    };
+    drop(report_w);
+    let mut text = String::new();
+    let _ = std::fs::File::from(report_r).read_to_string(&mut text);
+    if let Some(err) = text.lines().find_map(|l| l.strip_prefix("error: ")) {
+        let code = text.lines().find_map(|l| l.strip_prefix("code ")?.parse().ok()).unwrap_or(1);
+        return Err(contract::not_ready(Error::Failed(err.to_string()), code, false));
+    }
+    let pid: i32 = text.lines().find_map(|l| l.strip_prefix("ok ")?.trim().parse().ok()).ok_or_else(|| {
+        crate::failed!("the supervisor died before init was ready; see {}", console.display())
+    })?;
+    // Re-read the journal for the start time the supervisor recorded.
+    let j = Journal::read(ctx.paths, &ctx.spec.name)?.unwrap_or_default();
+    Ok(j.proc(Role::Init).filter(|p| p.pid == pid).unwrap_or(Proc { pid, start: 0 }))
+}
