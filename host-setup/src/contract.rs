@@ -111,7 +111,10 @@ impl InitArgs {
         out.push(match (self.command.is_empty(), self.pid1) {
             (true, _) => "  # init stays PID 1 and waits (--pause); enter with host-setup exec".to_string(),
             (false, Pid1::Exec) => format!("  exec {}", self.command.join(" ")),
-            (false, _) => format!("  {} &   # init stays PID 1: forwards signals, reaps, passes on the status", self.command.join(" ")),
+            (false, _) => format!(
+                "  {} &   # init stays PID 1: forwards signals, reaps, passes on the status",
+                self.command.join(" ")
+            ),
         });
         out
     }

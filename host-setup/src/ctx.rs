@@ -53,6 +53,7 @@ pub struct Ctx<'a> {
     pub cgroup_dirs: Vec<PathBuf>,
     /// The container's init once launched (foreground: our child).
     pub init: Option<Proc>,
-    /// For tests: who is up at the other end of the pair (instead of looking).
+    /// For tests: who is up at the other end of the pair, with no link yet
+    /// (instead of looking at the host).
     pub partner_override: Option<Option<Spec>>,
 }

@@ -133,11 +133,7 @@ fn exec_in_path(cmd: &str, argv: &[CString], env: &[CString]) -> i32 {
     let candidates: Vec<String> = if cmd.contains('/') {
         vec![cmd.to_string()]
     } else {
-        CONTAINER_PATH
-            .split(':')
-            .map(|d| format!("{d}/{cmd}"))
-            .filter(|p| Path::new(p).exists())
-            .collect()
+        CONTAINER_PATH.split(':').map(|d| format!("{d}/{cmd}")).filter(|p| Path::new(p).exists()).collect()
     };
     let mut last = Error::sys(format!("exec {cmd}"), nix::errno::Errno::ENOENT);
     for c in candidates {

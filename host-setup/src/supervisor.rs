@@ -108,9 +108,10 @@ fn start_supervised(ctx: &mut Ctx, args: &InitArgs) -> Result<Proc> {
         let code = text.lines().find_map(|l| l.strip_prefix("code ")?.parse().ok()).unwrap_or(1);
         return Err(contract::not_ready(Error::Failed(err.to_string()), code, false));
     }
-    let pid: i32 = text.lines().find_map(|l| l.strip_prefix("ok ")?.trim().parse().ok()).ok_or_else(|| {
-        crate::failed!("the supervisor died before init was ready; see {}", console.display())
-    })?;
+    let pid: i32 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ok ")?.trim().parse().ok())
+        .ok_or_else(|| crate::failed!("the supervisor died before init was ready; see {}", console.display()))?;
     // Re-read the journal for the start time the supervisor recorded.
     let j = Journal::read(ctx.paths, &ctx.spec.name)?.unwrap_or_default();
     Ok(j.proc(Role::Init).filter(|p| p.pid == pid).unwrap_or(Proc { pid, start: 0 }))

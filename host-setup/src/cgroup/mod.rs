@@ -77,7 +77,12 @@ impl Cgroups {
         if st.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC {
             return Ok(Cgroups::V2(PathBuf::from(CGROUP_ROOT)));
         }
-        Ok(Cgroups::V1(v1::Mounts::from_mountinfo(&crate::mountinfo::read()?)?))
+        Cgroups::v1_from_mountinfo(&crate::mountinfo::read()?)
+    }
+
+    /// The v1 layout that a /proc/self/mountinfo text describes.
+    pub fn v1_from_mountinfo(text: &str) -> Result<Cgroups> {
+        Ok(Cgroups::V1(v1::Mounts::from_mountinfo(text)?))
     }
 
     pub fn version(&self) -> u8 {

@@ -72,7 +72,9 @@ impl Op {
                 let enable: Vec<String> = v2::CONTROLLERS.iter().map(|c| format!("+{c}")).collect();
                 let mut out: Vec<String> = enable_in
                     .iter()
-                    .map(|d| format!("mkdir -p {0}; echo '{1}' > {0}/cgroup.subtree_control", d.display(), enable.join(" ")))
+                    .map(|d| {
+                        format!("mkdir -p {0}; echo '{1}' > {0}/cgroup.subtree_control", d.display(), enable.join(" "))
+                    })
                     .collect();
                 out.push(format!("mkdir -p {}", dir.display()));
                 out

@@ -242,7 +242,8 @@ mod tests {
     #[test]
     fn controllers_are_enabled_in_parents_never_in_the_leaf() {
         let l = Limits::TUTORIAL;
-        let lines: Vec<String> = ops(Path::new("/sys/fs/cgroup"), "host-setup", "red", &l).iter().flat_map(Op::shell).collect();
+        let lines: Vec<String> =
+            ops(Path::new("/sys/fs/cgroup"), "host-setup", "red", &l).iter().flat_map(Op::shell).collect();
         assert!(lines[0].contains("/sys/fs/cgroup/cgroup.subtree_control"), "{lines:?}");
         assert!(lines[1].contains("/sys/fs/cgroup/host-setup/cgroup.subtree_control"), "{lines:?}");
         assert!(lines.iter().all(|l| !l.contains("red/cgroup.subtree_control")));

@@ -39,7 +39,10 @@ impl Op {
                 // `brd +`: the broadcast address is set as well (iproute2 sets none unless asked).
                 for end in [a, b] {
                     let (ns, dev) = (sh(&end.netns), sh(&end.ifname));
-                    lines.push(format!("ip netns exec {ns} ip addr add dev {dev} {}/{} brd +", end.addr, end.prefix_len));
+                    lines.push(format!(
+                        "ip netns exec {ns} ip addr add dev {dev} {}/{} brd +",
+                        end.addr, end.prefix_len
+                    ));
                     lines.push(format!("ip netns exec {ns} ip link set {dev} up"));
                 }
                 lines

@@ -54,15 +54,27 @@ pub enum Resource {
 pub enum Record {
     /// The first record: what the container is, the init binary it runs (`exec`
     /// uses the same), and the journal's format.
-    Spec { spec: Spec, init: PathBuf, format: u32 },
+    Spec {
+        spec: Spec,
+        init: PathBuf,
+        format: u32,
+    },
     /// A built layer directory in use (for init's lowerdir and for pruning).
-    Layer { dir: PathBuf },
+    Layer {
+        dir: PathBuf,
+    },
     Made(Resource),
-    Started { role: Role, proc: Proc },
+    Started {
+        role: Role,
+        proc: Proc,
+    },
     /// init reported that the main process runs.
     Ready,
     /// init ended: its exit code (128+N for a signal), and the cgroup's OOM kills.
-    Exited { code: i32, oom_kills: u64 },
+    Exited {
+        code: i32,
+        oom_kills: u64,
+    },
 }
 
 impl Record {

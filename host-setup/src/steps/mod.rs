@@ -11,6 +11,8 @@ mod launch;
 mod layers;
 mod link;
 mod netns;
+#[cfg(test)]
+mod tests;
 
 use crate::action::Action;
 use crate::ctx::Ctx;

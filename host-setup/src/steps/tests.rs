@@ -1,0 +1,172 @@
+//! `--explain` prints exactly what the executor does: for red and blue, on the v1
+//! and the v2 layout, the engine walks the steps once printing (plan::Explain) and
+//! once recording what it hands to the executor, in order; the two agree line for
+//! line, and the lines are the tutorial's commands with this host's values.
+//! No root needed: nothing runs.
+
+use std::path::{Path, PathBuf};
+
+use crate::action::Action;
+use crate::cgroup::Cgroups;
+use crate::ctx::{Bins, Ctx, Mode};
+use crate::error::Result;
+use crate::plan::{walk, Apply, Explain};
+use crate::spec::{Layer, Options, Spec};
+use crate::state::{Paths, Record};
+
+/// Stands in for the executor: keeps what it would run and journal, in order.
+#[derive(Default)]
+struct Recorder {
+    shell: Vec<String>,
+    records: Vec<Record>,
+    steps: Vec<&'static str>,
+}
+
+impl Apply for Recorder {
+    fn begin(&mut self, step: &'static str) -> Result<()> {
+        self.steps.push(step);
+        Ok(())
+    }
+    fn action(&mut self, _step: &'static str, a: &Action, _ctx: &mut Ctx) -> Result<()> {
+        self.records.extend(a.record());
+        self.shell.extend(a.shell());
+        Ok(())
+    }
+    fn changes_host(&self) -> bool {
+        true
+    }
+}
+
+const V1: &str = "\
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+33 31 0:30 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+36 31 0:33 / /sys/fs/cgroup/devices rw,relatime - cgroup cgroup rw,devices
+39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+";
+
+fn spec(name: &str, layer: &Path) -> Spec {
+    let mut s = Spec::new(name, &Options::default()).unwrap();
+    // A given layer dir, so that no host binary is looked at; the layers step's
+    // own plan is tested in layers/.
+    s.layers = vec![Layer::Dir(layer.to_path_buf())];
+    s
+}
+
+/// (what --explain prints, what the executor is handed) for `name` on `cgroups`.
+fn both(name: &str, partner: Option<Spec>, cgroups: &Cgroups, state: &Path) -> (Vec<String>, Recorder) {
+    let layer = state.join("layer");
+    let spec = spec(name, &layer);
+    let paths = Paths::new(state);
+    let bins = Bins { init: "/usr/lib/host-setup/init".into(), own_dir: "/usr/lib/host-setup".into() };
+    let ctx = || Ctx {
+        spec: &spec,
+        paths: &paths,
+        cgroups,
+        cgroup_parent: "host-setup",
+        bins: &bins,
+        mode: Mode::Background,
+        console: None,
+        journal: None,
+        lock: None,
+        layer_dirs: vec![],
+        cgroup_dirs: vec![],
+        init: None,
+        partner_override: Some(partner.clone()),
+    };
+    let mut explain = Explain::default();
+    walk(&mut ctx(), &mut explain).unwrap();
+    let mut rec = Recorder::default();
+    walk(&mut ctx(), &mut rec).unwrap();
+    let steps: Vec<&str> = explain.steps.iter().map(|(s, _)| *s).collect();
+    assert_eq!(steps, rec.steps);
+    assert_eq!(steps, ["layers", "dirs", "netns", "link", "cgroups", "launch"]);
+    (explain.steps.into_iter().flat_map(|(_, l)| l).collect(), rec)
+}
+
+fn has(lines: &[String], want: &str) {
+    assert!(lines.iter().any(|l| l == want), "{want:?} not in:\n{}", lines.join("\n"));
+}
+
+/// A temporary state dir, removed even when the test fails.
+struct TempState(PathBuf);
+
+impl Drop for TempState {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn explain_is_exactly_what_runs_for_red_and_blue_on_v1_and_v2() {
+    let tmp = TempState(std::env::temp_dir().join(format!("hs-explain-{}", std::process::id())));
+    let state = tmp.0.clone();
+    let s = |p: &str| state.join(p).display().to_string();
+    let v1 = Cgroups::v1_from_mountinfo(V1).unwrap();
+    let v2 = Cgroups::V2(PathBuf::from("/sys/fs/cgroup"));
+    let red = spec("red", &state.join("layer"));
+    for (cgroups, v) in [(&v1, 1), (&v2, 2)] {
+        // red first: blue is not up, so red makes no link.
+        let (lines, rec) = both("red", None, cgroups, &state);
+        assert_eq!(lines, rec.shell, "v{v}: --explain and the executor differ");
+        has(
+            &lines,
+            &format!(
+                "mkdir -p {} {} {}",
+                s("containers/red/upper"),
+                s("containers/red/work"),
+                s("containers/red/merge")
+            ),
+        );
+        has(&lines, "ip netns add RED");
+        has(&lines, "ip netns exec RED ip link set lo up");
+        has(&lines, "# blue is not up yet: the veth pair is made when it comes up, by its host-setup");
+        has(&lines, "  hostname RED");
+        has(
+            &lines,
+            &format!(
+                "  mount -t overlay overlay -o lowerdir={},upperdir={},workdir={} {}",
+                s("layer"),
+                s("containers/red/upper"),
+                s("containers/red/work"),
+                s("containers/red/merge")
+            ),
+        );
+        let made: Vec<String> = rec.records.iter().map(Record::to_line).collect();
+        assert_eq!(made[0], format!("{{\"layer\":{{\"dir\":\"{}\"}}}}", s("layer")));
+        assert_eq!(made[1], format!("{{\"made\":{{\"dir\":\"{}\"}}}}", s("containers/red")));
+        assert_eq!(made[2], "{\"made\":{\"netns\":\"RED\"}}");
+        if v == 1 {
+            for c in ["cpu", "cpuacct", "memory", "pids", "devices"] {
+                has(&lines, &format!("mkdir -p /sys/fs/cgroup/{c}/host-setup/red"));
+                has(&lines, &format!("  echo 0 > /sys/fs/cgroup/{c}/host-setup/red/cgroup.procs"));
+            }
+            has(&lines, "echo 100000 > /sys/fs/cgroup/cpu/host-setup/red/cpu.cfs_period_us");
+            has(&lines, "echo 40000 > /sys/fs/cgroup/cpu/host-setup/red/cpu.cfs_quota_us");
+            has(&lines, "echo 209715200 > /sys/fs/cgroup/memory/host-setup/red/memory.limit_in_bytes");
+            has(&lines, "echo 0 > /sys/fs/cgroup/memory/host-setup/red/memory.swappiness");
+            has(&lines, "echo 512 > /sys/fs/cgroup/pids/host-setup/red/pids.max");
+            assert_eq!(made.len(), 3 + 5, "layer, dir, netns and five cgroups: {made:?}");
+        } else {
+            has(&lines, "mkdir -p /sys/fs/cgroup; echo '+cpu +memory +pids' > /sys/fs/cgroup/cgroup.subtree_control");
+            has(&lines, "mkdir -p /sys/fs/cgroup/host-setup; echo '+cpu +memory +pids' > /sys/fs/cgroup/host-setup/cgroup.subtree_control");
+            has(&lines, "mkdir -p /sys/fs/cgroup/host-setup/red");
+            has(&lines, "echo '40000 100000' > /sys/fs/cgroup/host-setup/red/cpu.max");
+            has(&lines, "echo 209715200 > /sys/fs/cgroup/host-setup/red/memory.max");
+            has(&lines, "  echo 0 > /sys/fs/cgroup/host-setup/red/cgroup.procs");
+            assert_eq!(made.last().unwrap(), "{\"made\":{\"cgroup\":\"/sys/fs/cgroup/host-setup/red\"}}");
+            assert_eq!(made.len(), 4, "{made:?}");
+        }
+
+        // blue second: red is up, so blue makes the pair, both ends in one request.
+        let (lines, rec) = both("blue", Some(red.clone()), cgroups, &state);
+        assert_eq!(lines, rec.shell, "v{v}: --explain and the executor differ");
+        has(&lines, "ip link add veth1 netns BLUE type veth peer name veth0 netns RED");
+        has(&lines, "ip netns exec BLUE ip addr add dev veth1 11.11.11.3/24 brd +");
+        has(&lines, "ip netns exec RED ip addr add dev veth0 11.11.11.2/24 brd +");
+        has(&lines, "ip netns exec RED ip link set veth0 up");
+        has(&lines, "  hostname BLUE");
+        let link = Record::Made(crate::state::Resource::Link { netns: "BLUE".into(), iface: "veth1".into() });
+        assert!(rec.records.contains(&link), "the pair is journalled by the end blue made");
+    }
+}
