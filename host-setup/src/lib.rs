@@ -8,6 +8,7 @@
 //! `down` undoes the journal, newest first. `sys` holds every `unsafe` call.
 pub mod action;
 pub mod cgroup;
+pub mod commands;
 pub mod contract;
 pub mod ctx;
 pub mod error;

@@ -18,10 +18,9 @@ use argh::FromArgs;
 
 use host_setup::ctx::{Bins, Mode};
 use host_setup::error::Result;
-use host_setup::plan::{self, Up};
 use host_setup::spec::{self, Spec};
-use host_setup::state::{self, Journal, Lock, Paths, Record, Role};
-use host_setup::{exec, forward, status, sys};
+use host_setup::state::{self, Paths};
+use host_setup::{commands, exec, status, sys};
 
 #[derive(FromArgs)]
 /// Linux containers without Docker: namespaces, cgroups, overlayfs, veth and
@@ -182,8 +181,10 @@ struct StatusCmd {
 const SUBCOMMANDS: [&str; 5] = ["up", "run", "exec", "down", "status"];
 
 /// `host-setup red ...` means `host-setup up red ...`: insert "up" before the first
-/// word that is not a global option or a sub-command.
-fn with_implicit_up(args: Vec<String>) -> Vec<String> {
+/// word that is not a global option or a sub-command. Returns the new argv and,
+/// if "up" was inserted, the word taken for a container name and whether options
+/// followed it.
+fn with_implicit_up(args: Vec<String>) -> (Vec<String>, Option<(String, bool)>) {
     let mut i = 0;
     while i < args.len() {
         let a = &args[i];
@@ -192,13 +193,48 @@ fn with_implicit_up(args: Vec<String>) -> Vec<String> {
             continue;
         }
         if a.starts_with('-') || SUBCOMMANDS.contains(&a.as_str()) || a == "help" {
-            return args;
+            return (args, None);
         }
-        let mut out = args.clone();
+        let with_options = args[i + 1..].iter().any(|a| a.starts_with('-'));
+        let word = a.clone();
+        let mut out = args;
         out.insert(i, "up".into());
-        return out;
+        return (out, Some((word, with_options)));
     }
-    args
+    (args, None)
+}
+
+/// The shorthand without the trap: a bare word starts a container only if it
+/// surely names one — red, blue, a container that exists, or any name given with
+/// options. Anything else is most likely a mistyped or unknown command.
+fn check_shorthand(word: &str, with_options: bool, paths: &Paths) -> Result<()> {
+    if with_options || word == "red" || word == "blue" || paths.journal(word).exists() {
+        return Ok(());
+    }
+    let guess = SUBCOMMANDS.iter().chain(["help"].iter()).min_by_key(|c| edit_distance(word, c)).copied();
+    let hint = match guess {
+        Some(g) if edit_distance(word, g) <= 2 => format!("; did you mean {g:?}?"),
+        _ => ";".to_string(),
+    };
+    Err(host_setup::usage!(
+        "unknown command {word:?}{hint} to start a new container with that name: host-setup up {word}"
+    ))
+}
+
+/// Levenshtein distance, for "did you mean".
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 fn main() {
@@ -208,7 +244,7 @@ fn main() {
         .init();
     sys::ensure_std_fds();
     let argv: Vec<String> = std::env::args().collect();
-    let args = with_implicit_up(argv[1..].to_vec());
+    let (args, shorthand) = with_implicit_up(argv[1..].to_vec());
     let strs: Vec<&str> = args.iter().map(String::as_str).collect();
     let cli = match Cli::from_args(&["host-setup"], &strs) {
         Ok(c) => c,
@@ -225,7 +261,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let code = match run(cli) {
+    let code = match run(cli, shorthand) {
         Ok(code) => code,
         Err(e) => {
             if e.needs_printing() {
@@ -237,7 +273,7 @@ fn main() {
     std::process::exit(code);
 }
 
-fn run(cli: Cli) -> Result<i32> {
+fn run(cli: Cli, shorthand: Option<(String, bool)>) -> Result<i32> {
     let state_dir = cli
         .state_dir
         .or_else(|| std::env::var_os("HOST_SETUP_STATE_DIR").map(PathBuf::from))
@@ -259,9 +295,16 @@ fn run(cli: Cli) -> Result<i32> {
     };
     match cli.cmd {
         Cmd::Up(c) => {
+            if let Some((word, with_options)) = shorthand {
+                // A bad name says so; a reserved word is taken for a command.
+                if !spec::RESERVED.contains(&word.as_str()) {
+                    spec::validate_name(&word)?;
+                }
+                check_shorthand(&word, with_options, &paths)?;
+            }
             let spec = Spec::new(&c.name, &c.options())?;
             root()?;
-            up(&paths, &parent, &spec, c.init.clone(), c.explain, Mode::Background)
+            commands::up(&paths, &parent, &spec, c.init.clone(), c.explain, Mode::Background)
         }
         Cmd::Run(c) => {
             let mut opts = c.options();
@@ -270,7 +313,7 @@ fn run(cli: Cli) -> Result<i32> {
             }
             let spec = Spec::new(&c.name, &opts)?;
             root()?;
-            up(&paths, &parent, &spec, c.init.clone(), c.explain, Mode::Foreground)
+            commands::up(&paths, &parent, &spec, c.init.clone(), c.explain, Mode::Foreground)
         }
         Cmd::Exec(c) => {
             spec::validate_name(&c.name)?;
@@ -286,7 +329,7 @@ fn run(cli: Cli) -> Result<i32> {
             }
             root()?;
             for n in &c.names {
-                down(&paths, n, Duration::from_secs(c.timeout))?;
+                commands::down(&paths, n, Duration::from_secs(c.timeout))?;
             }
             Ok(0)
         }
@@ -317,92 +360,6 @@ fn absolute_state_dir(dir: PathBuf) -> Result<PathBuf> {
     Ok(abs)
 }
 
-fn lock(paths: &Paths, name: &str) -> Result<Lock> {
-    Lock::acquire(paths, name, || eprintln!("host-setup: waiting for another host-setup working on {name}"))
-}
-
-fn up(paths: &Paths, parent: &str, spec: &Spec, init: Option<PathBuf>, explain: bool, mode: Mode) -> Result<i32> {
-    let bins = Bins::locate(init)?;
-    // `run` on a terminal: the container gets one of its own (tty.rs says why).
-    let term = if mode == Mode::Foreground && !explain { host_setup::tty::new_if_interactive()? } else { None };
-    let console = term.as_ref().map(|t| std::os::fd::AsRawFd::as_raw_fd(&t.slave));
-    let u = Up { spec, paths, cgroup_parent: parent, bins: &bins, mode, console };
-    let mut lock = lock(paths, &spec.name)?;
-    let res = if explain { explain_up(&u) } else { up_locked(&u, &mut lock, term) };
-    lock.finish();
-    res
-}
-
-fn explain_up(u: &Up) -> Result<i32> {
-    for (step, lines) in plan::explain(u)? {
-        println!("# step {step}");
-        for l in lines {
-            println!("{l}");
-        }
-    }
-    Ok(0)
-}
-
-fn up_locked(u: &Up, lock: &mut Lock, term: Option<host_setup::tty::Terminal>) -> Result<i32> {
-    let (spec, paths) = (u.spec, u.paths);
-    let init = plan::up(u, lock)?;
-    match u.mode {
-        Mode::Background => {
-            let linked = match &spec.net {
-                Some(n) => match (&n.peer, host_setup::net::link_status(&spec.netns, &n.iface)) {
-                    (_, Ok(Some(_))) => format!(", {}/{} on {}", n.addr, n.prefix_len, n.iface),
-                    (Some(p), _) => format!(", {}/{} on {} once {p} is up", n.addr, n.prefix_len, n.iface),
-                    (None, _) => format!(", {}/{} (no peer yet)", n.addr, n.prefix_len),
-                },
-                None => String::new(),
-            };
-            println!("{} is up: init pid {}, netns {}{linked}", spec.name, init.pid, spec.netns);
-            Ok(0)
-        }
-        Mode::Foreground => {
-            // We are init's parent: wait for it, passing on the signals we get.
-            let init = nix::unistd::Pid::from_raw(init.pid);
-            let code = match term {
-                Some(t) => {
-                    drop(t.slave); // init has it; the terminal goes when the container does
-                    host_setup::tty::relay(&t.master, init)
-                }
-                None => forward::wait(init),
-            };
-            let j = Journal::read(paths, &spec.name)?.unwrap_or_default();
-            let cg = host_setup::cgroup::Cgroups::detect()?;
-            let oom_kills = cg.usage(&j.cgroup_dirs()).oom_kills;
-            if let Ok(code) = code {
-                let mut w = state::JournalWriter::open(paths, &spec.name)?;
-                w.append(&Record::Exited { code, oom_kills })?;
-            }
-            let j = Journal::read(paths, &spec.name)?.unwrap_or_default();
-            plan::teardown(paths, &spec.name, &j, Duration::from_secs(0))?;
-            code
-        }
-    }
-}
-
-fn down(paths: &Paths, name: &str, grace: Duration) -> Result<()> {
-    // Nothing of it anywhere: say so without creating anything (not even the lock).
-    if !paths.journal(name).exists() && !paths.lock(name).exists() {
-        println!("{name} is not up: nothing to do");
-        return Ok(());
-    }
-    let lock = lock(paths, name)?;
-    let Some(j) = Journal::read(paths, name)? else {
-        lock.finish();
-        println!("{name} is not up: nothing to do");
-        return Ok(());
-    };
-    let was = j.proc(Role::Init).is_some_and(|p| p.alive());
-    let res = plan::teardown(paths, name, &j, grace);
-    lock.finish();
-    res?;
-    println!("{name} is down{}", if was { "" } else { " (it had stopped already)" });
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,15 +370,35 @@ mod tests {
 
     #[test]
     fn implicit_up() {
-        assert_eq!(with_implicit_up(v("red")), v("up red"));
-        assert_eq!(with_implicit_up(v("--state-dir /x red --cpu 50")), v("--state-dir /x up red --cpu 50"));
-        assert_eq!(with_implicit_up(v("exec red ls")), v("exec red ls"));
-        assert_eq!(with_implicit_up(v("--help")), v("--help"));
-        assert_eq!(with_implicit_up(v("status")), v("status"));
+        let up = |s: &str| with_implicit_up(v(s));
+        assert_eq!(up("red"), (v("up red"), Some(("red".into(), false))));
+        assert_eq!(up("--state-dir /x red --cpu 50"), (v("--state-dir /x up red --cpu 50"), Some(("red".into(), true))));
+        assert_eq!(up("exec red ls"), (v("exec red ls"), None));
+        assert_eq!(up("--help"), (v("--help"), None));
+        assert_eq!(up("status"), (v("status"), None));
+        assert_eq!(up("network rm x").1, Some(("network".into(), false)));
+    }
+
+    #[test]
+    fn a_bare_unknown_word_is_not_taken_for_a_new_container() {
+        let paths = Paths::new("/nonexistent/state");
+        for ok in [("red", false), ("blue", false), ("green", true)] {
+            assert!(check_shorthand(ok.0, ok.1, &paths).is_ok(), "{ok:?}");
+        }
+        let e = check_shorthand("stauts", false, &paths).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert_eq!(
+            e.to_string(),
+            "unknown command \"stauts\"; did you mean \"status\"? to start a new container with that name: host-setup up stauts"
+        );
+        let e = check_shorthand("network", false, &paths).unwrap_err().to_string();
+        assert_eq!(e, "unknown command \"network\"; to start a new container with that name: host-setup up network");
+        assert_eq!(edit_distance("dwon", "down"), 2);
+        assert_eq!(edit_distance("", "up"), 2);
     }
 
     fn parse(s: &str) -> std::result::Result<Cli, argh::EarlyExit> {
-        let args = with_implicit_up(v(s));
+        let args = with_implicit_up(v(s)).0;
         let strs: Vec<&str> = args.iter().map(String::as_str).collect();
         Cli::from_args(&["host-setup"], &strs)
     }

@@ -1,0 +1,100 @@
+//! The commands that bring a container up and take it down, around the engine
+//! (plan.rs): the per-container lock, `--explain`, the foreground wait of `run`,
+//! and what `up` and `down` print.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::ctx::{Bins, Mode};
+use crate::error::Result;
+use crate::plan::{self, Up};
+use crate::spec::Spec;
+use crate::state::{Journal, JournalWriter, Lock, Paths, Record, Role};
+use crate::{forward, net, tty};
+
+fn lock(paths: &Paths, name: &str) -> Result<Lock> {
+    Lock::acquire(paths, name, || eprintln!("host-setup: waiting for another host-setup working on {name}"))
+}
+
+pub fn up(paths: &Paths, parent: &str, spec: &Spec, init: Option<PathBuf>, explain: bool, mode: Mode) -> Result<i32> {
+    let bins = Bins::locate(init)?;
+    // `run` on a terminal: the container gets one of its own (tty.rs says why).
+    let term = if mode == Mode::Foreground && !explain { tty::new_if_interactive()? } else { None };
+    let console = term.as_ref().map(|t| std::os::fd::AsRawFd::as_raw_fd(&t.slave));
+    let u = Up { spec, paths, cgroup_parent: parent, bins: &bins, mode, console };
+    let mut lock = lock(paths, &spec.name)?;
+    let res = if explain { explain_up(&u) } else { up_locked(&u, &mut lock, term) };
+    lock.finish();
+    res
+}
+
+fn explain_up(u: &Up) -> Result<i32> {
+    for (step, lines) in plan::explain(u)? {
+        println!("# step {step}");
+        for l in lines {
+            println!("{l}");
+        }
+    }
+    Ok(0)
+}
+
+fn up_locked(u: &Up, lock: &mut Lock, term: Option<tty::Terminal>) -> Result<i32> {
+    let (spec, paths) = (u.spec, u.paths);
+    let init = plan::up(u, lock)?;
+    match u.mode {
+        Mode::Background => {
+            let linked = match &spec.net {
+                Some(n) => match (&n.peer, net::link_status(&spec.netns, &n.iface)) {
+                    (_, Ok(Some(_))) => format!(", {}/{} on {}", n.addr, n.prefix_len, n.iface),
+                    (Some(p), _) => format!(", {}/{} on {} once {p} is up", n.addr, n.prefix_len, n.iface),
+                    (None, _) => format!(", {}/{} (no peer yet)", n.addr, n.prefix_len),
+                },
+                None => String::new(),
+            };
+            println!("{} is up: init pid {}, netns {}{linked}", spec.name, init.pid, spec.netns);
+            Ok(0)
+        }
+        Mode::Foreground => {
+            // We are init's parent: wait for it, passing on the signals we get.
+            let init = nix::unistd::Pid::from_raw(init.pid);
+            let code = match term {
+                Some(t) => {
+                    drop(t.slave); // init has it; the terminal goes when the container does
+                    tty::relay(&t.master, init)
+                }
+                None => forward::wait(init),
+            };
+            let j = Journal::read(paths, &spec.name)?.unwrap_or_default();
+            let cg = crate::cgroup::Cgroups::detect()?;
+            let oom_kills = cg.usage(&j.cgroup_dirs()).oom_kills;
+            if let Ok(code) = code {
+                let mut w = JournalWriter::open(paths, &spec.name)?;
+                w.append(&Record::Exited { code, oom_kills })?;
+            }
+            let j = Journal::read(paths, &spec.name)?.unwrap_or_default();
+            plan::teardown(paths, &spec.name, &j, Duration::from_secs(0))?;
+            code
+        }
+    }
+}
+
+pub fn down(paths: &Paths, name: &str, grace: Duration) -> Result<()> {
+    // Nothing of it anywhere: say so without creating anything (not even the lock).
+    if !paths.journal(name).exists() && !paths.lock(name).exists() {
+        println!("{name} is not up: nothing to do");
+        return Ok(());
+    }
+    let lock = lock(paths, name)?;
+    let Some(j) = Journal::read(paths, name)? else {
+        lock.finish();
+        println!("{name} is not up: nothing to do");
+        return Ok(());
+    };
+    let was = j.proc(Role::Init).is_some_and(|p| p.alive());
+    let res = plan::teardown(paths, name, &j, grace);
+    lock.finish();
+    res?;
+    println!("{name} is down{}", if was { "" } else { " (it had stopped already)" });
+    Ok(())
+}
+
