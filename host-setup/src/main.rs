@@ -216,6 +216,9 @@ fn check_shorthand(word: &str, with_options: bool, paths: &Paths) -> Result<()> 
         Some(g) if edit_distance(word, g) <= 2 => format!("; did you mean {g:?}?"),
         _ => ";".to_string(),
     };
+    if spec::RESERVED.contains(&word) {
+        return Err(host_setup::usage!("unknown command {word:?}{} (see host-setup --help)", hint.trim_end_matches(';')));
+    }
     Err(host_setup::usage!(
         "unknown command {word:?}{hint} to start a new container with that name: host-setup up {word}"
     ))
@@ -392,7 +395,9 @@ mod tests {
             "unknown command \"stauts\"; did you mean \"status\"? to start a new container with that name: host-setup up stauts"
         );
         let e = check_shorthand("network", false, &paths).unwrap_err().to_string();
-        assert_eq!(e, "unknown command \"network\"; to start a new container with that name: host-setup up network");
+        assert_eq!(e, "unknown command \"network\" (see host-setup --help)");
+        let e = check_shorthand("mybox", false, &paths).unwrap_err().to_string();
+        assert_eq!(e, "unknown command \"mybox\"; to start a new container with that name: host-setup up mybox");
         assert_eq!(edit_distance("dwon", "down"), 2);
         assert_eq!(edit_distance("", "up"), 2);
     }
