@@ -259,11 +259,13 @@ impl Drop for Docker {
     }
 }
 
-/// `tini version X - git.Y` on init's first line: Docker's parser takes Y.
+/// Y of `tini version X - git.Y` (up to the next " - ", if any) on init's first
+/// line: the commit `docker info` should show.
 fn init_version_commit() -> String {
     let v = out(Command::new(bin("init")).arg("--version"), "init --version");
     let first = v.lines().next().unwrap_or_default();
-    let commit = first.strip_prefix("tini version ").and_then(|r| r.split_once(" - git.")).map(|(_, c)| c.trim());
+    let commit = first.strip_prefix("tini version ").and_then(|r| r.split_once(" - git."));
+    let commit = commit.map(|(_, c)| c.split(" - ").next().unwrap().trim());
     commit
         .unwrap_or_else(|| panic!("init --version: {v:?}: the first line is not `tini version X - git.Y`, so docker info shows no init version"))
         .to_string()
