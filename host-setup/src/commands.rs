@@ -97,4 +97,3 @@ pub fn down(paths: &Paths, name: &str, grace: Duration) -> Result<()> {
     println!("{name} is down{}", if was { "" } else { " (it had stopped already)" });
     Ok(())
 }
-

@@ -18,9 +18,9 @@ use argh::FromArgs;
 
 use host_setup::ctx::{Bins, Mode};
 use host_setup::error::Result;
+use host_setup::shorthand::{check_shorthand, with_implicit_up};
 use host_setup::spec::{self, Spec};
 use host_setup::state::{self, Paths};
-use host_setup::shorthand::{check_shorthand, with_implicit_up};
 use host_setup::{commands, exec, status, sys};
 
 #[derive(FromArgs)]

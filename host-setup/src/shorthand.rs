@@ -47,9 +47,7 @@ pub fn check_shorthand(word: &str, with_options: bool, paths: &Paths) -> Result<
     if spec::RESERVED.contains(&word) {
         return Err(crate::usage!("unknown command {word:?}{} (see host-setup --help)", hint.trim_end_matches(';')));
     }
-    Err(crate::usage!(
-        "unknown command {word:?}{hint} to start a new container with that name: host-setup up {word}"
-    ))
+    Err(crate::usage!("unknown command {word:?}{hint} to start a new container with that name: host-setup up {word}"))
 }
 
 /// Levenshtein distance, for "did you mean".
@@ -80,7 +78,10 @@ mod tests {
     fn implicit_up() {
         let up = |s: &str| with_implicit_up(v(s));
         assert_eq!(up("red"), (v("up red"), Some(("red".into(), false))));
-        assert_eq!(up("--state-dir /x red --cpu 50"), (v("--state-dir /x up red --cpu 50"), Some(("red".into(), true))));
+        assert_eq!(
+            up("--state-dir /x red --cpu 50"),
+            (v("--state-dir /x up red --cpu 50"), Some(("red".into(), true)))
+        );
         assert_eq!(up("exec red ls"), (v("exec red ls"), None));
         assert_eq!(up("--help"), (v("--help"), None));
         assert_eq!(up("status"), (v("status"), None));

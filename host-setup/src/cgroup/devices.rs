@@ -7,12 +7,13 @@
 //! ptmx and the ptys. No block device at all: a node made for the host's disk
 //! cannot be opened.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use nix::errno::Errno;
 
 use crate::error::{Error, Result, SysContext};
+use crate::sys;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -183,7 +184,7 @@ pub fn attach_v2(dir: &Path) -> Result<()> {
     let license = c"Apache-2.0";
     let mut name = [0u8; 16];
     name[..10].copy_from_slice(b"hs_devices"); // letters, digits, _ and . only
-    let load = |log: &mut [u8]| -> libc::c_long {
+    let load = |log: &mut [u8]| -> std::result::Result<i64, Errno> {
         let attr = ProgLoad {
             prog_type: BPF_PROG_TYPE_CGROUP_DEVICE,
             insn_cnt: prog.len() as u32,
@@ -197,21 +198,20 @@ pub fn attach_v2(dir: &Path) -> Result<()> {
             prog_name: name,
             ..Default::default()
         };
-        unsafe {
-            libc::syscall(libc::SYS_bpf, BPF_PROG_LOAD, &attr as *const ProgLoad, std::mem::size_of::<ProgLoad>())
+        sys::bpf(BPF_PROG_LOAD, &attr)
+    };
+    let fd = match load(&mut []) {
+        Ok(fd) => fd,
+        Err(errno) => {
+            let mut log = vec![0u8; 1 << 20];
+            let _ = load(&mut log);
+            let text = String::from_utf8_lossy(&log[..log.iter().position(|&b| b == 0).unwrap_or(0)]).into_owned();
+            let last = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+            let e = Error::sys("bpf(BPF_PROG_LOAD, the device filter)", errno);
+            return Err(if last.is_empty() { e } else { e.hint(format!("verifier: {last}")) });
         }
     };
-    let fd = load(&mut []);
-    if fd < 0 {
-        let errno = Errno::last();
-        let mut log = vec![0u8; 1 << 20];
-        load(&mut log);
-        let text = String::from_utf8_lossy(&log[..log.iter().position(|&b| b == 0).unwrap_or(0)]).into_owned();
-        let last = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
-        let e = Error::sys("bpf(BPF_PROG_LOAD, the device filter)", errno);
-        return Err(if last.is_empty() { e } else { e.hint(format!("verifier: {last}")) });
-    }
-    let prog_fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let prog_fd = sys::owned(fd as i32);
     let cg = std::fs::File::open(dir).sys(|| format!("open {}", dir.display()))?;
     let attach = ProgAttach {
         target_fd: cg.as_raw_fd() as u32,
@@ -219,12 +219,8 @@ pub fn attach_v2(dir: &Path) -> Result<()> {
         attach_type: BPF_CGROUP_DEVICE,
         attach_flags: BPF_F_ALLOW_MULTI,
     };
-    let r = unsafe {
-        libc::syscall(libc::SYS_bpf, BPF_PROG_ATTACH, &attach as *const ProgAttach, std::mem::size_of::<ProgAttach>())
-    };
-    if r < 0 {
-        return Err(Error::sys(format!("bpf(BPF_PROG_ATTACH, {}, BPF_CGROUP_DEVICE)", dir.display()), Errno::last()));
-    }
+    sys::bpf(BPF_PROG_ATTACH, &attach)
+        .map_err(|e| Error::sys(format!("bpf(BPF_PROG_ATTACH, {}, BPF_CGROUP_DEVICE)", dir.display()), e))?;
     log::debug!("attached the device filter ({} instructions) to {}", prog.len(), dir.display());
     Ok(())
 }

@@ -13,7 +13,6 @@
 
 use std::fs;
 use std::io::{Read, Seek};
-use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::Instant;
 
@@ -222,10 +221,9 @@ pub fn wait_until_empty(dir: &Path, deadline: Instant) -> bool {
             log::debug!("{} still populated", dir.display());
             return false;
         }
-        let ms = left.as_millis().min(100) as libc::c_int;
-        let mut pfd = libc::pollfd { fd: f.as_raw_fd(), events: libc::POLLPRI, revents: 0 };
-        // SAFETY: one valid pollfd, for the duration of the call.
-        unsafe { libc::poll(&mut pfd, 1, ms) };
+        let ms = left.as_millis().min(100) as u16;
+        let mut pfd = [nix::poll::PollFd::new(std::os::fd::AsFd::as_fd(&f), nix::poll::PollFlags::POLLPRI)];
+        let _ = nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(ms));
     }
 }
 
