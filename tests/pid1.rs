@@ -553,14 +553,14 @@ fn ready_fd_says_ok_and_never_reaches_cmd() {
 fn ready_fd_reports_exec_failure() {
     let (mut unshare, ready) =
         start_with_ready(&mut unshare_pidns(), &["--ready-fd", "READY", "--", "/bin/nope-pid1-test"]);
-    assert_eq!(ready.to_eof(), "error: exec /bin/nope-pid1-test: ENOENT: no such file or directory\n");
+    assert_eq!(ready.to_eof(), "error\t2\texec /bin/nope-pid1-test\t\n");
     let o = unshare.wait();
     assert_eq!(o.code, Some(127), "{o:?}");
     assert_eq!(o.stderr, "init: exec /bin/nope-pid1-test: ENOENT: no such file or directory\n");
 
     let (mut unshare, ready) =
         start_with_ready(&mut unshare_pidns(), &["--exec", "--ready-fd", "READY", "--", "/bin/nope-pid1-test"]);
-    assert_eq!(ready.to_eof(), "ok\nerror: exec /bin/nope-pid1-test: ENOENT: no such file or directory\n");
+    assert_eq!(ready.to_eof(), "ok\nerror\t2\texec /bin/nope-pid1-test\t\n");
     assert_eq!(unshare.wait().code, Some(127));
 }
 
@@ -589,11 +589,12 @@ fn ready_fd_reports_setup_failure_naming_the_path() {
         "/bin/sh",
     ];
     let (mut unshare, ready) = start_with_ready(&mut base, &args);
-    let msg = format!("open({missing}): ENOENT: no such file or directory (--rootfs must be an existing directory)");
-    assert_eq!(ready.to_eof(), format!("error: {msg}\n"));
+    // errno, step and path, hint: the fields host-setup makes its own error of.
+    let hint = "--rootfs must be an existing directory";
+    assert_eq!(ready.to_eof(), format!("error\t2\topen({missing})\t{hint}\n"));
     let o = unshare.wait();
     assert_eq!(o.code, Some(125), "{o:?}");
-    assert_eq!(o.stderr, format!("init: {msg}\n"));
+    assert_eq!(o.stderr, format!("init: open({missing}): ENOENT: no such file or directory; {hint}\n"));
 }
 
 #[test]
@@ -674,7 +675,7 @@ fn joins_a_network_namespace() {
     assert_eq!(o.code, Some(125), "{o:?}");
     assert_eq!(
         o.stderr,
-        format!("init: setns({}, CLONE_NEWNET): EINVAL: invalid argument (not a network namespace)\n", t.s("plain"))
+        format!("init: setns({}, CLONE_NEWNET): EINVAL: invalid argument; not a network namespace\n", t.s("plain"))
     );
 }
 
@@ -684,21 +685,24 @@ fn joins_a_network_namespace() {
 fn usage_help_version() {
     let o = run(&mut direct(&["--bogus"]));
     assert_eq!(o.code, Some(2), "{o:?}");
-    assert_eq!(o.stderr, "init: unknown option: --bogus (see init --help)\n");
+    assert_eq!(o.stderr, "init: unknown option: --bogus; see init --help\n");
     let o = run(&mut direct(&["--pause", "sleep", "1"]));
     assert_eq!(o.code, Some(2), "{o:?}");
     let o = run(&mut direct(&["--help"]));
     assert_eq!(o.code, Some(0), "{o:?}");
     assert!(o.stdout.starts_with("usage: init [OPTIONS] [--] [CMD [ARG...]]\n") && o.stdout.contains("--ready-fd N"));
     let o = run(&mut direct(&["-V"]));
-    assert_eq!((o.code, o.stdout.as_str()), (Some(0), concat!("init ", env!("CARGO_PKG_VERSION"), "\n")));
+    assert_eq!(o.code, Some(0), "{o:?}");
+    let version = concat!(" - init ", env!("CARGO_PKG_VERSION"), " (host-setup's PID 1; tini's options)\n");
+    assert!(o.stdout.starts_with("tini version ") && o.stdout.ends_with(version), "{o:?}");
 }
 
 #[test]
 fn rust_log_debug_traces_steps() {
     let o = run(direct(&["true"]).env("RUST_LOG", "debug"));
     assert_eq!(o.code, Some(0), "{o:?}");
-    assert!(o.stderr.contains("init: debug: started true as pid "), "{o:?}");
+    assert!(o.stderr.contains("init: info: started true as pid "), "{o:?}");
+    assert!(o.stderr.contains("init: debug: reaped pid "), "{o:?}");
     let o = run(direct(&["true"]).env("RUST_LOG", "info"));
     assert_eq!(o.stderr, "", "{o:?}");
 }

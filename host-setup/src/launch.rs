@@ -298,9 +298,25 @@ pub fn wait_ready(mut ready: File, timeout: Duration) -> Result<()> {
     parse_ready(&text)
 }
 
+/// init's ready report (init/src/ready.rs): `ok`, or
+/// `error\t<errno>\t<what>\t<hint>` (errno 0: none; hint may be empty), which
+/// becomes the error host-setup would have made itself, printed the same way.
+/// `error: <message>` is the line host-setup's own child writes when it cannot
+/// exec init at all (`spawn` above).
 fn parse_ready(text: &str) -> Result<()> {
-    if let Some(err) = text.lines().find_map(|l| l.strip_prefix("error: ")) {
-        return Err(Error::Failed(err.to_string()));
+    for line in text.lines() {
+        if let Some(fields) = line.strip_prefix("error\t") {
+            let mut f = fields.splitn(3, '\t');
+            let (errno, what, hint) = (f.next().unwrap_or(""), f.next().unwrap_or(""), f.next().unwrap_or(""));
+            let e = match errno.parse::<i32>().unwrap_or(0) {
+                0 => Error::Failed(what.to_string()),
+                n => Error::sys(what, Errno::from_raw(n)),
+            };
+            return Err(if hint.is_empty() { e } else { e.hint(hint) });
+        }
+        if let Some(message) = line.strip_prefix("error: ") {
+            return Err(Error::Failed(message.to_string()));
+        }
     }
     if text.lines().any(|l| l == "ok") {
         return Ok(());
@@ -498,9 +514,25 @@ mod tests {
     #[test]
     fn ready_reports() {
         assert!(parse_ready("ok\n").is_ok());
-        let e = parse_ready("error: pivot_root(/m, put_old): EINVAL: invalid argument\n").unwrap_err();
-        assert_eq!(e.to_string(), "pivot_root(/m, put_old): EINVAL: invalid argument");
-        assert!(parse_ready("ok\nerror: exec /bin/nope: ENOENT: no such file or directory\n").is_err());
+        // init's errors come out exactly as host-setup's own, errno included.
+        let e = parse_ready("error\t22\tpivot_root(/m, put_old)\t\"/\" is shared\n").unwrap_err();
+        assert_eq!(e.errno(), Some(Errno::EINVAL));
+        assert_eq!(e.to_string(), "pivot_root(/m, put_old): EINVAL: invalid argument; \"/\" is shared");
+        assert_eq!(
+            e.to_string(),
+            Error::sys("pivot_root(/m, put_old)", Errno::EINVAL).hint("\"/\" is shared").to_string()
+        );
+        let e = parse_ready("ok\nerror\t2\texec /bin/nope\t\n").unwrap_err();
+        assert_eq!(
+            (e.errno(), e.to_string().as_str()),
+            (Some(Errno::ENOENT), "exec /bin/nope: ENOENT: no such file or directory")
+        );
+        // errno 0: a failure without one.
+        let e = parse_ready("error\t0\tsomething failed\ta hint\n").unwrap_err();
+        assert_eq!((e.errno(), e.to_string().as_str()), (None, "something failed; a hint"));
+        // host-setup's own child, when it could not exec init.
+        let e = parse_ready("error: exec /x/init: ENOENT: no such file or directory\n").unwrap_err();
+        assert_eq!(e.to_string(), "exec /x/init: ENOENT: no such file or directory");
         assert_eq!(parse_ready("").unwrap_err().to_string(), "init exited before it was ready");
     }
 

@@ -5,7 +5,7 @@
 //! wants NUL-terminated strings and init has no allocator to add the NUL.
 
 use core::ffi::{c_char, CStr};
-use core::ptr::{null, null_mut};
+use core::ptr::null;
 
 pub use syscalls::Errno;
 use syscalls::{syscall, Sysno};
@@ -40,11 +40,13 @@ pub const CLONE_NEWNET: usize = 0x4000_0000;
 pub const CLONE_NEWCGROUP: usize = 0x0200_0000;
 pub const S_IFCHR: usize = 0o020000;
 pub const WNOHANG: usize = 1;
+pub const PR_SET_PDEATHSIG: usize = 1;
 pub const PR_SET_DUMPABLE: usize = 4;
 pub const PR_SET_NAME: usize = 15;
 pub const PR_CAPBSET_READ: usize = 23;
 pub const PR_CAPBSET_DROP: usize = 24;
 pub const PR_SET_CHILD_SUBREAPER: usize = 36;
+const PR_GET_CHILD_SUBREAPER: usize = 37;
 pub const PR_SET_NO_NEW_PRIVS: usize = 38;
 pub const PR_CAP_AMBIENT: usize = 47;
 pub const PR_CAP_AMBIENT_CLEAR_ALL: usize = 4;
@@ -248,6 +250,15 @@ pub fn prctl(option: usize, arg2: usize) -> Result<()> {
     prctl3(option, arg2, 0).map(drop)
 }
 
+/// PR_GET_CHILD_SUBREAPER: whether this process is a child subreaper (the flag
+/// survives execve, so a parent may have set it before exec'ing init).
+pub fn is_child_subreaper() -> Result<bool> {
+    let mut flag: i32 = 0;
+    // SAFETY: the kernel writes one int through the pointer, which lives until the call returns.
+    unsafe { syscall!(Sysno::prctl, PR_GET_CHILD_SUBREAPER, &mut flag as *mut i32, 0, 0, 0) }?;
+    Ok(flag != 0)
+}
+
 /// prctl(2) with a third argument (the rest 0, as PR_CAP_AMBIENT and others
 /// require); returns the kernel's value (PR_CAPBSET_READ: 1 or 0).
 pub fn prctl3(option: usize, arg2: usize, arg3: usize) -> Result<usize> {
@@ -312,11 +323,15 @@ struct KernelSigaction {
     mask: SigSet,
 }
 
-/// Sets the disposition of `sig` to SIG_DFL or SIG_IGN (init installs no handlers:
-/// it collects signals with sigtimedwait instead, so it needs no restorer).
-pub fn signal_disposition(sig: i32, handler: usize) -> Result<()> {
+/// Sets the disposition of `sig` to SIG_DFL or SIG_IGN and returns the one it
+/// had (init installs no handlers: it collects signals with sigtimedwait
+/// instead, so it needs no restorer).
+pub fn signal_disposition(sig: i32, handler: usize) -> Result<usize> {
     let act = KernelSigaction { handler, flags: 0, restorer: 0, mask: 0 };
-    unsafe { syscall!(Sysno::rt_sigaction, sig, &act as *const KernelSigaction, null_mut::<u8>(), 8) }.map(drop)
+    let mut old = KernelSigaction { handler: 0, flags: 0, restorer: 0, mask: 0 };
+    // SAFETY: both point at live structs of the kernel's layout; the size is that of its sigset.
+    unsafe { syscall!(Sysno::rt_sigaction, sig, &act as *const KernelSigaction, &mut old as *mut KernelSigaction, 8) }?;
+    Ok(old.handler)
 }
 
 /// rt_sigtimedwait(2) with no timeout: takes one pending signal of `set`
