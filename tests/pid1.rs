@@ -23,22 +23,13 @@ use std::thread;
 use std::time::Duration;
 
 use dropin::{
-    busybox_layer, cgroup_flags, children_of, collect, comm, direct, init, init_pid_under, lossy, new_cgroups, run,
-    start, Outcome, Running,
+    alive, busybox_layer, cgroup_flags, check_orphans_reaped, children_of, collect, comm, direct, init, init_pid_under,
+    lossy, new_cgroups, run, start, stat_at, KillOnDrop, Running, ORPHANS,
 };
 use lab_tests::{descendants_named, wait_for, OnPty, TempDir};
 use nix::fcntl::OFlag;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-
-/// A process the test started indirectly (e.g. a grandchild), SIGKILLed by pid on drop.
-struct KillOnDrop(i32);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = kill(Pid::from_raw(self.0), Signal::SIGKILL);
-    }
-}
 
 /// `init ARGS` as PID 1 of a new pid namespace with its own /proc.
 fn in_pidns(args: &[&str]) -> Command {
@@ -116,27 +107,6 @@ fn start_with_ready(base: &mut Command, args: &[&str]) -> (Running, Ready) {
     let link = fs::read_link(format!("/proc/self/fd/{}", r.as_raw_fd())).unwrap();
     let (buf, eof) = collect(File::from(r));
     (running, Ready { buf, eof, link })
-}
-
-// ---- /proc from the host's side ---------------------------------------------------
-
-/// (state, ppid) of a process, from /proc/PID/stat.
-fn stat(pid: i32) -> Option<(char, i32)> {
-    stat_at(&format!("/proc/{pid}/stat"))
-}
-
-fn stat_at(path: &str) -> Option<(char, i32)> {
-    let s = fs::read_to_string(path).ok()?;
-    let rest = &s[s.rfind(')')? + 2..];
-    let mut f = rest.split(' ');
-    let state = f.next()?.chars().next()?;
-    let ppid = f.next()?.parse().ok()?;
-    Some((state, ppid))
-}
-
-/// Running, i.e. neither gone nor a zombie.
-fn alive(pid: i32) -> bool {
-    matches!(stat(pid), Some((s, _)) if s != 'Z' && s != 'X')
 }
 
 // ---- mounts ----------------------------------------------------------------------
@@ -275,7 +245,7 @@ fn pgroup_flag_signals_the_whole_group() {
         assert_eq!(ready.to_eof(), "ok\n");
         let out = init.wait_stdout("the background sleep's pid", |s| s.ends_with('\n'));
         let sleep: i32 = out.trim().parse().unwrap();
-        let _guard = KillOnDrop(sleep);
+        let _guard = KillOnDrop::new(sleep);
         assert_eq!(comm(sleep), "sleep");
         kill(Pid::from_raw(init.pid()), Signal::SIGTERM).unwrap();
         let o = init.wait();
@@ -291,37 +261,6 @@ fn pgroup_flag_signals_the_whole_group() {
 }
 
 // ==== reaping ======================================================================
-
-/// Orphans three short sleeps, then waits until each is gone from /proc (only
-/// reaping removes a zombie) and lists any zombie child of init ($PPID) left.
-const ORPHANS: &str = r#"
-pids=$(sh -c 'for i in 1 2 3; do sleep 0.3 >/dev/null 2>&1 & echo $!; done')
-echo "orphans: $(echo $pids)"
-for p in $pids; do [ -e /proc/$p ] && echo "parent of $p: $(awk '/^PPid/ {print $2}' /proc/$p/status)"; done
-for p in $pids; do
-  i=0
-  while [ -e /proc/$p ]; do
-    i=$((i+1)); if [ $i -gt 400 ]; then echo "left: $(cat /proc/$p/stat)"; break; fi; sleep 0.05
-  done
-done
-for s in /proc/[0-9]*/stat; do
-  read l <$s 2>/dev/null || continue
-  set -- ${l##*) }
-  [ "$1" = Z ] && [ "$2" = $PPID ] && echo "zombie: $l"
-done
-echo end
-"#;
-
-fn check_orphans_reaped(o: &Outcome, reaper: &str) {
-    assert_eq!(o.code, Some(0), "{o:?}");
-    let orphans = o.stdout.lines().find_map(|l| l.strip_prefix("orphans: ")).expect("orphans line");
-    assert_eq!(orphans.split(' ').count(), 3, "{o:?}");
-    for l in o.stdout.lines().filter(|l| l.starts_with("parent of")) {
-        assert!(l.ends_with(&format!(": {reaper}")), "orphan not re-parented to init: {l}\n{o:?}");
-    }
-    assert!(!o.stdout.contains("left:") && !o.stdout.contains("zombie:"), "{o:?}");
-    assert!(o.stdout.ends_with("end\n"), "{o:?}");
-}
 
 #[test]
 fn orphans_are_reaped_as_pid1() {
@@ -438,7 +377,7 @@ fn interactive_shell_has_job_control_under_a_terminal() {
     term.expect("ready-2");
     term.say("sleep 100 &\n");
     let sleep = wait_for("the background sleep", || descendants_named(unshare, "sleep").first().copied());
-    let _guard = KillOnDrop(sleep);
+    let _guard = KillOnDrop::new(sleep);
     term.say("fg\n");
     wait_for("sleep in the terminal's foreground", || (term.foreground() == sleep).then_some(()));
     term.say("\x03"); // Ctrl-C: SIGINT to the foreground group only
