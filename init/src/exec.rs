@@ -41,6 +41,7 @@ pub fn exec_exit_code(e: Errno) -> i32 {
 /// candidate existed but could not be run, else ENOENT.
 pub fn execvp(cmd: &Cmd) -> Errno {
     let file = cmd.name();
+    // SAFETY: Cmd holds NULL-terminated argv and envp arrays of C strings.
     let exec = |path: &CStr| unsafe { sys::execve(path, cmd.argv, cmd.envp) };
     if file.to_bytes().is_empty() {
         return Errno::ENOENT;
@@ -48,6 +49,7 @@ pub fn execvp(cmd: &Cmd) -> Errno {
     if file.to_bytes().contains(&b'/') {
         return exec(file);
     }
+    // SAFETY: as above, envp is a NULL-terminated array of C strings.
     let path = unsafe { sys::getenv(cmd.envp, b"PATH") }.unwrap_or(DEFAULT_PATH);
     search_path(file.to_bytes(), path, exec)
 }
