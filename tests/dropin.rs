@@ -1,7 +1,8 @@
-//! What the tests of init as a drop-in PID 1 (pid1.rs, pid1_restrict.rs) share:
-//! running a command with its output collected, the /proc readers that find init
-//! and its children from the host's side, a busybox-static layer and test cgroups.
-//! Each of those test files includes it with `mod dropin;`; neither uses all of it.
+//! What the tests of init as a drop-in PID 1 (pid1.rs, pid1_restrict.rs, tini.rs)
+//! share: running a command with its output collected, the /proc readers that find
+//! init and its children from the host's side, the orphan-reaping check, a
+//! busybox-static layer and test cgroups.
+//! Each of those test files includes it with `mod dropin;`; none uses all of it.
 #![allow(dead_code)]
 
 use std::borrow::BorrowMut;
@@ -193,6 +194,50 @@ pub fn comm(pid: i32) -> String {
     fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim().to_string()
 }
 
+/// (state, ppid) of a process, from /proc/PID/stat.
+pub fn stat(pid: i32) -> Option<(char, i32)> {
+    stat_at(&format!("/proc/{pid}/stat"))
+}
+
+pub fn stat_at(path: &str) -> Option<(char, i32)> {
+    let s = fs::read_to_string(path).ok()?;
+    let rest = &s[s.rfind(')')? + 2..];
+    let mut f = rest.split(' ');
+    let state = f.next()?.chars().next()?;
+    let ppid = f.next()?.parse().ok()?;
+    Some((state, ppid))
+}
+
+/// Running, i.e. neither gone nor a zombie.
+pub fn alive(pid: i32) -> bool {
+    matches!(stat(pid), Some((s, _)) if s != 'Z' && s != 'X')
+}
+
+/// The start time of a process (field 22 of /proc/PID/stat, in clock ticks since
+/// boot): with the pid, what tells this process from a later one given the same pid.
+pub fn start_time(pid: i32) -> Option<u64> {
+    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    s[s.rfind(')')? + 2..].split(' ').nth(19)?.parse().ok()
+}
+
+/// A process the test started indirectly (e.g. a grandchild), SIGKILLed by pid on
+/// drop if it is still the same process (same start time), never a pid reused since.
+pub struct KillOnDrop(pub i32, Option<u64>);
+
+impl KillOnDrop {
+    pub fn new(pid: i32) -> KillOnDrop {
+        KillOnDrop(pid, start_time(pid))
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if self.1.is_some() && start_time(self.0) == self.1 {
+            let _ = kill(Pid::from_raw(self.0), Signal::SIGKILL);
+        }
+    }
+}
+
 /// The host pid of init, the only child of `unshare`. The pid is the same from
 /// unshare's fork on, through the exec of a wrapper shell (pid1_restrict's
 /// containers set loopback up first), of init, and with --exec of CMD: this waits
@@ -201,6 +246,37 @@ pub fn init_pid_under(unshare: &Running) -> i32 {
     wait_for("init under unshare", || {
         children_of(unshare.pid()).into_iter().find(|&p| !matches!(comm(p).as_str(), "" | "unshare" | "sh"))
     })
+}
+
+/// Orphans three short sleeps, then waits until each is gone from /proc (only
+/// reaping removes a zombie) and lists any zombie child of init ($PPID) left.
+pub const ORPHANS: &str = r#"
+pids=$(sh -c 'for i in 1 2 3; do sleep 0.3 >/dev/null 2>&1 & echo $!; done')
+echo "orphans: $(echo $pids)"
+for p in $pids; do [ -e /proc/$p ] && echo "parent of $p: $(awk '/^PPid/ {print $2}' /proc/$p/status)"; done
+for p in $pids; do
+  i=0
+  while [ -e /proc/$p ]; do
+    i=$((i+1)); if [ $i -gt 400 ]; then echo "left: $(cat /proc/$p/stat)"; break; fi; sleep 0.05
+  done
+done
+for s in /proc/[0-9]*/stat; do
+  { read l <$s; } 2>/dev/null || continue # (it may be gone since the glob)
+  set -- ${l##*) }
+  [ "$1" = Z ] && [ "$2" = $PPID ] && echo "zombie: $l"
+done
+echo end
+"#;
+
+pub fn check_orphans_reaped(o: &Outcome, reaper: &str) {
+    assert_eq!(o.code, Some(0), "{o:?}");
+    let orphans = o.stdout.lines().find_map(|l| l.strip_prefix("orphans: ")).expect("orphans line");
+    assert_eq!(orphans.split(' ').count(), 3, "{o:?}");
+    for l in o.stdout.lines().filter(|l| l.starts_with("parent of")) {
+        assert!(l.ends_with(&format!(": {reaper}")), "orphan not re-parented to init: {l}\n{o:?}");
+    }
+    assert!(!o.stdout.contains("left:") && !o.stdout.contains("zombie:"), "{o:?}");
+    assert!(o.stdout.ends_with("end\n"), "{o:?}");
 }
 
 // ---- a tiny root filesystem -------------------------------------------------------

@@ -23,22 +23,13 @@ use std::thread;
 use std::time::Duration;
 
 use dropin::{
-    busybox_layer, cgroup_flags, children_of, collect, comm, direct, init, init_pid_under, lossy, new_cgroups, run,
-    start, Outcome, Running,
+    alive, busybox_layer, cgroup_flags, check_orphans_reaped, children_of, collect, comm, direct, init, init_pid_under,
+    lossy, new_cgroups, run, start, stat_at, KillOnDrop, Running, ORPHANS,
 };
 use lab_tests::{descendants_named, wait_for, OnPty, TempDir};
 use nix::fcntl::OFlag;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-
-/// A process the test started indirectly (e.g. a grandchild), SIGKILLed by pid on drop.
-struct KillOnDrop(i32);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = kill(Pid::from_raw(self.0), Signal::SIGKILL);
-    }
-}
 
 /// `init ARGS` as PID 1 of a new pid namespace with its own /proc.
 fn in_pidns(args: &[&str]) -> Command {
@@ -116,27 +107,6 @@ fn start_with_ready(base: &mut Command, args: &[&str]) -> (Running, Ready) {
     let link = fs::read_link(format!("/proc/self/fd/{}", r.as_raw_fd())).unwrap();
     let (buf, eof) = collect(File::from(r));
     (running, Ready { buf, eof, link })
-}
-
-// ---- /proc from the host's side ---------------------------------------------------
-
-/// (state, ppid) of a process, from /proc/PID/stat.
-fn stat(pid: i32) -> Option<(char, i32)> {
-    stat_at(&format!("/proc/{pid}/stat"))
-}
-
-fn stat_at(path: &str) -> Option<(char, i32)> {
-    let s = fs::read_to_string(path).ok()?;
-    let rest = &s[s.rfind(')')? + 2..];
-    let mut f = rest.split(' ');
-    let state = f.next()?.chars().next()?;
-    let ppid = f.next()?.parse().ok()?;
-    Some((state, ppid))
-}
-
-/// Running, i.e. neither gone nor a zombie.
-fn alive(pid: i32) -> bool {
-    matches!(stat(pid), Some((s, _)) if s != 'Z' && s != 'X')
 }
 
 // ---- mounts ----------------------------------------------------------------------
@@ -275,7 +245,7 @@ fn pgroup_flag_signals_the_whole_group() {
         assert_eq!(ready.to_eof(), "ok\n");
         let out = init.wait_stdout("the background sleep's pid", |s| s.ends_with('\n'));
         let sleep: i32 = out.trim().parse().unwrap();
-        let _guard = KillOnDrop(sleep);
+        let _guard = KillOnDrop::new(sleep);
         assert_eq!(comm(sleep), "sleep");
         kill(Pid::from_raw(init.pid()), Signal::SIGTERM).unwrap();
         let o = init.wait();
@@ -291,37 +261,6 @@ fn pgroup_flag_signals_the_whole_group() {
 }
 
 // ==== reaping ======================================================================
-
-/// Orphans three short sleeps, then waits until each is gone from /proc (only
-/// reaping removes a zombie) and lists any zombie child of init ($PPID) left.
-const ORPHANS: &str = r#"
-pids=$(sh -c 'for i in 1 2 3; do sleep 0.3 >/dev/null 2>&1 & echo $!; done')
-echo "orphans: $(echo $pids)"
-for p in $pids; do [ -e /proc/$p ] && echo "parent of $p: $(awk '/^PPid/ {print $2}' /proc/$p/status)"; done
-for p in $pids; do
-  i=0
-  while [ -e /proc/$p ]; do
-    i=$((i+1)); if [ $i -gt 400 ]; then echo "left: $(cat /proc/$p/stat)"; break; fi; sleep 0.05
-  done
-done
-for s in /proc/[0-9]*/stat; do
-  read l <$s 2>/dev/null || continue
-  set -- ${l##*) }
-  [ "$1" = Z ] && [ "$2" = $PPID ] && echo "zombie: $l"
-done
-echo end
-"#;
-
-fn check_orphans_reaped(o: &Outcome, reaper: &str) {
-    assert_eq!(o.code, Some(0), "{o:?}");
-    let orphans = o.stdout.lines().find_map(|l| l.strip_prefix("orphans: ")).expect("orphans line");
-    assert_eq!(orphans.split(' ').count(), 3, "{o:?}");
-    for l in o.stdout.lines().filter(|l| l.starts_with("parent of")) {
-        assert!(l.ends_with(&format!(": {reaper}")), "orphan not re-parented to init: {l}\n{o:?}");
-    }
-    assert!(!o.stdout.contains("left:") && !o.stdout.contains("zombie:"), "{o:?}");
-    assert!(o.stdout.ends_with("end\n"), "{o:?}");
-}
 
 #[test]
 fn orphans_are_reaped_as_pid1() {
@@ -438,7 +377,7 @@ fn interactive_shell_has_job_control_under_a_terminal() {
     term.expect("ready-2");
     term.say("sleep 100 &\n");
     let sleep = wait_for("the background sleep", || descendants_named(unshare, "sleep").first().copied());
-    let _guard = KillOnDrop(sleep);
+    let _guard = KillOnDrop::new(sleep);
     term.say("fg\n");
     wait_for("sleep in the terminal's foreground", || (term.foreground() == sleep).then_some(()));
     term.say("\x03"); // Ctrl-C: SIGINT to the foreground group only
@@ -553,14 +492,14 @@ fn ready_fd_says_ok_and_never_reaches_cmd() {
 fn ready_fd_reports_exec_failure() {
     let (mut unshare, ready) =
         start_with_ready(&mut unshare_pidns(), &["--ready-fd", "READY", "--", "/bin/nope-pid1-test"]);
-    assert_eq!(ready.to_eof(), "error: exec /bin/nope-pid1-test: ENOENT: no such file or directory\n");
+    assert_eq!(ready.to_eof(), "error\t2\texec /bin/nope-pid1-test\t\n");
     let o = unshare.wait();
     assert_eq!(o.code, Some(127), "{o:?}");
     assert_eq!(o.stderr, "init: exec /bin/nope-pid1-test: ENOENT: no such file or directory\n");
 
     let (mut unshare, ready) =
         start_with_ready(&mut unshare_pidns(), &["--exec", "--ready-fd", "READY", "--", "/bin/nope-pid1-test"]);
-    assert_eq!(ready.to_eof(), "ok\nerror: exec /bin/nope-pid1-test: ENOENT: no such file or directory\n");
+    assert_eq!(ready.to_eof(), "ok\nerror\t2\texec /bin/nope-pid1-test\t\n");
     assert_eq!(unshare.wait().code, Some(127));
 }
 
@@ -589,11 +528,12 @@ fn ready_fd_reports_setup_failure_naming_the_path() {
         "/bin/sh",
     ];
     let (mut unshare, ready) = start_with_ready(&mut base, &args);
-    let msg = format!("open({missing}): ENOENT: no such file or directory (--rootfs must be an existing directory)");
-    assert_eq!(ready.to_eof(), format!("error: {msg}\n"));
+    // errno, step and path, hint: the fields host-setup makes its own error of.
+    let hint = "--rootfs must be an existing directory";
+    assert_eq!(ready.to_eof(), format!("error\t2\topen({missing})\t{hint}\n"));
     let o = unshare.wait();
     assert_eq!(o.code, Some(125), "{o:?}");
-    assert_eq!(o.stderr, format!("init: {msg}\n"));
+    assert_eq!(o.stderr, format!("init: open({missing}): ENOENT: no such file or directory; {hint}\n"));
 }
 
 #[test]
@@ -674,7 +614,7 @@ fn joins_a_network_namespace() {
     assert_eq!(o.code, Some(125), "{o:?}");
     assert_eq!(
         o.stderr,
-        format!("init: setns({}, CLONE_NEWNET): EINVAL: invalid argument (not a network namespace)\n", t.s("plain"))
+        format!("init: setns({}, CLONE_NEWNET): EINVAL: invalid argument; not a network namespace\n", t.s("plain"))
     );
 }
 
@@ -684,21 +624,24 @@ fn joins_a_network_namespace() {
 fn usage_help_version() {
     let o = run(&mut direct(&["--bogus"]));
     assert_eq!(o.code, Some(2), "{o:?}");
-    assert_eq!(o.stderr, "init: unknown option: --bogus (see init --help)\n");
+    assert_eq!(o.stderr, "init: unknown option: --bogus; see init --help\n");
     let o = run(&mut direct(&["--pause", "sleep", "1"]));
     assert_eq!(o.code, Some(2), "{o:?}");
     let o = run(&mut direct(&["--help"]));
     assert_eq!(o.code, Some(0), "{o:?}");
     assert!(o.stdout.starts_with("usage: init [OPTIONS] [--] [CMD [ARG...]]\n") && o.stdout.contains("--ready-fd N"));
     let o = run(&mut direct(&["-V"]));
-    assert_eq!((o.code, o.stdout.as_str()), (Some(0), concat!("init ", env!("CARGO_PKG_VERSION"), "\n")));
+    assert_eq!(o.code, Some(0), "{o:?}");
+    let version = concat!(" - init ", env!("CARGO_PKG_VERSION"), " (host-setup's PID 1; tini's options)\n");
+    assert!(o.stdout.starts_with("tini version ") && o.stdout.ends_with(version), "{o:?}");
 }
 
 #[test]
 fn rust_log_debug_traces_steps() {
     let o = run(direct(&["true"]).env("RUST_LOG", "debug"));
     assert_eq!(o.code, Some(0), "{o:?}");
-    assert!(o.stderr.contains("init: debug: started true as pid "), "{o:?}");
+    assert!(o.stderr.contains("init: info: started true as pid "), "{o:?}");
+    assert!(o.stderr.contains("init: debug: reaped pid "), "{o:?}");
     let o = run(direct(&["true"]).env("RUST_LOG", "info"));
     assert_eq!(o.stderr, "", "{o:?}");
 }

@@ -312,7 +312,7 @@ fn restrict_fails_with_a_message_without_cap_setpcap() {
     assert_eq!(o.stdout, "", "{o:?}");
     assert_eq!(
         o.stderr,
-        "init: prctl(PR_CAPBSET_DROP, cap_dac_read_search): EPERM: operation not permitted (needs cap_setpcap)\n"
+        "init: prctl(PR_CAPBSET_DROP, cap_dac_read_search): EPERM: operation not permitted; needs cap_setpcap\n"
     );
 }
 
@@ -423,8 +423,8 @@ fn dev_refuses_an_image_whose_dev_is_a_symlink() {
     assert_eq!(
         o.stderr,
         format!(
-            "init: open({}/merge/dev, O_NOFOLLOW|O_DIRECTORY): ENOTDIR: not a directory \
-             (the image's /dev must be a directory, not a symlink)\n",
+            "init: open({}/merge/dev, O_NOFOLLOW|O_DIRECTORY): ENOTDIR: not a directory; \
+             the image's /dev must be a directory, not a symlink\n",
             img.dir()
         )
     );
@@ -557,12 +557,12 @@ fn usage_errors_and_debug_traces() {
     let o = run(direct(&["--dev", "true"]));
     assert_eq!(
         (o.code, o.stderr.as_str()),
-        (Some(2), "init: --dev needs --rootfs (the new root to make /dev in) (see init --help)\n")
+        (Some(2), "init: --dev needs --rootfs (the new root to make /dev in); see init --help\n")
     );
     let o = run(direct(&["--rootfs", "/nonexistent", "--mask-proc", "true"]));
     assert_eq!(
         (o.code, o.stderr.as_str()),
-        (Some(2), "init: --mask-proc needs --dev (it binds the new /dev/null) (see init --help)\n")
+        (Some(2), "init: --mask-proc needs --dev (it binds the new /dev/null); see init --help\n")
     );
     let o = run(direct(&["--help"]));
     for flag in ["--restrict", "--dev", "--mask-proc", "--cgroupns"] {

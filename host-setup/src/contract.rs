@@ -1,12 +1,12 @@
 //! The host-setup -> init contract: init's command line, built from the flag names
-//! init's own library defines (`init::args::flag`, the ones its parser matches on),
+//! init's own library defines (`init::flag`, the ones its parser matches on),
 //! the environment everything in a container gets, and init's answer on the ready
 //! pipe. A unit test parses what host-setup builds with init's own parser.
 
 use std::os::fd::RawFd;
 use std::path::PathBuf;
 
-use init::args::flag;
+use init::flag;
 
 use crate::error::{Error, Result};
 use crate::spec::Pid1;
@@ -139,11 +139,33 @@ pub fn container_env() -> Vec<String> {
     env
 }
 
-/// init's report on the ready pipe, read until EOF: `ok` (the main process runs)
-/// or `error: <message>` (setup failed; init exits).
+/// An error as one line of the ready protocol (init/src/ready.rs):
+/// `error\t<errno>\t<what>\t<hint>` (errno 0: none; hint may be empty). init
+/// writes its errors so; host-setup's own child (when it cannot exec init) and the
+/// supervisor (reporting to the `up` that forked it) write theirs the same way,
+/// so that an error keeps its errno from wherever it comes.
+pub fn error_line(e: &Error) -> String {
+    let clean = |s: &str| s.replace(['\t', '\n'], " ");
+    match e {
+        Error::Sys { what, errno, hint } => {
+            format!("error\t{}\t{}\t{}\n", *errno as i32, clean(what), clean(hint.as_deref().unwrap_or("")))
+        }
+        other => format!("error\t0\t{}\t\n", clean(&other.to_string())),
+    }
+}
+
+/// init's report on the ready pipe, read until EOF: `ok` (the main process runs),
+/// or an error line (`error_line`), which becomes the error host-setup would have
+/// made itself, printed the same way: `step: path: ERRNO: text; hint`.
 pub fn parse_ready(text: &str) -> Result<()> {
-    if let Some(err) = text.lines().find_map(|l| l.strip_prefix("error: ")) {
-        return Err(Error::Failed(err.to_string()));
+    if let Some(fields) = text.lines().find_map(|l| l.strip_prefix("error\t")) {
+        let mut f = fields.splitn(3, '\t');
+        let (errno, what, hint) = (f.next().unwrap_or(""), f.next().unwrap_or(""), f.next().unwrap_or(""));
+        let e = match errno.parse::<i32>().unwrap_or(0) {
+            0 => Error::Failed(what.to_string()),
+            n => Error::sys(what, nix::errno::Errno::from_raw(n)),
+        };
+        return Err(if hint.is_empty() { e } else { e.hint(hint) });
     }
     if text.lines().any(|l| l == "ok") {
         return Ok(());
@@ -247,10 +269,26 @@ mod tests {
 
     #[test]
     fn ready_reports() {
+        use nix::errno::Errno;
         assert!(parse_ready("ok\n").is_ok());
-        let e = parse_ready("error: pivot_root(/m, put_old): EINVAL: invalid argument\n").unwrap_err();
-        assert_eq!(e.to_string(), "pivot_root(/m, put_old): EINVAL: invalid argument");
-        assert!(parse_ready("ok\nerror: exec /bin/nope: ENOENT: no such file or directory\n").is_err());
+        // init's errors come out exactly as host-setup's own, errno included.
+        let e = parse_ready("error\t22\tpivot_root(/m, put_old)\t\"/\" is shared\n").unwrap_err();
+        assert_eq!(e.errno(), Some(Errno::EINVAL));
+        let own = Error::sys("pivot_root(/m, put_old)", Errno::EINVAL).hint("\"/\" is shared");
+        assert_eq!(e.to_string(), own.to_string());
+        assert_eq!(e.to_string(), "pivot_root(/m, put_old): EINVAL: invalid argument; \"/\" is shared");
+        // The same line, written by host-setup's side, reads back the same.
+        let back = parse_ready(&error_line(&own)).unwrap_err();
+        assert_eq!((back.errno(), back.to_string()), (own.errno(), own.to_string()));
+        let e = parse_ready("ok\nerror\t2\texec /bin/nope\t\n").unwrap_err();
+        assert_eq!(
+            (e.errno(), e.to_string().as_str()),
+            (Some(Errno::ENOENT), "exec /bin/nope: ENOENT: no such file or directory")
+        );
+        let e = parse_ready("error\t0\tsomething failed\ta hint\n").unwrap_err();
+        assert_eq!((e.errno(), e.to_string().as_str()), (None, "something failed; a hint"));
+        let e = parse_ready(&error_line(&crate::failed!("a\tb\nc"))).unwrap_err();
+        assert_eq!(e.to_string(), "a b c");
         assert_eq!(parse_ready("").unwrap_err().to_string(), "init exited before it was ready");
     }
 

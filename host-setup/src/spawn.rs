@@ -73,8 +73,8 @@ pub fn spawn(args: &InitArgs, console: Option<RawFd>) -> Result<(Pid, File)> {
             Ok(()) => sys::exec_fd(INIT_FD, &argv, &envp),
             Err(e) => e,
         };
-        let msg = format!("error: exec {}: {errno:?}: {}\n", args.init_bin.display(), crate::error::errno_text(errno));
-        sys::write_fd(READY_FD, msg.as_bytes());
+        let e = Error::sys(format!("exec {}", args.init_bin.display()), errno);
+        sys::write_fd(READY_FD, contract::error_line(&e).as_bytes());
         sys::exit_child(125);
     };
     drop(ready_w);

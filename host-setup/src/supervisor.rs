@@ -15,7 +15,7 @@ use nix::unistd::Pid;
 
 use crate::contract::{self, InitArgs};
 use crate::ctx::{Ctx, Mode};
-use crate::error::{Error, Result, SysContext};
+use crate::error::{Result, SysContext};
 use crate::state::{Journal, Proc, Record, Role};
 use crate::{forward, spawn, sys};
 
@@ -95,7 +95,7 @@ fn start_supervised(ctx: &mut Ctx, args: &InitArgs) -> Result<Proc> {
             }
             Err(e) => {
                 let _ = writeln!(report, "code {}", e.exit_code());
-                let _ = writeln!(report, "error: {e}");
+                let _ = report.write_all(contract::error_line(&e).as_bytes());
                 1
             }
         };
@@ -104,9 +104,10 @@ fn start_supervised(ctx: &mut Ctx, args: &InitArgs) -> Result<Proc> {
     drop(report_w);
     let mut text = String::new();
     let _ = std::fs::File::from(report_r).read_to_string(&mut text);
-    if let Some(err) = text.lines().find_map(|l| l.strip_prefix("error: ")) {
+    if text.lines().any(|l| l.starts_with("error\t")) {
         let code = text.lines().find_map(|l| l.strip_prefix("code ")?.parse().ok()).unwrap_or(1);
-        return Err(contract::not_ready(Error::Failed(err.to_string()), code, false));
+        let err = contract::parse_ready(&text).expect_err("an error line");
+        return Err(contract::not_ready(err, code, false));
     }
     let pid: i32 = text
         .lines()

@@ -4,9 +4,9 @@
 use core::ffi::{c_char, CStr};
 
 use crate::msg::Error;
-use crate::pid1;
 use crate::ready;
-use crate::sys::{self, Errno, SigSet};
+use crate::signals::{self, Inherited};
+use crate::sys::{self, Errno};
 
 /// The search path when the environment has no PATH (the shells' default for root).
 pub const DEFAULT_PATH: &[u8] = b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -41,6 +41,7 @@ pub fn exec_exit_code(e: Errno) -> i32 {
 /// candidate existed but could not be run, else ENOENT.
 pub fn execvp(cmd: &Cmd) -> Errno {
     let file = cmd.name();
+    // SAFETY: Cmd holds NULL-terminated argv and envp arrays of C strings.
     let exec = |path: &CStr| unsafe { sys::execve(path, cmd.argv, cmd.envp) };
     if file.to_bytes().is_empty() {
         return Errno::ENOENT;
@@ -48,6 +49,7 @@ pub fn execvp(cmd: &Cmd) -> Errno {
     if file.to_bytes().contains(&b'/') {
         return exec(file);
     }
+    // SAFETY: as above, envp is a NULL-terminated array of C strings.
     let path = unsafe { sys::getenv(cmd.envp, b"PATH") }.unwrap_or(DEFAULT_PATH);
     search_path(file.to_bytes(), path, exec)
 }
@@ -84,7 +86,8 @@ pub fn search_path(file: &[u8], path: &[u8], mut exec: impl FnMut(&CStr) -> Errn
 /// that group the terminal's foreground (as tini's isolate_child). Then Ctrl-C
 /// reaches CMD's group, not init, `sh -i` gets job control, and `-g` can signal
 /// the whole group. A background process may call tcsetpgrp because SIGTTOU is
-/// ignored here (inherited from init); it is reset to default before exec.
+/// ignored here (inherited from init); it is set back to what init was started
+/// with before exec.
 pub fn become_foreground() {
     let _ = sys::setpgid(0, 0);
     match sys::tcsetpgrp(0, sys::getpid()) {
@@ -127,9 +130,9 @@ fn close_from_to(first: u32, last: u32) {
 /// dropped (so SIGTERM from the host does nothing to `sleep` or `sh`), orphans
 /// stay zombies unless CMD happens to wait for them, and a non-interactive
 /// `sh -i` exits once it reaps a child it did not start, ending the container.
-pub fn exec_as_pid1(cmd: &Cmd, orig_mask: SigSet, ready_fd: Option<i32>) -> ! {
+pub fn exec_as_pid1(cmd: &Cmd, inherited: Inherited, ready_fd: Option<i32>) -> ! {
     crate::msg::debug(&[b"exec in init's place (no supervision): ", cmd.name().to_bytes()]);
-    pid1::restore_signals(orig_mask);
+    signals::restore(inherited);
     close_fds_except(ready_fd.unwrap_or(-1));
     ready::ok_before_exec(ready_fd);
     let e = execvp(cmd);

@@ -5,7 +5,9 @@
 //! under `cargo test` it is built with std so the pure parts are unit-tested.
 //!
 //! Where things are:
-//! - `args`   the command line and --help
+//! - `flag`   the host-setup -> init contract: the long options, named once
+//! - `args`   the command line and tini's environment variables
+//! - `help`   --help, --version (in tini's format, for Docker), -l
 //! - `join`   setup steps 1-2: join cgroups (cgroup.procs), --cgroupns, setns into the netns
 //! - `rootfs` setup step 3: private "/", overlay or bind, pivot_root, /proc, put_old
 //! - `dev`    --dev, in step 3: the minimal /dev made in the new root before the pivot
@@ -13,7 +15,8 @@
 //! - `caps`   --restrict, after setup: capabilities, no_new_privs, non-dumpable
 //! - `title`  what /proc/1/cmdline and ps show of init once CMD runs
 //! - `exec`   step 5: the child between fork and execve, the $PATH search, --exec
-//! - `pid1`   signals, forwarding, reaping, exit status, --pause
+//! - `signals` what init blocks and ignores, and what CMD gets back
+//! - `pid1`   forwarding, reaping, exit status, --pause; tini's -s -p -w -e
 //! - `ready`  the --ready-fd protocol
 //! - `msg`    error text (step, path, errno), numbers, stderr and debug output
 //! - `sys`    the raw system calls
@@ -23,11 +26,14 @@ pub mod args;
 pub mod caps;
 pub mod dev;
 pub mod exec;
+pub mod flag;
+pub mod help;
 pub mod join;
 pub mod maskproc;
 pub mod msg;
 pub mod pid1;
 pub mod ready;
 pub mod rootfs;
+pub mod signals;
 pub mod sys;
 pub mod title;

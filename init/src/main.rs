@@ -1,6 +1,7 @@
 //! init's binary: the order of the steps (each one lives in the library, see
 //! src/lib.rs). No libc: src/rt.rs has `_start`, and everything is a raw syscall.
 //!
+//! 0. the command line and tini's environment; block signals; tini's -p
 //! 1. join cgroups (+ --cgroupns)  2. join the netns
 //! 3. rootfs (+ --dev) + pivot_root + /proc (+ --mask-proc)  4. hostname
 //! 5. --restrict: non-dumpable, capabilities, no_new_privs (youki/runc order:
@@ -13,35 +14,36 @@ mod rt;
 
 use core::ffi::{c_char, CStr};
 
-use init::args::{self, Opts, Parsed, HELP};
+use init::args::{self, Opts, Parsed};
 use init::exec::{self, Cmd};
+use init::help::{HELP, LICENSE, VERSION};
 use init::msg::{self, fmt_i64, Error};
-use init::pid1::{self, EXIT_SETUP};
+use init::pid1::{self, Duties, EXIT_SETUP};
 use init::rootfs::{self, Rootfs};
-use init::{caps, join, ready, sys, title};
+use init::{caps, join, ready, signals, sys, title};
 
 const EXIT_USAGE: i32 = 2;
 
 /// Called by rt's `_start` with the initial stack's NULL-terminated argv and envp.
 fn main(argc: usize, argv: *const *const c_char, envp: *const *const c_char) -> ! {
-    msg::set_debug(msg::debug_wanted(unsafe { sys::getenv(envp, b"RUST_LOG") }));
+    // 0. What to do: argv, then tini's environment variables.
     // SAFETY: the kernel put argc valid C strings there.
     let args = unsafe { core::slice::from_raw_parts(argv, argc) }.iter().map(|&p| unsafe { CStr::from_ptr(p) });
-    let o = match args::parse(args) {
+    let mut o = match args::parse(args) {
         Ok(Parsed::Run(o)) => o,
-        Ok(Parsed::Help) => {
-            let _ = sys::write_all(1, HELP.as_bytes());
-            sys::exit(0)
-        }
-        Ok(Parsed::Version) => {
-            let _ = sys::write_all(1, concat!("init ", env!("CARGO_PKG_VERSION"), "\n").as_bytes());
-            sys::exit(0)
-        }
+        Ok(Parsed::Help) => print_and_exit(HELP),
+        Ok(Parsed::Version) => print_and_exit(VERSION),
+        Ok(Parsed::License) => print_and_exit(LICENSE),
         Err(u) => {
-            msg::eprint(&[u.msg.as_bytes(), u.arg, b" (see init --help)"]);
+            msg::eprint(&[u.msg.as_bytes(), u.arg, b"; see init --help"]);
             sys::exit(EXIT_USAGE)
         }
     };
+    // SAFETY: envp is the initial stack's NULL-terminated environment, never changed.
+    let getenv = |name: &[u8]| unsafe { sys::getenv(envp, name) };
+    args::apply_env(&mut o, getenv);
+    let debug = if msg::debug_wanted(getenv(b"RUST_LOG")) { msg::DEBUG } else { 0 };
+    msg::set_level(o.verbosity().max(debug));
 
     // The ready fd must never reach CMD (it would keep host-setup's reader waiting).
     if let Some(fd) = o.ready_fd {
@@ -53,8 +55,13 @@ fn main(argc: usize, argv: *const *const c_char, envp: *const *const c_char) -> 
     }
 
     // From here on, signals wait in init's queue: one that arrives during setup
-    // is forwarded to CMD as soon as it runs.
-    let orig_mask = pid1::block_signals();
+    // is forwarded to CMD as soon as it runs. CMD gets back what init had.
+    let inherited = signals::take_over();
+    if let Some(sig) = o.pdeathsig {
+        if let Err(e) = pid1::parent_death_signal(sig) {
+            ready::fail(o.ready_fd, &e, EXIT_SETUP)
+        }
+    }
 
     if let Err(e) = setup(&o) {
         ready::fail(o.ready_fd, &e, EXIT_SETUP)
@@ -80,21 +87,29 @@ fn main(argc: usize, argv: *const *const c_char, envp: *const *const c_char) -> 
     // argv stops showing the setup flags; CMD's argv moves, and `cmd` follows it.
     // No reference into argv (o's paths) is used past this point.
     if !o.exec {
+        // SAFETY: argv is the initial stack's argv of argc strings, and o's
+        // borrowed paths are not used after this.
         unsafe { title::set(argv as *mut *const c_char, argc, o.cmd) };
     }
+    let duties = Duties { pgroup: o.pgroup, warn_reap: o.warn_reap, remap: o.remap, subreaper: o.subreaper };
     if o.pause {
-        pid1::pause(o.ready_fd)
+        pid1::pause(o.ready_fd, duties)
     }
     let sh = [c"/bin/sh".as_ptr(), core::ptr::null()];
     let cmd = Cmd {
-        // argv's tail from CMD on is itself a NULL-terminated argv.
+        // SAFETY: argv's tail from CMD on is itself a NULL-terminated argv.
         argv: o.cmd.map_or(sh.as_ptr(), |i| unsafe { argv.add(i) }),
         envp,
     };
     if o.exec {
-        exec::exec_as_pid1(&cmd, orig_mask, o.ready_fd)
+        exec::exec_as_pid1(&cmd, inherited, o.ready_fd)
     }
-    pid1::supervise(&cmd, orig_mask, o.ready_fd, o.pgroup)
+    pid1::supervise(&cmd, inherited, o.ready_fd, duties)
+}
+
+fn print_and_exit(text: &str) -> ! {
+    let _ = sys::write_all(1, text.as_bytes());
+    sys::exit(0)
 }
 
 /// Steps 1-4, only those whose flags were given. Any error ends init with 125.

@@ -1,12 +1,13 @@
 //! Messages without `core::fmt` (it would triple the binary): a fixed-size line
 //! buffer, decimal numbers, errno text, the `Error` every setup step returns,
-//! and the stderr / debug output.
+//! and the stderr output by verbosity level.
 //!
-//! Format of every error: `init: <step>(<path>...): <ERRNO>: <description>[ (<hint>)]`,
-//! lower-case, no trailing period, e.g.
-//! `init: pivot_root(/merge, put_old): EINVAL: invalid argument (...)`.
+//! Format of every error, the same as host-setup's own:
+//! `init: <step>(<path>...): <ERRNO>: <description>[; <hint>]`, lower-case, no
+//! trailing period, e.g.
+//! `init: pivot_root(/merge, put_old): EINVAL: invalid argument; "/" is shared`.
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicU8, Ordering};
 
 use crate::sys::{self, Errno};
 
@@ -59,6 +60,24 @@ impl Line {
             }
             None => self.push(b"errno ").num(e.into_raw() as i64),
         }
+    }
+
+    /// Appends `s` as one field of a tab-separated line: tabs and newlines
+    /// (possible in paths) become spaces, so they cannot end the field or the line.
+    pub fn field(&mut self, s: &[u8]) -> &mut Self {
+        for &b in s {
+            self.push(&[if b == b'\t' || b == b'\n' { b' ' } else { b }]);
+        }
+        self
+    }
+
+    /// Ends the line with '\n', over its last byte if it is full (a cut line
+    /// still ends with a newline).
+    pub fn end(&mut self) -> &mut Self {
+        if self.len == LINE_MAX {
+            self.len -= 1;
+        }
+        self.push(b"\n")
     }
 
     pub fn as_bytes(&self) -> &[u8] {
@@ -114,33 +133,48 @@ impl<'a> Error<'a> {
         self
     }
 
-    /// Appends `<what>: <ERRNO>: <description>[ (<hint>)]` to `line`.
+    /// Appends `<what>: <ERRNO>: <description>[; <hint>]` to `line` (without
+    /// the errno part for errno 0: a failure no system call reported).
     pub fn write_to(&self, line: &mut Line) {
         for piece in self.what {
             line.push(piece);
         }
-        line.push(b": ").errno(self.errno);
+        if self.errno.into_raw() != 0 {
+            line.push(b": ").errno(self.errno);
+        }
         if !self.hint.is_empty() {
-            line.push(b" (").push(self.hint.as_bytes()).push(b")");
+            line.push(b"; ").push(self.hint.as_bytes());
         }
     }
 }
 
 // ---- output ----------------------------------------------------------------
 
-static DEBUG: AtomicBool = AtomicBool::new(false);
+/// Verbosity levels, as tini's (default 1, each -v one more); errors are
+/// always printed.
+pub const WARN: u8 = 1;
+pub const INFO: u8 = 2;
+pub const DEBUG: u8 = 3;
+
+static LEVEL: AtomicU8 = AtomicU8::new(WARN);
 
 /// Same switch as host-setup's env_logger: RUST_LOG mentioning debug or trace.
 pub fn debug_wanted(rust_log: Option<&[u8]>) -> bool {
     rust_log.is_some_and(|v| v.windows(5).any(|w| w == b"debug" || w == b"trace"))
 }
 
-pub fn set_debug(on: bool) {
-    DEBUG.store(on, Ordering::Relaxed);
+/// 0: errors only; 1 (WARN, the default): and warnings; 2 (INFO): and CMD's
+/// start and end; 3 (DEBUG): and every step, signal and reaped process.
+pub fn set_level(level: u8) {
+    LEVEL.store(level, Ordering::Relaxed)
+}
+
+pub fn enabled(level: u8) -> bool {
+    LEVEL.load(Ordering::Relaxed) >= level
 }
 
 pub fn debug_enabled() -> bool {
-    DEBUG.load(Ordering::Relaxed)
+    enabled(DEBUG)
 }
 
 /// `init: <pieces>` on stderr. Errors writing to stderr are ignored: there is
@@ -151,20 +185,35 @@ pub fn eprint(pieces: &[&[u8]]) {
     for p in pieces {
         line.push(p);
     }
-    line.push(b"\n");
+    line.end();
     let _ = sys::write_all(2, line.as_bytes());
 }
 
-/// `init: debug: <pieces>` on stderr when RUST_LOG asks for it.
-pub fn debug(pieces: &[&[u8]]) {
-    if debug_enabled() {
+/// `init: <label><pieces>` on stderr if the verbosity reaches `level`.
+fn log(level: u8, label: &[u8], pieces: &[&[u8]]) {
+    if enabled(level) {
         let mut line = Line::new();
-        line.push(b"debug: ");
+        line.push(label);
         for p in pieces {
             line.push(p);
         }
         eprint(&[line.as_bytes()]);
     }
+}
+
+/// `init: warning: <pieces>` (verbosity 1, the default, or more).
+pub fn warn(pieces: &[&[u8]]) {
+    log(WARN, b"warning: ", pieces)
+}
+
+/// `init: info: <pieces>` (verbosity 2: -v, or more).
+pub fn info(pieces: &[&[u8]]) {
+    log(INFO, b"info: ", pieces)
+}
+
+/// `init: debug: <pieces>` (verbosity 3: -vv, or RUST_LOG=debug).
+pub fn debug(pieces: &[&[u8]]) {
+    log(DEBUG, b"debug: ", pieces)
 }
 
 #[cfg(test)]
@@ -208,10 +257,23 @@ mod tests {
             .hint("\"/\" or new_root is shared");
         assert_eq!(
             text(e),
-            "pivot_root(/var/lib/c/red/merge, put_old): EINVAL: invalid argument (\"/\" or new_root is shared)"
+            "pivot_root(/var/lib/c/red/merge, put_old): EINVAL: invalid argument; \"/\" or new_root is shared"
         );
         let e = Error::new(Errno::ENOENT, &[b"exec ", b"/bin/nope"]);
         assert_eq!(text(e), "exec /bin/nope: ENOENT: no such file or directory");
+        let e = Error::new(Errno::new(0), &[b"no errno"]).hint("a hint");
+        assert_eq!(text(e), "no errno; a hint");
+    }
+
+    #[test]
+    fn fields_and_line_ends() {
+        let mut l = Line::new();
+        l.field(b"a\tb\nc").push(b"\t").field(b"d").end();
+        assert_eq!(l.as_bytes(), b"a b c\td\n");
+        let mut full = Line::new();
+        full.push(&[b'x'; LINE_MAX]).end();
+        assert_eq!(full.as_bytes().len(), LINE_MAX);
+        assert_eq!(full.as_bytes().last(), Some(&b'\n'));
     }
 
     #[test]

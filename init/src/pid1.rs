@@ -1,69 +1,43 @@
-//! The PID-1 duties (models: tini src/tini.c, catatonit catatonit.c): block
-//! signals and collect them with sigtimedwait, forward them to CMD, reap every
-//! zombie, and exit with CMD's status.
+//! The PID-1 duties (models: tini src/tini.c, catatonit catatonit.c): collect
+//! signals with sigtimedwait (src/signals.rs blocks them), forward them to CMD,
+//! reap every zombie, and exit with CMD's status; and tini's -s, -p, -w, -e.
 //!
 //! Phase rule: once CMD runs, init never bails out on an error. Its death ends
 //! the container: when a pid namespace's PID 1 exits, the kernel SIGKILLs every
 //! other process of the namespace.
 
+use crate::args::ExitCodes;
 use crate::exec::{self, Cmd};
-use crate::msg::{self, fmt_i64, Error};
+use crate::msg::{self, fmt_i64, Error, Line};
 use crate::ready;
+use crate::signals::{self, Inherited};
 use crate::sys::{
-    self, Errno, Pid, SigSet, O_CLOEXEC, PR_SET_CHILD_SUBREAPER, SIGABRT, SIGBUS, SIGCHLD, SIGFPE, SIGHUP, SIGILL,
-    SIGINT, SIGSEGV, SIGSYS, SIGTERM, SIGTRAP, SIGTTIN, SIGTTOU, SIG_DFL, SIG_IGN, WNOHANG,
+    self, Errno, Pid, O_CLOEXEC, PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, SIGCHLD, SIGHUP, SIGINT, SIGTERM, WNOHANG,
 };
 
 /// Exit code when init itself fails before CMD runs.
 pub const EXIT_SETUP: i32 = 125;
 
-const fn bit(sig: i32) -> SigSet {
-    1 << (sig - 1)
+/// How init looks after CMD (from the command line and tini's environment).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Duties {
+    /// -g: forward signals to CMD's process group.
+    pub pgroup: bool,
+    /// -w: a warning line for each reaped zombie other than CMD.
+    pub warn_reap: bool,
+    /// -e: CMD's exit codes reported as 0.
+    pub remap: ExitCodes,
+    /// -s: failing to become a child subreaper is an error, not a warning.
+    pub subreaper: bool,
 }
 
-/// The signals init blocks and collects: all of them except
-/// - the synchronous ones (SEGV, BUS, FPE, ILL, ABRT, TRAP, SYS): blocking those
-///   would hide init's own crashes;
-/// - SIGTTIN and SIGTTOU, which init ignores instead (a background process
-///   touching the terminal must not stop PID 1, and they are not forwarded).
-///
-/// Blocked signals stay pending until init takes them with sigtimedwait; this
-/// also sidesteps the kernel's PID-1 rule (a signal to a namespace's PID 1 that
-/// has no handler for it is dropped, which is why an exec'd `sleep` as PID 1
-/// ignores SIGTERM): a blocked signal is never dropped.
-pub const fn blocked_set() -> SigSet {
-    let not = bit(SIGSEGV)
-        | bit(SIGBUS)
-        | bit(SIGFPE)
-        | bit(SIGILL)
-        | bit(SIGABRT)
-        | bit(SIGTRAP)
-        | bit(SIGSYS)
-        | bit(SIGTTIN)
-        | bit(SIGTTOU);
-    !not
-}
-
-/// Blocks the signals init collects and ignores SIGTTIN/SIGTTOU; returns the
-/// mask init was started with (CMD gets it back).
-///
-/// SIGCHLD goes back to default: a caller may have left it ignored, which
-/// survives execve and makes the kernel reap children by itself, so init would
-/// never see CMD's exit status (and CMD gets the default too).
-pub fn block_signals() -> SigSet {
-    let orig = sys::sigsetmask(blocked_set()).unwrap_or(0);
-    let _ = sys::signal_disposition(SIGCHLD, SIG_DFL);
-    let _ = sys::signal_disposition(SIGTTIN, SIG_IGN);
-    let _ = sys::signal_disposition(SIGTTOU, SIG_IGN);
-    orig
-}
-
-/// In the child before exec: undo block_signals. An ignored disposition would
-/// survive execve (a handled one would not), so SIGTTIN/SIGTTOU go back to default.
-pub fn restore_signals(orig_mask: SigSet) {
-    let _ = sys::signal_disposition(SIGTTIN, SIG_DFL);
-    let _ = sys::signal_disposition(SIGTTOU, SIG_DFL);
-    let _ = sys::sigsetmask(orig_mask);
+/// -p: `sig` is sent to init when its parent dies (PR_SET_PDEATHSIG). A
+/// blocked signal is then collected and forwarded to CMD like any other;
+/// SIGKILL ends init (and, as PID 1, the container).
+pub fn parent_death_signal(sig: i32) -> Result<(), Error<'static>> {
+    let mut n = [0; 20];
+    msg::debug(&[b"parent-death signal ", fmt_i64(sig as i64, &mut n)]);
+    sys::prctl(PR_SET_PDEATHSIG, sig as usize).map_err(|e| Error::new(e, &[b"prctl(PR_SET_PDEATHSIG)"]))
 }
 
 /// The wait status as a shell reports it: the exit code, or 128+N for a death
@@ -79,36 +53,65 @@ pub fn exit_code(status: i32) -> i32 {
     }
 }
 
-/// When init is not PID 1 (no new pid namespace), orphans would go to the host's
-/// init; as a child subreaper they come to us instead, as they would to PID 1.
-fn become_subreaper() {
-    if sys::getpid() != 1 {
-        msg::debug(&[b"not PID 1: PR_SET_CHILD_SUBREAPER"]);
-        let _ = sys::prctl(PR_SET_CHILD_SUBREAPER, 1);
+/// What init exits with when CMD ended with wait status `status`: its exit
+/// code, or 0 if -e named that code (as tini, also for 128+N).
+pub fn final_code(status: i32, remap: &ExitCodes) -> i32 {
+    let code = exit_code(status);
+    if remap.contains(code) {
+        0
+    } else {
+        code
     }
+}
+
+/// When init is not PID 1 (no new pid namespace), orphans would go to the host's
+/// init; as a child subreaper they come to init instead, as they would to PID 1
+/// (catatonit does so by itself, tini with -s). If that fails (Linux < 3.4, a
+/// seccomp filter), init warns as tini does, unless -s makes it an error.
+fn become_subreaper(required: bool) -> Result<(), Error<'static>> {
+    if sys::getpid() == 1 && !required {
+        return Ok(());
+    }
+    msg::debug(&[b"prctl(PR_SET_CHILD_SUBREAPER)"]);
+    let Err(e) = sys::prctl(PR_SET_CHILD_SUBREAPER, 1) else { return Ok(()) };
+    let err = Error::new(e, &[b"prctl(PR_SET_CHILD_SUBREAPER)"]);
+    if required {
+        return Err(err.hint("-s or TINI_SUBREAPER asks for a child subreaper (Linux 3.4 or later)"));
+    }
+    // The flag survives execve: a parent may have set it before exec'ing init.
+    if sys::getpid() != 1 && sys::is_child_subreaper() != Ok(true) {
+        let mut line = Line::new();
+        err.hint(
+            "not PID 1 and not a child subreaper: zombie processes will not be re-parented to init, \
+             so zombie reaping won't work; run init as PID 1",
+        )
+        .write_to(&mut line);
+        msg::warn(&[line.as_bytes()]);
+    }
+    Ok(())
 }
 
 /// Reaps every zombie child (one SIGCHLD may stand for several deaths) and
 /// returns the wait status of `main` if it was among them. The main child's exit
 /// is detected here, inside the loop, not by a separate waitpid(main): that one
 /// would miss it when an orphan's reaping consumed the only SIGCHLD (catatonit #4).
-fn reap(main: Pid) -> Option<i32> {
+/// With `warn` (-w), one warning line per reaped process other than `main`.
+fn reap(main: Pid, warn: bool) -> Option<i32> {
     let mut main_status = None;
     loop {
         match sys::wait4(-1, WNOHANG) {
             Ok((0, _)) | Err(Errno::ECHILD) => return main_status,
             Ok((pid, status)) => {
+                let mut a = [0; 20];
+                let pid_text = fmt_i64(pid as i64, &mut a);
                 if msg::debug_enabled() {
-                    let (mut a, mut b) = ([0; 20], [0; 20]);
-                    msg::debug(&[
-                        b"reaped pid ",
-                        fmt_i64(pid as i64, &mut a),
-                        b", exit code ",
-                        fmt_i64(exit_code(status) as i64, &mut b),
-                    ]);
+                    let mut b = [0; 20];
+                    msg::debug(&[b"reaped pid ", pid_text, b", exit code ", fmt_i64(exit_code(status) as i64, &mut b)]);
                 }
                 if pid == main {
                     main_status = Some(status);
+                } else if warn {
+                    msg::warn(&[b"reaped zombie process with pid=", pid_text]);
                 }
             }
             Err(Errno::EINTR) => {}
@@ -134,8 +137,10 @@ fn exec_result(fd: i32) -> Option<Errno> {
 }
 
 /// Starts CMD and supervises it until it exits; exits with its status.
-pub fn supervise(cmd: &Cmd, orig_mask: SigSet, ready_fd: Option<i32>, pgroup: bool) -> ! {
-    become_subreaper();
+pub fn supervise(cmd: &Cmd, inherited: Inherited, ready_fd: Option<i32>, duties: Duties) -> ! {
+    if let Err(e) = become_subreaper(duties.subreaper) {
+        ready::fail(ready_fd, &e, EXIT_SETUP)
+    }
     let [status_r, status_w] = match sys::pipe2(O_CLOEXEC) {
         Ok(fds) => fds,
         Err(e) => ready::fail(ready_fd, &Error::new(e, &[b"pipe2(O_CLOEXEC)"]), EXIT_SETUP),
@@ -149,7 +154,7 @@ pub fn supervise(cmd: &Cmd, orig_mask: SigSet, ready_fd: Option<i32>, pgroup: bo
         // interrupt it before the mask is restored right before execve.
         let _ = sys::close(status_r);
         exec::become_foreground();
-        restore_signals(orig_mask);
+        signals::restore(inherited);
         exec::close_fds_except(status_w); // status_w is CLOEXEC: execve closes it
         let e = exec::execvp(cmd);
         let _ = sys::write_all(status_w, &e.into_raw().to_ne_bytes());
@@ -162,10 +167,8 @@ pub fn supervise(cmd: &Cmd, orig_mask: SigSet, ready_fd: Option<i32>, pgroup: bo
     let _ = sys::setpgid(child, child);
     match exec_result(status_r) {
         None => {
-            if msg::debug_enabled() {
-                let mut a = [0; 20];
-                msg::debug(&[b"started ", cmd.name().to_bytes(), b" as pid ", fmt_i64(child as i64, &mut a)]);
-            }
+            let mut a = [0; 20];
+            msg::info(&[b"started ", cmd.name().to_bytes(), b" as pid ", fmt_i64(child as i64, &mut a)]);
             ready::ok(ready_fd);
         }
         // The child exits 127/126 and is reaped below like any exit.
@@ -175,16 +178,17 @@ pub fn supervise(cmd: &Cmd, orig_mask: SigSet, ready_fd: Option<i32>, pgroup: bo
     // init's own cwd must not keep a directory busy (catatonit #28); CMD keeps its cwd.
     let _ = sys::chdir(c"/");
 
-    let target = if pgroup { -child } else { child };
+    let target = if duties.pgroup { -child } else { child };
     loop {
-        match sys::sigwait(blocked_set()) {
+        match sys::sigwait(signals::blocked_set()) {
             Ok(SIGCHLD) | Err(_) => {} // Err: EINTR, e.g. after init itself was stopped and continued
             Ok(sig) => forward(target, sig),
         }
-        if let Some(status) = reap(child) {
-            let code = exit_code(status);
-            let mut a = [0; 20];
-            msg::debug(&[b"CMD exited, exit code ", fmt_i64(code as i64, &mut a)]);
+        if let Some(status) = reap(child, duties.warn_reap) {
+            let code = final_code(status, &duties.remap);
+            let (mut a, mut b) = ([0; 20], [0; 20]);
+            let status_text = fmt_i64(exit_code(status) as i64, &mut a);
+            msg::info(&[b"CMD exited, exit code ", status_text, b"; init exits ", fmt_i64(code as i64, &mut b)]);
             sys::exit(code);
         }
     }
@@ -202,20 +206,22 @@ fn forward(target: Pid, sig: i32) {
 
 /// --pause: no CMD. Stay PID 1, reap whatever is re-parented to us (processes
 /// that entered the namespaces later with setns), exit 0 on SIGTERM/SIGINT/SIGHUP.
-pub fn pause(ready_fd: Option<i32>) -> ! {
-    become_subreaper();
+pub fn pause(ready_fd: Option<i32>, duties: Duties) -> ! {
+    if let Err(e) = become_subreaper(duties.subreaper) {
+        ready::fail(ready_fd, &e, EXIT_SETUP)
+    }
     let _ = sys::chdir(c"/");
     msg::debug(&[b"pause: waiting for SIGTERM, SIGINT or SIGHUP"]);
     ready::ok(ready_fd);
     loop {
-        match sys::sigwait(blocked_set()) {
+        match sys::sigwait(signals::blocked_set()) {
             Ok(SIGTERM) | Ok(SIGINT) | Ok(SIGHUP) => {
                 msg::debug(&[b"pause: stop signal, exit 0"]);
                 sys::exit(0)
             }
             _ => {}
         }
-        reap(0);
+        reap(0, duties.warn_reap);
     }
 }
 
@@ -235,14 +241,14 @@ mod tests {
     }
 
     #[test]
-    fn blocked_set_spares_synchronous_and_tty_signals() {
-        let set = blocked_set();
-        let has = |s: i32| set & bit(s) != 0;
-        for s in [SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP, SIGSYS, SIGTTIN, SIGTTOU] {
-            assert!(!has(s), "signal {s} must not be blocked");
-        }
-        for s in [SIGHUP, SIGINT, SIGTERM, SIGCHLD, sys::SIGUSR1, sys::SIGUSR2, 28 /* WINCH */, 34, 64] {
-            assert!(has(s), "signal {s} must be blocked");
-        }
+    fn remapped_exit_codes() {
+        let mut remap = ExitCodes::default();
+        remap.add(143);
+        remap.add(3);
+        assert_eq!(final_code(15, &remap), 0, "SIGTERM: 143 remapped");
+        assert_eq!(final_code(3 << 8, &remap), 0);
+        assert_eq!(final_code(4 << 8, &remap), 4);
+        assert_eq!(final_code(9, &remap), 137);
+        assert_eq!(final_code(143 << 8, &ExitCodes::default()), 143);
     }
 }

@@ -21,6 +21,8 @@ global_asm!(
     entry = sym entry,
 );
 
+/// # Safety
+/// Only `_start` calls it, with the kernel's initial stack pointer.
 unsafe extern "C" fn entry(sp: *const usize) -> ! {
     let argc = *sp;
     let argv = sp.add(1) as *const *const c_char;
@@ -31,6 +33,8 @@ unsafe extern "C" fn entry(sp: *const usize) -> ! {
 // The memory functions libc would provide. LLVM turns plain copy loops into
 // calls to memcpy/memset, so a naive loop here would call itself: the string
 // instructions (the direction flag is clear by the ABI) cannot be rewritten.
+// Safety of each: the C contract, which the compiler and core keep when they
+// call them (valid pointers for n bytes; for strlen, a NUL-terminated string).
 
 #[no_mangle]
 pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {

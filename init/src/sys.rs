@@ -5,7 +5,7 @@
 //! wants NUL-terminated strings and init has no allocator to add the NUL.
 
 use core::ffi::{c_char, CStr};
-use core::ptr::{null, null_mut};
+use core::ptr::null;
 
 pub use syscalls::Errno;
 use syscalls::{syscall, Sysno};
@@ -40,11 +40,13 @@ pub const CLONE_NEWNET: usize = 0x4000_0000;
 pub const CLONE_NEWCGROUP: usize = 0x0200_0000;
 pub const S_IFCHR: usize = 0o020000;
 pub const WNOHANG: usize = 1;
+pub const PR_SET_PDEATHSIG: usize = 1;
 pub const PR_SET_DUMPABLE: usize = 4;
 pub const PR_SET_NAME: usize = 15;
 pub const PR_CAPBSET_READ: usize = 23;
 pub const PR_CAPBSET_DROP: usize = 24;
 pub const PR_SET_CHILD_SUBREAPER: usize = 36;
+const PR_GET_CHILD_SUBREAPER: usize = 37;
 pub const PR_SET_NO_NEW_PRIVS: usize = 38;
 pub const PR_CAP_AMBIENT: usize = 47;
 pub const PR_CAP_AMBIENT_CLEAR_ALL: usize = 4;
@@ -78,6 +80,7 @@ pub const SIGSYS: i32 = 31;
 // ---- files --------------------------------------------------------------
 
 pub fn write(fd: i32, buf: &[u8]) -> Result<usize> {
+    // SAFETY: the kernel reads buf.len() bytes of the live slice buf.
     unsafe { syscall!(Sysno::write, fd, buf.as_ptr(), buf.len()) }
 }
 
@@ -95,30 +98,37 @@ pub fn write_all(fd: i32, mut buf: &[u8]) -> Result<()> {
 }
 
 pub fn read(fd: i32, buf: &mut [u8]) -> Result<usize> {
+    // SAFETY: the kernel writes at most buf.len() bytes into the live slice buf.
     unsafe { syscall!(Sysno::read, fd, buf.as_mut_ptr(), buf.len()) }
 }
 
 pub fn open(path: &CStr, flags: usize) -> Result<i32> {
+    // SAFETY: path is a NUL-terminated string that outlives the call.
     unsafe { syscall!(Sysno::openat, AT_FDCWD, path.as_ptr(), flags, 0) }.map(|fd| fd as i32)
 }
 
 pub fn close(fd: i32) -> Result<()> {
+    // SAFETY: closing an fd touches no memory of ours.
     unsafe { syscall!(Sysno::close, fd) }.map(drop)
 }
 
 /// close_range(2) (Linux 5.9). ENOSYS on older kernels: see exec::close_fds_except.
 pub fn close_range(first: u32, last: u32) -> Result<()> {
+    // SAFETY: closing fds touches no memory of ours.
     unsafe { syscall!(Sysno::close_range, first, last, 0) }.map(drop)
 }
 
 /// Marks `fd` close-on-exec; EBADF tells that it is not open.
 pub fn set_cloexec(fd: i32) -> Result<()> {
+    // SAFETY: F_SETFD takes an integer argument, no pointer.
     unsafe { syscall!(Sysno::fcntl, fd, F_SETFD, FD_CLOEXEC) }.map(drop)
 }
 
 /// The soft RLIMIT_NOFILE: one more than the highest fd the process may open.
 pub fn nofile_limit() -> Result<u64> {
     let mut lim = [0u64; 2]; // struct rlimit64 { cur, max }
+
+    // SAFETY: no new limit (NULL); the kernel writes the old one into lim.
     unsafe { syscall!(Sysno::prlimit64, 0, RLIMIT_NOFILE, null::<u64>(), lim.as_mut_ptr()) }?;
     Ok(lim[0])
 }
@@ -126,35 +136,42 @@ pub fn nofile_limit() -> Result<u64> {
 /// pipe2(2): [read end, write end].
 pub fn pipe2(flags: usize) -> Result<[i32; 2]> {
     let mut fds = [0i32; 2];
+    // SAFETY: the kernel writes two ints into fds.
     unsafe { syscall!(Sysno::pipe2, fds.as_mut_ptr(), flags) }?;
     Ok(fds)
 }
 
 pub fn mkdir(path: &CStr, mode: usize) -> Result<()> {
+    // SAFETY: path is a NUL-terminated string that outlives the call.
     unsafe { syscall!(Sysno::mkdirat, AT_FDCWD, path.as_ptr(), mode) }.map(drop)
 }
 
 pub fn rmdir(path: &CStr) -> Result<()> {
+    // SAFETY: path is a NUL-terminated string that outlives the call.
     unsafe { syscall!(Sysno::unlinkat, AT_FDCWD, path.as_ptr(), AT_REMOVEDIR) }.map(drop)
 }
 
 /// mknodat(2) relative to the cwd; `dev` as makedev(major, minor) for minors < 256.
 pub fn mknod(path: &CStr, mode: usize, major: u32, minor: u32) -> Result<()> {
     let dev = ((major as usize) << 8) | minor as usize;
+    // SAFETY: path is a NUL-terminated string that outlives the call.
     unsafe { syscall!(Sysno::mknodat, AT_FDCWD, path.as_ptr(), mode, dev) }.map(drop)
 }
 
 /// symlinkat(2): `link` will point at `target`.
 pub fn symlink(target: &CStr, link: &CStr) -> Result<()> {
+    // SAFETY: both paths are NUL-terminated strings that outlive the call.
     unsafe { syscall!(Sysno::symlinkat, target.as_ptr(), AT_FDCWD, link.as_ptr()) }.map(drop)
 }
 
 /// umask(2): sets the mask, returns the previous one (it cannot fail).
 pub fn umask(mask: usize) -> usize {
+    // SAFETY: umask takes an integer and cannot fail.
     unsafe { syscall!(Sysno::umask, mask) }.unwrap_or(0)
 }
 
 pub fn chdir(path: &CStr) -> Result<()> {
+    // SAFETY: path is a NUL-terminated string that outlives the call.
     unsafe { syscall!(Sysno::chdir, path.as_ptr()) }.map(drop)
 }
 
@@ -171,26 +188,32 @@ pub fn mount(
     flags: usize,
     data: Option<&CStr>,
 ) -> Result<()> {
+    // SAFETY: every pointer is NULL or a NUL-terminated string that outlives the call.
     unsafe { syscall!(Sysno::mount, opt_ptr(source), target.as_ptr(), opt_ptr(fstype), flags, opt_ptr(data)) }.map(drop)
 }
 
 pub fn umount2(target: &CStr, flags: usize) -> Result<()> {
+    // SAFETY: target is a NUL-terminated string that outlives the call.
     unsafe { syscall!(Sysno::umount2, target.as_ptr(), flags) }.map(drop)
 }
 
 pub fn pivot_root(new_root: &CStr, put_old: &CStr) -> Result<()> {
+    // SAFETY: both paths are NUL-terminated strings that outlive the call.
     unsafe { syscall!(Sysno::pivot_root, new_root.as_ptr(), put_old.as_ptr()) }.map(drop)
 }
 
 pub fn sethostname(name: &[u8]) -> Result<()> {
+    // SAFETY: the kernel reads name.len() bytes of the live slice name.
     unsafe { syscall!(Sysno::sethostname, name.as_ptr(), name.len()) }.map(drop)
 }
 
 pub fn unshare(flags: usize) -> Result<()> {
+    // SAFETY: unshare takes flags only.
     unsafe { syscall!(Sysno::unshare, flags) }.map(drop)
 }
 
 pub fn setns(fd: i32, nstype: usize) -> Result<()> {
+    // SAFETY: setns takes an fd and flags only.
     unsafe { syscall!(Sysno::setns, fd, nstype) }.map(drop)
 }
 
@@ -199,6 +222,8 @@ pub fn setns(fd: i32, nstype: usize) -> Result<()> {
 /// fork(2) as clone(SIGCHLD): 0 in the child, the child's pid in the parent.
 /// The child runs on a copy of the parent's stack, exactly as after libc's fork.
 pub fn fork() -> Result<Pid> {
+    // SAFETY: clone without CLONE_VM or a new stack is fork(2): the child
+    // gets a copy of our memory and returns here with 0.
     unsafe { syscall!(Sysno::clone, SIGCHLD, 0, 0, 0, 0) }.map(|p| p as Pid)
 }
 
@@ -207,6 +232,7 @@ pub fn fork() -> Result<Pid> {
 /// # Safety
 /// `argv` and `envp` must be NULL-terminated arrays of C strings.
 pub unsafe fn execve(path: &CStr, argv: *const *const c_char, envp: *const *const c_char) -> Errno {
+    // SAFETY: path is NUL-terminated; argv and envp are as the caller promised.
     match syscall!(Sysno::execve, path.as_ptr(), argv, envp) {
         Ok(_) => Errno::EINVAL, // unreachable: a successful execve does not return
         Err(e) => e,
@@ -216,6 +242,7 @@ pub unsafe fn execve(path: &CStr, argv: *const *const c_char, envp: *const *cons
 /// exit_group(2): ends the whole process with `code` (0..=255).
 pub fn exit(code: i32) -> ! {
     loop {
+        // SAFETY: exit_group does not return and touches no memory of ours.
         let _ = unsafe { syscall!(Sysno::exit_group, code) };
     }
 }
@@ -223,24 +250,29 @@ pub fn exit(code: i32) -> ! {
 /// wait4(2) without rusage: the reaped pid (0 with WNOHANG if none is ready) and its status.
 pub fn wait4(pid: Pid, options: usize) -> Result<(Pid, i32)> {
     let mut status: i32 = 0;
+    // SAFETY: the kernel writes the status into the live int; no rusage (NULL).
     let pid = unsafe { syscall!(Sysno::wait4, pid, &mut status as *mut i32, options, 0) }?;
     Ok((pid as Pid, status))
 }
 
 pub fn kill(pid: Pid, sig: i32) -> Result<()> {
+    // SAFETY: kill takes integers only.
     unsafe { syscall!(Sysno::kill, pid, sig) }.map(drop)
 }
 
 pub fn getpid() -> Pid {
+    // SAFETY: getpid takes nothing and cannot fail.
     unsafe { syscall!(Sysno::getpid) }.map_or(0, |p| p as Pid)
 }
 
 pub fn setpgid(pid: Pid, pgid: Pid) -> Result<()> {
+    // SAFETY: setpgid takes integers only.
     unsafe { syscall!(Sysno::setpgid, pid, pgid) }.map(drop)
 }
 
 /// tcsetpgrp(3): make `pgrp` the foreground process group of the terminal on `fd`.
 pub fn tcsetpgrp(fd: i32, pgrp: Pid) -> Result<()> {
+    // SAFETY: TIOCSPGRP reads one pid_t through the pointer, which lives until the call returns.
     unsafe { syscall!(Sysno::ioctl, fd, TIOCSPGRP, &pgrp as *const Pid) }.map(drop)
 }
 
@@ -248,9 +280,20 @@ pub fn prctl(option: usize, arg2: usize) -> Result<()> {
     prctl3(option, arg2, 0).map(drop)
 }
 
+/// PR_GET_CHILD_SUBREAPER: whether this process is a child subreaper (the flag
+/// survives execve, so a parent may have set it before exec'ing init).
+pub fn is_child_subreaper() -> Result<bool> {
+    let mut flag: i32 = 0;
+    // SAFETY: the kernel writes one int through the pointer, which lives until the call returns.
+    unsafe { syscall!(Sysno::prctl, PR_GET_CHILD_SUBREAPER, &mut flag as *mut i32, 0, 0, 0) }?;
+    Ok(flag != 0)
+}
+
 /// prctl(2) with a third argument (the rest 0, as PR_CAP_AMBIENT and others
 /// require); returns the kernel's value (PR_CAPBSET_READ: 1 or 0).
 pub fn prctl3(option: usize, arg2: usize, arg3: usize) -> Result<usize> {
+    // SAFETY: the options init uses take integers (or, for PR_SET_NAME, a
+    // NUL-terminated string the caller keeps alive).
     unsafe { syscall!(Sysno::prctl, option, arg2, arg3, 0, 0) }
 }
 
@@ -271,6 +314,8 @@ pub struct CapSets {
 pub fn capget() -> Result<CapSets> {
     let hdr = [CAP_V3, 0]; // struct __user_cap_header_struct { version, pid = 0: me }
     let mut data = [0u32; 6]; // struct __user_cap_data_struct[2] { effective, permitted, inheritable }
+
+    // SAFETY: header and data have the layout and sizes version 3 wants.
     unsafe { syscall!(Sysno::capget, hdr.as_ptr(), data.as_mut_ptr()) }?;
     let join = |lo: u32, hi: u32| lo as u64 | (hi as u64) << 32;
     Ok(CapSets {
@@ -291,6 +336,7 @@ pub fn capset(c: CapSets) -> Result<()> {
         (c.permitted >> 32) as u32,
         (c.inheritable >> 32) as u32,
     ];
+    // SAFETY: header and data have the layout and sizes version 3 wants.
     unsafe { syscall!(Sysno::capset, hdr.as_ptr(), data.as_ptr()) }.map(drop)
 }
 
@@ -299,6 +345,7 @@ pub fn capset(c: CapSets) -> Result<()> {
 /// rt_sigprocmask(SIG_SETMASK): installs `set`, returns the previous mask.
 pub fn sigsetmask(set: SigSet) -> Result<SigSet> {
     let mut old: SigSet = 0;
+    // SAFETY: both pointers are to live 8-byte sigsets, the size passed.
     unsafe { syscall!(Sysno::rt_sigprocmask, SIG_SETMASK, &set as *const SigSet, &mut old as *mut SigSet, 8) }?;
     Ok(old)
 }
@@ -312,17 +359,23 @@ struct KernelSigaction {
     mask: SigSet,
 }
 
-/// Sets the disposition of `sig` to SIG_DFL or SIG_IGN (init installs no handlers:
-/// it collects signals with sigtimedwait instead, so it needs no restorer).
-pub fn signal_disposition(sig: i32, handler: usize) -> Result<()> {
+/// Sets the disposition of `sig` to SIG_DFL or SIG_IGN and returns the one it
+/// had (init installs no handlers: it collects signals with sigtimedwait
+/// instead, so it needs no restorer).
+pub fn signal_disposition(sig: i32, handler: usize) -> Result<usize> {
     let act = KernelSigaction { handler, flags: 0, restorer: 0, mask: 0 };
-    unsafe { syscall!(Sysno::rt_sigaction, sig, &act as *const KernelSigaction, null_mut::<u8>(), 8) }.map(drop)
+    let mut old = KernelSigaction { handler: 0, flags: 0, restorer: 0, mask: 0 };
+    // SAFETY: both point at live structs of the kernel's layout; the size is that of its sigset.
+    unsafe { syscall!(Sysno::rt_sigaction, sig, &act as *const KernelSigaction, &mut old as *mut KernelSigaction, 8) }?;
+    Ok(old.handler)
 }
 
 /// rt_sigtimedwait(2) with no timeout: takes one pending signal of `set`
 /// (which must be blocked) off the queue and returns its number.
 pub fn sigwait(set: SigSet) -> Result<i32> {
     let mut info = [0u64; 16]; // siginfo_t is 128 bytes
+
+    // SAFETY: set is a live 8-byte sigset, info 128 writable bytes, no timeout (NULL).
     unsafe { syscall!(Sysno::rt_sigtimedwait, &set as *const SigSet, info.as_mut_ptr(), null::<u8>(), 8) }
         .map(|s| s as i32)
 }
@@ -352,6 +405,7 @@ mod tests {
     #[test]
     fn getenv_finds_exact_names_only() {
         let vars = [c"PATHX=no".as_ptr(), c"PATH=/bin:/usr/bin".as_ptr(), c"EMPTY=".as_ptr(), null()];
+        // SAFETY: vars is a NULL-terminated array of C string literals.
         unsafe {
             assert_eq!(getenv(vars.as_ptr(), b"PATH"), Some(&b"/bin:/usr/bin"[..]));
             assert_eq!(getenv(vars.as_ptr(), b"EMPTY"), Some(&b""[..]));

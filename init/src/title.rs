@@ -133,11 +133,15 @@ mod tests {
         let mut argv: Vec<*const c_char> = Vec::new();
         let mut off = 0;
         for s in strs {
+            // SAFETY: off stays within area, whose strings are laid out back to back.
             argv.push(unsafe { base.add(off) } as *const c_char);
             off += s.len() + 1;
         }
         argv.push(core::ptr::null());
+        // SAFETY: argv points at contiguous NUL-terminated strings in area, as the
+        // kernel lays them out, and area is not used through argv afterwards.
         unsafe { set(argv.as_mut_ptr(), strs.len(), Some(4)) };
+        // SAFETY: set left every pointer on a NUL-terminated string of area.
         let cmd: Vec<&str> = argv[4..6].iter().map(|&p| unsafe { CStr::from_ptr(p) }.to_str().unwrap()).collect();
         assert_eq!(cmd, ["echo", "a b"]);
         assert_eq!(shown(&area), "init -- echo a b");

@@ -1,0 +1,45 @@
+//! The host-setup -> init contract: the long options, each named once.
+//!
+//! init's parser (src/args.rs) matches on these constants, and host-setup builds
+//! init's command line from them, so the two sides cannot spell a flag
+//! differently. What each one does: `init --help` (src/help.rs).
+
+/// `--cgroup DIR`: join DIR (repeatable).
+pub const CGROUP: &str = "--cgroup";
+/// `--netns FILE`: join the network namespace bound at FILE.
+pub const NETNS: &str = "--netns";
+/// `--rootfs DIR`: the new root (an overlay of --lower mounted on it, or a bind).
+pub const ROOTFS: &str = "--rootfs";
+/// `--lower DIRS`: overlay lower dirs, colon-separated, topmost first.
+pub const LOWER: &str = "--lower";
+/// `--upper DIR`: overlay upper dir.
+pub const UPPER: &str = "--upper";
+/// `--work DIR`: overlay work dir.
+pub const WORK: &str = "--work";
+/// `--hostname NAME`.
+pub const HOSTNAME: &str = "--hostname";
+/// `--ready-fd N`: the ready protocol (src/ready.rs) on fd N.
+pub const READY_FD: &str = "--ready-fd";
+/// `--pause`: no CMD, stay PID 1 (also `-P`, catatonit's).
+pub const PAUSE: &str = "--pause";
+/// `--pgroup`: signals go to CMD's process group (also `-g`, tini's).
+pub const PGROUP: &str = "--pgroup";
+/// `--exec`: exec CMD in init's place after setup.
+pub const EXEC: &str = "--exec";
+/// `--cgroupns`: a new cgroup namespace after joining the cgroups.
+pub const CGROUPNS: &str = "--cgroupns";
+/// `--dev`: a minimal /dev in the new root.
+pub const DEV: &str = "--dev";
+/// `--mask-proc`: runc's masked and read-only /proc paths.
+pub const MASK_PROC: &str = "--mask-proc";
+/// `--restrict`: Docker's default capabilities, no_new_privs.
+pub const RESTRICT: &str = "--restrict";
+/// `--help` (also `-h`).
+pub const HELP: &str = "--help";
+/// `--version` (also `-V`).
+pub const VERSION: &str = "--version";
+/// `--`: the end of init's options; CMD follows.
+pub const END: &str = "--";
+
+/// The options that take a value (`--opt VALUE` or `--opt=VALUE`).
+pub const WITH_VALUE: [&str; 8] = [CGROUP, NETNS, ROOTFS, LOWER, UPPER, WORK, HOSTNAME, READY_FD];
