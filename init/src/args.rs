@@ -45,6 +45,8 @@ pub struct Opts<'a> {
     pub work: Option<&'a CStr>,
     pub hostname: Option<&'a CStr>,
     pub ready_fd: Option<i32>,
+    /// --seccomp-fd: where the seccomp filter is read from.
+    pub seccomp_fd: Option<i32>,
     pub pause: bool,
     pub pgroup: bool,
     pub exec: bool,
@@ -217,11 +219,14 @@ pub fn parse<'a>(argv: impl IntoIterator<Item = &'a CStr>) -> Result<Parsed<'a>,
                 flag::UPPER => &mut o.upper,
                 flag::WORK => &mut o.work,
                 flag::HOSTNAME => &mut o.hostname,
-                _ => match parse_fd(value.to_bytes()) {
-                    // flag::READY_FD, the last of WITH_VALUE
+                // flag::READY_FD or flag::SECCOMP_FD, the fd options
+                fd_flag => match parse_fd(value.to_bytes()) {
                     Some(fd) => {
-                        o.ready_fd = Some(fd);
+                        *(if fd_flag == flag::SECCOMP_FD { &mut o.seccomp_fd } else { &mut o.ready_fd }) = Some(fd);
                         continue;
+                    }
+                    None if fd_flag == flag::SECCOMP_FD => {
+                        return usage("--seccomp-fd needs a number >= 3, not: ", value.to_bytes())
                     }
                     None => return usage("--ready-fd needs a number >= 3, not: ", value.to_bytes()),
                 },

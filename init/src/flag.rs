@@ -20,6 +20,9 @@ pub const WORK: &str = "--work";
 pub const HOSTNAME: &str = "--hostname";
 /// `--ready-fd N`: the ready protocol (src/ready.rs) on fd N.
 pub const READY_FD: &str = "--ready-fd";
+/// `--seccomp-fd N`: read a seccomp BPF program (struct sock_filter[]) from fd N
+/// and install it as the last step before CMD starts (src/seccomp.rs).
+pub const SECCOMP_FD: &str = "--seccomp-fd";
 /// `--pause`: no CMD, stay PID 1 (also `-P`, catatonit's).
 pub const PAUSE: &str = "--pause";
 /// `--pgroup`: signals go to CMD's process group (also `-g`, tini's).
@@ -42,4 +45,4 @@ pub const VERSION: &str = "--version";
 pub const END: &str = "--";
 
 /// The options that take a value (`--opt VALUE` or `--opt=VALUE`).
-pub const WITH_VALUE: [&str; 8] = [CGROUP, NETNS, ROOTFS, LOWER, UPPER, WORK, HOSTNAME, READY_FD];
+pub const WITH_VALUE: [&str; 9] = [CGROUP, NETNS, ROOTFS, LOWER, UPPER, WORK, HOSTNAME, READY_FD, SECCOMP_FD];

@@ -104,6 +104,10 @@ setup options (host-setup's; each one a step before CMD starts):
                    non-dumpable (CMD cannot open /proc/1/fd, root, exe, mem).
                    With --exec, not as PID 1, only that: the way into a
                    running container (init --restrict --exec -- CMD)
+  --seccomp-fd N   read a seccomp filter (a BPF program: struct sock_filter
+                   records, at most 4096) from fd N and close it; install it
+                   (after --restrict's no_new_privs) as the last step before
+                   CMD starts: init and CMD both run under it
   --ready-fd N     on fd N (>= 3), once CMD runs (with --pause: once setup is
                    done): \"ok\\n\", or \"error\\tERRNO\\tWHAT\\tHINT\\n\"; then
                    close it
@@ -117,7 +121,7 @@ is looked up in $PATH. CMD gets init's environment, its signal mask and
 ignored signals unchanged, and no fd above 2. Once CMD runs, init's own
 command line reads \"init -- CMD ARGS\" (no setup paths in /proc/1/cmdline).
 Setup order: cgroups, cgroup namespace, netns, rootfs (with /dev), pivot_root,
-/proc (masked), hostname, then --restrict.
+/proc (masked), hostname, then --restrict, then --seccomp-fd's filter.
 
 exit status:
   CMD's status, or 128+N if CMD was killed by signal N (0 if given to -e)

@@ -34,6 +34,7 @@ pub mod msg;
 pub mod pid1;
 pub mod ready;
 pub mod rootfs;
+pub mod seccomp;
 pub mod signals;
 pub mod sys;
 pub mod title;

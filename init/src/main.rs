@@ -6,6 +6,7 @@
 //! 3. rootfs (+ --dev) + pivot_root + /proc (+ --mask-proc)  4. hostname
 //! 5. --restrict: non-dumpable, capabilities, no_new_privs (youki/runc order:
 //!    after every mount, right before CMD)
+//!    then --seccomp-fd's filter, read early, installed last (src/seccomp.rs)
 //! 6. rewrite init's argv, then start CMD (supervised, or --exec, or --pause)
 #![no_std]
 #![no_main]
@@ -20,7 +21,7 @@ use init::help::{HELP, LICENSE, VERSION};
 use init::msg::{self, fmt_i64, Error};
 use init::pid1::{self, Duties, EXIT_SETUP};
 use init::rootfs::{self, Rootfs};
-use init::{caps, join, ready, signals, sys, title};
+use init::{caps, join, ready, seccomp, signals, sys, title};
 
 const EXIT_USAGE: i32 = 2;
 
@@ -67,6 +68,9 @@ fn main(argc: usize, argv: *const *const c_char, envp: *const *const c_char) -> 
         ready::fail(o.ready_fd, &e, EXIT_SETUP)
     }
 
+    // 5b. read the seccomp filter now: its fd is closed with the others below.
+    let filter = o.seccomp_fd.map(|fd| seccomp::read(fd).unwrap_or_else(|e| ready::fail(o.ready_fd, &e, EXIT_SETUP)));
+
     // 5. --restrict, last, once nothing needs privileges any more. init applies it
     // to itself right before it forks CMD (or execs it, with --exec), so CMD
     // starts with exactly init's limits; init keeps only what PID 1 needs (it
@@ -79,6 +83,14 @@ fn main(argc: usize, argv: *const *const c_char, envp: *const *const c_char) -> 
         // Not with --exec: execve resets the flag for CMD anyway.
         let dumpable = if o.exec { Ok(()) } else { caps::non_dumpable() };
         if let Err(e) = dumpable.and_then(|()| caps::restrict(caps::DEFAULT_MASK)) {
+            ready::fail(o.ready_fd, &e, EXIT_SETUP)
+        }
+    }
+
+    // 5b. the filter, after no_new_privs, as the last step before CMD: init and
+    // CMD both run under it (src/seccomp.rs says why).
+    if let Some(f) = &filter {
+        if let Err(e) = seccomp::install(f) {
             ready::fail(o.ready_fd, &e, EXIT_SETUP)
         }
     }

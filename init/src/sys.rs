@@ -297,6 +297,21 @@ pub fn prctl3(option: usize, arg2: usize, arg3: usize) -> Result<usize> {
     unsafe { syscall!(Sysno::prctl, option, arg2, arg3, 0, 0) }
 }
 
+/// seccomp(SECCOMP_SET_MODE_FILTER, 0, prog): `filter` is a BPF program, one
+/// struct sock_filter (u16 code, u8 jt, u8 jf, u32 k) per u64, native-endian.
+pub fn seccomp_set_filter(filter: &[u64]) -> Result<()> {
+    const SECCOMP_SET_MODE_FILTER: usize = 1;
+    #[repr(C)]
+    struct SockFprog {
+        len: u16,
+        filter: *const u64,
+    }
+    let prog = SockFprog { len: filter.len() as u16, filter: filter.as_ptr() };
+    // SAFETY: prog points to `filter`, whose len records stay borrowed for the
+    // call; the kernel copies the program.
+    unsafe { syscall!(Sysno::seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog as *const SockFprog) }.map(drop)
+}
+
 // ---- capabilities ------------------------------------------------------------
 
 /// _LINUX_CAPABILITY_VERSION_3: 64-bit sets as two 32-bit halves.

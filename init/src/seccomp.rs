@@ -1,0 +1,83 @@
+//! `--seccomp-fd N`: the container's system call filter. host-setup compiles it
+//! (host-setup/src/seccomp/) and hands over the finished BPF program on fd N;
+//! init only reads it (before the fds above 2 are closed) and installs it, after
+//! --restrict's no_new_privs, as the very last step before CMD starts.
+//!
+//! init installs it on itself, before it forks (or execs) CMD, so CMD inherits
+//! it. init then runs under the same filter as everything else in the container
+//! (as docker-init/tini under Docker, where runc filters the container's first
+//! process): a process of the container that took over init could not reach a
+//! call the filter refuses, and there is one place where the filter goes on, the
+//! same for the supervised CMD, --exec and --pause. What init itself calls after
+//! that (wait4, kill, rt_sigtimedwait, clone without namespace flags, setpgid,
+//! ioctl, prctl, close_range, execve) is allowed by Docker's default profile.
+
+use crate::msg::Error;
+use crate::sys::{self, Errno};
+
+/// BPF_MAXINSNS: the kernel's limit on one program.
+pub const MAX_INSNS: usize = 4096;
+
+/// A BPF program as read from the fd: one struct sock_filter per u64.
+pub struct Filter {
+    insns: [u64; MAX_INSNS],
+    len: usize,
+}
+
+impl Filter {
+    pub fn insns(&self) -> &[u64] {
+        &self.insns[..self.len]
+    }
+}
+
+/// Reads the whole program from `fd` (until EOF), then closes `fd`.
+pub fn read(fd: i32) -> Result<Filter, Error<'static>> {
+    let mut f = Filter { insns: [0; MAX_INSNS], len: 0 };
+    let r = read_into(fd, &mut f);
+    let _ = sys::close(fd);
+    r.map(|()| f)
+}
+
+fn read_into(fd: i32, f: &mut Filter) -> Result<(), Error<'static>> {
+    // SAFETY: u64 has no invalid bit patterns; the byte view covers exactly the array.
+    let bytes = unsafe { core::slice::from_raw_parts_mut(f.insns.as_mut_ptr() as *mut u8, MAX_INSNS * 8) };
+    let mut n = 0;
+    loop {
+        if n == bytes.len() {
+            // Full: there must be nothing more.
+            let mut extra = [0u8; 1];
+            match sys::read(fd, &mut extra) {
+                Ok(0) => break,
+                Ok(_) => {
+                    return Err(Error::new(Errno::E2BIG, &[b"read --seccomp-fd"]).hint("more than 4096 instructions"))
+                }
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(Error::new(e, &[b"read --seccomp-fd"])),
+            }
+        }
+        match sys::read(fd, &mut bytes[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(Error::new(e, &[b"read --seccomp-fd"])),
+        }
+    }
+    if n == 0 || n % 8 != 0 {
+        return Err(Error::new(Errno::EINVAL, &[b"read --seccomp-fd"]).hint("not a BPF program (8-byte records)"));
+    }
+    f.len = n / 8;
+    Ok(())
+}
+
+/// Installs the filter on this process (and so on everything it starts).
+pub fn install(f: &Filter) -> Result<(), Error<'static>> {
+    crate::msg::debug(&[b"seccomp(SECCOMP_SET_MODE_FILTER)"]);
+    sys::seccomp_set_filter(f.insns()).map_err(|e| {
+        let err = Error::new(e, &[b"seccomp(SECCOMP_SET_MODE_FILTER)"]);
+        match e {
+            Errno::EACCES => err.hint("needs no_new_privs (--restrict) or CAP_SYS_ADMIN"),
+            Errno::EINVAL => err.hint("the kernel refused the BPF program"),
+            _ => err,
+        }
+    })
+}
