@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use init::flag;
 
 use crate::error::{Error, Result};
+use crate::seccomp::Seccomp;
 use crate::spec::Pid1;
 
 /// The PATH of everything that runs in a container (and where `exec` looks).
@@ -16,6 +17,10 @@ pub const CONTAINER_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/
 
 /// The fd on which init reports readiness (`init --ready-fd 3`).
 pub const READY_FD: RawFd = 3;
+
+/// The fd on which init reads the seccomp filter (`init --seccomp-fd 5`; fd 4
+/// holds init's own image between clone and exec).
+pub const SECCOMP_FD: RawFd = READY_FD + 2;
 
 /// Everything init needs to know to set up and start a container: the launch
 /// step's one description, run (spawn.rs) and rendered (`shell`) from here.
@@ -36,6 +41,8 @@ pub struct InitArgs {
     /// Contain the container (init --cgroupns --dev --mask-proc --restrict); false
     /// with --privileged.
     pub contain: bool,
+    /// The seccomp filter (only when contained; spawn.rs compiles it).
+    pub seccomp: Seccomp,
 }
 
 fn s(p: &std::path::Path) -> String {
@@ -57,6 +64,9 @@ impl InitArgs {
         opt(flag::ROOTFS, s(&self.rootfs));
         opt(flag::HOSTNAME, self.hostname.clone());
         opt(flag::READY_FD, READY_FD.to_string());
+        if self.filtered() {
+            opt(flag::SECCOMP_FD, SECCOMP_FD.to_string());
+        }
         if self.contain {
             a.extend([flag::CGROUPNS, flag::DEV, flag::MASK_PROC, flag::RESTRICT].map(String::from));
         }
@@ -72,6 +82,11 @@ impl InitArgs {
         a.push(flag::END.into());
         a.extend(self.command.iter().cloned());
         a
+    }
+
+    /// Whether init gets a seccomp filter.
+    pub fn filtered(&self) -> bool {
+        self.contain && self.seccomp != Seccomp::Unconfined
     }
 
     /// The tutorial's shell commands for what init does (4-1 3) to 4-2 5)).
@@ -108,6 +123,9 @@ impl InitArgs {
                 "  capsh --drop=<all but Docker's default set> --no-new-privs --   # for the command".to_string(),
             ]);
         }
+        if self.filtered() {
+            out.push(format!("  # seccomp: {}, installed last", self.seccomp.describe()));
+        }
         out.push(match (self.command.is_empty(), self.pid1) {
             (true, _) => "  # init stays PID 1 and waits (--pause); enter with host-setup exec".to_string(),
             (false, Pid1::Exec) => format!("  exec {}", self.command.join(" ")),
@@ -121,9 +139,14 @@ impl InitArgs {
 }
 
 /// argv of `host-setup exec` in a contained container: init applies the main
-/// process's restrictions to itself, then execs CMD (searching $PATH).
-pub fn exec_argv(cmd: &[String]) -> Vec<String> {
-    let mut a: Vec<String> = ["init", flag::RESTRICT, flag::EXEC, flag::END].map(String::from).to_vec();
+/// process's restrictions to itself (with `seccomp`, the filter on SECCOMP_FD),
+/// then execs CMD (searching $PATH).
+pub fn exec_argv(cmd: &[String], seccomp: bool) -> Vec<String> {
+    let mut a: Vec<String> = ["init", flag::RESTRICT, flag::EXEC].map(String::from).to_vec();
+    if seccomp {
+        a.extend([flag::SECCOMP_FD.to_string(), SECCOMP_FD.to_string()]);
+    }
+    a.push(flag::END.into());
     a.extend(cmd.iter().cloned());
     a
 }
@@ -207,6 +230,7 @@ mod tests {
             command: cmd.iter().map(|s| s.to_string()).collect(),
             pid1: Default::default(),
             contain: true,
+            seccomp: Seccomp::Default,
         }
     }
 
@@ -237,6 +261,7 @@ mod tests {
             assert_eq!(text(o.rootfs), Some("/s/containers/red/merge"));
             assert_eq!(text(o.hostname), Some("RED"));
             assert_eq!(o.ready_fd, Some(READY_FD));
+            assert_eq!(o.seccomp_fd, Some(SECCOMP_FD));
             assert!(o.cgroupns && o.dev && o.mask_proc && o.restrict);
             assert!(!o.pause && !o.exec && !o.pgroup);
             let cmd: Vec<&str> = argv[o.cmd.unwrap()..].iter().map(|c| c.to_str().unwrap()).collect();
@@ -246,16 +271,21 @@ mod tests {
         let group = InitArgs { pid1: Pid1::SuperviseGroup, ..args(&["sh"]) };
         with_init_parser(&group.argv(), |o, _| assert!(o.pgroup && !o.exec));
         let exec = InitArgs { pid1: Pid1::Exec, contain: false, ..args(&["sh"]) };
-        with_init_parser(&exec.argv(), |o, _| assert!(o.exec && !o.restrict && !o.dev));
+        with_init_parser(&exec.argv(), |o, _| assert!(o.exec && !o.restrict && !o.dev && o.seccomp_fd.is_none()));
+        let unconfined = InitArgs { seccomp: Seccomp::Unconfined, ..args(&["sh"]) };
+        with_init_parser(&unconfined.argv(), |o, _| assert!(o.restrict && o.seccomp_fd.is_none()));
         // A command that looks like an option stays the command.
         with_init_parser(&args(&["--pause"]).argv(), |o, argv| {
             assert!(!o.pause);
             assert_eq!(argv[o.cmd.unwrap()].to_str().unwrap(), "--pause");
         });
-        with_init_parser(&exec_argv(&["ps".into(), "-ef".into()]), |o, argv| {
-            assert!(o.restrict && o.exec && o.rootfs.is_none());
-            assert_eq!(argv[o.cmd.unwrap()].to_str().unwrap(), "ps");
-        });
+        for seccomp in [true, false] {
+            with_init_parser(&exec_argv(&["ps".into(), "-ef".into()], seccomp), |o, argv| {
+                assert!(o.restrict && o.exec && o.rootfs.is_none());
+                assert_eq!(o.seccomp_fd, seccomp.then_some(SECCOMP_FD));
+                assert_eq!(argv[o.cmd.unwrap()].to_str().unwrap(), "ps");
+            });
+        }
     }
 
     #[test]
@@ -265,6 +295,11 @@ mod tests {
         assert!(e.contains("lowerdir=/s/layers/tools-1:/s/layers/myroot-2,upperdir="));
         assert!(e.contains("pivot_root . put_old"));
         assert!(e.contains("umount -l /put_old"));
+        assert!(e.contains("# seccomp: default (Docker's default profile"));
+        let file = InitArgs { seccomp: Seccomp::File { path: "/p.json".into(), text: "{}".into() }, ..args(&[]) };
+        assert!(file.shell().join("\n").contains("# seccomp: profile /p.json"));
+        let none = InitArgs { seccomp: Seccomp::Unconfined, ..args(&[]) }.shell().join("\n");
+        assert!(!none.contains("seccomp"));
     }
 
     #[test]

@@ -5,12 +5,12 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 
 use nix::sched::CloneFlags;
 
-use crate::contract::{self, CONTAINER_PATH};
+use crate::contract::{self, CONTAINER_PATH, SECCOMP_FD};
 use crate::error::{Error, Result, SysContext};
 use crate::state::{Journal, Paths, Proc, Role};
 use crate::{forward, spawn, sys};
@@ -18,7 +18,8 @@ use crate::{forward, spawn, sys};
 /// Enter `name` and run `cmd` (a shell if empty); returns its exit status.
 /// Unless the container is privileged, the command is started through init
 /// (`init --restrict --exec -- CMD`, from a sealed memfd), so it gets exactly the
-/// restrictions the main process got: the same capabilities and no_new_privs.
+/// restrictions the main process got: the same capabilities, no_new_privs and
+/// seccomp filter (compiled again from the spec's choice, on a sealed memfd).
 pub fn exec(paths: &Paths, name: &str, cmd: &[String], default_init: &Path) -> Result<i32> {
     let j = Journal::read(paths, name)?
         .ok_or_else(|| crate::precondition!("{name} is not up: start it with host-setup {name}"))?;
@@ -55,12 +56,16 @@ pub fn exec(paths: &Paths, name: &str, cmd: &[String], default_init: &Path) -> R
     }
 
     let privileged = j.spec().is_some_and(|s| s.privileged);
+    let filter = match j.spec() {
+        Some(s) if !privileged => s.seccomp.memfd()?,
+        _ => None,
+    };
     let cmd: Vec<String> = if cmd.is_empty() { vec!["/bin/sh".into()] } else { cmd.to_vec() };
     let (argv, image) = if privileged {
         (cmd.clone(), None)
     } else {
         let init = j.init_bin().unwrap_or_else(|| default_init.to_path_buf());
-        (contract::exec_argv(&cmd), Some(spawn::sealed_init(&init)?))
+        (contract::exec_argv(&cmd, filter.is_some()), Some(spawn::sealed_init(&init)?))
     };
     let c_argv = sys::cstrings(&argv)?;
     let c_env = sys::cstrings(&contract::container_env())?;
@@ -78,7 +83,7 @@ pub fn exec(paths: &Paths, name: &str, cmd: &[String], default_init: &Path) -> R
             Ok(()) => match &image {
                 // init searches $PATH, applies the restrictions, execs the command,
                 // and reports 127/126 itself if it cannot.
-                Some(fd) => exec_init(fd.as_raw_fd(), &c_argv, &c_env),
+                Some(fd) => exec_init(fd.as_raw_fd(), filter.as_ref().map(|f| f.as_raw_fd()), &c_argv, &c_env),
                 None => exec_in_path(&argv[0], &c_argv, &c_env),
             },
             Err(e) => {
@@ -120,9 +125,16 @@ fn enter(
     Ok(())
 }
 
-/// Exec init from its sealed memfd; returns 126 if that fails.
-fn exec_init(fd: std::os::fd::RawFd, argv: &[CString], env: &[CString]) -> i32 {
-    let errno = sys::exec_fd(fd, argv, env);
+/// Exec init from its sealed memfd, the filter (if any) on SECCOMP_FD; returns
+/// 126 if that fails.
+fn exec_init(fd: RawFd, filter: Option<RawFd>, argv: &[CString], env: &[CString]) -> i32 {
+    // Both out of the way first: either may sit on SECCOMP_FD now.
+    let (image, filter) = (sys::dup_high(fd), filter.map(sys::dup_high));
+    let placed = filter.map_or(Ok(()), |f| sys::place_fd(f, SECCOMP_FD, false));
+    let errno = match placed {
+        Ok(()) => sys::exec_fd(image, argv, env),
+        Err(e) => e,
+    };
     eprintln!("host-setup: {}", Error::sys("exec init", errno));
     126
 }

@@ -20,6 +20,7 @@ pub mod mountinfo;
 pub mod net;
 pub mod plan;
 pub mod preconditions;
+pub mod seccomp;
 pub mod shorthand;
 pub mod spawn;
 pub mod spec;

@@ -103,6 +103,9 @@ macro_rules! container_cmd {
             /// the tutorial's full root: all capabilities, unmasked /proc, the host's devices, no device or pids limits
             #[argh(switch)]
             privileged: bool,
+            /// the system call filter: default (Docker's default profile), unconfined, or a profile file in Docker's JSON format (unconfined with --privileged)
+            #[argh(option)]
+            seccomp: Option<String>,
             /// print the steps as the tutorial's shell commands and change nothing
             #[argh(switch)]
             explain: bool,
@@ -124,6 +127,7 @@ macro_rules! container_cmd {
                     layers: self.layer.clone(),
                     command: self.command.clone(),
                     privileged: self.privileged,
+                    seccomp: self.seccomp.clone(),
                     pid1: match (self.exec_as_pid1, self.pgroup) {
                         (true, _) => spec::Pid1::Exec,
                         (false, true) => spec::Pid1::SuperviseGroup,

@@ -21,7 +21,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::memfd::{memfd_create, MFdFlags};
 use nix::unistd::Pid;
 
-use crate::contract::{self, InitArgs, READY_FD};
+use crate::contract::{self, InitArgs, READY_FD, SECCOMP_FD};
 use crate::error::{Error, Result, SysContext};
 use crate::sys;
 
@@ -48,6 +48,19 @@ pub fn sealed_init(path: &Path) -> Result<OwnedFd> {
     Ok(fd)
 }
 
+/// `bytes` in a memfd sealed against any change (the seccomp filter init reads).
+pub fn sealed_memfd(name: &std::ffi::CStr, bytes: &[u8]) -> Result<OwnedFd> {
+    let what = || format!("memfd_create({})", name.to_string_lossy());
+    let fd = memfd_create(name, MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING).sys(what)?;
+    let mut f = File::from(fd.try_clone().sys(|| "dup memfd".into())?);
+    std::io::Write::write_all(&mut f, bytes).sys(|| format!("write {}", what()))?;
+    let seals = SealFlag::F_SEAL_SEAL | SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_WRITE;
+    nix::fcntl::fcntl(fd.as_fd(), FcntlArg::F_ADD_SEALS(seals)).sys(|| "fcntl(memfd, F_ADD_SEALS)".into())?;
+    // init reads it from the start.
+    nix::unistd::lseek(fd.as_fd(), 0, nix::unistd::Whence::SeekSet).sys(|| "lseek(memfd, 0)".into())?;
+    Ok(fd)
+}
+
 /// Clone a child into new mount, UTS, IPC and PID namespaces and exec init in it,
 /// on the terminal `console` if given (a new session with it as the controlling
 /// terminal). Returns init's (host) pid and the read end of its ready pipe.
@@ -55,6 +68,7 @@ pub fn spawn(args: &InitArgs, console: Option<RawFd>) -> Result<(Pid, File)> {
     let argv = sys::cstrings(&args.argv())?;
     let envp = sys::cstrings(&contract::container_env())?;
     let image = sealed_init(&args.init_bin)?;
+    let filter = if args.filtered() { args.seccomp.memfd()? } else { None };
     let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).sys(|| "pipe".into())?;
     const WHAT: &str = "clone(CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWPID)";
     log::debug!("{WHAT} + exec {}", args.argv().join(" "));
@@ -65,10 +79,13 @@ pub fn spawn(args: &InitArgs, console: Option<RawFd>) -> Result<(Pid, File)> {
         sys::new_session_in_child(console);
         // Move both out of the way first: either may sit on fd 3 or 4 now.
         let (w, img) = (sys::dup_high(ready_w.as_raw_fd()), sys::dup_high(image.as_raw_fd()));
-        let placed = sys::place_fd(w, READY_FD, false).and_then(|()| sys::place_fd(img, INIT_FD, true));
+        let bpf = filter.as_ref().map(|f| sys::dup_high(f.as_raw_fd()));
+        let placed = sys::place_fd(w, READY_FD, false)
+            .and_then(|()| sys::place_fd(img, INIT_FD, true))
+            .and_then(|()| bpf.map_or(Ok(()), |f| sys::place_fd(f, SECCOMP_FD, false)));
         // Nothing else of the host may reach the container: every fd our caller left
         // open without O_CLOEXEC would otherwise be init's, readable through /proc/1/fd.
-        sys::close_from(INIT_FD + 1);
+        sys::close_from(if bpf.is_some() { SECCOMP_FD + 1 } else { INIT_FD + 1 });
         let errno = match placed {
             Ok(()) => sys::exec_fd(INIT_FD, &argv, &envp),
             Err(e) => e,

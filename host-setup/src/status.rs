@@ -80,6 +80,7 @@ pub fn report(paths: &Paths, names: &[String]) -> Result<String> {
             write!(limits, "; oom kills {oom}").ok();
         }
         writeln!(out, "{limits}").ok();
+        writeln!(out, "  seccomp   {}", spec.seccomp.describe()).ok();
         let layers: Vec<String> = j.layer_dirs().iter().map(|d| d.display().to_string()).collect();
         writeln!(out, "  layers    {}", if layers.is_empty() { "-".into() } else { layers.join(" over ") }).ok();
         if !dirs.is_empty() {

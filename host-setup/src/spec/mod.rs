@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cgroup::Limits;
 use crate::error::Result;
+use crate::seccomp::Seccomp;
 use crate::usage;
 
 mod values;
@@ -47,6 +48,14 @@ pub struct Spec {
     /// The tutorial's full root: no capability drop, no masked /proc, the host's
     /// devices, no device or pids limits (see README, "containment").
     pub privileged: bool,
+    /// The seccomp filter (unconfined with --privileged). Absent in journals
+    /// written before it existed: those containers ran unfiltered.
+    #[serde(default = "unconfined")]
+    pub seccomp: Seccomp,
+}
+
+fn unconfined() -> Seccomp {
+    Seccomp::Unconfined
 }
 
 /// What PID 1 does with the main process.
@@ -98,6 +107,8 @@ pub struct Options {
     pub command: Vec<String>,
     pub pid1: Pid1,
     pub privileged: bool,
+    /// `--seccomp default|unconfined|FILE`; None: default (unconfined with --privileged).
+    pub seccomp: Option<String>,
 }
 
 /// The tutorial's two containers.
@@ -164,6 +175,14 @@ impl Spec {
         if opts.pid1 == Pid1::Exec && opts.command.is_empty() {
             return Err(usage!("--exec-as-pid1 needs a command after -- (it replaces init as PID 1)"));
         }
+        let seccomp = match (&opts.seccomp, opts.privileged) {
+            (None, false) => Seccomp::Default,
+            (None, true) => Seccomp::Unconfined,
+            (Some(v), true) if v != "unconfined" => {
+                return Err(usage!("--seccomp {v} with --privileged: a privileged container runs unconfined"))
+            }
+            (Some(v), _) => Seccomp::from_arg(v)?,
+        };
         let mut layers = Vec::new();
         for l in &opts.layers {
             layers.push(Layer::Dir(validate_layer_dir(l)?));
@@ -186,6 +205,7 @@ impl Spec {
             command: opts.command.clone(),
             pid1: opts.pid1,
             privileged: opts.privileged,
+            seccomp,
         })
     }
 

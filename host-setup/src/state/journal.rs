@@ -55,7 +55,7 @@ pub enum Record {
     /// The first record: what the container is, the init binary it runs (`exec`
     /// uses the same), and the journal's format.
     Spec {
-        spec: Spec,
+        spec: Box<Spec>,
         init: PathBuf,
         format: u32,
     },
@@ -140,7 +140,7 @@ impl Journal {
 
     pub fn spec(&self) -> Option<Spec> {
         self.records.iter().find_map(|r| match r {
-            Record::Spec { spec, .. } => Some(spec.clone()),
+            Record::Spec { spec, .. } => Some(Spec::clone(spec)),
             _ => None,
         })
     }
@@ -242,7 +242,7 @@ mod tests {
     use crate::spec::Options;
 
     fn spec_record(name: &str, opts: &Options) -> Record {
-        Record::Spec { spec: Spec::new(name, opts).unwrap(), init: "/usr/lib/hs/init".into(), format: FORMAT }
+        Record::Spec { spec: Box::new(Spec::new(name, opts).unwrap()), init: "/usr/lib/hs/init".into(), format: FORMAT }
     }
 
     #[test]
@@ -260,6 +260,7 @@ mod tests {
                     ..Default::default()
                 },
             ),
+            spec_record("blue", &Options { seccomp: Some("unconfined".into()), ..Default::default() }),
             Record::Layer { dir: "/var/lib/host-setup/layers/tools-0123".into() },
             Record::Made(Resource::Dir("/a b/c".into())),
             Record::Made(Resource::Netns("RED".into())),
@@ -292,6 +293,28 @@ mod tests {
         assert!(e.contains("take red down with the version that started it"), "{e}");
         let e = Journal::parse("{\"layer\":{\"dir\":\"/x\",\"extra\":1}}\n", Path::new("/j"), "red").unwrap_err();
         assert!(e.to_string().contains("unknown field `extra`"), "{e}");
+    }
+
+    #[test]
+    fn the_seccomp_choice_is_recorded_and_older_specs_read_as_unconfined() {
+        use crate::seccomp::Seccomp;
+        let line = spec_record("red", &Options::default()).to_line();
+        assert!(line.contains("\"seccomp\":\"default\""), "{line}");
+        let file = Seccomp::File { path: "/p.json".into(), text: "{\"defaultAction\": \"SCMP_ACT_ALLOW\"}".into() };
+        let mut rec = spec_record("red", &Options::default());
+        if let Record::Spec { spec, .. } = &mut rec {
+            spec.seccomp = file.clone();
+        }
+        let j = Journal::parse(&(rec.to_line() + "\n"), Path::new("/j"), "red").unwrap();
+        assert_eq!(j.spec().unwrap().seccomp, file);
+        // Written before the field existed: those containers ran without a filter.
+        let old = line.replace(",\"seccomp\":\"default\"", "");
+        assert_ne!(old, line);
+        let j = Journal::parse(&(old + "\n"), Path::new("/j"), "red").unwrap();
+        assert_eq!(j.spec().unwrap().seccomp, Seccomp::Unconfined);
+        // Unknown fields are still refused.
+        let e = Journal::parse(&(line.replace("\"seccomp\"", "\"seccomp2\"") + "\n"), Path::new("/j"), "red");
+        assert!(e.unwrap_err().to_string().contains("unknown field `seccomp2`"));
     }
 
     #[test]

@@ -31,6 +31,7 @@ impl Step for Launch {
             command: spec.command.clone(),
             pid1: spec.pid1,
             contain: !spec.privileged,
+            seccomp: spec.seccomp.clone(),
         })])
     }
 }
