@@ -117,9 +117,10 @@ fn escape_attempts_fail_by_default_and_work_with_privileged() {
     }
 }
 
-/// `Cap*` and `NoNewPrivs` lines of a /proc/PID/status text.
+/// `Cap*`, `NoNewPrivs` and `Seccomp*` lines of a /proc/PID/status text.
 fn privs(status: &str) -> Vec<String> {
-    status.lines().filter(|l| l.starts_with("Cap") || l.starts_with("NoNewPrivs")).map(str::to_string).collect()
+    let wanted = |l: &&str| ["Cap", "NoNewPrivs", "Seccomp"].iter().any(|p| l.starts_with(p));
+    status.lines().filter(wanted).map(str::to_string).collect()
 }
 
 #[test]
@@ -138,6 +139,7 @@ fn exec_enters_with_exactly_the_main_process_restrictions() {
     assert_eq!(exec_privs, main_privs, "{}", text(&o));
     assert!(main_privs.iter().any(|l| l.starts_with("NoNewPrivs") && l.ends_with('1')), "{main_privs:?}");
     assert!(main_privs.iter().any(|l| l.starts_with("CapBnd") && !l.ends_with("1ffffffffff")), "{main_privs:?}");
+    assert!(main_privs.iter().any(|l| l.starts_with("Seccomp:") && l.ends_with('2')), "{main_privs:?}");
 }
 
 #[test]
