@@ -165,6 +165,14 @@ devices_denied() {
     return 1
 }
 check "devices: a node off the allow list cannot be opened inside, /dev/null can" devices_denied
+seccomp_filtered() {
+    pid=$(host-setup status red | sed -n 's/.*init pid \([0-9]*\).*/\1/p')
+    grep -q '^Seccomp:[[:space:]]*2' /proc/$pid/status || { echo "init $pid:"; grep Seccomp /proc/$pid/status; return 1; }
+    out=$(host-setup exec red /bin/sh -c 'while read l; do echo "$l"; done </proc/self/status')
+    echo "$out" | grep -q '^Seccomp:[[:space:]]*2' || { echo "exec: $out"; return 1; }
+    host-setup status red | grep -q 'seccomp   default' || { host-setup status red; return 1; }
+}
+check "seccomp: red's init and exec run under Docker's default filter (Seccomp: 2)" seccomp_filtered
 
 # --- the lab's checks: ping both ways, hostname, CPU 40 %, swap, 150M, 250M ------
 /opt/lab/vagrant/lab.sh check >/tmp/lab.out 2>&1
