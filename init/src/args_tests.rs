@@ -82,6 +82,9 @@ fn every_flag_with_separate_values() {
 #[test]
 fn values_after_equals_sign() {
     let o = opts(&["--rootfs=/c/m", "--hostname=a=b", "--ready-fd=3", "--cgroup=/x", "--pgroup", "true"]);
+    assert_eq!(o.seccomp_fd, None);
+    assert_eq!(opts(&["--seccomp-fd=5", "--ready-fd", "4"]).seccomp_fd, Some(5));
+    assert_eq!(opts(&["--seccomp-fd", "6", "--ready-fd=4"]).ready_fd, Some(4));
     assert_eq!(s(o.rootfs), Some("/c/m"));
     assert_eq!(s(o.hostname), Some("a=b"));
     assert_eq!(o.ready_fd, Some(3));
@@ -192,6 +195,8 @@ fn usage_errors() {
     assert_eq!(err(&["--ready-fd", "x"]), "--ready-fd needs a number >= 3, not: x");
     assert_eq!(err(&["--ready-fd", "2"]), "--ready-fd needs a number >= 3, not: 2");
     assert_eq!(err(&["--ready-fd", "9999999999"]), "--ready-fd needs a number >= 3, not: 9999999999");
+    assert_eq!(err(&["--seccomp-fd", "x"]), "--seccomp-fd needs a number >= 3, not: x");
+    assert_eq!(err(&["--seccomp-fd=1"]), "--seccomp-fd needs a number >= 3, not: 1");
     assert_eq!(err(&["--upper", "/u", "--rootfs", "/r", "--lower", "/l"]), "--upper and --work go together");
     assert_eq!(err(&["--work", "/w", "--upper", "/u", "--rootfs", "/r"]), "--upper and --work need --lower");
     assert_eq!(err(&["--lower", "/l"]), "--lower needs --rootfs (where to mount the overlay)");
