@@ -159,7 +159,11 @@ pub fn up(u: &Up, lock: &mut Lock) -> Result<Proc> {
     preconditions::check(u.spec, u.paths, &cgroups, u.cgroup_parent, u.bins)?;
 
     let mut journal = JournalWriter::open(u.paths, &u.spec.name)?;
-    journal.append(&Record::Spec { spec: u.spec.clone(), init: u.bins.init.clone(), format: state::FORMAT })?;
+    journal.append(&Record::Spec {
+        spec: Box::new(u.spec.clone()),
+        init: u.bins.init.clone(),
+        format: state::FORMAT,
+    })?;
     let mut ctx = u.ctx(&cgroups, Some(journal), Some(lock));
     if let Err(e) = walk(&mut ctx, &mut Execute) {
         log::debug!("setup failed: {e}; undoing");

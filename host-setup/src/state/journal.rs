@@ -140,7 +140,7 @@ impl Journal {
 
     pub fn spec(&self) -> Option<Spec> {
         self.records.iter().find_map(|r| match r {
-            Record::Spec { spec, .. } => Some(spec.clone()),
+            Record::Spec { spec, .. } => Some(spec.as_ref().clone()),
             _ => None,
         })
     }
@@ -242,7 +242,7 @@ mod tests {
     use crate::spec::Options;
 
     fn spec_record(name: &str, opts: &Options) -> Record {
-        Record::Spec { spec: Spec::new(name, opts).unwrap(), init: "/usr/lib/hs/init".into(), format: FORMAT }
+        Record::Spec { spec: Box::new(Spec::new(name, opts).unwrap()), init: "/usr/lib/hs/init".into(), format: FORMAT }
     }
 
     #[test]
