@@ -55,7 +55,7 @@ pub enum Record {
     /// The first record: what the container is, the init binary it runs (`exec`
     /// uses the same), and the journal's format.
     Spec {
-        spec: Spec,
+        spec: Box<Spec>,
         init: PathBuf,
         format: u32,
     },
