@@ -20,7 +20,7 @@ use host_setup::error::Result;
 use host_setup::plan::{self, Bins, Mode, Up};
 use host_setup::spec::{self, Spec};
 use host_setup::state::{self, Journal, Lock, Paths, Record, Role};
-use host_setup::{exec, launch, status};
+use host_setup::{exec, launch, status, status_json};
 
 #[derive(FromArgs)]
 /// Linux containers without Docker: namespaces, cgroups, overlayfs, veth and
@@ -54,6 +54,7 @@ enum Cmd {
     Exec(ExecCmd),
     Down(DownCmd),
     Status(StatusCmd),
+    Verify(VerifyCmd),
 }
 
 /// The options that say what a container is; shared by `up` and `run`.
@@ -176,9 +177,21 @@ struct StatusCmd {
     /// container names (default: all)
     #[argh(positional)]
     names: Vec<String>,
+    /// the same as JSON, with the kernel's live limits, usage and OOM kills
+    #[argh(switch)]
+    json: bool,
 }
 
-const SUBCOMMANDS: [&str; 5] = ["up", "run", "exec", "down", "status"];
+#[derive(FromArgs)]
+#[argh(subcommand, name = "verify")]
+/// Prove each mechanism on running containers by its effect (namespaces, hostname, limits, ping, capabilities, chroot escape, CPU share, memory boundary, swap); one line per check, exit 1 naming the failed ones.
+struct VerifyCmd {
+    /// container names (default: all running)
+    #[argh(positional)]
+    names: Vec<String>,
+}
+
+const SUBCOMMANDS: [&str; 6] = ["up", "run", "exec", "down", "status", "verify"];
 
 /// `host-setup red ...` means `host-setup up red ...`: insert "up" before the first
 /// word that is not a global option or a sub-command.
@@ -293,8 +306,16 @@ fn run(cli: Cli) -> Result<i32> {
             for n in &c.names {
                 spec::validate_name(n)?;
             }
-            print!("{}", status::report(&paths, &c.names)?);
+            let text = if c.json { status_json::report(&paths, &c.names)? } else { status::report(&paths, &c.names)? };
+            print!("{text}");
             Ok(0)
+        }
+        Cmd::Verify(c) => {
+            for n in &c.names {
+                spec::validate_name(n)?;
+            }
+            root()?;
+            host_setup::verify::verify(&paths, &c.names)
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::usage;
 
 /// Names that are sub-commands and therefore cannot name a container.
-pub const RESERVED: [&str; 7] = ["up", "run", "exec", "down", "status", "help", "version"];
+pub const RESERVED: [&str; 8] = ["up", "run", "exec", "down", "status", "verify", "help", "version"];
 
 /// The tutorial's limits: 40 % of one CPU, 200 MiB, no swap.
 pub const DEFAULT_CPU_PERCENT: u64 = 40;
