@@ -133,7 +133,7 @@ enum Probe {
 
 /// One `stress --vm 1 --vm-bytes SIZE --vm-hang 0` run: it fits once the worker's
 /// VmRSS reaches SIZE (then we end it; no timing involved), or it is OOM-killed
-/// (the cgroup's oom_kill counter moves and stress reports signal 9).
+/// (the cgroup's oom_kill counter moves while it runs).
 fn probe(runner: &Runner, cg: &Cgroups, t: &Target, bytes: u64) -> Result<Probe, String> {
     let kib = format!("{}K", bytes / 1024);
     let oom0 = cg.usage(&t.cgroup_dirs).oom_kills;
@@ -146,8 +146,9 @@ fn probe(runner: &Runner, cg: &Cgroups, t: &Target, bytes: u64) -> Result<Probe,
     let oom1 = cg.usage(&t.cgroup_dirs).oom_kills;
     match (fits, oom1 > oom0) {
         (true, false) => Ok(Probe::Fits),
-        (false, true) => Ok(Probe::OomKilled),
-        (true, true) => Err(format!("{} fit, yet oom_kill moved {oom0} -> {oom1}", mib(bytes))),
+        // Right at the boundary the worker may get all its bytes and still be
+        // killed a moment later (the cgroup's other pages grow): it did not fit.
+        (_, true) => Ok(Probe::OomKilled),
         (false, false) => Err(format!("stress --vm-bytes {kib} neither fit nor was OOM-killed: {}", ran.said())),
     }
 }
