@@ -267,3 +267,17 @@ fn status_json_shows_the_kernels_limits() {
     let s = stdout(&lab.ok(&["status", &a]));
     assert!(s.contains("pids 64 (kernel: no limit)"), "plain status shows both: {s}");
 }
+
+#[test]
+fn verify_refuses_a_container_that_is_not_running() {
+    let lab = Lab::new();
+    let a = lab.name("n");
+    let o = lab.run(&["verify", &a]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&format!("{a} is not running")), "{}", text(&o));
+    // And with none at all: nothing to verify is an error too, not a silent pass.
+    let o = lab.run(&["verify"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no running containers"), "{}", text(&o));
+}

@@ -438,6 +438,7 @@ mod tests {
         assert_eq!(with_implicit_up(v("exec red ls")), v("exec red ls"));
         assert_eq!(with_implicit_up(v("--help")), v("--help"));
         assert_eq!(with_implicit_up(v("status")), v("status"));
+        assert_eq!(with_implicit_up(v("verify red")), v("verify red"));
     }
 
     fn parse(s: &str) -> std::result::Result<Cli, argh::EarlyExit> {
@@ -461,5 +462,7 @@ mod tests {
         assert_eq!((r.cpu.as_deref(), r.command.clone()), (Some("10"), v("stress -c 1")));
         assert!(parse("down").is_ok_and(|c| matches!(c.cmd, Cmd::Down(ref d) if d.names.is_empty())));
         assert!(parse("up red --bogus").is_err());
+        assert!(parse("status --json red").is_ok_and(|c| matches!(c.cmd, Cmd::Status(ref s) if s.json)));
+        assert!(parse("verify").is_ok_and(|c| matches!(c.cmd, Cmd::Verify(ref v) if v.names.is_empty())));
     }
 }

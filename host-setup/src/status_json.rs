@@ -175,9 +175,13 @@ fn container(paths: &Paths, cg: Option<&Cgroups>, name: String) -> Result<Contai
 /// for plain `status`, with the kernel's value after each that differs:
 /// `cpu 40% (40000/100000 us; kernel: max)`.
 pub fn limits_text(spec: &Spec, cg: Option<&Cgroups>, dirs: &[PathBuf]) -> String {
+    let k = cg.filter(|_| dirs.iter().any(|d| d.exists())).map(|cg| Dirs::of(cg, dirs).limits());
+    limits_with(spec, &k.unwrap_or_default())
+}
+
+/// The same from limits already read (all `None`: nothing to compare with).
+fn limits_with(spec: &Spec, k: &KernelLimits) -> String {
     let l = &spec.limits;
-    let k: Option<KernelLimits> = cg.filter(|_| dirs.iter().any(|d| d.exists())).map(|cg| Dirs::of(cg, dirs).limits());
-    let k = k.unwrap_or_default();
     let note = |differs: bool, text: String| if differs { format!(" (kernel: {text})") } else { String::new() };
     let cpu = match (k.cpu_quota_us, k.cpu_period_us) {
         (Some(Limit::Value(q)), Some(p)) if (q, p) != (l.cpu_quota_us, l.cpu_period_us) && p > 0 => {
@@ -211,4 +215,52 @@ pub fn limits_text(spec: &Spec, cg: Option<&Cgroups>, dirs: &[PathBuf]) -> Strin
         l.pids_max.map(|p| p.to_string()).unwrap_or_else(|| "unlimited".into()),
         if l.restrict_devices { "minimal" } else { "all (privileged)" }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::Options;
+
+    #[test]
+    fn status_notes_the_kernels_values_where_they_differ() {
+        let spec = Spec::new("red", &Options::default()).unwrap();
+        let same = KernelLimits {
+            cpu_quota_us: Some(Limit::Value(40000)),
+            cpu_period_us: Some(100000),
+            memory_bytes: Some(Limit::Value(200 << 20)),
+            swap_bytes: Some(Limit::Value(0)),
+            swappiness: Some(0),
+            pids_max: Some(Limit::Value(512)),
+        };
+        let plain = "cpu 40% (40000/100000 us), memory 200M, swap off, pids 512, devices minimal";
+        assert_eq!(limits_with(&spec, &same), plain);
+        assert_eq!(limits_with(&spec, &KernelLimits::default()), plain, "nothing read: nothing to note");
+        let changed = KernelLimits {
+            cpu_quota_us: Some(Limit::Value(50000)),
+            memory_bytes: Some(Limit::Max),
+            swap_bytes: Some(Limit::Value(100 << 20)),
+            pids_max: Some(Limit::Max),
+            ..same
+        };
+        assert_eq!(
+            limits_with(&spec, &changed),
+            "cpu 40% (40000/100000 us) (kernel: 50%, 50000/100000 us), memory 200M (kernel: no limit), \
+             swap off (kernel: 100M of swap allowed), pids 512 (kernel: no limit), devices minimal"
+        );
+        let bigger = KernelLimits { memory_bytes: Some(Limit::Value(300 << 20)), ..same };
+        assert!(limits_with(&spec, &bigger).contains("memory 200M (kernel: 300M), swap off, "));
+        let quota_gone = KernelLimits { cpu_quota_us: Some(Limit::Max), swappiness: Some(60), ..same };
+        assert_eq!(
+            limits_with(&spec, &quota_gone),
+            "cpu 40% (40000/100000 us) (kernel: no limit), memory 200M, swap off (kernel: swappiness 60), pids 512, \
+             devices minimal"
+        );
+    }
+
+    #[test]
+    fn limits_serialize_as_numbers_or_max() {
+        let v = serde_json::to_string(&[Some(Limit::Value(7)), Some(Limit::Max), None]).unwrap();
+        assert_eq!(v, r#"[7,"max",null]"#);
+    }
 }
