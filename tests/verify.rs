@@ -26,10 +26,15 @@ fn verify(lab: &Lab, names: &[&str]) -> Output {
 
 /// The outcome word of check `check` of container `name` ("PASS", "FAIL", "SKIP").
 fn outcome(out: &str, name: &str, check: &str) -> String {
+    line(out, name, check).split_whitespace().nth(2).unwrap_or("").to_string()
+}
+
+/// The line of check `check` of container `name`.
+fn line<'a>(out: &'a str, name: &str, check: &str) -> &'a str {
     out.lines()
-        .find_map(|l| {
-            let w: Vec<&str> = l.split_whitespace().collect();
-            (w.len() >= 3 && w[0] == name && w[1] == check).then(|| w[2].to_string())
+        .find(|l| {
+            let mut w = l.split_whitespace();
+            w.next() == Some(name) && w.next() == Some(check)
         })
         .unwrap_or_else(|| panic!("no {check} line for {name}:\n{out}"))
 }
@@ -97,7 +102,7 @@ fn assert_fails_only(o: &Output, name: &str, failing: &[&str]) {
 /// A check may be skipped only for these reasons: ping without a network, cpu on
 /// a host too busy for stress to reach the quota (timings are noisy here).
 fn assert_skipped_for_a_reason(out: &str, name: &str, check: &str) {
-    let line = out.lines().find(|l| l.starts_with(&format!("{name} ")) && l.contains(&format!(" {check} "))).unwrap();
+    let line = line(out, name, check);
     let ok = match check {
         "ping" => line.contains("SKIP  no network (loopback only)"),
         "cpu" => line.contains("the host is too busy for stress to reach the quota"),

@@ -21,6 +21,9 @@ use crate::state::Proc;
 /// A program started inside a container, still running.
 pub struct Inside {
     child: Child,
+    /// Our child's status once it has been reaped: from then on its pid may name
+    /// another process, so its descendants are no longer looked up.
+    status: Option<std::process::ExitStatus>,
     out: Option<JoinHandle<Vec<u8>>>,
     err: Option<JoinHandle<Vec<u8>>>,
 }
@@ -65,7 +68,7 @@ impl Runner {
         let mut child = c.spawn()?;
         let out = child.stdout.take().map(reader);
         let err = child.stderr.take().map(reader);
-        Ok(Inside { child, out, err })
+        Ok(Inside { child, status: None, out, err })
     }
 
     /// Run `argv` inside `name` to its end, or end it after `timeout`.
@@ -99,11 +102,18 @@ impl Inside {
     }
 
     pub fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        if self.status.is_none() {
+            self.status = self.child.try_wait().ok().flatten();
+        }
+        self.status.is_none()
     }
 
-    /// Everything below our child: the program inside and its own children.
+    /// Everything below our child: the program inside and its own children
+    /// (nothing once our child is reaped).
     pub fn descendants(&self) -> Vec<i32> {
+        if self.status.is_some() {
+            return vec![];
+        }
         descendants(self.pid())
     }
 
@@ -123,9 +133,9 @@ impl Inside {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        let code = match self.child.wait() {
-            Ok(st) => st.code(),
-            Err(_) => None,
+        let code = match self.status {
+            Some(st) => st.code(),
+            None => self.child.wait().ok().and_then(|st| st.code()),
         };
         let text = |h: Option<JoinHandle<Vec<u8>>>| {
             h.and_then(|h| h.join().ok()).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
