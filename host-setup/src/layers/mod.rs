@@ -30,8 +30,8 @@ use crate::error::{Error, Result, SysContext};
 
 /// The manifests of the tutorial's two layers, embedded so that the installed
 /// static host-setup binary needs nothing from the source tree.
-pub const MYROOT_MANIFEST: &str = include_str!("../../layers/myroot.manifest");
-pub const TOOLS_MANIFEST: &str = include_str!("../../layers/tools.manifest");
+pub const MYROOT_MANIFEST: &str = include_str!("../../../layers/myroot.manifest");
+pub const TOOLS_MANIFEST: &str = include_str!("../../../layers/tools.manifest");
 
 /// Names of the built-in layers, bottom first (overlay: `lowerdir=tools:myroot`).
 pub const BUILTIN: &[&str] = &["myroot", "tools"];
