@@ -68,13 +68,7 @@ fn read_ld_so_conf(path: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<
         match words.next() {
             Some("include") => {
                 for pattern in words {
-                    let pattern = if pattern.starts_with('/') {
-                        pattern.to_string()
-                    } else {
-                        let base = path.parent().unwrap_or(Path::new("/"));
-                        format!("{}/{pattern}", base.display())
-                    };
-                    for file in glob(&pattern) {
+                    for file in included(path, pattern) {
                         read_ld_so_conf(&file, depth + 1, out)?;
                     }
                 }
@@ -93,65 +87,27 @@ fn read_ld_so_conf(path: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<
     Ok(())
 }
 
-/// The paths matching `pattern` (`*`, `?`, `[...]` in any component), sorted, as
-/// glob(3) gives them; '*' does not match a leading '.'.
-fn glob(pattern: &str) -> Vec<PathBuf> {
-    let mut found = vec![PathBuf::from(if pattern.starts_with('/') { "/" } else { "." })];
-    for comp in pattern.split('/').filter(|c| !c.is_empty()) {
-        let wild = comp.contains(['*', '?', '[']);
-        let mut next = Vec::new();
-        for base in &found {
-            if !wild {
-                next.push(base.join(comp));
-                continue;
-            }
-            let Ok(rd) = fs::read_dir(base) else { continue };
-            let mut names: Vec<String> =
-                rd.filter_map(|e| e.ok()).filter_map(|e| e.file_name().into_string().ok()).collect();
-            names.sort();
-            for name in names {
-                if (!name.starts_with('.') || comp.starts_with('.')) && fnmatch(comp.as_bytes(), name.as_bytes()) {
-                    next.push(base.join(name));
-                }
-            }
+/// The files an `include` line of the ld.so.conf at `conf` names, as ldconfig's
+/// glob(3) gives them: sorted, relative to `conf`'s directory, `*`, `?` and
+/// `[...]` not matching a leading '.', and nothing when nothing matches (or the
+/// directory does not exist). A pattern glob cannot parse (an unclosed '[')
+/// names one file literally, as glob(3) reads it.
+fn included(conf: &Path, pattern: &str) -> Vec<PathBuf> {
+    let base = if pattern.starts_with('/') {
+        String::new()
+    } else {
+        format!("{}/", glob::Pattern::escape(&conf.parent().unwrap_or(Path::new("/")).to_string_lossy()))
+    };
+    let options =
+        glob::MatchOptions { case_sensitive: true, require_literal_separator: true, require_literal_leading_dot: true };
+    let matches = |p: &str| glob::glob_with(&format!("{base}{p}"), options);
+    match matches(pattern).or_else(|_| matches(&glob::Pattern::escape(pattern))) {
+        // Unreadable directories are skipped, as glob(3) does without GLOB_ERR.
+        Ok(paths) => paths.filter_map(|p| p.ok()).collect(),
+        Err(e) => {
+            debug!("library search: include {pattern} in {}: {e}", conf.display());
+            Vec::new()
         }
-        found = next;
-    }
-    found.retain(|p| p.exists());
-    found
-}
-
-fn fnmatch(pat: &[u8], name: &[u8]) -> bool {
-    match pat.first() {
-        None => name.is_empty(),
-        Some(b'*') => (0..=name.len()).any(|i| fnmatch(&pat[1..], &name[i..])),
-        Some(b'?') => !name.is_empty() && fnmatch(&pat[1..], &name[1..]),
-        Some(b'[') => {
-            let Some(&c) = name.first() else { return false };
-            let mut i = 1;
-            let negate = matches!(pat.get(i), Some(b'!') | Some(b'^'));
-            if negate {
-                i += 1;
-            }
-            let mut matched = false;
-            let mut first = true;
-            while i < pat.len() && (first || pat[i] != b']') {
-                first = false;
-                if i + 2 < pat.len() && pat[i + 1] == b'-' && pat[i + 2] != b']' {
-                    matched |= pat[i] <= c && c <= pat[i + 2];
-                    i += 3;
-                } else {
-                    matched |= pat[i] == c;
-                    i += 1;
-                }
-            }
-            if i >= pat.len() {
-                // No closing ']': a literal '['.
-                return c == b'[' && fnmatch(&pat[1..], &name[1..]);
-            }
-            matched != negate && fnmatch(&pat[i + 1..], &name[1..])
-        }
-        Some(&p) => name.first() == Some(&p) && fnmatch(&pat[1..], &name[1..]),
     }
 }
 
@@ -330,12 +286,29 @@ mod tests {
     }
 
     #[test]
-    fn fnmatch_basics() {
-        assert!(fnmatch(b"*.conf", b"libc.conf"));
-        assert!(!fnmatch(b"*.conf", b"libc.conf~"));
-        assert!(fnmatch(b"x?.so", b"x1.so"));
-        assert!(fnmatch(b"[a-c]x", b"bx"));
-        assert!(!fnmatch(b"[!a-c]x", b"bx"));
-        assert!(fnmatch(b"[]]", b"]"));
+    fn ld_so_conf_include_patterns() {
+        let dir = std::env::temp_dir().join(format!("layers-unit-{}-globs", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("inc")).unwrap();
+        let conf = "include inc/*.conf\ninclude inc/x?.so\ninclude inc/[a-c]x inc/[!a-c]x\ninclude inc/[]]\n\
+                    include inc/[lit\ninclude missing/*.conf inc/nothere.conf\n";
+        fs::write(dir.join("ld.so.conf"), conf).unwrap();
+        for (name, lib_dir) in [
+            ("b.conf", "/b"),
+            ("a.conf", "/a"),
+            ("a.conf~", "/tilde"),
+            (".hidden.conf", "/hidden"),
+            ("x1.so", "/x1"),
+            ("x12.so", "/x12"),
+            ("bx", "/bx"),
+            ("dx", "/dx"),
+            ("]", "/bracket"),
+            ("[lit", "/literal"),
+        ] {
+            fs::write(dir.join("inc").join(name), format!("{lib_dir}\n")).unwrap();
+        }
+        let ls = LibSearch::from_conf(&dir.join("ld.so.conf")).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(strs(ls.conf_dirs), ["/a", "/b", "/x1", "/bx", "/dx", "/bracket", "/literal"]);
     }
 }
