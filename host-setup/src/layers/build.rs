@@ -5,13 +5,13 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{Seek, SeekFrom};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::os::unix::io::AsRawFd;
 use std::path::{Component, Path, PathBuf};
 
 use log::{debug, info, warn};
 use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 
-use super::cache::{in_layer, remove_tree};
+use super::cache::{in_layer, mount_points, remove_unmounted};
 use super::closure::{LayerFile, Resolved, Why, DEFAULT_SEARCH_PATH};
 use super::ldso::dedup;
 use super::manifest::{Entry, Manifest};
@@ -29,9 +29,7 @@ pub struct Builder {
 }
 
 /// An exclusive flock on `<layers_dir>/.lock`, released when dropped.
-pub(super) struct LayersLock {
-    _file: File,
-}
+pub(super) type LayersLock = Flock<File>;
 
 impl Builder {
     /// A builder with the default search path.
@@ -75,7 +73,7 @@ impl Builder {
         let tmp = self.layers_dir.join(format!(".tmp-{}-{:016x}-{}", m.name, r.fingerprint, std::process::id()));
         info!("layer {}: building {}", m.name, dir.display());
         if let Err(e) = self.write_layer(&r, &tmp) {
-            if let Err(e2) = remove_tree(&tmp) {
+            if let Err(e2) = mount_points().and_then(|mounts| remove_unmounted(&tmp, &mounts)) {
                 warn!("layer {}: could not remove {}: {e2}", m.name, tmp.display());
             }
             return Err(e);
@@ -141,35 +139,33 @@ impl Builder {
             .mode(0o600)
             .open(&path)
             .sys(|| format!("open {}", path.display()))?;
-        let fd = file.as_raw_fd();
-        // SAFETY: flock on an fd we own; it is released when the file is closed.
-        if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            let e = Errno::last();
-            if e != Errno::EWOULDBLOCK {
-                return Err(Error::sys(format!("flock {}", path.display()), e));
-            }
-            debug!("layers: waiting for {} (another host-setup is building)", path.display());
-            loop {
-                // SAFETY: as above.
-                if unsafe { libc::flock(fd, libc::LOCK_EX) } == 0 {
-                    break;
-                }
-                let e = Errno::last();
-                if e != Errno::EINTR {
-                    return Err(Error::sys(format!("flock {}", path.display()), e));
-                }
-            }
+        let mut file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(locked) => return Ok(locked),
+            Err((file, Errno::EWOULDBLOCK)) => file,
+            Err((_, e)) => return Err(Error::sys(format!("flock {}", path.display()), e)),
+        };
+        debug!("layers: waiting for {} (another host-setup is building)", path.display());
+        loop {
+            file = match Flock::lock(file, FlockArg::LockExclusive) {
+                Ok(locked) => return Ok(locked),
+                Err((file, Errno::EINTR)) => file,
+                Err((_, e)) => return Err(Error::sys(format!("flock {}", path.display()), e)),
+            };
         }
-        Ok(LayersLock { _file: file })
     }
 
     /// Leftovers of builds that died (called with the lock held, so nobody is building).
     fn remove_temps(&self) -> Result<()> {
+        let mut mounts = None;
         for entry in fs::read_dir(&self.layers_dir).sys(|| format!("read {}", self.layers_dir.display()))? {
             let entry = entry.sys(|| format!("read {}", self.layers_dir.display()))?;
             if entry.file_name().to_string_lossy().starts_with(".tmp-") {
                 debug!("layers: removing the leftover {}", entry.path().display());
-                remove_tree(&entry.path())?;
+                let mounts = match &mut mounts {
+                    Some(m) => m,
+                    None => mounts.insert(mount_points()?),
+                };
+                remove_unmounted(&entry.path(), mounts)?;
             }
         }
         Ok(())

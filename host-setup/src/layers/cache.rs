@@ -116,7 +116,7 @@ impl Builder {
         let keep: Vec<PathBuf> = keep.iter().map(|k| fs::canonicalize(k).unwrap_or_else(|_| k.clone())).collect();
         let _lock = self.lock()?;
         let base = fs::canonicalize(&self.layers_dir).sys(|| format!("resolve {}", self.layers_dir.display()))?;
-        let mounts = crate::mountinfo::mount_points(&crate::mountinfo::read()?);
+        let mounts = mount_points()?;
         for entry in fs::read_dir(&base).sys(|| format!("read {}", base.display()))? {
             let entry = entry.sys(|| format!("read {}", base.display()))?;
             let name = entry.file_name();
@@ -129,15 +129,8 @@ impl Builder {
                 debug!("prune: keeping {}", path.display());
                 continue;
             }
-            if let Some(m) = mounts.iter().find(|m| m.starts_with(&path)) {
-                return Err(crate::precondition!(
-                    "remove old layer {}: {} is mounted; unmount it first",
-                    path.display(),
-                    m.display()
-                ));
-            }
             info!("prune: removing {}", path.display());
-            remove_tree(&path)?;
+            remove_unmounted(&path, &mounts)?;
         }
         Ok(())
     }
@@ -158,12 +151,36 @@ pub(super) fn in_layer(root: &Path, dest: &Path) -> PathBuf {
     root.join(dest.strip_prefix("/").unwrap_or(dest))
 }
 
-/// `rm -rf`, in-process; does not follow symlinks.
-pub(super) fn remove_tree(p: &Path) -> Result<()> {
-    match fs::remove_dir_all(p) {
+/// Every mount point of this mount namespace, for [`remove_unmounted`].
+pub(super) fn mount_points() -> Result<Vec<PathBuf>> {
+    Ok(crate::mountinfo::mount_points(&crate::mountinfo::read()?))
+}
+
+/// `rm -rf` of a layer directory or of a build's leftover, in-process; symlinks
+/// are removed, never followed. It cannot cross into a mount: it refuses a tree
+/// that has any of `mounts` (this namespace's mount points, from mountinfo) at or
+/// under it, which covers bind mounts of the same filesystem too (an st_dev
+/// check, as `state::remove_tree` makes, would walk into those). Its callers
+/// hold the layers' lock, and host-setup never mounts anything under
+/// `layers_dir` (an overlay takes layers as lowerdirs and is mounted elsewhere),
+/// so only a mount made by hand in that instant could slip in.
+pub(super) fn remove_unmounted(path: &Path, mounts: &[PathBuf]) -> Result<()> {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(crate::failed!("remove {}: not a directory entry", path.display()));
+    };
+    // The parent resolved, not the entry itself: a symlink is removed, not its target.
+    let real = match fs::canonicalize(parent) {
+        Ok(p) => p.join(name),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).sys(|| format!("resolve {}", parent.display())),
+    };
+    if let Some(m) = mounts.iter().find(|m| m.starts_with(&real)) {
+        return Err(crate::precondition!("remove {}: {} is mounted; unmount it first", path.display(), m.display()));
+    }
+    match fs::remove_dir_all(&real) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e).sys(|| format!("remove {}", p.display())),
+        Err(e) => Err(e).sys(|| format!("remove {}", real.display())),
     }
 }
 
@@ -214,6 +231,37 @@ mod tests {
         sorted.sort();
         sorted.dedup();
         assert_eq!(sorted.len(), variants.len(), "all different");
+    }
+
+    #[test]
+    fn remove_unmounted_keeps_mounts_and_link_targets() {
+        let t = std::env::temp_dir().join(format!("layers-unit-{}-remove", std::process::id()));
+        let _ = fs::remove_dir_all(&t);
+        fs::create_dir_all(t.join("layer/bin")).unwrap();
+        fs::create_dir_all(t.join("outside")).unwrap();
+        fs::write(t.join("outside/keep"), "x").unwrap();
+        std::os::unix::fs::symlink(t.join("outside"), t.join("layer/bin/link")).unwrap();
+        std::os::unix::fs::symlink(t.join("outside"), t.join("toplink")).unwrap();
+        // A mount point inside: refused, nothing removed.
+        let e = remove_unmounted(&t.join("layer"), &[t.join("layer/bin")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "remove {}: {} is mounted; unmount it first",
+                t.join("layer").display(),
+                t.join("layer/bin").display()
+            )
+        );
+        assert!(t.join("layer/bin/link").symlink_metadata().is_ok());
+        // Otherwise removed, through no symlink: neither one inside nor the entry itself.
+        remove_unmounted(&t.join("layer"), &[t.join("outside"), t.join("layerx")]).unwrap();
+        remove_unmounted(&t.join("toplink"), &[]).unwrap();
+        remove_unmounted(&t.join("gone"), &[]).unwrap();
+        let left: Vec<_> = fs::read_dir(&t).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let kept = fs::read(t.join("outside/keep"));
+        fs::remove_dir_all(&t).unwrap();
+        assert_eq!(left, ["outside"]);
+        assert_eq!(kept.unwrap(), b"x");
     }
 
     #[test]
