@@ -118,7 +118,9 @@ impl Step for Layers {
         for l in &ctx.spec.layers {
             match l {
                 Layer::Builtin(n) => match layers::builtin(n) {
-                    Some(m) => out.extend(b.explain(&m).unwrap_or_else(|e| vec![format!("# layer {n}: {e}")])),
+                    Some(m) => {
+                        out.extend(b.plan(&m).map(|p| p.shell()).unwrap_or_else(|e| vec![format!("# layer {n}: {e}")]))
+                    }
                     None => out.push(format!("# unknown layer {n}")),
                 },
                 Layer::Dir(d) => out.push(format!("# layer {} is used as it is", d.display())),
@@ -676,7 +678,8 @@ pub fn explain(u: &Up, lock: &mut Lock) -> Result<Vec<(String, Vec<String>)>> {
             .iter()
             .map(|l| match l {
                 Layer::Builtin(n) => layers::builtin(n)
-                    .and_then(|m| layers::Builder::new(u.paths.layers(), u.bins.own_dir.clone()).dir_for(&m).ok())
+                    .and_then(|m| layers::Builder::new(u.paths.layers(), u.bins.own_dir.clone()).plan(&m).ok())
+                    .map(|p| p.dir().to_path_buf())
                     .unwrap_or_else(|| u.paths.layers().join(n)),
                 Layer::Dir(d) => d.clone(),
             })

@@ -1,6 +1,6 @@
-//! Building a layer: the files copied into a temporary directory under the
-//! layers' lock, synced, and renamed into place; and the same work as the
-//! tutorial's shell commands.
+//! Building a layer: its plan worked out once (the closure, the fingerprint,
+//! whether it is cached), then carried out: the plan's files copied into a
+//! temporary directory under the layers' lock, synced, and renamed into place.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Seek, SeekFrom};
@@ -11,10 +11,9 @@ use log::{debug, info, warn};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 
-use super::cache::{in_layer, mount_points, remove_unmounted};
-use super::closure::{LayerFile, Resolved, Why, DEFAULT_SEARCH_PATH};
-use super::ldso::dedup;
-use super::manifest::{Entry, Manifest};
+use super::cache::{fingerprint_of, in_layer, mount_points, remove_unmounted};
+use super::closure::{Resolved, DEFAULT_SEARCH_PATH};
+use super::manifest::Manifest;
 use crate::error::{Error, Result, SysContext};
 
 /// Builds layers from manifests, with this host's binaries.
@@ -26,6 +25,46 @@ pub struct Builder {
     pub own_bin_dir: PathBuf,
     /// Where host commands are looked for, in order.
     pub search_path: Vec<PathBuf>,
+}
+
+/// What the layers step does for one layer, worked out once by [`Builder::plan`]
+/// with this host's real paths: the layer's directory (named by the fingerprint
+/// of its inputs), the host files that go into it (each already open: the file
+/// that was fingerprinted is the file that is copied) and whether that directory
+/// is already there. [`Builder::build`] carries out exactly this value and
+/// [`LayerPlan::shell`] prints exactly this value.
+#[derive(Debug)]
+pub struct LayerPlan {
+    pub(super) name: String,
+    pub(super) dir: PathBuf,
+    pub(super) fingerprint: u64,
+    pub(super) content: Resolved,
+    pub(super) cached: bool,
+}
+
+impl LayerPlan {
+    /// The layer's name ("tools").
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The layer's directory: `<layers_dir>/<name>-<fingerprint>`.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whether the directory was there, complete, when the plan was made (then
+    /// [`Builder::build`] has nothing to do).
+    pub fn cached(&self) -> bool {
+        self.cached
+    }
+
+    /// Each file of the layer: the host path it is copied from (as found: on the
+    /// search path, by the library search, from PT_INTERP) and its path inside
+    /// the layer.
+    pub fn files(&self) -> impl Iterator<Item = (&Path, &Path)> {
+        self.content.files.iter().map(|f| (f.found.as_path(), f.dest.as_path()))
+    }
 }
 
 /// An exclusive flock on `<layers_dir>/.lock`, released when dropped.
@@ -41,14 +80,40 @@ impl Builder {
         }
     }
 
-    /// The layer directory for `m`: the cached one if its inputs have not changed,
-    /// otherwise a freshly built one. Safe to call from several processes at once.
-    pub fn ensure(&self, m: &Manifest) -> Result<PathBuf> {
-        let r = self.resolve(m)?;
-        let dir = self.layer_path(m, r.fingerprint);
-        if dir.is_dir() && self.looks_complete(&r, &dir) {
-            debug!("layer {}: cached at {}", m.name, dir.display());
-            return Ok(dir);
+    /// What building `m` means on this host: every input found and read (the
+    /// closure), the fingerprint, and whether that layer is already there.
+    /// Nothing is written. Fails as [`Builder::ensure`] does, e.g.
+    /// `stress: not found on the host; install the 'stress' package`.
+    pub fn plan(&self, m: &Manifest) -> Result<LayerPlan> {
+        let content = self.resolve(m)?;
+        let fingerprint = fingerprint_of(m, &content.files);
+        let dir = self.layer_path(m, fingerprint);
+        let cached = dir.is_dir() && self.looks_complete(&content, &dir);
+        debug!(
+            "layer {}: {} input files, fingerprint {fingerprint:016x}, {} {}",
+            m.name,
+            content.files.len(),
+            if cached { "cached at" } else { "to be built at" },
+            dir.display()
+        );
+        Ok(LayerPlan { name: m.name.clone(), dir, fingerprint, content, cached })
+    }
+
+    /// Makes `plan.dir()` exist with exactly the plan's files and returns it: if
+    /// it is not there, they are copied into a temporary directory under the
+    /// layers' lock, synced and renamed into place. Safe to call from several
+    /// processes at once.
+    pub fn build(&self, plan: &LayerPlan) -> Result<PathBuf> {
+        let (name, dir, r) = (&plan.name, &plan.dir, &plan.content);
+        if dir.parent() != Some(self.layers_dir.as_path()) {
+            return Err(crate::failed!(
+                "layer {name}: {} is not in {}: a plan of another builder",
+                dir.display(),
+                self.layers_dir.display()
+            ));
+        }
+        if plan.cached && dir.is_dir() {
+            return Ok(dir.clone());
         }
         fs::DirBuilder::new()
             .recursive(true)
@@ -58,75 +123,36 @@ impl Builder {
         let _lock = self.lock()?;
         // Somebody else may have built it while we waited for the lock.
         if dir.is_dir() {
-            if self.looks_complete(&r, &dir) {
-                debug!("layer {}: built meanwhile by another process at {}", m.name, dir.display());
-                return Ok(dir);
+            if self.looks_complete(r, dir) {
+                debug!("layer {name}: built meanwhile by another process at {}", dir.display());
+                return Ok(dir.clone());
             }
             // A file is missing or has another size: somebody changed the layer by
             // hand (the files are synced before the rename, so a crash cannot).
             // Move it aside (the next build removes it) and build it again.
-            warn!("layer {}: {} is incomplete; building it again", m.name, dir.display());
-            let broken = self.layers_dir.join(format!(".tmp-broken-{}-{}", m.name, std::process::id()));
-            fs::rename(&dir, &broken).sys(|| format!("rename {} to {}", dir.display(), broken.display()))?;
+            warn!("layer {name}: {} is incomplete; building it again", dir.display());
+            let broken = self.layers_dir.join(format!(".tmp-broken-{name}-{}", std::process::id()));
+            fs::rename(dir, &broken).sys(|| format!("rename {} to {}", dir.display(), broken.display()))?;
         }
         self.remove_temps()?;
-        let tmp = self.layers_dir.join(format!(".tmp-{}-{:016x}-{}", m.name, r.fingerprint, std::process::id()));
-        info!("layer {}: building {}", m.name, dir.display());
-        if let Err(e) = self.write_layer(&r, &tmp) {
+        let tmp = self.layers_dir.join(format!(".tmp-{name}-{:016x}-{}", plan.fingerprint, std::process::id()));
+        info!("layer {name}: building {}", dir.display());
+        if let Err(e) = self.write_layer(r, &tmp) {
             if let Err(e2) = mount_points().and_then(|mounts| remove_unmounted(&tmp, &mounts)) {
-                warn!("layer {}: could not remove {}: {e2}", m.name, tmp.display());
+                warn!("layer {name}: could not remove {}: {e2}", tmp.display());
             }
             return Err(e);
         }
-        fs::rename(&tmp, &dir).sys(|| format!("rename {} to {}", tmp.display(), dir.display()))?;
+        fs::rename(&tmp, dir).sys(|| format!("rename {} to {}", tmp.display(), dir.display()))?;
         fsync_dir(&self.layers_dir)?;
-        debug!("layer {}: {} files, {} empty dirs in {}", m.name, r.files.len(), r.dirs.len(), dir.display());
-        Ok(dir)
+        debug!("layer {name}: {} files, {} empty dirs in {}", r.files.len(), r.dirs.len(), dir.display());
+        Ok(dir.clone())
     }
 
-    /// The tutorial-style shell commands that build what [`Builder::ensure`] builds
-    /// for `m` on this host, with the host paths resolved (for `--explain`).
-    pub fn explain(&self, m: &Manifest) -> Result<Vec<String>> {
-        let r = self.resolve(m)?;
-        let dir = self.layer_path(m, r.fingerprint);
-        let l = dir.display().to_string();
-        let mut out = vec![format!("# layer {}: {} (what host-setup does in-process)", m.name, l)];
-        let mut mkdirs: Vec<PathBuf> = r.dirs.clone();
-        for f in &r.files {
-            if let Some(p) = f.dest.parent() {
-                if p != Path::new("/") {
-                    mkdirs.push(p.to_path_buf());
-                }
-            }
-        }
-        dedup(&mut mkdirs);
-        let all = mkdirs.clone();
-        mkdirs.retain(|d| !all.iter().any(|o| o != d && o.starts_with(d)));
-        let ml: Vec<String> = mkdirs.iter().map(|d| format!("{l}{}", d.display())).collect();
-        out.push(format!("mkdir -p {}", ml.join(" ")));
-        let (entries, closure): (Vec<&LayerFile>, Vec<&LayerFile>) =
-            r.files.iter().partition(|f| matches!(f.why, Why::Entry));
-        for f in &entries {
-            out.push(format!("cp -L {} {l}{}", f.found.display(), f.dest.display()));
-        }
-        if !closure.is_empty() {
-            let exes: Vec<String> = entries
-                .iter()
-                .filter(|f| f.src.elf.as_ref().is_some_and(|e| e.interp.is_some()))
-                .map(|f| f.found.display().to_string())
-                .collect();
-            out.push(format!("# the shared libraries (ldd {}):", exes.join(" ")));
-            for f in &closure {
-                out.push(format!("cp -L {} {l}{}", f.found.display(), f.dest.display()));
-            }
-        }
-        Ok(out)
-    }
-
-    /// The directory [`Builder::ensure`] would return for `m` on this host, without
-    /// building anything (for `--explain`).
-    pub fn dir_for(&self, m: &Manifest) -> Result<PathBuf> {
-        Ok(self.layer_path(m, self.resolve(m)?.fingerprint))
+    /// The layer directory for `m`: the cached one if its inputs have not changed,
+    /// otherwise a freshly built one. Safe to call from several processes at once.
+    pub fn ensure(&self, m: &Manifest) -> Result<PathBuf> {
+        self.build(&self.plan(m)?)
     }
 
     pub(super) fn lock(&self) -> Result<LayersLock> {
@@ -246,70 +272,54 @@ fn fsync_dir(p: &Path) -> Result<()> {
     File::open(p).and_then(|f| f.sync_all()).sys(|| format!("fsync {}", p.display()))
 }
 
-/// The tutorial-style shell commands equivalent to building `m` into
-/// `layer_dir`, without looking at this host (for docs; `Builder::explain` gives
-/// the resolved version): `mkdir -p`, `cp -L`, and the `ldd` closure loop.
-pub fn explain(m: &Manifest, layer_dir: &Path) -> Vec<String> {
-    let l = layer_dir.display().to_string();
-    let mut out = vec![format!("# layer {}: {l}", m.name)];
-    let mut mk: Vec<String> = Vec::new();
-    for e in &m.entries {
-        let d = match e {
-            Entry::Dir { dest } => Some(dest.as_path()),
-            _ => e.dest().parent().filter(|p| *p != Path::new("/")),
-        };
-        if let Some(d) = d {
-            let s = format!("{l}{}", d.display());
-            if !mk.contains(&s) {
-                mk.push(s);
-            }
-        }
-    }
-    if !mk.is_empty() {
-        out.push(format!("mkdir -p {}", mk.join(" ")));
-    }
-    let mut copied = Vec::new();
-    for e in &m.entries {
-        match e {
-            Entry::Host { dest, command, .. } => {
-                let src =
-                    if command.starts_with('/') { command.clone() } else { format!("\"$(command -v {command})\"") };
-                out.push(format!("cp -L {src} {l}{}", dest.display()));
-                copied.push(format!("{l}{}", dest.display()));
-            }
-            Entry::Own { dest, binary } => {
-                out.push(format!("cp -L target/x86_64-unknown-linux-gnu/release/{binary} {l}{}", dest.display()));
-                copied.push(format!("{l}{}", dest.display()));
-            }
-            Entry::Dir { .. } => {}
-        }
-    }
-    if !copied.is_empty() {
-        out.push("# the shared libraries each binary needs, where ld.so finds them:".into());
-        // One ldd per file: given several, ldd prints each file's name as a header.
-        out.push(format!(
-            "for lib in $(for f in {}; do ldd \"$f\"; done 2>/dev/null | grep -o '/[^ ]*' | sort -u); do mkdir -p \"{l}$(dirname \"$lib\")\" && cp -L \"$lib\" \"{l}$lib\"; done",
-            copied.join(" ")
-        ));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layers::builtin;
+    use crate::layers::parse;
 
     #[test]
-    fn generic_explain() {
-        let lines = explain(&builtin("tools").unwrap(), Path::new("/tmp/tools"));
-        assert_eq!(lines[1], "mkdir -p /tmp/tools/bin /tmp/tools/usr/bin");
-        assert_eq!(lines[2], "cp -L \"$(command -v hostname)\" /tmp/tools/bin/hostname");
-        assert!(lines.last().unwrap().starts_with("for lib in $(for f in /tmp/tools/bin/hostname "));
-        let lines = explain(&builtin("myroot").unwrap(), Path::new("/tmp/myroot"));
-        assert!(lines.contains(&"mkdir -p /tmp/myroot/bin /tmp/myroot/proc".to_string()));
-        assert!(lines.contains(
-            &"cp -L target/x86_64-unknown-linux-gnu/release/escape_chroot /tmp/myroot/escape_chroot".to_string()
-        ));
+    fn plan_fails_like_ensure_and_writes_nothing() {
+        let t = std::env::temp_dir().join(format!("layers-unit-{}-plan", std::process::id()));
+        let _ = fs::remove_dir_all(&t);
+        fs::create_dir_all(t.join("empty")).unwrap();
+        let mut b = Builder::new(t.join("layers"), t.join("empty"));
+        b.search_path = vec![t.join("empty")];
+        let m = parse("stressonly", "/usr/bin/stress  stress  stress\n").unwrap();
+        let e = b.plan(&m).unwrap_err();
+        let own = parse("own", "/escape_chroot  @escape_chroot\n").unwrap();
+        let e2 = b.plan(&own).unwrap_err();
+        let layers_made = t.join("layers").exists();
+        fs::remove_dir_all(&t).unwrap();
+        assert_eq!(e.to_string(), "stress: not found on the host; install the 'stress' package");
+        assert_eq!(e.exit_code(), 3);
+        assert_eq!(
+            e2.to_string(),
+            format!("escape_chroot: not found in {}; build it with cargo build --release", t.join("empty").display())
+        );
+        assert!(!layers_made);
+    }
+
+    #[test]
+    fn a_plan_is_built_only_by_its_own_builder() {
+        let t = std::env::temp_dir().join(format!("layers-unit-{}-other", std::process::id()));
+        let m = parse("unit", "/bin/sh  sh  dash\n").unwrap();
+        let plan = Builder::new(t.join("a"), t.join("own")).plan(&m).unwrap();
+        let e = Builder::new(t.join("b"), t.join("own")).build(&plan).unwrap_err();
+        assert!(!t.exists());
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "layer unit: {} is not in {}: a plan of another builder",
+                plan.dir().display(),
+                t.join("b").display()
+            )
+        );
+    }
+
+    #[test]
+    fn plans_can_go_to_other_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<LayerPlan>();
+        send_sync::<Builder>();
     }
 }

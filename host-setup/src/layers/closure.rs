@@ -7,12 +7,11 @@ use std::fs;
 use std::io::ErrorKind;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use log::debug;
 
 use super::build::Builder;
-use super::cache;
 use super::elf::Source;
 use super::ldso::{join_paths, library_dirs, LibSearch, ObjPaths};
 use super::manifest::{check_layer_name, Entry, Manifest};
@@ -22,7 +21,7 @@ use crate::error::{Result, SysContext};
 pub const DEFAULT_SEARCH_PATH: &[&str] =
     &["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
 
-/// Why a file is in the layer (for the debug log and `explain`).
+/// Why a file is in the layer (for the debug log and the shell commands).
 #[derive(Debug, Clone)]
 pub(super) enum Why {
     Entry,
@@ -36,16 +35,15 @@ pub(super) struct LayerFile {
     pub dest: PathBuf,
     /// The host path as found (on PATH, by the library search, PT_INTERP).
     pub found: PathBuf,
-    pub src: Rc<Source>,
+    pub src: Arc<Source>,
     pub why: Why,
 }
 
-/// Everything that goes into one layer, and its fingerprint.
+/// Everything that goes into one layer: its empty directories and its files.
 #[derive(Debug)]
 pub(super) struct Resolved {
     pub dirs: Vec<PathBuf>,
     pub files: Vec<LayerFile>,
-    pub fingerprint: u64,
 }
 
 /// The resolution of one manifest: host files read and parsed once each.
@@ -53,7 +51,7 @@ struct Resolver<'a> {
     builder: &'a Builder,
     search: LibSearch,
     /// Host files by real path.
-    cache: HashMap<PathBuf, Rc<Source>>,
+    cache: HashMap<PathBuf, Arc<Source>>,
     files: Vec<LayerFile>,
     by_dest: HashMap<PathBuf, usize>,
     layer: &'a str,
@@ -64,25 +62,25 @@ struct Obj {
     found: PathBuf,
     /// The names it is known by (the DT_NEEDED name or PT_INTERP path, and its DT_SONAME).
     names: Vec<String>,
-    src: Rc<Source>,
+    src: Arc<Source>,
     loader: Option<usize>,
     is_exe: bool,
 }
 
 impl<'a> Resolver<'a> {
     /// Reads a host file (following symlinks) unless it has been read already.
-    fn load(&mut self, found: &Path) -> Result<Rc<Source>> {
+    fn load(&mut self, found: &Path) -> Result<Arc<Source>> {
         let real = fs::canonicalize(found).sys(|| format!("resolve {}", found.display()))?;
         if let Some(src) = self.cache.get(&real) {
             return Ok(src.clone());
         }
-        let src = Rc::new(Source::open(real.clone())?);
+        let src = Arc::new(Source::open(real.clone())?);
         self.cache.insert(real, src.clone());
         Ok(src)
     }
 
     /// Adds a file to the layer; the same host path twice is one file.
-    fn add(&mut self, dest: PathBuf, found: &Path, src: Rc<Source>, why: Why) -> Result<()> {
+    fn add(&mut self, dest: PathBuf, found: &Path, src: Arc<Source>, why: Why) -> Result<()> {
         if let Some(&i) = self.by_dest.get(&dest) {
             let other = &self.files[i];
             if other.src.real == src.real {
@@ -202,7 +200,7 @@ impl<'a> Resolver<'a> {
     }
 
     /// Where ld.so would find the DT_NEEDED `name` of `objs[i]`.
-    fn find_library(&mut self, name: &str, objs: &[Obj], i: usize) -> Result<(PathBuf, Rc<Source>)> {
+    fn find_library(&mut self, name: &str, objs: &[Obj], i: usize) -> Result<(PathBuf, Arc<Source>)> {
         let needer = &objs[i];
         let info = needer.src.elf.as_ref().expect("only ELF objects need libraries");
         let by = needer.found.display();
@@ -250,7 +248,7 @@ impl<'a> Resolver<'a> {
 
     /// The file at `path` if ld.so would take it: it exists and is an ELF object of
     /// the same class and machine as the one that needs it.
-    fn probe(&mut self, path: &Path, kind: (u8, u8, u16)) -> Result<Option<Rc<Source>>> {
+    fn probe(&mut self, path: &Path, kind: (u8, u8, u16)) -> Result<Option<Arc<Source>>> {
         match fs::metadata(path) {
             Ok(m) if m.is_file() => {}
             Ok(_) => return Ok(None),
@@ -290,7 +288,7 @@ pub(super) fn normalize(p: &Path) -> Option<PathBuf> {
 }
 
 impl Builder {
-    /// Finds and reads every input of `m` and computes the fingerprint.
+    /// Finds and reads every input of `m`.
     pub(super) fn resolve(&self, m: &Manifest) -> Result<Resolved> {
         check_layer_name(&m.name)?;
         let mut r = Resolver {
@@ -322,9 +320,7 @@ impl Builder {
                 Entry::Dir { dest } => dirs.push(dest.clone()),
             }
         }
-        let fingerprint = cache::fingerprint_of(m, &r.files);
-        debug!("layer {}: {} input files, fingerprint {fingerprint:016x}", m.name, r.files.len());
-        Ok(Resolved { dirs, files: r.files, fingerprint })
+        Ok(Resolved { dirs, files: r.files })
     }
 }
 

@@ -17,8 +17,8 @@
 //! The files, in the order of the work: [`manifest`] (what a layer holds),
 //! [`ldso`] (where ld.so looks for a library), [`elf`] (what an ELF file asks
 //! for), [`closure`] (the files of a layer, found on this host), [`cache`] (the
-//! fingerprint, the layer's directory, pruning) and [`build`] (making the
-//! directory, or printing it as shell commands).
+//! fingerprint, the layer's directory, pruning), [`build`] (a layer's plan, and
+//! making its directory) and [`shell`] (the same plan as shell commands).
 
 mod build;
 mod cache;
@@ -26,7 +26,9 @@ mod closure;
 mod elf;
 mod ldso;
 mod manifest;
+mod shell;
 
-pub use build::{explain, Builder};
+pub use build::{Builder, LayerPlan};
 pub use closure::DEFAULT_SEARCH_PATH;
 pub use manifest::{builtin, parse, Entry, Manifest, BUILTIN, MYROOT_MANIFEST, TOOLS_MANIFEST};
+pub use shell::explain;
