@@ -3,7 +3,6 @@
 //! searches), as the list of files that go into the layer.
 
 use std::collections::HashMap;
-use std::fs;
 use std::io::ErrorKind;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
@@ -15,6 +14,7 @@ use super::build::Builder;
 use super::elf::Source;
 use super::ldso::{join_paths, library_dirs, LibSearch, ObjPaths};
 use super::manifest::{check_layer_name, Entry, Manifest};
+use super::realpath::RealPaths;
 use crate::error::{Result, SysContext};
 
 /// Where host commands are looked for, in this order (root's usual PATH).
@@ -52,6 +52,7 @@ struct Resolver<'a> {
     search: LibSearch,
     /// Host files by real path.
     cache: HashMap<PathBuf, Arc<Source>>,
+    paths: RealPaths,
     files: Vec<LayerFile>,
     by_dest: HashMap<PathBuf, usize>,
     layer: &'a str,
@@ -70,7 +71,7 @@ struct Obj {
 impl<'a> Resolver<'a> {
     /// Reads a host file (following symlinks) unless it has been read already.
     fn load(&mut self, found: &Path) -> Result<Arc<Source>> {
-        let real = fs::canonicalize(found).sys(|| format!("resolve {}", found.display()))?;
+        let (real, _) = self.paths.locate(found).sys(|| format!("resolve {}", found.display()))?;
         if let Some(src) = self.cache.get(&real) {
             return Ok(src.clone());
         }
@@ -117,7 +118,7 @@ impl<'a> Resolver<'a> {
     }
 
     /// A host command: `name` on the search path (or an absolute path).
-    fn find_command(&self, command: &str, package: &str) -> Result<PathBuf> {
+    fn find_command(&mut self, command: &str, package: &str) -> Result<PathBuf> {
         let missing = || crate::precondition!("{command}: not found on the host; install the '{package}' package");
         let candidates: Vec<PathBuf> = if command.starts_with('/') {
             vec![PathBuf::from(command)]
@@ -125,8 +126,8 @@ impl<'a> Resolver<'a> {
             self.builder.search_path.iter().map(|d| d.join(command)).collect()
         };
         for p in candidates {
-            match fs::metadata(&p) {
-                Ok(m) if m.is_file() && m.mode() & 0o111 != 0 => return Ok(p),
+            match self.paths.locate(&p) {
+                Ok((_, m)) if m.is_file() && m.mode() & 0o111 != 0 => return Ok(p),
                 Ok(_) => debug!("{}: not an executable file, skipped", p.display()),
                 Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => {}
                 Err(e) => return Err(e).sys(|| format!("stat {}", p.display())),
@@ -154,7 +155,7 @@ impl<'a> Resolver<'a> {
             vec![Obj { found: found.to_path_buf(), names: vec![], src: src.clone(), loader: None, is_exe: true }];
         if let Some(interp) = &info.interp {
             let ipath = PathBuf::from(interp);
-            let isrc = match fs::metadata(&ipath) {
+            let isrc = match self.paths.locate(&ipath) {
                 Ok(_) => self.load(&ipath)?,
                 Err(e) if e.kind() == ErrorKind::NotFound => {
                     return Err(crate::precondition!(
@@ -249,8 +250,8 @@ impl<'a> Resolver<'a> {
     /// The file at `path` if ld.so would take it: it exists and is an ELF object of
     /// the same class and machine as the one that needs it.
     fn probe(&mut self, path: &Path, kind: (u8, u8, u16)) -> Result<Option<Arc<Source>>> {
-        match fs::metadata(path) {
-            Ok(m) if m.is_file() => {}
+        match self.paths.locate(path) {
+            Ok((_, m)) if m.is_file() => {}
             Ok(_) => return Ok(None),
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::EACCES)) => {
                 return Ok(None)
@@ -295,6 +296,7 @@ impl Builder {
             builder: self,
             search: LibSearch::host()?,
             cache: HashMap::new(),
+            paths: RealPaths::default(),
             files: Vec::new(),
             by_dest: HashMap::new(),
             layer: &m.name,
@@ -309,7 +311,7 @@ impl Builder {
                 }
                 Entry::Own { dest, binary } => {
                     let found = self.own_bin_dir.join(binary);
-                    if !found.is_file() {
+                    if !matches!(r.paths.locate(&found), Ok((_, m)) if m.is_file()) {
                         return Err(crate::precondition!(
                             "{binary}: not found in {}; build it with cargo build --release",
                             self.own_bin_dir.display()

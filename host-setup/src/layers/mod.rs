@@ -14,11 +14,17 @@
 //! place, so two host-setup processes (red and blue come up together) never see
 //! a half-built layer. [`Builder::prune`] removes the versions nobody uses.
 //!
-//! The files, in the order of the work: [`manifest`] (what a layer holds),
-//! [`ldso`] (where ld.so looks for a library), [`elf`] (what an ELF file asks
-//! for), [`closure`] (the files of a layer, found on this host), [`cache`] (the
-//! fingerprint, the layer's directory, pruning), [`build`] (a layer's plan, and
-//! making its directory) and [`shell`] (the same plan as shell commands).
+//! One description per action: [`Builder::plan`] works out once, writing
+//! nothing, what the layer will be ([`LayerPlan`]: its directory and the host
+//! files that go into it); [`Builder::build`] does exactly that and
+//! [`LayerPlan::shell`] prints exactly that as the tutorial's commands.
+//!
+//! The files, in the order of the work: `manifest.rs` (what a layer holds),
+//! `ldso.rs` (where ld.so looks for a library), `elf.rs` (what an ELF file asks
+//! for), `closure.rs` (the files of a layer, found on this host, with
+//! `realpath.rs` resolving each directory once), `cache.rs` (the fingerprint,
+//! the layer's directory, pruning), `build.rs` (a layer's plan, and making its
+//! directory) and `shell.rs` (the same plan as shell commands).
 
 mod build;
 mod cache;
@@ -26,6 +32,7 @@ mod closure;
 mod elf;
 mod ldso;
 mod manifest;
+mod realpath;
 mod shell;
 
 pub use build::{Builder, LayerPlan};
