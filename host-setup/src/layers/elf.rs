@@ -19,6 +19,9 @@ pub(super) struct Source {
     pub shebang: Option<String>,
 }
 
+/// How much of each file is read at once when it is opened.
+const HEAD: usize = 4096;
+
 impl Source {
     /// Opens and reads the host file at `real` (a path with no symlinks left).
     pub(super) fn open(real: PathBuf) -> Result<Source> {
@@ -27,11 +30,13 @@ impl Source {
         if !meta.is_file() {
             return Err(crate::failed!("{}: not a regular file", real.display()));
         }
-        let mut head = [0u8; 128];
+        // One read for the magic, and for an ELF file usually its header, program
+        // headers and PT_INTERP too.
+        let mut head = [0u8; HEAD];
         let n = read_at_most(&file, &mut head, 0).sys(|| format!("read {}", real.display()))?;
         let head = &head[..n];
         let (elf, shebang) = if head.starts_with(b"\x7fELF") {
-            (Some(parse_elf(&file, &real, meta.len())?), None)
+            (Some(parse_elf(&file, &real, meta.len(), head)?), None)
         } else if let Some(rest) = head.strip_prefix(b"#!") {
             let line = rest.split(|&b| b == b'\n').next().unwrap_or_default();
             (None, Some(String::from_utf8_lossy(line).trim().to_string()))
@@ -58,12 +63,11 @@ pub(super) struct ElfInfo {
 /// Reads what ld.so needs from an ELF file with goblin: the header, the program
 /// headers, PT_INTERP, the PT_DYNAMIC entries and their string table. Only those
 /// parts are read (pread), not the whole file: a cache hit reads a few KiB per
-/// file instead of every byte of libc.
-fn parse_elf(file: &File, path: &Path, len: u64) -> Result<ElfInfo> {
+/// file instead of every byte of libc. `head`: the file's first bytes, already read.
+fn parse_elf(file: &File, path: &Path, len: u64, head: &[u8]) -> Result<ElfInfo> {
     use goblin::container::Ctx;
-    use goblin::elf::dynamic::{Dynamic, DF_1_NODEFLIB, DT_RPATH, DT_RUNPATH};
+    use goblin::elf::dynamic::{Dynamic, DF_1_NODEFLIB, DT_NEEDED, DT_RPATH, DT_RUNPATH};
     use goblin::elf::program_header::{ProgramHeader, PT_DYNAMIC, PT_INTERP};
-    use goblin::strtab::Strtab;
 
     let bad = |what: &str| crate::failed!("parse ELF {}: {what}", path.display());
     let goblin_err = |e: goblin::error::Error| crate::failed!("parse ELF {}: {e}", path.display());
@@ -72,14 +76,17 @@ fn parse_elf(file: &File, path: &Path, len: u64) -> Result<ElfInfo> {
         if size > 16 << 20 || !matches!(offset.checked_add(size), Some(end) if end <= len) {
             return Err(bad(&format!("{what} lies outside the file")));
         }
+        if let Some(bytes) = head.get(offset as usize..(offset + size) as usize) {
+            return Ok(bytes.to_vec());
+        }
         let mut buf = vec![0u8; size as usize];
         std::os::unix::fs::FileExt::read_exact_at(file, &mut buf, offset)
             .sys(|| format!("read {} ({what})", path.display()))?;
         Ok(buf)
     };
 
-    let head = read(0, len.min(64), "the ELF header")?;
-    let header = goblin::elf::Elf::parse_header(&head).map_err(goblin_err)?;
+    let ehdr = read(0, len.min(64), "the ELF header")?;
+    let header = goblin::elf::Elf::parse_header(&ehdr).map_err(goblin_err)?;
     let ctx = Ctx::new(header.container().map_err(goblin_err)?, header.endianness().map_err(goblin_err)?);
     let phnum = usize::from(header.e_phnum);
     let phdr_bytes = read(header.e_phoff, u64::from(header.e_phentsize) * phnum as u64, "the program headers")?;
@@ -101,21 +108,24 @@ fn parse_elf(file: &File, path: &Path, len: u64) -> Result<ElfInfo> {
     let Some(dynamic) = Dynamic::parse(&dyn_bytes, &phdrs, ctx).map_err(goblin_err)? else {
         return Ok(info);
     };
-    let strtab_bytes = read(dynamic.info.strtab as u64, dynamic.info.strsz as u64, "DT_STRTAB")?;
-    let strtab = Strtab::parse(&strtab_bytes, 0, strtab_bytes.len(), 0).map_err(goblin_err)?;
+    let strtab = read(dynamic.info.strtab as u64, dynamic.info.strsz as u64, "DT_STRTAB")?;
+    // Only the strings the entries point at are decoded (goblin's Strtab::parse
+    // checks every symbol name in the table: most of a cache check's CPU time).
     let string = |offset: u64| -> Result<String> {
-        strtab.get_at(offset as usize).map(String::from).ok_or_else(|| bad("a dynamic entry points outside DT_STRTAB"))
+        let bytes = usize::try_from(offset)
+            .ok()
+            .and_then(|o| strtab.get(o..))
+            .ok_or_else(|| bad("a dynamic entry points outside DT_STRTAB"))?;
+        let s = bytes.split(|&b| b == 0).next().unwrap_or_default();
+        String::from_utf8(s.to_vec()).map_err(|_| bad("a string in DT_STRTAB is not UTF-8"))
     };
-    for lib in dynamic.get_libraries(&strtab) {
-        info.needed.push(lib.to_string());
-    }
     for d in &dynamic.dyns {
-        let list = match d.d_tag {
-            DT_RPATH => &mut info.rpath,
-            DT_RUNPATH => &mut info.runpath,
-            _ => continue,
-        };
-        list.extend(string(d.d_val)?.split(':').filter(|s| !s.is_empty()).map(String::from));
+        match d.d_tag {
+            DT_NEEDED => info.needed.push(string(d.d_val)?),
+            DT_RPATH => info.rpath.extend(string(d.d_val)?.split(':').filter(|s| !s.is_empty()).map(String::from)),
+            DT_RUNPATH => info.runpath.extend(string(d.d_val)?.split(':').filter(|s| !s.is_empty()).map(String::from)),
+            _ => {}
+        }
     }
     if dynamic.info.soname != 0 {
         info.soname = Some(string(dynamic.info.soname as u64)?);
@@ -137,4 +147,48 @@ fn read_at_most(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usi
         }
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What each piece of the file was read from must not matter: the first
+    /// bytes read at open, or pread.
+    fn parsed_both_ways(path: &str) -> ElfInfo {
+        let src = Source::open(fs::canonicalize(path).unwrap()).unwrap();
+        let info = src.elf.expect("an ELF file");
+        let without_head = parse_elf(&src.file, &src.real, src.meta.len(), &[]).unwrap();
+        assert_eq!(format!("{info:?}"), format!("{without_head:?}"), "{path}");
+        info
+    }
+
+    #[test]
+    fn what_ld_so_needs_from_the_hosts_sh_and_its_loader() {
+        let sh = parsed_both_ways("/bin/sh");
+        let x86_64 = (2, 1, goblin::elf::header::EM_X86_64); // ELFCLASS64, ELFDATA2LSB
+        assert_eq!(sh.kind, x86_64);
+        assert!(sh.needed.contains(&"libc.so.6".to_string()), "{sh:?}");
+        assert_eq!(sh.soname, None);
+        let interp = sh.interp.expect("/bin/sh is dynamic");
+        let ld_so = parsed_both_ways(&interp);
+        assert_eq!(ld_so.kind, x86_64);
+        assert!(ld_so.interp.is_none() && ld_so.needed.is_empty(), "{ld_so:?}");
+        assert!(ld_so.soname.is_some_and(|s| s.starts_with("ld-linux")));
+    }
+
+    #[test]
+    fn scripts_and_other_files() {
+        let t = std::env::temp_dir().join(format!("layers-unit-{}-elf", std::process::id()));
+        fs::create_dir_all(&t).unwrap();
+        fs::write(t.join("script"), "#!/bin/sh -e\necho hi\n").unwrap();
+        fs::write(t.join("short-elf"), b"\x7fELF\x02\x01").unwrap();
+        let script = Source::open(t.join("script")).unwrap();
+        let short = Source::open(t.join("short-elf")).unwrap_err().to_string();
+        let dir = Source::open(t.clone()).unwrap_err().to_string();
+        fs::remove_dir_all(&t).unwrap();
+        assert_eq!((script.shebang.as_deref(), script.elf.is_none()), (Some("/bin/sh -e"), true));
+        assert!(short.starts_with(&format!("parse ELF {}/short-elf: ", t.display())), "{short}");
+        assert_eq!(dir, format!("{}: not a regular file", t.display()));
+    }
 }
