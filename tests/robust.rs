@@ -100,6 +100,10 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
         (vec!["exec", "NOPE"], 2, "invalid container name"),
         (vec!["exec", &x, "ls"], 3, "is not up: start it with host-setup"),
         (vec!["down"], 2, "down needs a container name"),
+        // The shorthand `host-setup NAME` does not take a mistyped command for a name.
+        (vec!["stauts"], 2, "unknown command \"stauts\"; did you mean \"status\"? to start a new container with that name: host-setup up stauts"),
+        (vec!["network", "rm", "x"], 2, "unknown command \"network\""),
+        (vec![&x], 2, "to start a new container with that name: host-setup up"),
     ];
     let before = footprint(&lab);
     for (args, code, want) in &cases {
