@@ -53,6 +53,71 @@ fn host_signals_to_pid1_end_the_main_process_with_128_plus_n() {
     }
 }
 
+/// The main process itself reports each signal the host sent to init: it traps
+/// them (the container's /bin/sh), writes each one's name to /got in its root
+/// (the container's upper dir on the host), and exits 42 on the last, TERM. An
+/// init that did not forward, or that exited 128+N itself, would fail this.
+#[test]
+fn the_main_process_gets_each_signal_the_host_sends_to_init() {
+    let lab = Lab::new();
+    let a = lab.name("r");
+    let script = "for s in USR1 USR2 HUP INT; do trap \"echo $s >> /got\" $s; done; \
+                  trap 'echo TERM >> /got; exit 42' TERM; \
+                  stress --vm 1 --vm-bytes 4096 --vm-hang 0 -q & echo ready > /ready; \
+                  while :; do wait; done";
+    lab.ok(&["up", &a, "--", "/bin/sh", "-c", script]);
+    let upper = lab.state_dir.join("containers").join(&a).join("upper");
+    let got = || std::fs::read_to_string(upper.join("got")).unwrap_or_default();
+    wait_for("the traps to be set", || upper.join("ready").exists().then_some(()));
+    let init = lab.init_pid(&a);
+    let mut want = String::new();
+    for (sig, name) in [
+        (libc::SIGUSR1, "USR1"),
+        (libc::SIGUSR2, "USR2"),
+        (libc::SIGHUP, "HUP"),
+        (libc::SIGINT, "INT"),
+        (libc::SIGTERM, "TERM"),
+    ] {
+        assert_eq!(unsafe { libc::kill(init, sig) }, 0, "kill -{name} {init}");
+        want.push_str(name);
+        want.push('\n');
+        wait_for(&format!("the command to report {name} (it has {:?})", got()), || (got() == want).then_some(()));
+    }
+    wait_for("exited (42)", || stdout(&lab.run(&["status", &a])).contains("exited (42)").then_some(()));
+    assert_eq!(got(), "USR1\nUSR2\nHUP\nINT\nTERM\n");
+}
+
+#[test]
+fn exec_exits_with_the_command_status() {
+    let lab = Lab::new();
+    let a = lab.name("e");
+    lab.ok(&["up", &a]);
+    // A file that is there but not executable, made from the host in the upper dir.
+    let upper = lab.state_dir.join("containers").join(&a).join("upper");
+    std::fs::write(upper.join("notexec"), "#!/bin/sh\necho no\n").unwrap();
+    for (cmd, code, say) in [
+        (&["/bin/sh", "-c", "exit 0"][..], 0, ""),
+        (&["/bin/sh", "-c", "exit 7"][..], 7, ""),
+        (&["/notexec"][..], 126, "EACCES"),
+        (&["/no/such/program"][..], 127, "ENOENT"),
+        (&["nosuchcommand"][..], 127, "nosuchcommand"),
+        (&["/bin/sh", "-c", "kill -USR1 $$"][..], 128 + libc::SIGUSR1, ""),
+    ] {
+        let o = lab.exec(&a, cmd);
+        assert_eq!(o.status.code(), Some(code), "exec {cmd:?}: {}", text(&o));
+        assert!(String::from_utf8_lossy(&o.stderr).contains(say), "exec {cmd:?}: {}", text(&o));
+    }
+    // Killed from the host with SIGKILL, which nothing inside can catch or pass on.
+    let mut args = vec!["exec", &a, "--"];
+    args.extend_from_slice(WAIT);
+    let mut child = lab.cmd(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let me = child.id() as i32;
+    let stress = wait_for("the command to run", || descendants_named(me, "stress").first().copied());
+    assert_eq!(unsafe { libc::kill(stress, libc::SIGKILL) }, 0, "kill -KILL {stress}");
+    let status = wait_for("exec to end", || child.try_wait().unwrap());
+    assert_eq!(status.code(), Some(128 + libc::SIGKILL), "{status:?}");
+}
+
 #[test]
 fn abandoned_grandchildren_leave_no_zombie() {
     let lab = Lab::new();

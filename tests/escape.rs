@@ -53,6 +53,11 @@ fn probes() -> Vec<Probe<'static>> {
     // The host's disk if the host itself may open it, else loop0 (see harness).
     let (maj, min) = lab_tests::openable_block_device();
     let me = std::process::id();
+    // The host's kind: on cgroup v2 the memory controller cannot be mounted as v1.
+    let cgroup_fs = match host_setup::cgroup::Cgroups::detect().unwrap().version() {
+        2 => "-t cgroup2 none",
+        _ => "-t cgroup -o memory none",
+    };
     vec![
         Probe { what: "mount a filesystem", line: "mkdir -p /mnt && mount -t tmpfs none /mnt".into(), control: true },
         Probe {
@@ -71,7 +76,7 @@ fn probes() -> Vec<Probe<'static>> {
         Probe { what: "load a kernel module", line: "/probe/insmod /bogus.ko".into(), control: false },
         Probe {
             what: "mount the cgroup hierarchy",
-            line: "mkdir -p /cg && mount -t cgroup -o memory none /cg && umount /cg".into(),
+            line: format!("mkdir -p /cg && mount {cgroup_fs} /cg && umount /cg"),
             control: true,
         },
         Probe {
@@ -165,4 +170,34 @@ fn a_fork_bomb_stays_inside_its_pids_limit() {
     let _ = child.kill();
     let _ = child.wait();
     assert!(!Path::new(&pids_dir).exists());
+}
+
+/// runc's CVE-2019-5736 from the host's side: init runs from a sealed memfd, so
+/// /proc/PID/exe of the container's PID 1 is no file on the host's disk, its seals
+/// forbid any change, and it cannot be opened for writing.
+#[test]
+fn init_runs_from_a_sealed_memfd() {
+    use std::os::fd::AsRawFd;
+    let lab = Lab::new();
+    let a = lab.name("m");
+    lab.ok(&["up", &a]);
+    let init = lab.init_pid(&a);
+    let exe = format!("/proc/{init}/exe");
+    let target = std::fs::read_link(&exe).unwrap_or_else(|e| panic!("readlink {exe}: {e}"));
+    assert_eq!(target.to_string_lossy(), "/memfd:host-setup-init (deleted)", "{exe}");
+    let f = std::fs::File::open(&exe).unwrap_or_else(|e| panic!("open {exe}: {e}"));
+    // SAFETY: F_GET_SEALS on an fd we own; it takes no argument.
+    let seals = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GET_SEALS) };
+    assert!(seals >= 0, "fcntl({exe}, F_GET_SEALS): {}", std::io::Error::last_os_error());
+    let want = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    assert_eq!(seals, want, "the seals of {exe}: SEAL|SHRINK|GROW|WRITE is {want:#x}");
+    // The same bytes as the init binary on disk.
+    let image = std::fs::read(&exe).unwrap();
+    assert_eq!(image, std::fs::read(lab_tests::bin("init")).unwrap(), "{exe} is init");
+    for (write, append) in [(true, false), (false, true)] {
+        // ETXTBSY: a file being executed cannot be opened for writing.
+        let w = std::fs::OpenOptions::new().write(write).append(append).open(&exe);
+        assert!(w.is_err(), "open {exe} for writing (append {append}) must fail");
+    }
+    assert_eq!(std::fs::read(&exe).unwrap(), image, "{exe} is unchanged");
 }

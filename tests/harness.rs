@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+mod journal;
+pub use journal::pid_in_journal;
+
 /// Where the project's binaries were built (`tests/run` builds them first).
 /// `HS_BIN_DIR` overrides it, e.g. to test installed binaries.
 pub fn bin_dir() -> PathBuf {
@@ -66,6 +69,22 @@ impl Drop for TempDir {
     }
 }
 
+/// A copy of the binary `path` in a fresh directory that every user can enter
+/// (0755), for running it as another user: the checkout itself may sit under a
+/// directory only its owner can enter (root's home, a `mktemp -d` dir).
+pub fn world_readable_copy(path: &Path) -> TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("bin");
+    let name = path.file_name().expect("a file name");
+    let to = dir.0.join(name);
+    std::fs::copy(path, &to).unwrap_or_else(|e| panic!("cp {} {}: {e}", path.display(), to.display()));
+    for (p, mode) in [(&dir.0, 0o755), (&to, 0o755)] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+            .unwrap_or_else(|e| panic!("chmod {mode:o} {}: {e}", p.display()));
+    }
+    dir
+}
+
 /// stdout + stderr of a finished command, for assertion messages.
 pub fn text(o: &Output) -> String {
     format!(
@@ -113,7 +132,12 @@ impl Lab {
 
     /// `host-setup ARGS` in this lab.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(bin("host-setup"));
+        self.cmd_of(&bin("host-setup"), args)
+    }
+
+    /// `PROGRAM ARGS` in this lab (`program`: a host-setup binary, e.g. a copy).
+    pub fn cmd_of(&self, program: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new(program);
         c.env("HOST_SETUP_STATE_DIR", &self.state_dir)
             .env("HOST_SETUP_CGROUP_PARENT", &self.cgroup_parent)
             .env_remove("RUST_LOG")
@@ -168,6 +192,13 @@ impl Lab {
             .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
             .and_then(|p| p.parse().ok());
         pid.unwrap_or_else(|| panic!("no init pid in status:\n{s}"))
+    }
+
+    /// The host pid of the container's `role` ("supervisor" or "init") as its
+    /// journal recorded it (the newest record), if it has one.
+    pub fn journal_pid(&self, name: &str, role: &str) -> Option<i32> {
+        let path = self.state_dir.join("containers").join(format!("{name}.journal"));
+        pid_in_journal(&std::fs::read_to_string(path).ok()?, role)
     }
 
     /// Everything of this lab that is still on the host (should be empty after down).

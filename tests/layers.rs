@@ -378,7 +378,9 @@ fn explain_gives_shell_commands_that_build_the_same_tree() {
     let t = TempDir::new("layers");
     let b = builder(&t);
     let m = b.ensure(&tools()).unwrap();
-    let lines = b.explain(&tools()).unwrap();
+    let plan = b.plan(&tools()).unwrap();
+    assert_eq!((plan.dir(), plan.cached()), (m.as_path(), true));
+    let lines = plan.shell();
     let text = lines.join("\n");
     assert!(text.contains(&format!("cp -L /usr/bin/ping {}/bin/ping", m.display())), "{text}");
     assert!(

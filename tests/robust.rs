@@ -100,6 +100,10 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
         (vec!["exec", "NOPE"], 2, "invalid container name"),
         (vec!["exec", &x, "ls"], 3, "is not up: start it with host-setup"),
         (vec!["down"], 2, "down needs a container name"),
+        // The shorthand `host-setup NAME` does not take a mistyped command for a name.
+        (vec!["stauts"], 2, "unknown command \"stauts\"; did you mean \"status\"? to start a new container with that name: host-setup up stauts"),
+        (vec!["network", "rm", "x"], 2, "unknown command \"network\""),
+        (vec![&x], 2, "to start a new container with that name: host-setup up"),
     ];
     let before = footprint(&lab);
     for (args, code, want) in &cases {
@@ -116,11 +120,14 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
 #[test]
 fn preconditions_are_checked_before_anything_changes() {
     let lab = Lab::new();
-    // Not root.
+    // Not root. uid 65534 may not be able to reach target/ (a checkout under root's
+    // home or a `mktemp -d` dir is 0700): it runs a world-readable copy.
     let x = lab.name("u");
+    let copy = lab_tests::world_readable_copy(&bin("host-setup"));
     let o = {
         use std::os::unix::process::CommandExt;
-        lab.cmd(&["up", &x]).uid(65534).gid(65534).output().unwrap()
+        let mut c = lab.cmd_of(&copy.path("host-setup"), &["up", &x]);
+        c.uid(65534).gid(65534).output().unwrap_or_else(|e| panic!("run {} as uid 65534: {e}", copy.s("host-setup")))
     };
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("must run as root"), "{}", text(&o));
@@ -128,8 +135,8 @@ fn preconditions_are_checked_before_anything_changes() {
     // A name whose netns someone else made.
     let y = lab.name("n");
     let ns = y.to_uppercase();
-    let made = Command::new("ip").args(["netns", "add", &ns]).status().unwrap();
-    assert!(made.success());
+    let made = Command::new("ip").args(["netns", "add", &ns]).output().unwrap();
+    assert!(made.status.success(), "ip netns add {ns}: {}", text(&made));
     struct DelNs(String);
     impl Drop for DelNs {
         fn drop(&mut self) {
@@ -332,8 +339,9 @@ fn many_cycles_leak_nothing() {
 fn faults_inside_a_container_do_not_harm_its_neighbour() {
     let lab = Lab::new();
     let (a, b) = lab.pair();
-    // a: its memory hog is OOM-killed; b does not notice.
-    let o = lab.exec(&a, &["stress", "--vm", "1", "--vm-bytes", "250M", "-t", "5"]);
+    // a: its memory hog is OOM-killed; b does not notice. (stress ends as soon as
+    // its worker is killed; -t only bounds a slow machine's time to reach 200M.)
+    let o = lab.exec(&a, &["stress", "--vm", "1", "--vm-bytes", "250M", "-t", "60"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("got signal 9"), "{}", text(&o));
     let o = lab.exec(&b, &["ping", "-c", "1", "-W", "2", "11.11.11.2"]);
     assert!(o.status.success(), "b still reaches a: {}", text(&o));

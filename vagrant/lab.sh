@@ -3,7 +3,8 @@
 # Vagrant machines run to provision themselves):
 #
 #   vagrant/lab.sh          install what is missing, build, install host-setup,
-#                           bring RED and BLUE up and show them pinging each other
+#                           bring RED and BLUE up, show them pinging each other,
+#                           and prove each mechanism by its effect (host-setup verify)
 #   vagrant/lab.sh check    the tutorial's checks on the running lab: ping both
 #                           ways, hostname, CPU held to 40 %, swap off, 150M fits,
 #                           250M is OOM-killed and counted by the cgroup
@@ -61,6 +62,8 @@ up() {
     say "BLUE pings RED"
     $SUDO "$HS" exec blue ping -c 3 11.11.11.2
     $SUDO "$HS" status
+    say "host-setup verify red blue: each mechanism proven by its effect"
+    $SUDO "$HS" verify red blue
     cat <<TIPS
 
 The lab is up. Try:

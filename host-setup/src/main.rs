@@ -21,7 +21,7 @@ use host_setup::error::Result;
 use host_setup::shorthand::{check_shorthand, with_implicit_up};
 use host_setup::spec::{self, Spec};
 use host_setup::state::{self, Paths};
-use host_setup::{commands, exec, status, sys};
+use host_setup::{commands, exec, status, status_json, sys};
 
 #[derive(FromArgs)]
 /// Linux containers without Docker: namespaces, cgroups, overlayfs, veth and
@@ -55,6 +55,7 @@ enum Cmd {
     Exec(ExecCmd),
     Down(DownCmd),
     Status(StatusCmd),
+    Verify(VerifyCmd),
 }
 
 /// The options that say what a container is; shared by `up` and `run`.
@@ -181,6 +182,18 @@ struct StatusCmd {
     /// container names (default: all)
     #[argh(positional)]
     names: Vec<String>,
+    /// the same as JSON, with the kernel's live limits, usage and OOM kills
+    #[argh(switch)]
+    json: bool,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "verify")]
+/// Prove each mechanism on running containers by its effect (namespaces, hostname, limits, ping, capabilities, chroot escape, CPU share, memory boundary, swap); one line per check, exit 1 naming the failed ones.
+struct VerifyCmd {
+    /// container names (default: all running)
+    #[argh(positional)]
+    names: Vec<String>,
 }
 
 fn main() {
@@ -283,8 +296,16 @@ fn run(cli: Cli, shorthand: Option<(String, bool)>) -> Result<i32> {
             for n in &c.names {
                 spec::validate_name(n)?;
             }
-            print!("{}", status::report(&paths, &c.names)?);
+            let text = if c.json { status_json::report(&paths, &c.names)? } else { status::report(&paths, &c.names)? };
+            print!("{text}");
             Ok(0)
+        }
+        Cmd::Verify(c) => {
+            for n in &c.names {
+                spec::validate_name(n)?;
+            }
+            root()?;
+            host_setup::verify::verify(&paths, &c.names)
         }
     }
 }
@@ -335,5 +356,7 @@ mod tests {
         assert_eq!((r.cpu.as_deref(), r.command.clone()), (Some("10"), v("stress -c 1")));
         assert!(parse("down").is_ok_and(|c| matches!(c.cmd, Cmd::Down(ref d) if d.names.is_empty())));
         assert!(parse("up red --bogus").is_err());
+        assert!(parse("status --json red").is_ok_and(|c| matches!(c.cmd, Cmd::Status(ref s) if s.json)));
+        assert!(parse("verify").is_ok_and(|c| matches!(c.cmd, Cmd::Verify(ref v) if v.names.is_empty())));
     }
 }

@@ -6,7 +6,7 @@ use crate::spec;
 use crate::state::Paths;
 
 /// The sub-commands (argh's names).
-pub const SUBCOMMANDS: [&str; 5] = ["up", "run", "exec", "down", "status"];
+pub const SUBCOMMANDS: [&str; 6] = ["up", "run", "exec", "down", "status", "verify"];
 
 /// `host-setup red ...` means `host-setup up red ...`: insert "up" before the first
 /// word that is not a global option or a sub-command. Returns the new argv and,
@@ -85,6 +85,7 @@ mod tests {
         assert_eq!(up("exec red ls"), (v("exec red ls"), None));
         assert_eq!(up("--help"), (v("--help"), None));
         assert_eq!(up("status"), (v("status"), None));
+        assert_eq!(up("verify red"), (v("verify red"), None));
         assert_eq!(up("network rm x").1, Some(("network".into(), false)));
     }
 

@@ -55,16 +55,8 @@ pub fn report(paths: &Paths, names: &[String]) -> Result<String> {
                 writeln!(out, "  address   none (loopback only)").ok();
             }
         }
-        let mut limits = format!(
-            "  limits    cpu {}% ({}/{} us), memory {}, swap off, pids {}, devices {}",
-            spec.cpu_percent(),
-            spec.limits.cpu_quota_us,
-            spec.limits.cpu_period_us,
-            format_bytes(spec.limits.memory_bytes),
-            spec.limits.pids_max.map(|p| p.to_string()).unwrap_or_else(|| "unlimited".into()),
-            if spec.limits.restrict_devices { "minimal" } else { "all (privileged)" }
-        );
         let dirs = j.cgroup_dirs();
+        let mut limits = format!("  limits    {}", crate::status_json::limits_text(&spec, cgroups.as_ref(), &dirs));
         if let (Some(cg), false) = (&cgroups, dirs.is_empty()) {
             let u = cg.usage(&dirs);
             let oom = j.exited().map(|(_, o)| o).unwrap_or(0).max(u.oom_kills);

@@ -29,12 +29,15 @@ pub struct Terminal {
     pub slave: OwnedFd,
 }
 
-/// A new pseudo-terminal the size of ours, if stdin is a terminal; else None (the
+/// A new pseudo-terminal the size of ours, if stdin and stdout are terminals (as
+/// for `docker run -it`: `$(host-setup exec red hostname)` captures plain output,
+/// with no `\r` a terminal adds); else None (the
 /// command then gets host-setup's stdin, stdout and stderr as they are, and
 /// `sys::new_session_in_child(None)` takes it out of our session, so that our
 /// terminal, if any, is not its controlling terminal).
 pub fn new_if_interactive() -> Result<Option<Terminal>> {
-    if !nix::unistd::isatty(std::io::stdin()).unwrap_or(false) {
+    let tty = |fd: std::os::fd::BorrowedFd| nix::unistd::isatty(fd).unwrap_or(false);
+    if !tty(std::io::stdin().as_fd()) || !tty(std::io::stdout().as_fd()) {
         return Ok(None);
     }
     let size = sys::window_size(0);

@@ -8,11 +8,15 @@
 #      left empty, so host-setup has to enable cpu and memory itself (a current host);
 #   1  a tmpfs with cpu,cpuacct (co-mounted, cpu and cpuacct symlinks), memory and
 #      pids hierarchies and an empty cgroup2 at unified/ (Ubuntu 18.04's hybrid).
-# Then: RED and BLUE up, their cgroups, the lab's checks (vagrant/lab.sh check),
+# A swap device (256M, a loop device over a sparse file) is on for all of it, as on
+# most hosts. Then: RED and BLUE up, their cgroups, swap off for them by its effect
+# (a hog above the limit is OOM-killed, never swapped, where the same hog in a
+# cgroup allowed to swap swaps and lives), the lab's checks (vagrant/lab.sh check),
 # down leaving nothing; on v2 also host-setup's errors where a controller is not
-# delegated or the cgroup holds processes (a container's view of the tree).
+# delegated or the cgroup holds processes (a container's view of the tree), and the
+# integration suites in /opt/vm/suites (static test binaries of tests/*.rs).
 # One "PASS name" / "FAIL name" line per check, "vm-result: N passed, M failed",
-# then power off.
+# then power off. tests/vm/run knows how many lines each mode must give.
 BB=/opt/vm/busybox
 $BB mkdir -p /opt/vm/bin
 $BB --install -s /opt/vm/bin
@@ -24,6 +28,7 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t tmpfs -o mode=0755 run /run
 mount -t tmpfs tmp /tmp
+mkdir -p /dev/pts && mount -t devpts -o ptmxmode=0666 devpts /dev/pts # terminals (run, exec)
 V=2
 case " $(cat /proc/cmdline) " in *" hs_cgroup=1 "*) V=1 ;; esac
 CG=/sys/fs/cgroup
@@ -58,6 +63,7 @@ fi
 mount --make-rshared /
 insmod /opt/vm/overlay.ko
 insmod /opt/vm/veth.ko
+insmod /opt/vm/loop.ko
 hostname vm
 
 PASSES=0
@@ -101,6 +107,15 @@ else
     }
     check "cgroup v1 hybrid (cpu,cpuacct co-mounted), \"/\" shared (as with systemd)" host_layout
 fi
+
+# A real swap device: loop7 over a sparse file in /tmp (tmpfs cannot be swapped to
+# directly; a loop device over it can). loop0 stays free for escape.rs.
+swap_on() {
+    truncate -s 256M /tmp/swapfile && losetup /dev/loop7 /tmp/swapfile && mkswap /dev/loop7 >/dev/null &&
+        swapon /dev/loop7 || return 1
+    grep -q '^/dev/loop7 ' /proc/swaps || { cat /proc/swaps; return 1; }
+}
+check "a swap device is on (256M, /dev/loop7)" swap_on
 
 # --- RED and BLUE up ------------------------------------------------------------
 check "host-setup red" host-setup red
@@ -174,8 +189,68 @@ seccomp_filtered() {
 }
 check "seccomp: red's init and exec run under Docker's default filter (Seccomp: 2)" seccomp_filtered
 
+# --- swap off, by its effect --------------------------------------------------------
+# Pages the kernel wrote to swap since boot (every cgroup's).
+pswpout() { sed -n 's/^pswpout //p' /proc/vmstat; }
+# The control: a cgroup of the VM's own (not host-setup's), limited to 64M with
+# swap allowed, as the kernel's defaults are. A 100M hog swaps, and lives.
+if [ $V = 2 ]; then SWAPCTL=$CG/swapctl; else SWAPCTL=$CG/memory/swapctl; fi
+swap_is_used_where_allowed() {
+    mkdir -p $SWAPCTL || return 1
+    if [ $V = 2 ]; then echo 64M >$SWAPCTL/memory.max; else echo 64M >$SWAPCTL/memory.limit_in_bytes; fi || return 1
+    s0=$(pswpout)
+    # The worker touches its 100M once, then sleeps (--vm-hang 0).
+    sh -c "echo \$\$ >$SWAPCTL/cgroup.procs && exec stress --vm 1 --vm-bytes 100M --vm-hang 0 -q" &
+    total() { # memory + swap the cgroup holds
+        if [ $V = 2 ]; then
+            echo $(($(cat $SWAPCTL/memory.current) + $(cat $SWAPCTL/memory.swap.current)))
+        else
+            cat $SWAPCTL/memory.memsw.usage_in_bytes
+        fi
+    }
+    n=0 # until the hog is in the cgroup, then until it holds all 100M or is killed (or 30 s)
+    while [ ! -s $SWAPCTL/cgroup.procs ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
+    while [ "$(total)" -lt $((100 << 20)) ] && [ "$(wc -l <$SWAPCTL/cgroup.procs)" -ge 1 ] && [ $n -lt 300 ]; do
+        sleep 0.1
+        n=$((n + 1))
+    done
+    s1=$(pswpout)
+    workers=$(wc -l <$SWAPCTL/cgroup.procs)
+    echo "holds $(($(total) >> 20))M in a 64M cgroup, $workers of 2 processes alive; pswpout $s0 -> $s1"
+    for p in $(cat $SWAPCTL/cgroup.procs); do kill -9 "$p"; done
+    wait
+    [ "$workers" = 2 ] && [ "$s1" -gt "$s0" ]
+}
+check "swap works: a 100M hog in a 64M cgroup that may swap swaps and lives" swap_is_used_where_allowed
+[ "$LAST" = fail ] || sed 's/^/  /' /tmp/check.out # show the figures
+n=0
+while ! rmdir $SWAPCTL 2>/dev/null && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+# RED: the same kind of hog, above its 200M, is OOM-killed; nothing is swapped out.
+red_swaps_nothing() {
+    dirs=$(host-setup status red | sed -n 's/^  cgroups   //p')
+    s0=$(pswpout)
+    out=$(host-setup exec red stress --vm 1 --vm-bytes 250M --vm-keep -t 60 2>&1)
+    s1=$(pswpout)
+    echo "pswpout $s0 -> $s1; $(echo "$out" | tail -n 1)"
+    case "$out" in *"got signal 9"*) ;; *) echo "the hog was not killed"; return 1 ;; esac
+    [ "$s1" = "$s0" ] || return 1
+    for d in $dirs; do
+        if [ -f $d/memory.swap.current ]; then is $d/memory.swap.current 0 || return 1; fi
+        # v1: memory + swap never went above memory alone's limit.
+        if [ -f $d/memory.memsw.max_usage_in_bytes ]; then
+            [ "$(cat $d/memory.memsw.max_usage_in_bytes)" -le "$(cat $d/memory.limit_in_bytes)" ] ||
+                { echo "memsw peak $(cat $d/memory.memsw.max_usage_in_bytes)"; return 1; }
+        fi
+    done
+}
+check "swap off: RED's 250M hog is OOM-killed, and nothing is swapped out" red_swaps_nothing
+[ "$LAST" = fail ] || sed 's/^/  /' /tmp/check.out
+
 # --- the lab's checks: ping both ways, hostname, CPU 40 %, swap, 150M, 250M ------
-/opt/lab/vagrant/lab.sh check >/tmp/lab.out 2>&1
+# Not on the console: with stdin a terminal, `host-setup exec` gives the command a
+# pseudo-terminal of its own, whose output ends lines with \r\n, and lab.sh's
+# `[ "$(host-setup exec red hostname)" = RED ]` sees "RED\r" (as on a user's terminal).
+/opt/lab/vagrant/lab.sh check </dev/null >/tmp/lab.out 2>&1
 grep -E '^(PASS|FAIL) ' /tmp/lab.out
 PASSES=$((PASSES + $(grep -c '^PASS ' /tmp/lab.out)))
 FAILS=$((FAILS + $(grep -c '^FAIL ' /tmp/lab.out)))
@@ -261,6 +336,39 @@ if [ $V = 2 ]; then
     [ "$LAST" = fail ] || sed 's/^/  /' /tmp/err.out
     rmdir $CG/deleg/ctr $CG/deleg $CG/ctr2 2>/dev/null
     check "the failed attempts left nothing" nothing_left
+fi
+
+# --- the integration suites, on this cgroup v2 host with "/" shared ---------------
+# Each is a static test binary of tests/*.rs: one PASS/FAIL line per suite, with
+# its own summary; the failures' output if any. Fewer leak cycles than on the
+# host: TCG is ~10 times slower.
+run_suite() { # NAME
+    t0=$(cut -d. -f1 /proc/uptime)
+    # The host's commands (ip, not busybox's) first, as on any host.
+    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/opt/vm/bin \
+        HS_BIN_DIR=/usr/local/lib/host-setup HS_LEAK_CYCLES=5 RUST_BACKTRACE=0 \
+        /opt/vm/suites/$1 --test-threads=2 >/tmp/suite.out 2>&1
+    rc=$?
+    secs=$(($(cut -d. -f1 /proc/uptime) - t0))
+    result=$(grep '^test result:' /tmp/suite.out | tail -n 1)
+    echo "tests/$1.rs: ${result#test result: } (${secs}s)"
+    [ $rc = 0 ]
+}
+suites_left_nothing() {
+    left=$(leftovers; ls -d /tmp/hs-test-* /tmp/lab-test-* $CG/hs-test-* /run/netns/T* 2>/dev/null)
+    [ -z "$left" ] || { echo "$left"; return 1; }
+}
+if [ $V = 2 ] && [ -d /opt/vm/suites ]; then
+    for t in /opt/vm/suites/*; do
+        name=$(basename "$t")
+        if run_suite "$name" >/tmp/check.out 2>&1; then
+            pass "suite $name: $(cat /tmp/check.out)"
+        else
+            fail "suite $name: $(cat /tmp/check.out)"
+            sed -n '/^failures:/,$p' /tmp/suite.out | head -n 60 | sed 's/^/  /'
+        fi
+    done
+    check "the suites left nothing (labs, state dirs, cgroups, netns, processes)" suites_left_nothing
 fi
 
 echo "vm-result: $PASSES passed, $FAILS failed"
