@@ -87,6 +87,7 @@ fn start_supervised(ctx: &mut Ctx, args: &InitArgs) -> Result<Proc> {
             Ok(init) => {
                 let _ = writeln!(report, "ok {}", init.pid);
                 drop(report);
+                sys::release_free_heap();
                 let code = sys::wait_exit(Pid::from_raw(init.pid)).unwrap_or(-1);
                 log::info!("{}: init exited with {code}", ctx.spec.name);
                 let oom_kills = oom_kills(ctx);

@@ -325,3 +325,25 @@ mod tests {
         assert_eq!(cstrings(&["ls".into(), "-l".into()]).unwrap().len(), 2);
     }
 }
+
+/// pidfd_open(2): an fd that becomes readable when `pid` ends (turns zombie), to
+/// wait on with poll instead of looking at /proc again and again. Linux 5.3+.
+pub fn pidfd_open(pid: i32) -> std::result::Result<OwnedFd, Errno> {
+    // SAFETY: pidfd_open takes a pid and flags by value and returns a new fd that
+    // nothing else owns; no memory is passed.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: the kernel just gave us this fd, open and owned by no one else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// malloc_trim(0): give the heap's free pages back to the kernel. The supervisor
+/// is a fork of host-setup that then idles for the container's whole life: every
+/// page of the parent's heap it still maps is its own once the parent has gone.
+pub fn release_free_heap() {
+    // SAFETY: malloc_trim only walks glibc's own heap; the process is single-threaded
+    // and no allocation is under way in this call.
+    unsafe { libc::malloc_trim(0) };
+}
