@@ -184,13 +184,18 @@ fn no_helper_program_runs_during_up() {
     let _ = std::fs::remove_file(&trace);
     assert!(status.success(), "strace host-setup up: {status:?}\n{log}");
     // host-setup itself by execve, then init by execveat from its sealed memfd
-    // (an empty path and AT_EMPTY_PATH); nothing else.
+    // (an empty path and AT_EMPTY_PATH), and the supervisor, once init is ready,
+    // turns into init --wait-child (on the host: init's file); nothing else.
     let execs: Vec<&str> =
         log.lines().filter(|l| (l.contains("execve(") || l.contains("execveat(")) && !l.contains("= -1")).collect();
-    assert_eq!(execs.len(), 2, "only host-setup and init may be executed:\n{log}");
+    assert_eq!(execs.len(), 3, "only host-setup and init may be executed:\n{log}");
     assert!(execs[0].contains("execve(\"") && execs[0].contains("/host-setup\""), "{execs:?}");
     assert!(execs[1].contains("execveat(") && execs[1].contains("AT_EMPTY_PATH"), "{execs:?}");
     assert!(execs[1].contains("\"--pause\""), "init, with its flags: {execs:?}");
+    assert!(
+        execs[2].contains("execve(\"") && execs[2].contains("/init\", [") && execs[2].contains("\"--wait-child\""),
+        "{execs:?}"
+    );
 }
 
 #[test]

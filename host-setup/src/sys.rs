@@ -377,6 +377,12 @@ pub fn release_free_heap() {
     unsafe { libc::malloc_trim(0) };
 }
 
+/// Clear FD_CLOEXEC on `fd`: keep it open across the next exec.
+pub fn keep_on_exec(fd: RawFd) -> std::result::Result<(), Errno> {
+    // SAFETY: fcntl(F_SETFD) on an fd number only; no memory is passed.
+    Errno::result(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }).map(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
