@@ -1,7 +1,7 @@
 //! "It runs no helper program": every command of host-setup traced with
 //! `strace -f -e trace=execve,execveat`. The only programs ever executed are
-//! host-setup itself, init (from its sealed memfd, by execveat) and the
-//! container's own command.
+//! host-setup itself, init (from its sealed memfd, by execveat; and on the host,
+//! the supervisor turned `init --wait-child`) and the container's own command.
 
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
@@ -23,6 +23,10 @@ impl Exec {
             && self.0.contains(", \"\", [\"")
             && self.0.contains("AT_EMPTY_PATH")
             && self.0.contains(&format!("\"{flag}\""))
+    }
+    /// The supervisor turning into `init --wait-child` (on the host, from init's file).
+    fn is_waiter(&self) -> bool {
+        self.is(&bin("init").display().to_string()) && self.0.contains("\"--wait-child\"")
     }
     fn is(&self, path: &str) -> bool {
         self.0.starts_with(&format!("execve(\"{path}\", "))
@@ -129,8 +133,13 @@ fn no_helper_program_runs_in_up_exec_run_status_or_down() {
     let (status, execs) = Traced::start(&lab, &["down", &a]).finish();
     assert!(status.success(), "strace host-setup down: {status:?}");
     assert_only("down", &execs, None, None);
-    let (status, execs) = up.finish();
+    let (status, mut execs) = up.finish();
     assert!(status.success(), "strace host-setup up: {status:?}");
+    // Once init is ready, the supervisor becomes `init --wait-child` (supervisor.rs):
+    // that one exec more, and only that.
+    let waiters = execs.iter().filter(|e| e.is_waiter()).count();
+    assert_eq!(waiters, 1, "up: the supervisor execs init --wait-child once\n{execs:#?}");
+    execs.retain(|e| !e.is_waiter());
     assert_only("up", &execs, Some("--ready-fd"), Some("/usr/bin/stress"));
 
     // run: all of it in the foreground.

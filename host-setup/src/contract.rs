@@ -28,6 +28,10 @@ pub const SECCOMP_FD: RawFd = READY_FD + 2;
 pub struct InitArgs {
     pub init_bin: PathBuf,
     pub cgroup_dirs: Vec<PathBuf>,
+    /// cgroup v2: init is cloned straight into its one cgroup (clone3 with
+    /// CLONE_INTO_CGROUP, spawn.rs), so it gets no `--cgroup` to join: no
+    /// migration. spawn.rs clears it on a kernel without CLONE_INTO_CGROUP.
+    pub born_in_cgroup: bool,
     pub netns: PathBuf,
     pub rootfs: PathBuf,
     /// Overlay lower dirs, topmost first.
@@ -54,7 +58,7 @@ impl InitArgs {
     pub fn argv(&self) -> Vec<String> {
         let mut a = vec![s(&self.init_bin)];
         let mut opt = |name: &str, value: String| a.extend([name.to_string(), value]);
-        for d in &self.cgroup_dirs {
+        for d in self.cgroup_dirs.iter().filter(|_| !self.born_in_cgroup) {
             opt(flag::CGROUP, s(d));
         }
         opt(flag::NETNS, s(&self.netns));
@@ -97,7 +101,13 @@ impl InitArgs {
             self.netns.display()
         )];
         for d in &self.cgroup_dirs {
-            out.push(format!("  echo 0 > {}/cgroup.procs", d.display()));
+            out.push(match self.born_in_cgroup {
+                true => format!(
+                    "  # already in {}: born there (clone3 CLONE_INTO_CGROUP), no cgroup.procs write",
+                    d.display()
+                ),
+                false => format!("  echo 0 > {}/cgroup.procs", d.display()),
+            });
         }
         let merge = self.rootfs.display();
         out.extend([
@@ -221,6 +231,7 @@ mod tests {
                 "/sys/fs/cgroup/cpu/host-setup/red".into(),
                 "/sys/fs/cgroup/memory/host-setup/red".into(),
             ],
+            born_in_cgroup: false,
             netns: "/run/netns/RED".into(),
             rootfs: "/s/containers/red/merge".into(),
             lower: vec!["/s/layers/tools-1".into(), "/s/layers/myroot-2".into()],
@@ -274,6 +285,10 @@ mod tests {
         with_init_parser(&exec.argv(), |o, _| assert!(o.exec && !o.restrict && !o.dev && o.seccomp_fd.is_none()));
         let unconfined = InitArgs { seccomp: Seccomp::Unconfined, ..args(&["sh"]) };
         with_init_parser(&unconfined.argv(), |o, _| assert!(o.restrict && o.seccomp_fd.is_none()));
+        // Born in its cgroup (v2, clone3): nothing to join, the namespace still made.
+        let born = InitArgs { born_in_cgroup: true, ..args(&["sh"]) };
+        with_init_parser(&born.argv(), |o, _| assert!(o.cgroups().next().is_none() && o.cgroupns));
+        assert!(!born.shell().join("\n").contains("echo 0 >"), "no cgroup.procs write");
         // A command that looks like an option stays the command.
         with_init_parser(&args(&["--pause"]).argv(), |o, argv| {
             assert!(!o.pause);

@@ -6,9 +6,10 @@ use std::ffi::CString;
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsRawFd, RawFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::sched::CloneFlags;
+use nix::unistd::Pid;
 
 use crate::contract::{self, CONTAINER_PATH, SECCOMP_FD};
 use crate::error::{Error, Result, SysContext};
@@ -76,10 +77,15 @@ pub fn exec(paths: &Paths, name: &str, cmd: &[String], default_init: &Path) -> R
     // here, then fork, and the child is a member of the container's pid namespace.
     nix::sched::setns(&pid_ns, CloneFlags::CLONE_NEWPID).sys(|| format!("setns(/proc/{}/ns/pid)", init.pid))?;
     forward::block()?;
-    let Some(child) = sys::fork("fork")? else {
+    let (child, born_in) = match born_in_cgroup(&j.cgroup_dirs())? {
+        Some(child) => (child, true),
+        None => (sys::fork("fork")?, false),
+    };
+    let Some(child) = child else {
         sys::reset_signals_in_child();
         sys::new_session_in_child(term.as_ref().map(|t| t.slave.as_raw_fd()));
-        let code = match enter(&cgroup_procs, &namespaces, &root, init) {
+        let cgroups = if born_in { &[][..] } else { &cgroup_procs[..] };
+        let code = match enter(cgroups, &namespaces, &root, init) {
             Ok(()) => match &image {
                 // init searches $PATH, applies the restrictions, execs the command,
                 // and reports 127/126 itself if it cannot.
@@ -99,6 +105,23 @@ pub fn exec(paths: &Paths, name: &str, cmd: &[String], default_init: &Path) -> R
             crate::tty::relay(&t.master, child)
         }
         None => forward::wait(child),
+    }
+}
+
+/// cgroup v2 (one dir, with cgroup.controllers): fork with clone3 and
+/// CLONE_INTO_CGROUP, so the child starts in the container's cgroup and is never
+/// migrated (spawn.rs says why that matters). None: fork and join instead.
+fn born_in_cgroup(dirs: &[PathBuf]) -> Result<Option<Option<Pid>>> {
+    let [dir] = dirs else { return Ok(None) };
+    if !dir.join("cgroup.controllers").exists() {
+        return Ok(None);
+    }
+    let fd = File::open(dir).sys(|| format!("open {}", dir.display()))?;
+    log::debug!("clone3(CLONE_INTO_CGROUP, {})", dir.display());
+    match sys::clone3_into_cgroup(0, fd.as_raw_fd()) {
+        Ok(child) => Ok(Some(child)),
+        Err(e) if sys::clone3_unsupported(e) => Ok(None),
+        Err(e) => Err(Error::sys(format!("clone3(CLONE_INTO_CGROUP, {})", dir.display()), e)),
     }
 }
 

@@ -65,7 +65,7 @@ pub fn sealed_memfd(name: &std::ffi::CStr, bytes: &[u8]) -> Result<OwnedFd> {
 /// on the terminal `console` if given (a new session with it as the controlling
 /// terminal). Returns init's (host) pid and the read end of its ready pipe.
 pub fn spawn(args: &InitArgs, console: Option<RawFd>) -> Result<(Pid, File)> {
-    let argv = sys::cstrings(&args.argv())?;
+    let mut argv = sys::cstrings(&args.argv())?;
     let envp = sys::cstrings(&contract::container_env())?;
     let image = sealed_init(&args.init_bin)?;
     let filter = if args.filtered() { args.seccomp.memfd()? } else { None };
@@ -73,7 +73,15 @@ pub fn spawn(args: &InitArgs, console: Option<RawFd>) -> Result<(Pid, File)> {
     const WHAT: &str = "clone(CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWPID)";
     log::debug!("{WHAT} + exec {}", args.argv().join(" "));
     let flags = libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWPID;
-    let Some(pid) = sys::clone_into_namespaces(flags, WHAT)? else {
+    let child = match born_in_cgroup(args, flags)? {
+        Some(child) => child,
+        None => {
+            // Not cloned (no CLONE_INTO_CGROUP here): init joins its cgroups itself.
+            argv = sys::cstrings(&InitArgs { born_in_cgroup: false, ..args.clone() }.argv())?;
+            sys::clone_into_namespaces(flags, WHAT)?
+        }
+    };
+    let Some(pid) = child else {
         // The child: PID 1 of the new pid namespace. Only its own fds from here to exec.
         sys::reset_signals_in_child();
         sys::new_session_in_child(console);
@@ -96,6 +104,27 @@ pub fn spawn(args: &InitArgs, console: Option<RawFd>) -> Result<(Pid, File)> {
     };
     drop(ready_w);
     Ok((pid, File::from(ready_r)))
+}
+
+/// cgroup v2: clone3 with CLONE_INTO_CGROUP, so init starts in its cgroup and is
+/// never migrated (a migration takes cgroup_threadgroup_rwsem for writing, which
+/// costs an RCU grace period, milliseconds, when it is not already held). None if
+/// `args` does not ask for it or the kernel cannot (before 5.7): then clone.
+fn born_in_cgroup(args: &InitArgs, flags: libc::c_int) -> Result<Option<Option<Pid>>> {
+    let Some(dir) = args.cgroup_dirs.first().filter(|_| args.born_in_cgroup) else {
+        return Ok(None);
+    };
+    let what = || format!("clone3(CLONE_INTO_CGROUP, {})", dir.display());
+    let fd = File::open(dir).sys(|| format!("open {}", dir.display()))?;
+    log::debug!("{}", what());
+    match sys::clone3_into_cgroup(flags, fd.as_raw_fd()) {
+        Ok(child) => Ok(Some(child)),
+        Err(e) if sys::clone3_unsupported(e) => {
+            log::debug!("{}: {e}: not on this kernel, clone and join instead", what());
+            Ok(None)
+        }
+        Err(e) => Err(Error::sys(what(), e)),
+    }
 }
 
 /// Read init's ready report until EOF (contract::parse_ready says what it means).

@@ -3,12 +3,15 @@
 //! the kernel kills the rest of it. Only processes named in the journal, by pid
 //! *and* start time, are ever signalled.
 
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
+use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 
 use crate::error::Result;
 use crate::state::Proc;
+use crate::sys;
 
 pub fn stop(init: Proc, grace: Duration) -> Result<()> {
     if !init.alive() {
@@ -39,16 +42,29 @@ pub fn stop_supervisor(sup: Proc) {
     }
 }
 
-/// Wait until the process has ended (a zombie counts as ended).
+/// Wait until the process has ended (a zombie counts as ended). A pidfd wakes us
+/// the moment it ends; it is opened before `alive` checks the start time, so it
+/// cannot name a process that took over a recycled pid. Kernels before 5.3 (no
+/// pidfd_open) are polled every 5 ms.
 pub fn wait_gone(p: Proc, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
+    let pidfd = sys::pidfd_open(p.pid).ok();
     loop {
         if !p.alive() {
             return true;
         }
-        if Instant::now() >= deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(5));
+        match &pidfd {
+            Some(fd) => {
+                let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+                let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+                // Readable once it has ended; EINTR or a timeout: look again.
+                let _ = nix::poll::poll(&mut fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX));
+            }
+            None => std::thread::sleep(Duration::from_millis(5)),
+        }
     }
 }

@@ -61,6 +61,29 @@ fn spawn_ready(ctx: &mut Ctx, args: &InitArgs, console: Option<std::os::fd::RawF
     Ok(init)
 }
 
+/// Exec `init --wait-child PID FD OOM_FILE` (init/src/waiter.rs): the same
+/// process, so still init's parent, which waits for init and appends the same
+/// `exited` record to the journal (FD, kept open across the exec) — but as a few
+/// pages of init (~80 KB resident) instead of a forked host-setup (1.6 MB, of which
+/// ~250 KB its own). Returns only if the exec failed.
+fn become_waiter(ctx: &Ctx, args: &InitArgs, init: Proc) -> Result<std::convert::Infallible> {
+    let journal = ctx.journal.as_ref().ok_or_else(|| crate::failed!("no journal to record init's exit in"))?;
+    let oom = ctx.cgroups.oom_file(&ctx.cgroup_dirs).unwrap_or_else(|| "/dev/null".into());
+    let argv = [
+        args.init_bin.display().to_string(),
+        init::flag::WAIT_CHILD.to_string(),
+        init.pid.to_string(),
+        journal.raw_fd().to_string(),
+        oom.display().to_string(),
+    ];
+    let what = || format!("exec {} {} {}", argv[0], argv[1], argv[2..].join(" "));
+    let c_argv = sys::cstrings(&argv)?;
+    sys::keep_on_exec(journal.raw_fd())
+        .map_err(|e| crate::error::Error::sys(format!("fcntl({}, F_SETFD, 0)", argv[3]), e))?;
+    let e = nix::unistd::execv(&c_argv[0], &c_argv).unwrap_err();
+    Err(crate::error::Error::sys(what(), e))
+}
+
 fn start_supervised(ctx: &mut Ctx, args: &InitArgs) -> Result<Proc> {
     let (report_r, report_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).sys(|| "pipe".into())?;
     let console = ctx.paths.console(&ctx.spec.name);
@@ -87,6 +110,9 @@ fn start_supervised(ctx: &mut Ctx, args: &InitArgs) -> Result<Proc> {
             Ok(init) => {
                 let _ = writeln!(report, "ok {}", init.pid);
                 drop(report);
+                let Err(e) = become_waiter(ctx, args, init);
+                log::info!("{e}: waiting for init as host-setup instead");
+                sys::release_free_heap();
                 let code = sys::wait_exit(Pid::from_raw(init.pid)).unwrap_or(-1);
                 log::info!("{}: init exited with {code}", ctx.spec.name);
                 let oom_kills = oom_kills(ctx);

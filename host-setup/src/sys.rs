@@ -64,6 +64,54 @@ pub fn clone_into_namespaces(flags: libc::c_int, what: &str) -> Result<Option<Pi
     }
 }
 
+/// clone3's `struct clone_args` (linux/sched.h), up to `cgroup` (Linux 5.7).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// CLONE_INTO_CGROUP (linux/sched.h; clone3 only, cgroup v2 only, Linux 5.7).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// clone3() with CLONE_INTO_CGROUP: like `clone_into_namespaces`, but the child is
+/// born in the cgroup v2 directory open at `cgroup`, so nobody has to move it there
+/// (no write to cgroup.procs, no migration). Ok(None) in the child. The errno on
+/// failure: ENOSYS (no clone3, before 5.3), E2BIG or EINVAL (no CLONE_INTO_CGROUP,
+/// before 5.7) mean "not on this kernel".
+pub fn clone3_into_cgroup(flags: libc::c_int, cgroup: RawFd) -> std::result::Result<Option<Pid>, Errno> {
+    let mut args = CloneArgs {
+        flags: flags as u32 as u64 | CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup as u64,
+        ..Default::default()
+    };
+    // SAFETY: as for clone_into_namespaces: no CLONE_VM and no stack, so the child
+    // gets a copy-on-write copy of our memory, exactly as with fork(), and we are
+    // single-threaded; `args` lives across the call and its size is passed with it.
+    let ret = unsafe { libc::syscall(libc::SYS_clone3, &mut args as *mut CloneArgs, std::mem::size_of::<CloneArgs>()) };
+    match ret {
+        r if r < 0 => Err(Errno::last()),
+        0 => Ok(None),
+        pid => Ok(Some(Pid::from_raw(pid as i32))),
+    }
+}
+
+/// Whether a clone3_into_cgroup errno means the kernel cannot do it at all.
+pub fn clone3_unsupported(e: Errno) -> bool {
+    matches!(e, Errno::ENOSYS | Errno::E2BIG | Errno::EINVAL)
+}
+
 /// _exit(): leave a forked child without running the parent's atexit handlers or
 /// flushing its copies of the parent's buffers.
 pub fn exit_child(code: i32) -> ! {
@@ -305,6 +353,34 @@ pub fn bpf<A>(cmd: libc::c_long, attr: &A) -> std::result::Result<i64, Errno> {
     } else {
         Ok(r)
     }
+}
+
+/// pidfd_open(2): an fd that becomes readable when `pid` ends (turns zombie), to
+/// wait on with poll instead of looking at /proc again and again. Linux 5.3+.
+pub fn pidfd_open(pid: i32) -> std::result::Result<OwnedFd, Errno> {
+    // SAFETY: pidfd_open takes a pid and flags by value and returns a new fd that
+    // nothing else owns; no memory is passed.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: the kernel just gave us this fd, open and owned by no one else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// malloc_trim(0): give the heap's free pages back to the kernel. The supervisor
+/// is a fork of host-setup that then idles for the container's whole life: every
+/// page of the parent's heap it still maps is its own once the parent has gone.
+pub fn release_free_heap() {
+    // SAFETY: malloc_trim only walks glibc's own heap; the process is single-threaded
+    // and no allocation is under way in this call.
+    unsafe { libc::malloc_trim(0) };
+}
+
+/// Clear FD_CLOEXEC on `fd`: keep it open across the next exec.
+pub fn keep_on_exec(fd: RawFd) -> std::result::Result<(), Errno> {
+    // SAFETY: fcntl(F_SETFD) on an fd number only; no memory is passed.
+    Errno::result(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }).map(drop)
 }
 
 #[cfg(test)]

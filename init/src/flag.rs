@@ -41,6 +41,10 @@ pub const RESTRICT: &str = "--restrict";
 pub const HELP: &str = "--help";
 /// `--version` (also `-V`).
 pub const VERSION: &str = "--version";
+/// `--wait-child PID FD OOM_FILE`: not PID 1 at all: host-setup's supervisor
+/// execs this to wait for init and journal its exit (src/waiter.rs). Only as
+/// the first argument, with exactly these three after it.
+pub const WAIT_CHILD: &str = "--wait-child";
 /// `--`: the end of init's options; CMD follows.
 pub const END: &str = "--";
 

@@ -20,6 +20,7 @@
 //! - `ready`  the --ready-fd protocol
 //! - `msg`    error text (step, path, errno), numbers, stderr and debug output
 //! - `sys`    the raw system calls
+//! - `waiter` --wait-child: what host-setup's supervisor becomes once init runs
 #![cfg_attr(not(test), no_std)]
 
 pub mod args;
@@ -38,3 +39,4 @@ pub mod seccomp;
 pub mod signals;
 pub mod sys;
 pub mod title;
+pub mod waiter;

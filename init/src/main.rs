@@ -30,6 +30,15 @@ fn main(argc: usize, argv: *const *const c_char, envp: *const *const c_char) -> 
     // 0. What to do: argv, then tini's environment variables.
     // SAFETY: the kernel put argc valid C strings there.
     let args = unsafe { core::slice::from_raw_parts(argv, argc) }.iter().map(|&p| unsafe { CStr::from_ptr(p) });
+    // host-setup's supervisor, once the container runs (src/waiter.rs).
+    let mut first = args.clone().skip(1);
+    if let (Some(w), Some(pid), Some(fd), Some(oom), None) =
+        (first.next(), first.next(), first.next(), first.next(), first.next())
+    {
+        if w.to_bytes() == init::flag::WAIT_CHILD.as_bytes() {
+            init::waiter::run(pid, fd, oom)
+        }
+    }
     let mut o = match args::parse(args) {
         Ok(Parsed::Run(o)) => o,
         Ok(Parsed::Help) => print_and_exit(HELP),

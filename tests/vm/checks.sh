@@ -140,6 +140,19 @@ if [ $V = 2 ]; then
     v2_limits() { is $P/red/cpu.max "40000 100000" && is $P/red/memory.max 209715200 && is $P/red/pids.max 512; }
     check "cgroup v2 limits: cpu.max 40000 100000, memory.max 209715200, pids.max 512" v2_limits
     check "swap off: memory.swap.max 0" is $P/red/memory.swap.max 0
+    born_in_cgroup() { # init and exec's child start in the cgroup (clone3): nobody writes cgroup.procs
+        # The supervisor spawns init, so its debug lines and init's are in console.log.
+        RUST_LOG=debug host-setup up born >/dev/null 2>&1 || { host-setup up born; return 1; }
+        cp /var/lib/host-setup/containers/born/console.log /tmp/born.log
+        out=$(RUST_LOG=debug host-setup exec born /bin/sh -c 'read -r l </proc/self/cgroup; echo "$l"' 2>/tmp/born-exec.log)
+        host-setup down born >/dev/null || return 1
+        grep -q "clone3(CLONE_INTO_CGROUP, $P/born)" /tmp/born.log || { grep -E "clone|cgroup" /tmp/born.log; return 1; }
+        ! grep -q "join cgroup" /tmp/born.log || { grep "join cgroup" /tmp/born.log; return 1; }
+        grep -q "clone3(CLONE_INTO_CGROUP, $P/born)" /tmp/born-exec.log || { tail -5 /tmp/born-exec.log; return 1; }
+        # In its cgroup namespace, exec's child sees its own cgroup as the root.
+        [ "$out" = "0::/" ] || { echo "exec's child: $out"; return 1; }
+    }
+    check "cgroup v2: init and exec's child are born in the cgroup (clone3 CLONE_INTO_CGROUP), no join" born_in_cgroup
 else
     v1_layout() {
         pid=$(red_pid)

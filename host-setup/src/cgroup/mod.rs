@@ -118,6 +118,15 @@ impl Cgroups {
         }
     }
 
+    /// The file whose "oom_kill" line counts the container's OOM kills
+    /// (memory.oom_control on v1, memory.events on v2), as `usage` reads it.
+    pub fn oom_file(&self, dirs: &[PathBuf]) -> Option<PathBuf> {
+        match self {
+            Cgroups::V1(m) => m.oom_file(dirs),
+            Cgroups::V2(_) => dirs.first().map(|d| d.join("memory.events")),
+        }
+    }
+
     pub fn usage(&self, dirs: &[PathBuf]) -> Usage {
         match self {
             Cgroups::V1(m) => m.usage(dirs),

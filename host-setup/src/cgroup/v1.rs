@@ -118,6 +118,12 @@ impl Mounts {
         ops
     }
 
+    /// The file whose "oom_kill" line counts the container's OOM kills.
+    pub fn oom_file(&self, dirs: &[PathBuf]) -> Option<PathBuf> {
+        let mount = self.by_controller.get("memory")?;
+        dirs.iter().find(|d| d.starts_with(mount)).map(|d| d.join("memory.oom_control"))
+    }
+
     /// Readings from the container's dirs (found by the controller's mount point).
     pub fn usage(&self, dirs: &[PathBuf]) -> Usage {
         let under = |controller: &str| -> Option<&PathBuf> {

@@ -282,6 +282,16 @@ mod tests {
     }
 
     #[test]
+    fn the_exited_record_init_writes_as_supervisor_is_ours() {
+        // init --wait-child (init/src/waiter.rs) writes this record without serde.
+        for (code, oom_kills) in [(0, 0), (137, 1), (-1, u64::MAX)] {
+            let mut buf = [0; 96];
+            let line = std::str::from_utf8(init::waiter::exited_line(code, oom_kills, &mut buf)).unwrap();
+            assert_eq!(line, Record::Exited { code, oom_kills }.to_line() + "\n");
+        }
+    }
+
+    #[test]
     fn a_torn_last_line_is_skipped_anything_else_is_refused() {
         let good = Record::Made(Resource::Netns("RED".into())).to_line();
         let j = Journal::parse(&format!("{good}\n{{\"made\":{{\"net"), Path::new("/j"), "red").unwrap();

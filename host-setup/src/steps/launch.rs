@@ -22,6 +22,7 @@ impl Step for Launch {
         Ok(vec![Action::Launch(InitArgs {
             init_bin: ctx.bins.init.clone(),
             cgroup_dirs: ctx.cgroup_dirs.clone(),
+            born_in_cgroup: ctx.cgroups.version() == 2 && ctx.cgroup_dirs.len() == 1,
             netns: net::netns_path(&spec.netns),
             rootfs: p.merge(&spec.name),
             lower: ctx.layer_dirs.clone(),
