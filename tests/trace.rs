@@ -26,7 +26,8 @@ impl Exec {
     }
     /// The supervisor turning into `init --wait-child` (on the host, from init's file).
     fn is_waiter(&self) -> bool {
-        self.is(&bin("init").display().to_string()) && self.0.contains("\"--wait-child\"")
+        let init = std::fs::canonicalize(bin("init")).unwrap();
+        self.is(&init.display().to_string()) && self.0.contains("\"--wait-child\"")
     }
     fn is(&self, path: &str) -> bool {
         self.0.starts_with(&format!("execve(\"{path}\", "))
