@@ -18,29 +18,39 @@ use crate::sys::{self, Errno};
 /// BPF_MAXINSNS: the kernel's limit on one program.
 pub const MAX_INSNS: usize = 4096;
 
-/// A BPF program as read from the fd: one struct sock_filter per u64.
+/// Where the program is read to: in .bss, not on the stack, so that only the pages
+/// the program fills (a default filter is ~8 KB of 32) ever become resident; a
+/// stack array would be zeroed (and moved) whole and stay in init's RSS for good.
+struct Buf(core::cell::UnsafeCell<[u64; MAX_INSNS]>);
+
+// SAFETY: init is single-threaded; BUF is written once, by `read`, before any reader.
+unsafe impl Sync for Buf {}
+
+static BUF: Buf = Buf(core::cell::UnsafeCell::new([0; MAX_INSNS]));
+
+/// A BPF program as read from the fd (one struct sock_filter per u64, in BUF).
 pub struct Filter {
-    insns: [u64; MAX_INSNS],
     len: usize,
 }
 
 impl Filter {
-    pub fn insns(&self) -> &[u64] {
-        &self.insns[..self.len]
+    pub fn insns(&self) -> &'static [u64] {
+        // SAFETY: `read` filled the first `len` entries and nothing writes BUF again.
+        unsafe { &(&*BUF.0.get())[..self.len] }
     }
 }
 
-/// Reads the whole program from `fd` (until EOF), then closes `fd`.
+/// Reads the whole program from `fd` (until EOF), then closes `fd`. Once per process.
 pub fn read(fd: i32) -> Result<Filter, Error<'static>> {
-    let mut f = Filter { insns: [0; MAX_INSNS], len: 0 };
-    let r = read_into(fd, &mut f);
+    let r = read_into(fd);
     let _ = sys::close(fd);
-    r.map(|()| f)
+    r.map(|len| Filter { len })
 }
 
-fn read_into(fd: i32, f: &mut Filter) -> Result<(), Error<'static>> {
-    // SAFETY: u64 has no invalid bit patterns; the byte view covers exactly the array.
-    let bytes = unsafe { core::slice::from_raw_parts_mut(f.insns.as_mut_ptr() as *mut u8, MAX_INSNS * 8) };
+fn read_into(fd: i32) -> Result<usize, Error<'static>> {
+    // SAFETY: the only access to BUF before `Filter::insns` (single-threaded); u64 has
+    // no invalid bit patterns and the byte view covers exactly the array.
+    let bytes = unsafe { core::slice::from_raw_parts_mut(BUF.0.get() as *mut u8, MAX_INSNS * 8) };
     let mut n = 0;
     loop {
         if n == bytes.len() {
@@ -65,8 +75,7 @@ fn read_into(fd: i32, f: &mut Filter) -> Result<(), Error<'static>> {
     if n == 0 || n % 8 != 0 {
         return Err(Error::new(Errno::EINVAL, &[b"read --seccomp-fd"]).hint("not a BPF program (8-byte records)"));
     }
-    f.len = n / 8;
-    Ok(())
+    Ok(n / 8)
 }
 
 /// Installs the filter on this process (and so on everything it starts).
