@@ -10,6 +10,12 @@ use core::ptr::null;
 pub use syscalls::Errno;
 use syscalls::{syscall, Sysno};
 
+mod caps;
+mod signals;
+
+pub use caps::{capget, capset, seccomp_set_filter, CapSets};
+pub use signals::{sigsetmask, signal_disposition, sigwait};
+
 pub type Result<T> = core::result::Result<T, Errno>;
 /// A process id, process group id or (negative) process group target of kill(2).
 pub type Pid = i32;
@@ -55,7 +61,6 @@ const F_SETFD: usize = 2;
 const FD_CLOEXEC: usize = 1;
 const RLIMIT_NOFILE: usize = 7;
 
-const SIG_SETMASK: usize = 2;
 pub const SIG_DFL: usize = 0;
 pub const SIG_IGN: usize = 1;
 
@@ -295,104 +300,6 @@ pub fn prctl3(option: usize, arg2: usize, arg3: usize) -> Result<usize> {
     // SAFETY: the options init uses take integers (or, for PR_SET_NAME, a
     // NUL-terminated string the caller keeps alive).
     unsafe { syscall!(Sysno::prctl, option, arg2, arg3, 0, 0) }
-}
-
-/// seccomp(SECCOMP_SET_MODE_FILTER, 0, prog): `filter` is a BPF program, one
-/// struct sock_filter (u16 code, u8 jt, u8 jf, u32 k) per u64, native-endian.
-pub fn seccomp_set_filter(filter: &[u64]) -> Result<()> {
-    const SECCOMP_SET_MODE_FILTER: usize = 1;
-    #[repr(C)]
-    struct SockFprog {
-        len: u16,
-        filter: *const u64,
-    }
-    let prog = SockFprog { len: filter.len() as u16, filter: filter.as_ptr() };
-    // SAFETY: prog points to `filter`, whose len records stay borrowed for the
-    // call; the kernel copies the program.
-    unsafe { syscall!(Sysno::seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog as *const SockFprog) }.map(drop)
-}
-
-// ---- capabilities ------------------------------------------------------------
-
-/// _LINUX_CAPABILITY_VERSION_3: 64-bit sets as two 32-bit halves.
-const CAP_V3: u32 = 0x2008_0522;
-
-/// The three capability sets of the calling thread, 64 bits each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CapSets {
-    pub effective: u64,
-    pub permitted: u64,
-    pub inheritable: u64,
-}
-
-/// capget(2), version 3, of the calling thread.
-pub fn capget() -> Result<CapSets> {
-    let hdr = [CAP_V3, 0]; // struct __user_cap_header_struct { version, pid = 0: me }
-    let mut data = [0u32; 6]; // struct __user_cap_data_struct[2] { effective, permitted, inheritable }
-
-    // SAFETY: header and data have the layout and sizes version 3 wants.
-    unsafe { syscall!(Sysno::capget, hdr.as_ptr(), data.as_mut_ptr()) }?;
-    let join = |lo: u32, hi: u32| lo as u64 | (hi as u64) << 32;
-    Ok(CapSets {
-        effective: join(data[0], data[3]),
-        permitted: join(data[1], data[4]),
-        inheritable: join(data[2], data[5]),
-    })
-}
-
-/// capset(2), version 3, on the calling thread.
-pub fn capset(c: CapSets) -> Result<()> {
-    let hdr = [CAP_V3, 0];
-    let data = [
-        c.effective as u32,
-        c.permitted as u32,
-        c.inheritable as u32,
-        (c.effective >> 32) as u32,
-        (c.permitted >> 32) as u32,
-        (c.inheritable >> 32) as u32,
-    ];
-    // SAFETY: header and data have the layout and sizes version 3 wants.
-    unsafe { syscall!(Sysno::capset, hdr.as_ptr(), data.as_ptr()) }.map(drop)
-}
-
-// ---- signals ---------------------------------------------------------------
-
-/// rt_sigprocmask(SIG_SETMASK): installs `set`, returns the previous mask.
-pub fn sigsetmask(set: SigSet) -> Result<SigSet> {
-    let mut old: SigSet = 0;
-    // SAFETY: both pointers are to live 8-byte sigsets, the size passed.
-    unsafe { syscall!(Sysno::rt_sigprocmask, SIG_SETMASK, &set as *const SigSet, &mut old as *mut SigSet, 8) }?;
-    Ok(old)
-}
-
-/// The kernel's struct sigaction on x86_64 (not glibc's).
-#[repr(C)]
-struct KernelSigaction {
-    handler: usize,
-    flags: u64,
-    restorer: usize,
-    mask: SigSet,
-}
-
-/// Sets the disposition of `sig` to SIG_DFL or SIG_IGN and returns the one it
-/// had (init installs no handlers: it collects signals with sigtimedwait
-/// instead, so it needs no restorer).
-pub fn signal_disposition(sig: i32, handler: usize) -> Result<usize> {
-    let act = KernelSigaction { handler, flags: 0, restorer: 0, mask: 0 };
-    let mut old = KernelSigaction { handler: 0, flags: 0, restorer: 0, mask: 0 };
-    // SAFETY: both point at live structs of the kernel's layout; the size is that of its sigset.
-    unsafe { syscall!(Sysno::rt_sigaction, sig, &act as *const KernelSigaction, &mut old as *mut KernelSigaction, 8) }?;
-    Ok(old.handler)
-}
-
-/// rt_sigtimedwait(2) with no timeout: takes one pending signal of `set`
-/// (which must be blocked) off the queue and returns its number.
-pub fn sigwait(set: SigSet) -> Result<i32> {
-    let mut info = [0u64; 16]; // siginfo_t is 128 bytes
-
-    // SAFETY: set is a live 8-byte sigset, info 128 writable bytes, no timeout (NULL).
-    unsafe { syscall!(Sysno::rt_sigtimedwait, &set as *const SigSet, info.as_mut_ptr(), null::<u8>(), 8) }
-        .map(|s| s as i32)
 }
 
 // ---- environment -----------------------------------------------------------
