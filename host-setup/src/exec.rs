@@ -108,20 +108,12 @@ pub fn exec(paths: &Paths, name: &str, cmd: &[String], default_init: &Path) -> R
     }
 }
 
-/// cgroup v2 (one dir, with cgroup.controllers): fork with clone3 and
-/// CLONE_INTO_CGROUP, so the child starts in the container's cgroup and is never
-/// migrated (spawn.rs says why that matters). None: fork and join instead.
+/// cgroup v2 (one dir, with cgroup.controllers): fork into the container's cgroup
+/// (spawn::clone_into_cgroup). None: fork and join instead.
 fn born_in_cgroup(dirs: &[PathBuf]) -> Result<Option<Option<Pid>>> {
-    let [dir] = dirs else { return Ok(None) };
-    if !dir.join("cgroup.controllers").exists() {
-        return Ok(None);
-    }
-    let fd = File::open(dir).sys(|| format!("open {}", dir.display()))?;
-    log::debug!("clone3(CLONE_INTO_CGROUP, {})", dir.display());
-    match sys::clone3_into_cgroup(0, fd.as_raw_fd()) {
-        Ok(child) => Ok(Some(child)),
-        Err(e) if sys::clone3_unsupported(e) => Ok(None),
-        Err(e) => Err(Error::sys(format!("clone3(CLONE_INTO_CGROUP, {})", dir.display()), e)),
+    match dirs {
+        [dir] if dir.join("cgroup.controllers").exists() => spawn::clone_into_cgroup(dir, 0),
+        _ => Ok(None),
     }
 }
 

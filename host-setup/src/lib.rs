@@ -16,7 +16,6 @@ pub mod exec;
 pub mod fault;
 pub mod forward;
 pub mod layers;
-pub mod live;
 pub mod mountinfo;
 pub mod net;
 pub mod plan;

@@ -106,14 +106,20 @@ pub fn spawn(args: &InitArgs, console: Option<RawFd>) -> Result<(Pid, File)> {
     Ok((pid, File::from(ready_r)))
 }
 
-/// cgroup v2: clone3 with CLONE_INTO_CGROUP, so init starts in its cgroup and is
-/// never migrated (a migration takes cgroup_threadgroup_rwsem for writing, which
-/// costs an RCU grace period, milliseconds, when it is not already held). None if
-/// `args` does not ask for it or the kernel cannot (before 5.7): then clone.
+/// init born in its cgroup (`clone_into_cgroup`) if `args` asks for it (v2).
 fn born_in_cgroup(args: &InitArgs, flags: libc::c_int) -> Result<Option<Option<Pid>>> {
-    let Some(dir) = args.cgroup_dirs.first().filter(|_| args.born_in_cgroup) else {
-        return Ok(None);
-    };
+    match args.cgroup_dirs.first().filter(|_| args.born_in_cgroup) {
+        Some(dir) => clone_into_cgroup(dir, flags),
+        None => Ok(None),
+    }
+}
+
+/// cgroup v2: clone3 with CLONE_INTO_CGROUP, so the child starts in cgroup `dir`
+/// and is never migrated (a migration takes cgroup_threadgroup_rwsem for writing,
+/// which costs an RCU grace period, milliseconds, when it is not already held).
+/// Like fork: Some(None) in the child, Some(Some(pid)) in the parent. None if the
+/// kernel cannot (before 5.7): then the caller clones and the child joins.
+pub fn clone_into_cgroup(dir: &Path, flags: libc::c_int) -> Result<Option<Option<Pid>>> {
     let what = || format!("clone3(CLONE_INTO_CGROUP, {})", dir.display());
     let fd = File::open(dir).sys(|| format!("open {}", dir.display()))?;
     log::debug!("{}", what());

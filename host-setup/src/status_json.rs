@@ -18,9 +18,9 @@ use std::path::PathBuf;
 
 use serde::{Serialize, Serializer};
 
+use crate::cgroup::live::{Dirs, KernelLimits, Limit};
 use crate::cgroup::Cgroups;
 use crate::error::Result;
-use crate::live::{Dirs, KernelLimits, Limit};
 use crate::spec::{format_bytes, Spec};
 use crate::state::{Journal, Paths, Role};
 

@@ -22,9 +22,9 @@ mod run;
 use std::io::Write;
 use std::path::PathBuf;
 
+use crate::cgroup::live::Dirs;
 use crate::cgroup::Cgroups;
 use crate::error::Result;
-use crate::live::Dirs;
 use crate::spec::Spec;
 use crate::state::{Journal, Paths, Proc, Role};
 

@@ -8,6 +8,7 @@
 //! see v2.rs).
 
 pub mod devices;
+pub mod live;
 mod op;
 mod v1;
 mod v2;
@@ -238,7 +239,7 @@ fn read_u64(path: &Path) -> Option<u64> {
 }
 
 /// `key value` lines (memory.events, memory.oom_control, cpu.stat): the value of `key`.
-fn keyed_u64(path: &Path, key: &str) -> Option<u64> {
+pub fn keyed_u64(path: &Path, key: &str) -> Option<u64> {
     let text = fs::read_to_string(path).ok()?;
     text.lines().find_map(|l| {
         let mut it = l.split_whitespace();

@@ -78,11 +78,23 @@ fn partner(ctx: &Ctx) -> Result<Option<Spec>> {
     };
     let Some(spec) = candidate else { return Ok(None) };
     let their = spec.net.as_ref().ok_or_else(|| {
-        crate::precondition!("{} is up without an address, so it cannot be {}'s peer", spec.name, me.name)
+        crate::precondition!(
+            "{} is up without an address, so it cannot be {}'s peer: give {} another --peer, or take {} down and up \
+             again with --address",
+            spec.name,
+            me.name,
+            me.name,
+            spec.name
+        )
     })?;
     if let Some(p) = &their.peer {
         if *p != me.name {
-            return Err(crate::precondition!("{} is up with peer {p}, not {}", spec.name, me.name));
+            return Err(crate::precondition!(
+                "{} is up with peer {p}, not {}: a veth pair has two ends; give {} another --peer",
+                spec.name,
+                me.name,
+                me.name
+            ));
         }
     }
     if !spec::same_subnet((my_net.addr, my_net.prefix_len), (their.addr, their.prefix_len)) {

@@ -41,8 +41,3 @@ pub fn all() -> Vec<Box<dyn Step>> {
         Box::new(launch::Launch),
     ]
 }
-
-/// The step names, in order (for HOST_SETUP_FAULT's check and the docs).
-pub fn names() -> Vec<&'static str> {
-    all().iter().map(|s| s.name()).collect()
-}

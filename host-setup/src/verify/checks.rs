@@ -9,7 +9,7 @@ use nix::sched::CloneFlags;
 
 use super::run::status_field;
 use super::{Check, Runner, Target};
-use crate::live::Limit;
+use crate::cgroup::live::Limit;
 use crate::spec::Pid1;
 use crate::state::{Journal, Paths, Role};
 

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use super::run::{status_field, Inside};
 use super::{Check, Runner, Target};
+use crate::cgroup::live::Limit;
 use crate::cgroup::Cgroups;
-use crate::live::Limit;
 use crate::state::Paths;
 
 /// How long the CPU share is measured, and how many times at most.
@@ -41,7 +41,7 @@ pub fn cpu(runner: &Runner, cg: &Cgroups, t: &Target) -> Check {
     std::thread::sleep(Duration::from_millis(300));
     let stat = t.dirs.cpu.as_ref().map(|d| d.join("cpu.stat"));
     let reading = || {
-        let periods = stat.as_ref().and_then(|f| crate::live::keyed(f, "nr_periods"));
+        let periods = stat.as_ref().and_then(|f| crate::cgroup::keyed_u64(f, "nr_periods"));
         (cg.usage(&t.cgroup_dirs).cpu_ns, t.dirs.nr_throttled().zip(periods), Instant::now())
     };
     let mut last = String::new();
@@ -212,7 +212,7 @@ pub fn memory(runner: &Runner, cg: &Cgroups, t: &Target) -> Check {
 pub fn swap(t: &Target) -> Check {
     let k = t.dirs.limits();
     let file = t.dirs.swap_limit_file().map(|f| f.display().to_string()).unwrap_or_default();
-    let host_swap = match crate::live::host_has_swap() {
+    let host_swap = match crate::cgroup::live::host_has_swap() {
         Ok(s) => s,
         Err(e) => return Check::fail("swap", e.to_string()),
     };

@@ -14,7 +14,7 @@ mod caps;
 mod signals;
 
 pub use caps::{capget, capset, seccomp_set_filter, CapSets};
-pub use signals::{sigsetmask, signal_disposition, sigwait};
+pub use signals::{signal_disposition, sigsetmask, sigwait};
 
 pub type Result<T> = core::result::Result<T, Errno>;
 /// A process id, process group id or (negative) process group target of kill(2).

@@ -10,7 +10,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::cgroup::Cgroups;
+use super::{keyed_u64, Cgroups};
 use crate::error::{Result, SysContext};
 
 /// v1 shows "no limit" as a huge number (PAGE_COUNTER_MAX pages, or -1 for
@@ -159,7 +159,7 @@ impl Dirs {
     /// How many periods the CPU quota held the cgroup back so far (cpu.stat
     /// nr_throttled, in both versions).
     pub fn nr_throttled(&self) -> Option<u64> {
-        keyed(&self.cpu.as_ref()?.join("cpu.stat"), "nr_throttled")
+        keyed_u64(&self.cpu.as_ref()?.join("cpu.stat"), "nr_throttled")
     }
 
     /// The pids in the container's cgroup (host pids), sorted.
@@ -172,14 +172,6 @@ impl Dirs {
 
 fn read(path: &Path) -> Option<String> {
     fs::read_to_string(path).ok()
-}
-
-/// `key value` lines: the value of `key`.
-pub fn keyed(path: &Path, key: &str) -> Option<u64> {
-    read(path)?.lines().find_map(|l| {
-        let mut it = l.split_whitespace();
-        (it.next() == Some(key)).then(|| it.next()?.parse().ok()).flatten()
-    })
 }
 
 /// Whether the host has any swap device or file in use (/proc/swaps beyond its header).
