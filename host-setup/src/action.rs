@@ -15,16 +15,19 @@ use crate::ctx::Ctx;
 use crate::error::{Result, SysContext};
 use crate::spec::Spec;
 use crate::state::{self, Journal, Paths, Record, Resource};
-use crate::{cgroup, layers, net, supervisor};
+use crate::{cgroup, layers, net, supervisor, userns};
 
 pub enum Action {
     /// Tutorial 1, 2: an image layer, built (cp + ldd) unless a cached copy exists.
     Layer(LayerUse),
     /// Old versions of the built-in layers that no container uses any more go.
     PruneLayers,
+    /// Not in the tutorial (--userns): the range of host ids the container's ids are.
+    Ids(userns::IdMap, &'static str),
     /// Tutorial 4-1 5): the container's own directory, with the overlay's upper
-    /// (the tutorial's /redfs/container), work and merge dirs in it.
-    Dirs { root: PathBuf, subdirs: Vec<PathBuf> },
+    /// (the tutorial's /redfs/container), work and merge dirs in it; with
+    /// --userns `owned` (upper and work) belong to the container's root.
+    Dirs { root: PathBuf, subdirs: Vec<PathBuf>, owned: Vec<PathBuf>, owner: Option<userns::IdMap> },
     /// Tutorial 3: a network namespace, its loopback, a veth pair.
     Net(net::Op),
     /// Tutorial 4-1 1)-2): a cgroup directory or a limit.
@@ -46,13 +49,17 @@ impl Action {
     pub fn record(&self) -> Option<Record> {
         match self {
             Action::Layer(l) => Some(Record::Layer { dir: layer_dir(l).to_path_buf() }),
+            Action::Ids(ids, _) => Some(Record::Made(Resource::Ids(*ids))),
             Action::Dirs { root, .. } => Some(Record::Made(Resource::Dir(root.clone()))),
             Action::Net(net::Op::AddNetns(ns)) => Some(Record::Made(Resource::Netns(ns.clone()))),
             Action::Net(net::Op::VethPair(a, _)) => {
                 Some(Record::Made(Resource::Link { netns: a.netns.clone(), iface: a.ifname.clone() }))
             }
             Action::Cgroup(op) => op.makes().map(|d| Record::Made(Resource::Cgroup(d.to_path_buf()))),
-            Action::Net(net::Op::LoopbackUp(_)) | Action::PruneLayers | Action::Launch(_) | Action::Note(_) => None,
+            Action::Net(net::Op::LoopbackUp(_) | net::Op::PingGroups { .. })
+            | Action::PruneLayers
+            | Action::Launch(_)
+            | Action::Note(_) => None,
         }
     }
 
@@ -61,6 +68,7 @@ impl Action {
         match self {
             Action::Layer(l) => ctx.layer_dirs.push(layer_dir(l).to_path_buf()),
             Action::Cgroup(op) => ctx.cgroup_dirs.extend(op.makes().map(Path::to_path_buf)),
+            Action::Ids(ids, _) => ctx.ids = Some(*ids),
             _ => {}
         }
     }
@@ -81,9 +89,18 @@ impl Action {
                 }
                 Ok(())
             }
-            Action::Dirs { root, subdirs } => {
+            Action::Ids(ids, _) => {
+                log::debug!("{}: {}", ctx.spec.name, ids.describe());
+                Ok(())
+            }
+            Action::Dirs { root, subdirs, owned, owner } => {
                 for d in std::iter::once(root).chain(subdirs) {
                     std::fs::create_dir(d).sys(|| format!("mkdir {}", d.display()))?;
+                }
+                for d in owned.iter().filter(|_| owner.is_some()) {
+                    let ids = owner.expect("filtered");
+                    std::os::unix::fs::chown(d, Some(ids.uid), Some(ids.gid))
+                        .sys(|| format!("chown {}:{} {}", ids.uid, ids.gid, d.display()))?;
                 }
                 Ok(())
             }
@@ -107,9 +124,14 @@ impl Action {
             Action::PruneLayers => {
                 vec!["# old versions of the built-in layers that no container uses are removed".into()]
             }
-            Action::Dirs { subdirs, .. } => {
-                let d: Vec<String> = subdirs.iter().map(|d| d.display().to_string()).collect();
-                vec![format!("mkdir -p {}", d.join(" "))]
+            Action::Ids(ids, source) => vec![format!("# {} ({source})", ids.describe())],
+            Action::Dirs { subdirs, owned, owner, .. } => {
+                let list = |v: &[PathBuf]| v.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(" ");
+                let mut lines = vec![format!("mkdir -p {}", list(subdirs))];
+                if let Some(ids) = owner {
+                    lines.push(format!("chown {}:{} {}", ids.uid, ids.gid, list(owned)));
+                }
+                lines
             }
             Action::Net(op) => op.shell(),
             Action::Cgroup(op) => op.shell(),
@@ -165,6 +187,8 @@ pub fn undo(r: &Resource, t: &Teardown) -> Result<()> {
                 net::delete_link(netns, iface)?;
             }
         }
+        // Free for another container once this journal is gone.
+        Resource::Ids(_) => {}
         Resource::Cgroup(dir) => {
             // init and everything in its pid namespace are gone by now (stopped
             // first). Anything still in the cgroup is ours — it could only get

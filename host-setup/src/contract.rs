@@ -11,6 +11,7 @@ use init::flag;
 use crate::error::{Error, Result};
 use crate::seccomp::Seccomp;
 use crate::spec::Pid1;
+use crate::userns::IdMap;
 
 /// The PATH of everything that runs in a container (and where `exec` looks).
 pub const CONTAINER_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -47,6 +48,16 @@ pub struct InitArgs {
     pub contain: bool,
     /// The seccomp filter (only when contained; spawn.rs compiles it).
     pub seccomp: Seccomp,
+    /// --userns: init's user namespace and where init attaches the idmapped layers.
+    pub userns: Option<Userns>,
+}
+
+/// What `--userns` adds to the launch (src/userns/).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Userns {
+    pub ids: IdMap,
+    /// One empty dir per lower dir, in order: init's --lower.
+    pub mount_points: Vec<PathBuf>,
 }
 
 fn s(p: &std::path::Path) -> String {
@@ -58,11 +69,20 @@ impl InitArgs {
     pub fn argv(&self) -> Vec<String> {
         let mut a = vec![s(&self.init_bin)];
         let mut opt = |name: &str, value: String| a.extend([name.to_string(), value]);
-        for d in self.cgroup_dirs.iter().filter(|_| !self.born_in_cgroup) {
+        // With --userns the host joins init to its cgroups and netns (spawn.rs):
+        // init, root of its own user namespace only, may not.
+        let host_joins = self.userns.is_some();
+        for d in self.cgroup_dirs.iter().filter(|_| !self.born_in_cgroup && !host_joins) {
             opt(flag::CGROUP, s(d));
         }
-        opt(flag::NETNS, s(&self.netns));
-        opt(flag::LOWER, self.lower.iter().map(|p| s(p)).collect::<Vec<_>>().join(":"));
+        if !host_joins {
+            opt(flag::NETNS, s(&self.netns));
+        }
+        let lower = match &self.userns {
+            Some(u) => &u.mount_points,
+            None => &self.lower,
+        };
+        opt(flag::LOWER, lower.iter().map(|p| s(p)).collect::<Vec<_>>().join(":"));
         opt(flag::UPPER, s(&self.upper));
         opt(flag::WORK, s(&self.work));
         opt(flag::ROOTFS, s(&self.rootfs));
@@ -70,6 +90,9 @@ impl InitArgs {
         opt(flag::READY_FD, READY_FD.to_string());
         if self.filtered() {
             opt(flag::SECCOMP_FD, SECCOMP_FD.to_string());
+        }
+        if self.userns.is_some() {
+            a.push(flag::USERNS.into());
         }
         if self.contain {
             a.extend([flag::CGROUPNS, flag::DEV, flag::MASK_PROC, flag::RESTRICT].map(String::from));
@@ -95,12 +118,37 @@ impl InitArgs {
 
     /// The tutorial's shell commands for what init does (4-1 3) to 4-2 5)).
     pub fn shell(&self) -> Vec<String> {
-        let lower: Vec<String> = self.lower.iter().map(|p| s(p)).collect();
-        let mut out = vec![format!(
-            "unshare -m -u -i -fp nsenter --net={} /bin/sh   # new mount, UTS, IPC and PID namespaces; in there:",
-            self.netns.display()
-        )];
-        for d in &self.cgroup_dirs {
+        let mut lower: Vec<String> = self.lower.iter().map(|p| s(p)).collect();
+        let mut out = vec![];
+        match &self.userns {
+            None => out.push(format!(
+                "unshare -m -u -i -fp nsenter --net={} /bin/sh   # new mount, UTS, IPC and PID namespaces; in there:",
+                self.netns.display()
+            )),
+            Some(u) => {
+                out.push(format!(
+                    "nsenter --net={} unshare {} -m -u -i -fp /bin/sh &   # a user namespace first: the others are its",
+                    self.netns.display(),
+                    u.ids.unshare_options()
+                ));
+                for d in self.cgroup_dirs.iter().filter(|_| !self.born_in_cgroup) {
+                    out.push(format!(
+                        "echo $! > {}/cgroup.procs   # by the host: the files are its root's",
+                        d.display()
+                    ));
+                }
+                for (layer, point) in self.lower.iter().zip(&u.mount_points) {
+                    out.push(format!(
+                        "nsenter -t $! -m mount --bind -o ro,X-mount.idmap=/proc/$!/ns/user {} {}",
+                        layer.display(),
+                        point.display()
+                    ));
+                }
+                out.push("# in there (root of its user namespace):".into());
+                lower = u.mount_points.iter().map(|p| s(p)).collect();
+            }
+        }
+        for d in self.cgroup_dirs.iter().filter(|_| self.userns.is_none()) {
             out.push(match self.born_in_cgroup {
                 true => format!(
                     "  # already in {}: born there (clone3 CLONE_INTO_CGROUP), no cgroup.procs write",
@@ -113,10 +161,11 @@ impl InitArgs {
         out.extend([
             "  mount --make-rprivate /".to_string(),
             format!(
-                "  mount -t overlay overlay -o lowerdir={},upperdir={},workdir={} {merge}",
+                "  mount -t overlay overlay -o lowerdir={},upperdir={},workdir={}{} {merge}",
                 lower.join(":"),
                 self.upper.display(),
-                self.work.display()
+                self.work.display(),
+                if self.userns.is_some() { ",userxattr" } else { "" }
             ),
             format!("  mkdir -p {merge}/put_old; cd {merge}; pivot_root . put_old; cd /"),
             "  mount -t proc proc /proc".to_string(),
@@ -127,8 +176,11 @@ impl InitArgs {
             out.extend([
                 "  # containment, not in the tutorial (--privileged leaves it out):".to_string(),
                 "  unshare -C                                   # init, after joining the cgroups: a cgroup namespace".to_string(),
-                "  mount -t tmpfs tmpfs /dev; mknod /dev/null c 1 3 ...   # null zero full random urandom tty, devpts, shm"
-                    .to_string(),
+                match self.userns {
+                    None => "  mount -t tmpfs tmpfs /dev; mknod /dev/null c 1 3 ...   # null zero full random urandom tty, devpts, shm",
+                    Some(_) => "  mount -t tmpfs tmpfs /dev; touch /dev/null; mount --bind /put_old/dev/null /dev/null ...   # no mknod in a user namespace",
+                }
+                .to_string(),
                 "  mount --bind /dev/null /proc/kcore ...; mount -o remount,bind,ro /proc/sys ...".to_string(),
                 "  capsh --drop=<all but Docker's default set> --no-new-privs --   # for the command".to_string(),
             ]);
@@ -242,6 +294,7 @@ mod tests {
             pid1: Default::default(),
             contain: true,
             seccomp: Seccomp::Default,
+            userns: None,
         }
     }
 
@@ -294,6 +347,25 @@ mod tests {
             assert!(!o.pause);
             assert_eq!(argv[o.cmd.unwrap()].to_str().unwrap(), "--pause");
         });
+        // --userns: the host joins the cgroups and the netns; init attaches the layers.
+        let ids = IdMap { uid: 1_000_000_000, gid: 1_000_000_000, count: 65536 };
+        let points = vec![PathBuf::from("/s/containers/red/lower/0"), PathBuf::from("/s/containers/red/lower/1")];
+        let userns = InitArgs { userns: Some(Userns { ids, mount_points: points }), ..args(&["sh"]) };
+        with_init_parser(&userns.argv(), |o, _| {
+            assert!(o.userns && o.cgroups().next().is_none() && o.netns.is_none() && o.cgroupns);
+            assert_eq!(text(o.lower), Some("/s/containers/red/lower/0:/s/containers/red/lower/1"));
+        });
+        let shell = userns.shell().join("\n");
+        assert!(
+            shell.contains("unshare --user --map-users=0:1000000000:65536 --map-groups=0:1000000000:65536"),
+            "{shell}"
+        );
+        assert!(
+            shell.contains("X-mount.idmap=/proc/$!/ns/user /s/layers/myroot-2 /s/containers/red/lower/1"),
+            "{shell}"
+        );
+        assert!(shell.contains("echo $! > /sys/fs/cgroup/cpu/host-setup/red/cgroup.procs"), "{shell}");
+        assert!(shell.contains(",userxattr "), "{shell}");
         for seccomp in [true, false] {
             with_init_parser(&exec_argv(&["ps".into(), "-ef".into()], seccomp), |o, argv| {
                 assert!(o.restrict && o.exec && o.rootfs.is_none());

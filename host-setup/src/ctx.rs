@@ -51,6 +51,8 @@ pub struct Ctx<'a> {
     // What the actions so far produced:
     pub layer_dirs: Vec<PathBuf>,
     pub cgroup_dirs: Vec<PathBuf>,
+    /// With --userns: the host ids of the container's ids.
+    pub ids: Option<crate::userns::IdMap>,
     /// The container's init once launched (foreground: our child).
     pub init: Option<Proc>,
     /// For tests: who is up at the other end of the pair, with no link yet

@@ -36,13 +36,19 @@ pub fn exec(paths: &Paths, name: &str, cmd: &[String], default_init: &Path) -> R
     };
     // cgroup after joining the cgroups (its root is the cgroup we are in then,
     // like init's), mount last, because after it the host's /proc is out of reach.
-    let namespaces = [
+    // With --userns: the netns (the host's) before the user namespace, whose
+    // root we become; the others are the user namespace's and come after it.
+    let userns = j.spec().is_some_and(|s| s.userns);
+    let mut namespaces = vec![(ns("net")?, CloneFlags::CLONE_NEWNET, "net")];
+    if userns {
+        namespaces.push((ns("user")?, CloneFlags::CLONE_NEWUSER, "user"));
+    }
+    namespaces.extend([
         (ns("ipc")?, CloneFlags::CLONE_NEWIPC, "ipc"),
         (ns("uts")?, CloneFlags::CLONE_NEWUTS, "uts"),
-        (ns("net")?, CloneFlags::CLONE_NEWNET, "net"),
         (ns("cgroup")?, CloneFlags::CLONE_NEWCGROUP, "cgroup"),
         (ns("mnt")?, CloneFlags::CLONE_NEWNS, "mnt"),
-    ];
+    ]);
     let pid_ns = ns("pid")?;
     let root_path = format!("/proc/{}/root", init.pid);
     let root = File::open(&root_path).sys(|| format!("open {root_path}"))?;
@@ -131,6 +137,9 @@ fn enter(
     }
     for (f, flag, kind) in namespaces {
         nix::sched::setns(f, *flag).sys(|| format!("setns(/proc/{}/ns/{kind})", init.pid))?;
+        if *flag == CloneFlags::CLONE_NEWUSER {
+            sys::become_root_in_child().sys(|| "setresuid(0) in the user namespace".into())?;
+        }
     }
     // After pivot_root the namespace's root is not where setns puts us: take
     // init's root explicitly, as nsenter --root does.

@@ -32,4 +32,5 @@ pub mod stop;
 pub mod supervisor;
 pub mod sys;
 pub mod tty;
+pub mod userns;
 pub mod verify;

@@ -107,6 +107,12 @@ macro_rules! container_cmd {
             /// the system call filter: default (Docker's default profile), unconfined, or a profile file in Docker's JSON format (unconfined with --privileged)
             #[argh(option)]
             seccomp: Option<String>,
+            /// a user namespace: root inside is an unprivileged range of host ids (from /etc/subuid, see README)
+            #[argh(switch)]
+            userns: bool,
+            /// no user namespace: root inside is root on the host
+            #[argh(switch)]
+            no_userns: bool,
             /// print the steps as the tutorial's shell commands and change nothing
             #[argh(switch)]
             explain: bool,
@@ -116,8 +122,8 @@ macro_rules! container_cmd {
         }
 
         impl $ty {
-            fn options(&self) -> spec::Options {
-                spec::Options {
+            fn options(&self) -> host_setup::error::Result<spec::Options> {
+                Ok(spec::Options {
                     address: self.address.clone(),
                     peer: self.peer.clone(),
                     iface: self.iface.clone(),
@@ -129,12 +135,18 @@ macro_rules! container_cmd {
                     command: self.command.clone(),
                     privileged: self.privileged,
                     seccomp: self.seccomp.clone(),
+                    userns: match (self.userns, self.no_userns) {
+                        (true, false) => Some(true),
+                        (false, true) => Some(false),
+                        (false, false) => None,
+                        (true, true) => return Err(host_setup::usage!("--userns and --no-userns exclude each other")),
+                    },
                     pid1: match (self.exec_as_pid1, self.pgroup) {
                         (true, _) => spec::Pid1::Exec,
                         (false, true) => spec::Pid1::SuperviseGroup,
                         (false, false) => spec::Pid1::Supervise,
                     },
-                }
+                })
             }
         }
     };
@@ -261,12 +273,12 @@ fn run(cli: Cli, shorthand: Option<(String, bool)>) -> Result<i32> {
                 }
                 check_shorthand(&word, with_options, &paths)?;
             }
-            let spec = Spec::new(&c.name, &c.options())?;
+            let spec = Spec::new(&c.name, &c.options()?)?;
             root()?;
             commands::up(&paths, &parent, &spec, c.init.clone(), c.explain, Mode::Background)
         }
         Cmd::Run(c) => {
-            let mut opts = c.options();
+            let mut opts = c.options()?;
             if opts.command.is_empty() {
                 opts.command = vec!["/bin/sh".into()];
             }

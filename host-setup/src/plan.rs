@@ -34,7 +34,7 @@ pub trait Apply {
 
 /// Every step, in order: its actions, each applied, then what it produced noted.
 pub fn walk(ctx: &mut Ctx, apply: &mut dyn Apply) -> Result<()> {
-    for step in steps::all() {
+    for step in steps::all().into_iter().filter(|s| s.applies(ctx.spec)) {
         let t0 = Instant::now();
         apply.begin(step.name())?;
         {
@@ -123,6 +123,7 @@ impl<'a> Up<'a> {
             lock,
             layer_dirs: vec![],
             cgroup_dirs: vec![],
+            ids: None,
             init: None,
             partner_override: None,
         }

@@ -23,7 +23,7 @@ use nix::unistd::Pid;
 
 use crate::contract::{self, InitArgs, READY_FD, SECCOMP_FD};
 use crate::error::{Error, Result, SysContext};
-use crate::sys;
+use crate::{sys, userns};
 
 /// How long init may take to report ready before we give up on it.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -70,13 +70,37 @@ pub fn spawn(args: &InitArgs, console: Option<RawFd>) -> Result<(Pid, File)> {
     let image = sealed_init(&args.init_bin)?;
     let filter = if args.filtered() { args.seccomp.memfd()? } else { None };
     let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).sys(|| "pipe".into())?;
+    let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWPID;
+    // --userns: the child waits on this socket until the host has set up its user
+    // namespace, and gets the idmapped layers with the go-ahead (handoff()).
+    let handoff = match &args.userns {
+        Some(_) => {
+            flags |= libc::CLONE_NEWUSER;
+            let (p, c) = nix::sys::socket::socketpair(
+                nix::sys::socket::AddressFamily::Unix,
+                nix::sys::socket::SockType::SeqPacket,
+                None,
+                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            )
+            .sys(|| "socketpair(AF_UNIX, SOCK_SEQPACKET)".into())?;
+            Some((p, c))
+        }
+        None => None,
+    };
     const WHAT: &str = "clone(CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWPID)";
-    log::debug!("{WHAT} + exec {}", args.argv().join(" "));
-    let flags = libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWPID;
+    log::debug!("{WHAT}{} + exec {}", if handoff.is_some() { "+CLONE_NEWUSER" } else { "" }, args.argv().join(" "));
+    // A user namespace's child joins no netns the host owns later (setns needs the
+    // host's CAP_SYS_ADMIN): it is born in it, cloned from a thread that is there.
+    let in_netns = match &args.userns {
+        Some(_) => Some(userns::InNetns::enter(&args.netns)?),
+        None => None,
+    };
+    let mut born = true;
     let child = match born_in_cgroup(args, flags)? {
         Some(child) => child,
         None => {
-            // Not cloned (no CLONE_INTO_CGROUP here): init joins its cgroups itself.
+            // Not cloned (no CLONE_INTO_CGROUP here): init (or with --userns the host) joins its cgroups.
+            born = false;
             argv = sys::cstrings(&InitArgs { born_in_cgroup: false, ..args.clone() }.argv())?;
             sys::clone_into_namespaces(flags, WHAT)?
         }
@@ -85,15 +109,42 @@ pub fn spawn(args: &InitArgs, console: Option<RawFd>) -> Result<(Pid, File)> {
         // The child: PID 1 of the new pid namespace. Only its own fds from here to exec.
         sys::reset_signals_in_child();
         sys::new_session_in_child(console);
-        // Move both out of the way first: either may sit on fd 3 or 4 now.
+        let mut layers = [0; sys::MAX_FDS];
+        let mut nlayers = 0;
+        if let Some((p, c)) = &handoff {
+            // Our copy of the host's end: without it, EOF says the host gave up.
+            let _ = nix::unistd::close(p.as_raw_fd());
+            match sys::recv_fds_in_child(c.as_raw_fd(), &mut layers).and_then(|n| {
+                sys::become_root_in_child()?;
+                Ok(n)
+            }) {
+                Ok(n) => nlayers = n,
+                Err(e) => {
+                    let e = Error::sys("wait for the host to map the user namespace", e);
+                    sys::write_fd(ready_w.as_raw_fd(), contract::error_line(&e).as_bytes());
+                    sys::exit_child(125);
+                }
+            }
+        }
+        // Move all out of the way first: any may sit on fd 3, 4, 5 or 6.. now.
         let (w, img) = (sys::dup_high(ready_w.as_raw_fd()), sys::dup_high(image.as_raw_fd()));
         let bpf = filter.as_ref().map(|f| sys::dup_high(f.as_raw_fd()));
-        let placed = sys::place_fd(w, READY_FD, false)
+        for l in &mut layers[..nlayers] {
+            *l = sys::dup_high(*l);
+        }
+        let mut placed = sys::place_fd(w, READY_FD, false)
             .and_then(|()| sys::place_fd(img, INIT_FD, true))
             .and_then(|()| bpf.map_or(Ok(()), |f| sys::place_fd(f, SECCOMP_FD, false)));
+        for (i, l) in layers[..nlayers].iter().enumerate() {
+            placed = placed.and_then(|()| sys::place_fd(*l, init::flag::LOWER_FD + i as RawFd, false));
+        }
         // Nothing else of the host may reach the container: every fd our caller left
         // open without O_CLOEXEC would otherwise be init's, readable through /proc/1/fd.
-        sys::close_from(if bpf.is_some() { SECCOMP_FD + 1 } else { INIT_FD + 1 });
+        sys::close_from(match (nlayers, bpf) {
+            (n, _) if n > 0 => init::flag::LOWER_FD + n as RawFd,
+            (_, Some(_)) => SECCOMP_FD + 1,
+            _ => INIT_FD + 1,
+        });
         let errno = match placed {
             Ok(()) => sys::exec_fd(INIT_FD, &argv, &envp),
             Err(e) => e,
@@ -102,7 +153,17 @@ pub fn spawn(args: &InitArgs, console: Option<RawFd>) -> Result<(Pid, File)> {
         sys::write_fd(READY_FD, contract::error_line(&e).as_bytes());
         sys::exit_child(125);
     };
+    drop(in_netns);
     drop(ready_w);
+    if let (Some((parent, child)), Some(u)) = (handoff, &args.userns) {
+        drop(child);
+        if let Err(e) = userns::hand_off(pid.as_raw(), u, args, !born, &parent) {
+            // Our own child, just cloned and still waiting for us.
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = sys::wait_exit(pid);
+            return Err(e);
+        }
+    }
     Ok((pid, File::from(ready_r)))
 }
 

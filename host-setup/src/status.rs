@@ -19,6 +19,19 @@ pub fn state_word(j: &Journal) -> String {
     }
 }
 
+/// `container ids 0-65535 are host uids ...` (and the kernel's map if init runs),
+/// or what no user namespace means.
+pub fn userns_text(j: &Journal) -> String {
+    let Some(ids) = j.ids() else {
+        return "none: root inside is root on the host".into();
+    };
+    let live = j.proc(Role::Init).filter(|p| p.alive()).and_then(|p| crate::userns::live_maps(p.pid));
+    match live {
+        Some((u, g)) => format!("{} (kernel: uid_map {u}, gid_map {g})", ids.describe()),
+        None => ids.describe(),
+    }
+}
+
 /// A report on `names` (all containers if empty).
 pub fn report(paths: &Paths, names: &[String]) -> Result<String> {
     let names: Vec<String> = if names.is_empty() { paths.container_names() } else { names.to_vec() };
@@ -73,6 +86,7 @@ pub fn report(paths: &Paths, names: &[String]) -> Result<String> {
         }
         writeln!(out, "{limits}").ok();
         writeln!(out, "  seccomp   {}", spec.seccomp.describe()).ok();
+        writeln!(out, "  userns    {}", userns_text(&j)).ok();
         let layers: Vec<String> = j.layer_dirs().iter().map(|d| d.display().to_string()).collect();
         writeln!(out, "  layers    {}", if layers.is_empty() { "-".into() } else { layers.join(" over ") }).ok();
         if !dirs.is_empty() {

@@ -51,6 +51,8 @@ struct Container {
     netns: Option<String>,
     net: Option<Net>,
     privileged: bool,
+    /// --userns: the host ids, and the kernel's maps while init runs; null without.
+    userns: Option<Userns>,
     /// The kernel's, read back now; null when the container has no cgroup.
     limits: Option<Live>,
     /// The journal's (what `up` asked for).
@@ -68,6 +70,16 @@ struct Net {
     peer: Option<String>,
     /// up, down, absent, not made yet, or unknown (...)
     link: String,
+}
+
+#[derive(Serialize)]
+struct Userns {
+    uid: u32,
+    gid: u32,
+    count: u32,
+    /// /proc/INIT/uid_map, "0 1000000000 65536"; null once init is gone.
+    uid_map: Option<String>,
+    gid_map: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -148,6 +160,11 @@ fn container(paths: &Paths, cg: Option<&Cgroups>, name: String) -> Result<Contai
         netns: Some(spec.netns.clone()),
         net,
         privileged: spec.privileged,
+        userns: j.ids().map(|ids| {
+            let live = j.proc(Role::Init).filter(|p| p.alive()).and_then(|p| crate::userns::live_maps(p.pid));
+            let (uid_map, gid_map) = live.map_or((None, None), |(u, g)| (Some(u), Some(g)));
+            Userns { uid: ids.uid, gid: ids.gid, count: ids.count, uid_map, gid_map }
+        }),
         limits: live.map(|k| Live {
             cpu_quota_us: k.cpu_quota_us,
             cpu_period_us: k.cpu_period_us,

@@ -54,6 +54,8 @@ pub struct Opts<'a> {
     pub dev: bool,
     pub mask_proc: bool,
     pub restrict: bool,
+    /// --userns: layers from fds, userxattr, bound device nodes (src/userns.rs).
+    pub userns: bool,
     /// -s or TINI_SUBREAPER: a failure to become a child subreaper is an error.
     pub subreaper: bool,
     /// -p: the parent-death signal.
@@ -244,6 +246,7 @@ pub fn parse<'a>(argv: impl IntoIterator<Item = &'a CStr>) -> Result<Parsed<'a>,
             flag::DEV => &mut o.dev,
             flag::MASK_PROC => &mut o.mask_proc,
             flag::RESTRICT => &mut o.restrict,
+            flag::USERNS => &mut o.userns,
             _ => return usage("unknown option: ", bytes),
         };
         if inline.is_some() {
@@ -290,6 +293,9 @@ fn check<'a>(o: &Opts<'a>) -> Result<(), Usage<'a>> {
     }
     if o.mask_proc && !o.dev {
         return usage("--mask-proc needs --dev (it binds the new /dev/null)", b"");
+    }
+    if o.userns && o.lower.is_none() {
+        return usage("--userns needs --lower (the mount points of its layer fds)", b"");
     }
     if o.pause && o.exec {
         return usage("--pause and --exec exclude each other", b"");

@@ -61,7 +61,7 @@ pub const ENTRIES: [&str; 13] =
 
 /// Makes the minimal /dev under the cwd (the new root, whose host path is
 /// `root`, used in messages only).
-pub fn populate(root: &CStr) -> Result<(), Error<'_>> {
+pub fn populate(root: &CStr, userns: bool) -> Result<(), Error<'_>> {
     let r = root.to_bytes();
     msg::debug(&[b"minimal /dev in ", r, b"/dev"]);
     match sys::mkdir(c"dev", 0o755) {
@@ -89,13 +89,17 @@ pub fn populate(root: &CStr) -> Result<(), Error<'_>> {
 
     // The modes below are exact, whatever umask init was started with.
     let umask = sys::umask(0);
-    let made = nodes_and_links(r);
+    let made = nodes_and_links(r, userns);
     sys::umask(umask);
     made
 }
 
-fn nodes_and_links(r: &[u8]) -> Result<(), Error<'_>> {
+fn nodes_and_links(r: &[u8], userns: bool) -> Result<(), Error<'_>> {
     for (path, major, minor) in NODES {
+        if userns {
+            crate::userns::bind_node(r, path)?;
+            continue;
+        }
         msg::debug(&[b"mknod ", path.to_bytes()]);
         sys::mknod(path, S_IFCHR | 0o666, major, minor)
             .map_err(|e| Error::new(e, &[b"mknod(", r, b"/", path.to_bytes(), b")"]))?;

@@ -37,6 +37,15 @@ pub const DEV: &str = "--dev";
 pub const MASK_PROC: &str = "--mask-proc";
 /// `--restrict`: Docker's default capabilities, no_new_privs.
 pub const RESTRICT: &str = "--restrict";
+/// `--userns`: init runs in a user namespace host-setup made (its uid and gid
+/// maps written, init's ids already the namespace's root): each --lower dir is
+/// an empty mount point for a detached, idmapped layer mount on fds LOWER_FD,
+/// LOWER_FD+1, ... in order (src/userns.rs); the overlay keeps its xattrs in
+/// user.overlay.* (`userxattr`); --dev bind-mounts the host's device nodes,
+/// since a user namespace may not mknod.
+pub const USERNS: &str = "--userns";
+/// The fd of the first --lower dir's layer mount with --userns.
+pub const LOWER_FD: i32 = 6;
 /// `--help` (also `-h`).
 pub const HELP: &str = "--help";
 /// `--version` (also `-V`).

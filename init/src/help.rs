@@ -87,6 +87,10 @@ setup options (host-setup's; each one a step before CMD starts):
   --upper DIR      overlay upper dir (needs --lower and --work)
   --work DIR       overlay work dir (empty, same filesystem as --upper)
   --hostname NAME  set the hostname (needs a new UTS namespace)
+  --userns         init runs in a user namespace its parent made and mapped:
+                   each --lower dir is an empty mount point for the detached
+                   (idmapped) layer mount on fd 6, 7, ... in order; the overlay
+                   gets userxattr; --dev binds the host's device nodes
   --cgroupns       after joining the cgroups, a new cgroup namespace: CMD sees
                    its own cgroup as \"/\" in /proc/self/cgroup
   --dev            a minimal /dev in the new root (needs --rootfs): tmpfs with

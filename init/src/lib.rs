@@ -39,4 +39,5 @@ pub mod seccomp;
 pub mod signals;
 pub mod sys;
 pub mod title;
+pub mod userns;
 pub mod waiter;

@@ -149,8 +149,8 @@ fn setup<'a>(o: &Opts<'a>) -> Result<(), Error<'a>> {
     }
     // 3. the root filesystem: private "/", overlay or bind, /dev, pivot_root, /proc, masks.
     if let Some(dir) = o.rootfs {
-        let (dev, mask_proc) = (o.dev, o.mask_proc);
-        rootfs::enter(Rootfs { dir, lower: o.lower, upper: o.upper, work: o.work, dev, mask_proc })?;
+        let (dev, mask_proc, userns) = (o.dev, o.mask_proc, o.userns);
+        rootfs::enter(Rootfs { dir, lower: o.lower, upper: o.upper, work: o.work, dev, mask_proc, userns })?;
     }
     // 4. the hostname, in the UTS namespace the caller created.
     if let Some(name) = o.hostname {

@@ -18,7 +18,7 @@ use crate::sys::{
     self, Errno, MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_REC, O_CLOEXEC, O_DIRECTORY,
     O_PATH,
 };
-use crate::{dev, maskproc};
+use crate::{dev, maskproc, userns};
 
 /// The kernel reads at most one page of mount options.
 const OPTIONS_MAX: usize = 4096;
@@ -34,6 +34,8 @@ pub struct Rootfs<'a> {
     pub dev: bool,
     /// --mask-proc: runc's masked and read-only /proc paths (src/maskproc.rs).
     pub mask_proc: bool,
+    /// --userns: layers attached from fds, userxattr, bound device nodes (src/userns.rs).
+    pub userns: bool,
 }
 
 /// Builds "lowerdir=L[,upperdir=U,workdir=W]" + NUL in `buf`; None if it exceeds a page.
@@ -42,6 +44,7 @@ pub struct Rootfs<'a> {
 pub fn overlay_options<'b>(
     lower: &[u8],
     upper_work: Option<(&[u8], &[u8])>,
+    userxattr: bool,
     buf: &'b mut [u8; OPTIONS_MAX],
 ) -> Option<&'b CStr> {
     let mut len = 0;
@@ -61,6 +64,9 @@ pub fn overlay_options<'b>(
         put(upper)?;
         put(b",workdir=")?;
         put(work)?;
+    }
+    if userxattr {
+        put(b",userxattr")?;
     }
     put(b"\0")?;
     CStr::from_bytes_with_nul(&buf[..len]).ok()
@@ -95,10 +101,13 @@ pub fn enter(r: Rootfs<'_>) -> Result<(), Error<'_>> {
     // the overlay is one; a plain directory is bind-mounted onto itself.
     match r.lower {
         Some(lower) => {
+            if r.userns {
+                userns::attach_layers(lower)?;
+            }
             let mut buf = [0u8; OPTIONS_MAX];
             let upper_work = r.upper.zip(r.work).map(|(u, w)| (u.to_bytes(), w.to_bytes()));
             let what: [&[u8]; 3] = [b"mount(overlay, ", d, b")"];
-            let options = overlay_options(lower.to_bytes(), upper_work, &mut buf)
+            let options = overlay_options(lower.to_bytes(), upper_work, r.userns, &mut buf)
                 .ok_or(Error::new(Errno::E2BIG, &what).hint("overlay options longer than a page"))?;
             msg::debug(&[b"mount overlay on ", d, b": ", options.to_bytes()]);
             sys::mount(Some(c"overlay"), dir, Some(c"overlay"), 0, Some(options)).map_err(|e| {
@@ -123,7 +132,7 @@ pub fn enter(r: Rootfs<'_>) -> Result<(), Error<'_>> {
 
     // Before the pivot, as runc does: from here on every path is relative to the new root.
     if r.dev {
-        dev::populate(dir)?;
+        dev::populate(dir, r.userns)?;
     }
 
     // put_old must be a directory under new_root. EEXIST: the image ships one.
@@ -184,22 +193,31 @@ mod tests {
     #[test]
     fn overlay_options_text() {
         let mut buf = [0u8; OPTIONS_MAX];
-        let o = overlay_options(b"/l/tools:/l/myroot", Some((b"/c/up", b"/c/work")), &mut buf).unwrap();
+        let o = overlay_options(b"/l/tools:/l/myroot", Some((b"/c/up", b"/c/work")), false, &mut buf).unwrap();
         assert_eq!(o.to_bytes(), b"lowerdir=/l/tools:/l/myroot,upperdir=/c/up,workdir=/c/work");
-        let o = overlay_options(b"/a:/b", None, &mut buf).unwrap();
+        let o = overlay_options(b"/a:/b", None, false, &mut buf).unwrap();
         assert_eq!(o.to_bytes(), b"lowerdir=/a:/b");
+        let o = overlay_options(b"/a", Some((b"/u", b"/w")), true, &mut buf).unwrap();
+        assert_eq!(o.to_bytes(), b"lowerdir=/a,upperdir=/u,workdir=/w,userxattr");
         let long = [b'x'; OPTIONS_MAX];
-        assert!(overlay_options(&long, None, &mut buf).is_none());
+        assert!(overlay_options(&long, None, false, &mut buf).is_none());
         let just_fits = [b'x'; OPTIONS_MAX - 10]; // 9 for "lowerdir=", 1 for the NUL
-        assert_eq!(overlay_options(&just_fits, None, &mut buf).unwrap().to_bytes_with_nul().len(), OPTIONS_MAX);
+        assert_eq!(overlay_options(&just_fits, None, false, &mut buf).unwrap().to_bytes_with_nul().len(), OPTIONS_MAX);
         let one_more = [b'x'; OPTIONS_MAX - 9];
-        assert!(overlay_options(&one_more, None, &mut buf).is_none());
+        assert!(overlay_options(&one_more, None, false, &mut buf).is_none());
     }
 
     #[test]
     fn missing_rootfs_is_named_before_any_mount() {
-        let r =
-            Rootfs { dir: c"/nonexistent-pid1-unit", lower: None, upper: None, work: None, dev: true, mask_proc: true };
+        let r = Rootfs {
+            dir: c"/nonexistent-pid1-unit",
+            lower: None,
+            upper: None,
+            work: None,
+            dev: true,
+            mask_proc: true,
+            userns: false,
+        };
         let e = enter(r).unwrap_err();
         assert_eq!(e.errno, Errno::ENOENT);
         assert_eq!(e.what.concat(), b"open(/nonexistent-pid1-unit)");

@@ -39,7 +39,7 @@ use nix::errno::Errno;
 
 use self::messages::Target;
 use self::netlink::Netlink;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SysContext};
 use crate::usage;
 
 /// Where iproute2 keeps named network namespaces (/var/run/netns is a link to it).
@@ -127,6 +127,19 @@ pub fn set_loopback_up(netns: &str) -> Result<()> {
         RouteNetlinkMessage::SetLink(messages::link_up(Target::Name("lo"))),
     )?;
     Ok(())
+}
+
+/// `ip netns exec NETNS sysctl -w net.ipv4.ping_group_range="FIRST LAST"`: the gids
+/// that may open ICMP datagram sockets (unprivileged ping) in the namespace. A
+/// sysctl under /proc/sys/net belongs to the network namespace of whoever opens it.
+pub fn set_ping_groups(netns: &str, first: u32, last: u32) -> Result<()> {
+    check_netns_name(netns)?;
+    let ns = netns::open_existing(netns)?;
+    let file = "/proc/sys/net/ipv4/ping_group_range";
+    netns::run_in(netns, &ns, || {
+        std::fs::write(file, format!("{first} {last}"))
+            .sys(|| format!("write \"{first} {last}\" to {file} (netns {netns})"))
+    })
 }
 
 /// One end of a veth pair: its namespace, its name there, and its IPv4 address.

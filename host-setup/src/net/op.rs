@@ -13,6 +13,8 @@ pub enum Op {
     /// `ip link add A netns NS_A type veth peer name B netns NS_B`, then each end's
     /// address and `up`, in one RTM_NEWLINK and four requests (create_veth_pair).
     VethPair(VethEnd, VethEnd),
+    /// `ip netns exec NAME sysctl -w net.ipv4.ping_group_range="FIRST LAST"`.
+    PingGroups { netns: String, first: u32, last: u32 },
 }
 
 impl Op {
@@ -21,6 +23,7 @@ impl Op {
             Op::AddNetns(name) => create_netns(name),
             Op::LoopbackUp(name) => set_loopback_up(name),
             Op::VethPair(a, b) => create_veth_pair(a, b),
+            Op::PingGroups { netns, first, last } => super::set_ping_groups(netns, *first, *last),
         }
     }
 
@@ -28,6 +31,9 @@ impl Op {
         match self {
             Op::AddNetns(name) => vec![format!("ip netns add {}", sh(name))],
             Op::LoopbackUp(name) => vec![format!("ip netns exec {} ip link set lo up", sh(name))],
+            Op::PingGroups { netns, first, last } => {
+                vec![format!("ip netns exec {} sysctl -w net.ipv4.ping_group_range=\"{first} {last}\"", sh(netns))]
+            }
             Op::VethPair(a, b) => {
                 let mut lines = vec![format!(
                     "ip link add {} netns {} type veth peer name {} netns {}",

@@ -52,6 +52,10 @@ pub struct Spec {
     /// written before it existed: those containers ran unfiltered.
     #[serde(default = "unconfined")]
     pub seccomp: Seccomp,
+    /// A user namespace: root inside is a range of host ids (src/userns/).
+    /// Absent in journals written before it existed.
+    #[serde(default)]
+    pub userns: bool,
 }
 
 fn unconfined() -> Seccomp {
@@ -109,6 +113,15 @@ pub struct Options {
     pub privileged: bool,
     /// `--seccomp default|unconfined|FILE`; None: default (unconfined with --privileged).
     pub seccomp: Option<String>,
+    /// `--userns` (Some(true)) or `--no-userns`; None: the default (userns_default).
+    pub userns: Option<bool>,
+}
+
+/// Whether a container gets a user namespace when neither --userns nor
+/// --no-userns is given: not red and blue (the tutorial's root is the host's
+/// root), not --privileged.
+pub fn userns_default(_name: &str, _privileged: bool) -> bool {
+    false
 }
 
 /// The tutorial's two containers.
@@ -183,6 +196,13 @@ impl Spec {
             }
             (Some(v), _) => Seccomp::from_arg(v)?,
         };
+        let userns = match (opts.userns, opts.privileged) {
+            (Some(true), true) => {
+                return Err(usage!("--userns with --privileged: a privileged container's root is the host's root"))
+            }
+            (Some(u), _) => u,
+            (None, p) => userns_default(name, p),
+        };
         let mut layers = Vec::new();
         for l in &opts.layers {
             layers.push(Layer::Dir(validate_layer_dir(l)?));
@@ -206,6 +226,7 @@ impl Spec {
             pid1: opts.pid1,
             privileged: opts.privileged,
             seccomp,
+            userns,
         })
     }
 

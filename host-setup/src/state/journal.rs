@@ -47,6 +47,8 @@ pub enum Resource {
     Link { netns: String, iface: String },
     /// One cgroup directory of the container.
     Cgroup(PathBuf),
+    /// The host ids of the container's user namespace (held while this journal exists).
+    Ids(crate::userns::IdMap),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,6 +176,14 @@ impl Journal {
                 _ => None,
             })
             .collect()
+    }
+
+    /// The host ids of the container's user namespace (--userns).
+    pub fn ids(&self) -> Option<crate::userns::IdMap> {
+        self.made().find_map(|r| match r {
+            Resource::Ids(ids) => Some(*ids),
+            _ => None,
+        })
     }
 
     pub fn layer_dirs(&self) -> Vec<PathBuf> {

@@ -34,6 +34,10 @@ impl Paths {
     pub fn upper(&self, name: &str) -> PathBuf {
         self.container(name).join("upper")
     }
+    /// With --userns: the mount point of layer `i` (topmost 0) inside init's namespace.
+    pub fn lower(&self, name: &str, i: usize) -> PathBuf {
+        self.container(name).join("lower").join(i.to_string())
+    }
     pub fn work(&self, name: &str) -> PathBuf {
         self.container(name).join("work")
     }

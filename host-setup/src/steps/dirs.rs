@@ -17,6 +17,13 @@ impl Step for Dirs {
 
     fn plan(&self, ctx: &Ctx) -> Result<Vec<Action>> {
         let (p, n) = (ctx.paths, &ctx.spec.name);
-        Ok(vec![Action::Dirs { root: p.container(n), subdirs: vec![p.upper(n), p.work(n), p.merge(n)] }])
+        let mut subdirs = vec![p.upper(n), p.work(n), p.merge(n)];
+        if ctx.ids.is_some() {
+            // The mount points of the idmapped layers (init attaches them there).
+            subdirs.push(p.container(n).join("lower"));
+            subdirs.extend((0..ctx.layer_dirs.len()).map(|i| p.lower(n, i)));
+        }
+        let owned = vec![p.upper(n), p.work(n)];
+        Ok(vec![Action::Dirs { root: p.container(n), subdirs, owned, owner: ctx.ids }])
     }
 }

@@ -5,7 +5,7 @@
 
 use super::Step;
 use crate::action::Action;
-use crate::contract::InitArgs;
+use crate::contract::{InitArgs, Userns};
 use crate::ctx::Ctx;
 use crate::error::Result;
 use crate::net;
@@ -33,6 +33,10 @@ impl Step for Launch {
             pid1: spec.pid1,
             contain: !spec.privileged,
             seccomp: spec.seccomp.clone(),
+            userns: ctx.ids.map(|ids| Userns {
+                ids,
+                mount_points: (0..ctx.layer_dirs.len()).map(|i| p.lower(&spec.name, i)).collect(),
+            }),
         })])
     }
 }

@@ -13,6 +13,7 @@ mod link;
 mod netns;
 #[cfg(test)]
 mod tests;
+mod userns;
 
 use crate::action::Action;
 use crate::ctx::Ctx;
@@ -26,14 +27,20 @@ pub trait Step {
     fn locked(&self) -> bool {
         false
     }
+    /// Whether the container has this step at all (not shown, not locked if not).
+    fn applies(&self, _spec: &crate::spec::Spec) -> bool {
+        true
+    }
     /// The actions this step will take for this container on this host.
     fn plan(&self, ctx: &Ctx) -> Result<Vec<Action>>;
 }
 
-/// The steps in the tutorial's order.
+/// The steps in the tutorial's order (with --userns, the ids first: the dirs
+/// and the netns are made for them).
 pub fn all() -> Vec<Box<dyn Step>> {
     vec![
         Box::new(layers::Layers),
+        Box::new(userns::Userns),
         Box::new(dirs::Dirs),
         Box::new(netns::Netns),
         Box::new(link::Link),

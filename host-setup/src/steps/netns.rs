@@ -21,6 +21,14 @@ impl Step for Netns {
 
     fn plan(&self, ctx: &Ctx) -> Result<Vec<Action>> {
         let ns = &ctx.spec.netns;
-        Ok(vec![Action::Net(Op::AddNetns(ns.clone())), Action::Net(Op::LoopbackUp(ns.clone()))])
+        let mut actions = vec![Action::Net(Op::AddNetns(ns.clone())), Action::Net(Op::LoopbackUp(ns.clone()))];
+        // --userns: the namespace stays the host's, where the container's root has
+        // no CAP_NET_RAW; ping then opens an ICMP datagram socket, which the kernel
+        // allows to the gids in this namespace's ping_group_range (default: none).
+        if let Some(ids) = ctx.ids {
+            let (first, last) = (ids.gid, ids.gid + (ids.count - 1));
+            actions.push(Action::Net(Op::PingGroups { netns: ns.clone(), first, last }));
+        }
+        Ok(actions)
     }
 }

@@ -55,8 +55,14 @@ fn spec(name: &str, layer: &Path) -> Spec {
 
 /// (what --explain prints, what the executor is handed) for `name` on `cgroups`.
 fn both(name: &str, partner: Option<Spec>, cgroups: &Cgroups, state: &Path) -> (Vec<String>, Recorder) {
-    let layer = state.join("layer");
-    let spec = spec(name, &layer);
+    let (lines, rec) = walk_both(&spec(name, &state.join("layer")), partner, cgroups, state);
+    assert_eq!(rec.steps, ["layers", "dirs", "netns", "link", "cgroups", "launch"]);
+    (lines, rec)
+}
+
+/// (what --explain prints, what the executor is handed) for `spec`.
+fn walk_both(spec: &Spec, partner: Option<Spec>, cgroups: &Cgroups, state: &Path) -> (Vec<String>, Recorder) {
+    let spec = spec.clone();
     let paths = Paths::new(state);
     let bins = Bins { init: "/usr/lib/host-setup/init".into(), own_dir: "/usr/lib/host-setup".into() };
     let ctx = || Ctx {
@@ -71,6 +77,7 @@ fn both(name: &str, partner: Option<Spec>, cgroups: &Cgroups, state: &Path) -> (
         lock: None,
         layer_dirs: vec![],
         cgroup_dirs: vec![],
+        ids: None,
         init: None,
         partner_override: Some(partner.clone()),
     };
@@ -80,7 +87,6 @@ fn both(name: &str, partner: Option<Spec>, cgroups: &Cgroups, state: &Path) -> (
     walk(&mut ctx(), &mut rec).unwrap();
     let steps: Vec<&str> = explain.steps.iter().map(|(s, _)| *s).collect();
     assert_eq!(steps, rec.steps);
-    assert_eq!(steps, ["layers", "dirs", "netns", "link", "cgroups", "launch"]);
     (explain.steps.into_iter().flat_map(|(_, l)| l).collect(), rec)
 }
 
@@ -169,4 +175,42 @@ fn explain_is_exactly_what_runs_for_red_and_blue_on_v1_and_v2() {
         let link = Record::Made(crate::state::Resource::Link { netns: "BLUE".into(), iface: "veth1".into() });
         assert!(rec.records.contains(&link), "the pair is journalled by the end blue made");
     }
+}
+
+#[test]
+fn explain_is_exactly_what_runs_with_a_user_namespace() {
+    let tmp = TempState(std::env::temp_dir().join(format!("hs-explain-userns-{}", std::process::id())));
+    let state = tmp.0.clone();
+    let s = |p: &str| state.join(p).display().to_string();
+    let mut green = spec("green", &state.join("layer"));
+    green.userns = true;
+    // The range comes from this host's /etc/subuid (or the default pool): the same
+    // allocation the step makes, with no other container up.
+    let ids = crate::userns::allocate(&crate::userns::Pool::load().unwrap(), &[]).unwrap();
+    let v1 = Cgroups::v1_from_mountinfo(V1).unwrap();
+    let (lines, rec) = walk_both(&green, None, &v1, &state);
+    assert_eq!(lines, rec.shell, "--explain and the executor differ");
+    assert_eq!(rec.steps, ["layers", "userns", "dirs", "netns", "link", "cgroups", "launch"]);
+    assert!(rec.records.contains(&Record::Made(crate::state::Resource::Ids(ids))), "the range is journalled");
+    has(
+        &lines,
+        &format!("chown {}:{} {} {}", ids.uid, ids.gid, s("containers/green/upper"), s("containers/green/work")),
+    );
+    has(
+        &lines,
+        &format!("ip netns exec GREEN sysctl -w net.ipv4.ping_group_range=\"{} {}\"", ids.gid, ids.gid + 65535),
+    );
+    has(
+        &lines,
+        &format!(
+            "nsenter -t $! -m mount --bind -o ro,X-mount.idmap=/proc/$!/ns/user {} {}",
+            s("layer"),
+            s("containers/green/lower/0")
+        ),
+    );
+    has(
+        &lines,
+        "echo $! > /sys/fs/cgroup/memory/host-setup/green/cgroup.procs   # by the host: the files are its root's",
+    );
+    assert!(!lines.iter().any(|l| l.starts_with("  echo 0 >")), "init joins no cgroup itself");
 }

@@ -112,6 +112,14 @@ pub fn open(path: &CStr, flags: usize) -> Result<i32> {
     unsafe { syscall!(Sysno::openat, AT_FDCWD, path.as_ptr(), flags, 0) }.map(|fd| fd as i32)
 }
 
+/// openat(O_CREAT|O_EXCL|O_WRONLY|O_CLOEXEC) with `mode`: a new empty file.
+pub fn create(path: &CStr, mode: usize) -> Result<i32> {
+    const O_CREAT_EXCL_WRONLY: usize = 0o100 | 0o200 | 1;
+    // SAFETY: path is a NUL-terminated string that outlives the call.
+    unsafe { syscall!(Sysno::openat, AT_FDCWD, path.as_ptr(), O_CREAT_EXCL_WRONLY | O_CLOEXEC, mode) }
+        .map(|fd| fd as i32)
+}
+
 pub fn close(fd: i32) -> Result<()> {
     // SAFETY: closing an fd touches no memory of ours.
     unsafe { syscall!(Sysno::close, fd) }.map(drop)
@@ -195,6 +203,14 @@ pub fn mount(
 ) -> Result<()> {
     // SAFETY: every pointer is NULL or a NUL-terminated string that outlives the call.
     unsafe { syscall!(Sysno::mount, opt_ptr(source), target.as_ptr(), opt_ptr(fstype), flags, opt_ptr(data)) }.map(drop)
+}
+
+/// move_mount(2) of the detached mount `fd` onto `target` (MOVE_MOUNT_F_EMPTY_PATH).
+pub fn attach_mount(fd: i32, target: &CStr) -> Result<()> {
+    const MOVE_MOUNT_F_EMPTY_PATH: usize = 4;
+    // SAFETY: both paths are NUL-terminated strings that outlive the call.
+    unsafe { syscall!(Sysno::move_mount, fd, c"".as_ptr(), AT_FDCWD, target.as_ptr(), MOVE_MOUNT_F_EMPTY_PATH) }
+        .map(drop)
 }
 
 pub fn umount2(target: &CStr, flags: usize) -> Result<()> {

@@ -401,3 +401,6 @@ mod tests {
         assert_eq!(cstrings(&["ls".into(), "-l".into()]).unwrap().len(), 2);
     }
 }
+
+mod userns;
+pub use userns::*;
