@@ -107,10 +107,10 @@ macro_rules! container_cmd {
             /// the system call filter: default (Docker's default profile), unconfined, or a profile file in Docker's JSON format (unconfined with --privileged)
             #[argh(option)]
             seccomp: Option<String>,
-            /// a user namespace: root inside is an unprivileged range of host ids (from /etc/subuid, see README)
+            /// a user namespace: root inside is an unprivileged range of host ids (the default except for red, blue and --privileged)
             #[argh(switch)]
             userns: bool,
-            /// no user namespace: root inside is root on the host
+            /// no user namespace: root inside is root on the host (red and blue's default)
             #[argh(switch)]
             no_userns: bool,
             /// print the steps as the tutorial's shell commands and change nothing

@@ -82,6 +82,8 @@ pub struct Target {
     pub init: Proc,
     pub dirs: Dirs,
     pub cgroup_dirs: Vec<PathBuf>,
+    /// --userns: the host ids the journal holds for it.
+    pub ids: Option<crate::userns::IdMap>,
 }
 
 /// How to run a command inside a container: this executable's `exec`.
@@ -160,7 +162,8 @@ fn targets(paths: &Paths, names: &[String], cg: &Cgroups) -> Result<Vec<Target>>
         let init = j.proc(Role::Init).ok_or_else(|| crate::failed!("{name}: no init in its journal"))?;
         let cgroup_dirs = j.cgroup_dirs();
         let dirs = Dirs::of(cg, &cgroup_dirs);
-        out.push(Target { name, spec, init, dirs, cgroup_dirs });
+        let ids = j.ids();
+        out.push(Target { name, spec, init, dirs, cgroup_dirs, ids });
     }
     if out.is_empty() {
         return Err(crate::precondition!(

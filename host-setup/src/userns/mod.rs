@@ -119,7 +119,7 @@ fn idmapped(dir: &Path, userns: &OwnedFd) -> Result<OwnedFd> {
         match e {
             nix::errno::Errno::EINVAL => err.hint(
                 "the layer's filesystem cannot be idmapped (Linux 5.12+; ext4, xfs, btrfs, tmpfs 6.3+): put the \
-                 state dir on one that can, or run without --userns",
+                 state dir (and --layer dirs) on one that can, or give --no-userns",
             ),
             _ => err,
         }

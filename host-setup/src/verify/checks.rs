@@ -22,11 +22,14 @@ fn ns_inode(pid: &str, kind: &str) -> std::result::Result<u64, String> {
 
 /// Each of init's namespaces differs from the host's (ours); the network one is
 /// the named netns. A privileged container shares the host's cgroup namespace.
+/// With --userns the user namespace too, and the kernel's uid and gid maps are
+/// the journal's range.
 pub fn namespaces(t: &Target) -> Check {
     let pid = t.init.pid.to_string();
     let mut differ = vec![];
     let mut wrong = vec![];
-    for kind in ["mnt", "uts", "ipc", "pid", "net", "cgroup"] {
+    let user = t.ids.map(|_| "user");
+    for kind in ["mnt", "uts", "ipc", "pid", "net", "cgroup"].into_iter().chain(user) {
         let (theirs, ours) = match (ns_inode(&pid, kind), ns_inode("self", kind)) {
             (Ok(a), Ok(b)) => (a, b),
             (Err(e), _) | (_, Err(e)) => return Check::fail("namespaces", e),
@@ -45,7 +48,16 @@ pub fn namespaces(t: &Target) -> Check {
         (Err(e), _) => wrong.push(format!("stat {}: {}", netns.display(), crate::error::io_text(&e))),
         (_, Err(e)) => wrong.push(e),
     }
-    let shared = if t.spec.privileged { "; cgroup is the host's (privileged)" } else { "" };
+    let mut shared = if t.spec.privileged { "; cgroup is the host's (privileged)" } else { "" }.to_string();
+    if let Some(ids) = t.ids {
+        match crate::userns::live_maps(t.init.pid) {
+            Some((u, g)) if u == ids.uid_line() && g == ids.gid_line() => {
+                shared = format!("{shared}; uid_map {u}, gid_map {g}")
+            }
+            Some((u, g)) => wrong.push(format!("uid_map {u}, gid_map {g} (journal: {})", ids.describe())),
+            None => wrong.push(format!("/proc/{pid}/uid_map: unreadable")),
+        }
+    }
     if wrong.is_empty() {
         Check::pass(
             "namespaces",
