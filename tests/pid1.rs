@@ -246,7 +246,8 @@ fn pgroup_flag_signals_the_whole_group() {
         let out = init.wait_stdout("the background sleep's pid", |s| s.ends_with('\n'));
         let sleep: i32 = out.trim().parse().unwrap();
         let _guard = KillOnDrop::new(sleep);
-        assert_eq!(comm(sleep), "sleep");
+        // $! is known before the forked shell has exec'd sleep (slow under TCG).
+        wait_for("the background job to exec sleep", || (comm(sleep) == "sleep").then_some(()));
         kill(Pid::from_raw(init.pid()), Signal::SIGTERM).unwrap();
         let o = init.wait();
         assert_eq!(o.code, Some(143), "-g {pgroup}: {o:?}");

@@ -27,7 +27,6 @@ cd /
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t tmpfs -o mode=0755 run /run
-mount -t tmpfs tmp /tmp
 mkdir -p /dev/pts && mount -t devpts -o ptmxmode=0666 devpts /dev/pts # terminals (run, exec)
 V=2
 case " $(cat /proc/cmdline) " in *" hs_cgroup=1 "*) V=1 ;; esac
@@ -65,6 +64,13 @@ insmod /opt/vm/overlay.ko
 insmod /opt/vm/veth.ko
 insmod /opt/vm/loop.ko
 hostname vm
+# /var/lib (the state dir) and /tmp (the suites' labs) on ext4, as on a real host:
+# this root is a tmpfs, which Linux 6.1 cannot idmap (tmpfs can from 6.3), and a
+# container's user namespace needs idmapped layers. A sparse image in RAM.
+truncate -s 2G /run/disk.img && losetup /dev/loop6 /run/disk.img && mke2fs -q /dev/loop6 &&
+    mkdir -p /var/lib /tmp && mount -t ext4 /dev/loop6 /var/lib && rmdir /var/lib/lost+found &&
+    mkdir -m 1777 /var/lib/.tmp && mount --bind /var/lib/.tmp /tmp ||
+    echo "FAIL ext4 for /var/lib and /tmp"
 
 PASSES=0
 FAILS=0
@@ -371,16 +377,7 @@ suites_left_nothing() {
     left=$(leftovers; ls -d /tmp/hs-test-* /tmp/lab-test-* $CG/hs-test-* /run/netns/T* 2>/dev/null)
     [ -z "$left" ] || { echo "$left"; return 1; }
 }
-# The suites' state dirs (/tmp/hs-test-*, /tmp/lab-test-*) on ext4, as on a real
-# host: this VM's root is a tmpfs, which Linux 6.1 cannot idmap (tmpfs can from
-# 6.3), and --userns (tests/userns.rs) needs idmapped layers. A sparse image in
-# RAM on a loop device, mounted over /tmp (nothing there is needed any more).
-suites_on_ext4() {
-    truncate -s 1G /run/suites.img && losetup /dev/loop6 /run/suites.img && mke2fs -q /dev/loop6 &&
-        mount -t ext4 /dev/loop6 /tmp && chmod 1777 /tmp && rmdir /tmp/lost+found
-}
 if [ $V = 2 ] && [ -d /opt/vm/suites ]; then
-    check "the suites' /tmp is ext4 (idmappable on Linux 6.1)" suites_on_ext4
     for t in /opt/vm/suites/*; do
         name=$(basename "$t")
         if run_suite "$name" >/tmp/check.out 2>&1; then
