@@ -106,7 +106,8 @@ impl InitArgs {
                     "  # already in {}: born there (clone3 CLONE_INTO_CGROUP), no cgroup.procs write",
                     d.display()
                 ),
-                false => format!("  echo 0 > {}/cgroup.procs", d.display()),
+                // v1 (v2 is born in its one cgroup): this thread alone, see init/src/join.rs.
+                false => format!("  echo 0 > {}/tasks", d.display()),
             });
         }
         let merge = self.rootfs.display();
