@@ -119,9 +119,9 @@ impl InitArgs {
                 self.upper.display(),
                 self.work.display()
             ),
-            format!("  mkdir -p {merge}/put_old; cd {merge}; pivot_root . put_old; cd /"),
+            // The tutorial's put_old without the directory (init/src/rootfs.rs says why).
+            format!("  cd {merge}; pivot_root . .; umount -l .; cd /   # the old root, stacked on the new one, detached"),
             "  mount -t proc proc /proc".to_string(),
-            "  umount -l /put_old; rmdir /put_old".to_string(),
             format!("  hostname {}", self.hostname),
         ]);
         if self.contain {
@@ -309,8 +309,7 @@ mod tests {
         let e = args(&[]).shell().join("\n");
         assert!(e.contains("unshare -m -u -i -fp nsenter --net=/run/netns/RED"));
         assert!(e.contains("lowerdir=/s/layers/tools-1:/s/layers/myroot-2,upperdir="));
-        assert!(e.contains("pivot_root . put_old"));
-        assert!(e.contains("umount -l /put_old"));
+        assert!(e.contains("pivot_root . .; umount -l ."));
         assert!(e.contains("# seccomp: default (Docker's default profile"));
         let file = InitArgs { seccomp: Seccomp::File { path: "/p.json".into(), text: "{}".into() }, ..args(&[]) };
         assert!(file.shell().join("\n").contains("# seccomp: profile /p.json"));
