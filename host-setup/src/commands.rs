@@ -84,11 +84,17 @@ fn up_locked(u: &Up, lock: &mut Lock, term: Option<tty::Terminal>) -> Result<i32
 /// order given; the first error is returned once all have finished, the others
 /// printed.
 pub fn down_all(paths: &Paths, names: &[String], grace: Duration) -> Result<()> {
+    // A name given twice is taken down once (two threads would wait for each other).
+    let mut seen = std::collections::HashSet::new();
+    let names: Vec<&String> = names.iter().filter(|n| seen.insert(*n)).collect();
+    if let [name] = names[..] {
+        return down(paths, name, grace).map(|said| println!("{said}"));
+    }
     let results: Vec<Result<String>> = std::thread::scope(|s| {
         let threads: Vec<_> = names.iter().map(|n| s.spawn(move || down(paths, n, grace))).collect();
         threads
             .into_iter()
-            .zip(names)
+            .zip(&names)
             .map(|(t, n)| t.join().unwrap_or_else(|_| Err(crate::failed!("down {n}: the thread panicked"))))
             .collect()
     });
