@@ -120,7 +120,9 @@ impl InitArgs {
                 self.work.display()
             ),
             // The tutorial's put_old without the directory (init/src/rootfs.rs says why).
-            format!("  cd {merge}; pivot_root . .; umount -l .; cd /   # the old root, stacked on the new one, detached"),
+            format!(
+                "  cd {merge}; pivot_root . .; umount -l .; cd /   # the old root, stacked on the new one, detached"
+            ),
             "  mount -t proc proc /proc".to_string(),
             format!("  hostname {}", self.hostname),
         ]);
