@@ -64,7 +64,9 @@ fn down_killed_in_its_grace_period_is_finished_by_the_next_down() {
 fn down_killed_at(lab: &Lab, name: &str, syscall: &str, n: usize) -> bool {
     let inject = format!("inject={syscall}:signal=KILL:when={n}");
     let o = Command::new("strace")
-        .args(["-qq", "-o", "/dev/null", "-e", &format!("trace={syscall}"), "-e", "signal=none", "-e", &inject])
+        // -f: down removes the container's directory on a thread of its own while
+        // it deletes the veth (plan::teardown); strace counts each thread's calls.
+        .args(["-f", "-qq", "-o", "/dev/null", "-e", &format!("trace={syscall}"), "-e", "signal=none", "-e", &inject])
         .arg(bin("host-setup"))
         .args(["down", "--timeout", "5", name])
         .env("HOST_SETUP_STATE_DIR", &lab.state_dir)

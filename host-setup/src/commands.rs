@@ -78,22 +78,51 @@ fn up_locked(u: &Up, lock: &mut Lock, term: Option<tty::Terminal>) -> Result<i32
     }
 }
 
-pub fn down(paths: &Paths, name: &str, grace: Duration) -> Result<()> {
+/// `down NAME...`: each container on a thread of its own (each has its own lock
+/// and journal, as two `down` commands at once would), so that their waits — init
+/// ending, a veth's deletion, rmdirs — overlap. What each did is printed in the
+/// order given; the first error is returned once all have finished, the others
+/// printed.
+pub fn down_all(paths: &Paths, names: &[String], grace: Duration) -> Result<()> {
+    // A name given twice is taken down once (two threads would wait for each other).
+    let mut seen = std::collections::HashSet::new();
+    let names: Vec<&String> = names.iter().filter(|n| seen.insert(*n)).collect();
+    if let [name] = names[..] {
+        return down(paths, name, grace).map(|said| println!("{said}"));
+    }
+    let results: Vec<Result<String>> = std::thread::scope(|s| {
+        let threads: Vec<_> = names.iter().map(|n| s.spawn(move || down(paths, n, grace))).collect();
+        threads
+            .into_iter()
+            .zip(&names)
+            .map(|(t, n)| t.join().unwrap_or_else(|_| Err(crate::failed!("down {n}: the thread panicked"))))
+            .collect()
+    });
+    let mut first = None;
+    for r in results {
+        match r {
+            Ok(said) => println!("{said}"),
+            Err(e) if first.is_none() => first = Some(e),
+            Err(e) => eprintln!("host-setup: {e}"),
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
+/// Take one container down; what to print about it.
+fn down(paths: &Paths, name: &str, grace: Duration) -> Result<String> {
     // Nothing of it anywhere: say so without creating anything (not even the lock).
     if !paths.journal(name).exists() && !paths.lock(name).exists() {
-        println!("{name} is not up: nothing to do");
-        return Ok(());
+        return Ok(format!("{name} is not up: nothing to do"));
     }
     let lock = lock(paths, name)?;
     let Some(j) = Journal::read(paths, name)? else {
         lock.finish();
-        println!("{name} is not up: nothing to do");
-        return Ok(());
+        return Ok(format!("{name} is not up: nothing to do"));
     };
     let was = j.proc(Role::Init).is_some_and(|p| p.alive());
     let res = plan::teardown(paths, name, &j, grace);
     lock.finish();
     res?;
-    println!("{name} is down{}", if was { "" } else { " (it had stopped already)" });
-    Ok(())
+    Ok(format!("{name} is down{}", if was { "" } else { " (it had stopped already)" }))
 }

@@ -154,7 +154,8 @@ impl InitArgs {
                     "  # already in {}: born there (clone3 CLONE_INTO_CGROUP), no cgroup.procs write",
                     d.display()
                 ),
-                false => format!("  echo 0 > {}/cgroup.procs", d.display()),
+                // v1 (v2 is born in its one cgroup): this thread alone, see init/src/join.rs.
+                false => format!("  echo 0 > {}/tasks", d.display()),
             });
         }
         let merge = self.rootfs.display();
@@ -167,9 +168,11 @@ impl InitArgs {
                 self.work.display(),
                 if self.userns.is_some() { ",userxattr" } else { "" }
             ),
-            format!("  mkdir -p {merge}/put_old; cd {merge}; pivot_root . put_old; cd /"),
+            // The tutorial's put_old without the directory (init/src/rootfs.rs says why).
+            format!(
+                "  cd {merge}; pivot_root . .; umount -l .; cd /   # the old root, stacked on the new one, detached"
+            ),
             "  mount -t proc proc /proc".to_string(),
-            "  umount -l /put_old; rmdir /put_old".to_string(),
             format!("  hostname {}", self.hostname),
         ]);
         if self.contain {
@@ -380,8 +383,7 @@ mod tests {
         let e = args(&[]).shell().join("\n");
         assert!(e.contains("unshare -m -u -i -fp nsenter --net=/run/netns/RED"));
         assert!(e.contains("lowerdir=/s/layers/tools-1:/s/layers/myroot-2,upperdir="));
-        assert!(e.contains("pivot_root . put_old"));
-        assert!(e.contains("umount -l /put_old"));
+        assert!(e.contains("pivot_root . .; umount -l ."));
         assert!(e.contains("# seccomp: default (Docker's default profile"));
         let file = InitArgs { seccomp: Seccomp::File { path: "/p.json".into(), text: "{}".into() }, ..args(&[]) };
         assert!(file.shell().join("\n").contains("# seccomp: profile /p.json"));

@@ -1,6 +1,6 @@
 //! `host-setup exec NAME CMD`: run a command inside a running container — in all
 //! its namespaces, under its root and in its cgroups — like
-//! `nsenter -t PID -m -u -i -n -p -r -w CMD` plus `echo $$ > cgroup.procs`.
+//! `nsenter -t PID -m -u -i -n -p -r -w CMD` plus `echo 0 > tasks` (v1; v2: cgroup.procs).
 
 use std::ffi::CString;
 use std::fs::File;
@@ -54,8 +54,7 @@ pub fn exec(paths: &Paths, name: &str, cmd: &[String], default_init: &Path) -> R
     let root = File::open(&root_path).sys(|| format!("open {root_path}"))?;
     let mut cgroup_procs = vec![];
     for dir in j.cgroup_dirs() {
-        let p = dir.join("cgroup.procs");
-        cgroup_procs.push((File::options().write(true).open(&p).sys(|| format!("open {}", p.display()))?, p));
+        cgroup_procs.push(crate::cgroup::join_file(&dir)?);
     }
     // The pid could have been reused between the check and the opens.
     if !init.alive() || Proc::of(init.pid).ok().map(|p| p.start) != Some(init.start) {
@@ -131,8 +130,9 @@ fn enter(
     init: Proc,
 ) -> Result<()> {
     for (f, p) in cgroups {
-        // "0" is "the writing process": pids in cgroup.procs are read in the
-        // writer's pid namespace, and ours is the container's now.
+        // "0" is "the writing thread" (v1's tasks; the child of fork has one) or
+        // "process" (cgroup.procs): pids are read in the writer's pid namespace,
+        // and ours is the container's now.
         (&*f).write_all(b"0").sys(|| format!("write 0 to {}", p.display()))?;
     }
     for (f, flag, kind) in namespaces {

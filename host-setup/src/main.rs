@@ -299,9 +299,7 @@ fn run(cli: Cli, shorthand: Option<(String, bool)>) -> Result<i32> {
                 spec::validate_name(n)?;
             }
             root()?;
-            for n in &c.names {
-                commands::down(&paths, n, Duration::from_secs(c.timeout))?;
-            }
+            commands::down_all(&paths, &c.names, Duration::from_secs(c.timeout))?;
             Ok(0)
         }
         Cmd::Status(c) => {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crate::action::{self, Action, Teardown};
 use crate::ctx::{Bins, Ctx, Mode};
 use crate::error::{Error, Result, SysContext};
-use crate::state::{self, Journal, JournalWriter, Lock, Paths, Proc, Record, Role};
+use crate::state::{self, Journal, JournalWriter, Lock, Paths, Proc, Record, Resource, Role};
 use crate::{cgroup::Cgroups, fault, preconditions, spec::Spec, steps, stop};
 
 /// What to do with each action of each step.
@@ -177,6 +177,24 @@ pub fn up(u: &Up, lock: &mut Lock) -> Result<Proc> {
     Ok(ctx.init.expect("the launch step starts init"))
 }
 
+/// Whether undoing `records` deletes a veth pair: a link record, or the netns of
+/// a container with a network (its undo deletes the container's end first).
+fn deletes_veth<'a>(mut records: impl Iterator<Item = &'a Resource>, has_net: bool) -> bool {
+    records.any(|r| matches!(r, Resource::Link { .. }) || matches!(r, Resource::Netns(_)) && has_net)
+}
+
+/// Undo `records` in their order; the ones that failed, with why.
+fn undo_all(records: &[(usize, &Resource)], t: &Teardown) -> Vec<(usize, Error)> {
+    let mut failed = vec![];
+    for (i, r) in records {
+        log::debug!("undo {}", Record::Made((*r).clone()).to_line());
+        if let Err(e) = action::undo(r, t) {
+            failed.push((*i, e));
+        }
+    }
+    failed
+}
+
 /// Stop the container's processes and undo every journal record, newest first.
 /// Then delete the journal — unless something could not be undone: then the
 /// journal keeps exactly those records, for the next `down` to retry.
@@ -191,13 +209,32 @@ pub fn teardown(paths: &Paths, name: &str, j: &Journal, grace: Duration) -> Resu
         stop::stop_supervisor(sup);
     }
     let t = Teardown { spec: j.spec(), paths };
+    // Newest first. The container's directory depends on nothing else undone here
+    // (the overlay on it went with the mount namespace of init, which is gone).
+    // Where the rest waits for a veth's deletion (RCU grace periods, several ms),
+    // the directory is removed on a thread of its own meanwhile: its rmdirs wait
+    // on the host's filesystem (0.3-4 ms each on ext4 here). Otherwise it comes
+    // last, in its place in the order (it is older than all but the layers).
+    let (dirs, rest): (Vec<_>, Vec<_>) = j.made().rev().enumerate().partition(|(_, r)| matches!(r, Resource::Dir(_)));
+    let has_net = t.spec.as_ref().is_some_and(|s| s.net.is_some());
+    let overlap = !dirs.is_empty() && deletes_veth(rest.iter().map(|(_, r)| *r), has_net);
+    let mut failed = std::thread::scope(|s| {
+        let beside = overlap.then(|| s.spawn(|| undo_all(&dirs, &t)));
+        let mut failed = undo_all(&rest, &t);
+        failed.extend(match beside {
+            Some(h) => {
+                h.join().unwrap_or_else(|_| vec![(0, crate::failed!("removing the container's directory panicked"))])
+            }
+            None => undo_all(&dirs, &t),
+        });
+        failed
+    });
+    failed.sort_by_key(|(i, _)| *i); // newest first, as undone
+    let made: Vec<&Resource> = j.made().rev().collect();
     let mut left: Vec<Record> = vec![];
-    for r in j.made().rev() {
-        log::debug!("undo {}", Record::Made(r.clone()).to_line());
-        if let Err(e) = action::undo(r, &t) {
-            errors.push(e);
-            left.push(Record::Made(r.clone()));
-        }
+    for (i, e) in failed {
+        errors.push(e);
+        left.push(Record::Made(made[i].clone()));
     }
     let path = paths.journal(name);
     if errors.is_empty() {
@@ -213,4 +250,19 @@ pub fn teardown(paths: &Paths, name: &str, j: &Journal, grace: Duration) -> Resu
     Journal::rewrite(&path, &keep)?;
     let first = errors.remove(0);
     Err(if errors.is_empty() { first } else { crate::failed!("{first} (and {} more; run down again)", errors.len()) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_veth_is_deleted_by_a_link_or_a_networked_netns() {
+        let (cg, ns) = (Resource::Cgroup("/sys/fs/cgroup/pids/x".into()), Resource::Netns("X".into()));
+        let link = Resource::Link { netns: "X".into(), iface: "eth0".into() };
+        assert!(deletes_veth([&cg, &link].into_iter(), false), "the pair's maker has a link record");
+        assert!(deletes_veth([&cg, &ns].into_iter(), true), "the netns of a container with a network");
+        assert!(!deletes_veth([&cg, &ns].into_iter(), false), "run without --address: nothing to overlap");
+        assert!(!deletes_veth([&cg].into_iter(), true));
+    }
 }

@@ -77,8 +77,8 @@ environment (tini's):
                            -v, 3 as -vv (also RUST_LOG=debug); replaces -v
 
 setup options (host-setup's; each one a step before CMD starts):
-  --cgroup DIR     join cgroup DIR: write \"0\" to DIR/cgroup.procs
-                   (repeatable; cgroup v1 and v2 alike)
+  --cgroup DIR     join cgroup DIR: write \"0\" to DIR/tasks (v1; init has
+                   one thread), else to DIR/cgroup.procs (repeatable)
   --netns FILE     join the network namespace bound at FILE (/run/netns/RED)
   --rootfs DIR     the new root: an overlay of --lower mounted on DIR, or else
                    DIR bind-mounted onto itself; then pivot_root into it, mount

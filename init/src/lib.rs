@@ -8,8 +8,8 @@
 //! - `flag`   the host-setup -> init contract: the long options, named once
 //! - `args`   the command line and tini's environment variables
 //! - `help`   --help, --version (in tini's format, for Docker), -l
-//! - `join`   setup steps 1-2: join cgroups (cgroup.procs), --cgroupns, setns into the netns
-//! - `rootfs` setup step 3: private "/", overlay or bind, pivot_root, /proc, put_old
+//! - `join`   setup steps 1-2: join cgroups (v1 tasks, v2 cgroup.procs), --cgroupns, setns into the netns
+//! - `rootfs` setup step 3: private "/", overlay or bind, pivot_root (no put_old dir), /proc
 //! - `dev`    --dev, in step 3: the minimal /dev made in the new root before the pivot
 //! - `maskproc` --mask-proc, in step 3: runc's masked and read-only /proc paths
 //! - `caps`   --restrict, after setup: capabilities, no_new_privs, non-dumpable

@@ -143,6 +143,22 @@ pub fn procs(dir: &Path) -> Vec<i32> {
         .unwrap_or_default()
 }
 
+/// The file a process writes "0" into to join cgroup `dir`, opened for writing:
+/// v1's `tasks` (the writing thread alone: without the global threadgroup lock,
+/// whose first taking waits an RCU grace period; for a single-threaded writer it
+/// is the same move as cgroup.procs), else `cgroup.procs` (v2). init does the same
+/// (init/src/join.rs).
+pub fn join_file(dir: &Path) -> Result<(fs::File, PathBuf)> {
+    let tasks = dir.join("tasks");
+    let procs = match fs::File::options().write(true).open(&tasks) {
+        Ok(f) => return Ok((f, tasks)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => dir.join("cgroup.procs"),
+        Err(e) => return Err(e).sys(|| format!("open {}", tasks.display())),
+    };
+    let f = fs::File::options().write(true).open(&procs).sys(|| format!("open {}", procs.display()))?;
+    Ok((f, procs))
+}
+
 /// Remove one cgroup directory of a container. A cgroup can only be removed once
 /// it has no processes (EBUSY until then; the last ones may still be exiting after
 /// a SIGKILL), so this retries for up to `wait`. Ok(false) if it was not there.
@@ -270,6 +286,19 @@ mod tests {
         assert_eq!(keyed_u64(&f, "oom_kill"), Some(1));
         assert_eq!(keyed_u64(&f, "oom"), Some(2));
         assert_eq!(keyed_u64(&f, "nope"), None);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn join_file_prefers_tasks() {
+        let dir = std::env::temp_dir().join(format!("cg-join-unit-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let e = join_file(&dir).unwrap_err();
+        assert!(e.to_string().contains("cgroup.procs") && e.to_string().contains("ENOENT"), "{e}");
+        fs::write(dir.join("cgroup.procs"), "").unwrap();
+        assert_eq!(join_file(&dir).unwrap().1, dir.join("cgroup.procs"), "v2: no tasks file");
+        fs::write(dir.join("tasks"), "").unwrap();
+        assert_eq!(join_file(&dir).unwrap().1, dir.join("tasks"), "v1: tasks");
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -145,7 +145,7 @@ fn explain_is_exactly_what_runs_for_red_and_blue_on_v1_and_v2() {
         if v == 1 {
             for c in ["cpu", "cpuacct", "memory", "pids", "devices"] {
                 has(&lines, &format!("mkdir -p /sys/fs/cgroup/{c}/host-setup/red"));
-                has(&lines, &format!("  echo 0 > /sys/fs/cgroup/{c}/host-setup/red/cgroup.procs"));
+                has(&lines, &format!("  echo 0 > /sys/fs/cgroup/{c}/host-setup/red/tasks"));
             }
             has(&lines, "echo 100000 > /sys/fs/cgroup/cpu/host-setup/red/cpu.cfs_period_us");
             has(&lines, "echo 40000 > /sys/fs/cgroup/cpu/host-setup/red/cpu.cfs_quota_us");
