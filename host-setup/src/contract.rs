@@ -133,7 +133,7 @@ impl InitArgs {
                 ));
                 for d in self.cgroup_dirs.iter().filter(|_| !self.born_in_cgroup) {
                     out.push(format!(
-                        "echo $! > {}/cgroup.procs   # by the host: the files are its root's",
+                        "# the child, before it becomes root inside: echo 0 > {}/tasks (a file the host opened)",
                         d.display()
                     ));
                 }
@@ -169,10 +169,10 @@ impl InitArgs {
                 if self.userns.is_some() { ",userxattr" } else { "" }
             ),
             // The tutorial's put_old without the directory (init/src/rootfs.rs says why).
+            format!("  mount -t proc proc {merge}/proc"),
             format!(
                 "  cd {merge}; pivot_root . .; umount -l .; cd /   # the old root, stacked on the new one, detached"
             ),
-            "  mount -t proc proc /proc".to_string(),
             format!("  hostname {}", self.hostname),
         ]);
         if self.contain {
@@ -181,7 +181,7 @@ impl InitArgs {
                 "  unshare -C                                   # init, after joining the cgroups: a cgroup namespace".to_string(),
                 match self.userns {
                     None => "  mount -t tmpfs tmpfs /dev; mknod /dev/null c 1 3 ...   # null zero full random urandom tty, devpts, shm",
-                    Some(_) => "  mount -t tmpfs tmpfs /dev; touch /dev/null; mount --bind /put_old/dev/null /dev/null ...   # no mknod in a user namespace",
+                    Some(_) => "  mount -t tmpfs tmpfs dev; touch dev/null; mount --bind /dev/null dev/null ...   # no mknod in a user namespace",
                 }
                 .to_string(),
                 "  mount --bind /dev/null /proc/kcore ...; mount -o remount,bind,ro /proc/sys ...".to_string(),
@@ -367,7 +367,7 @@ mod tests {
             shell.contains("X-mount.idmap=/proc/$!/ns/user /s/layers/myroot-2 /s/containers/red/lower/1"),
             "{shell}"
         );
-        assert!(shell.contains("echo $! > /sys/fs/cgroup/cpu/host-setup/red/cgroup.procs"), "{shell}");
+        assert!(shell.contains("echo 0 > /sys/fs/cgroup/cpu/host-setup/red/tasks (a file the host opened)"), "{shell}");
         assert!(shell.contains(",userxattr "), "{shell}");
         for seccomp in [true, false] {
             with_init_parser(&exec_argv(&["ps".into(), "-ef".into()], seccomp), |o, argv| {

@@ -7,7 +7,7 @@
 //! every task of a shared mount namespace, and CLONE_NEWPID only applies to
 //! children). The child execs the static `init` from a sealed memfd, which does the
 //! rest from inside: joins the cgroups, enters the netns, mounts the overlay,
-//! pivot_roots, mounts /proc, drops put_old, sets the hostname and starts the command.
+//! mounts /proc, pivot_roots, drops the old root, sets the hostname and starts the command.
 
 use std::fs::File;
 use std::io::Read;
@@ -95,12 +95,18 @@ pub fn spawn(args: &InitArgs, console: Option<RawFd>) -> Result<(Pid, File)> {
         Some(_) => Some(userns::InNetns::enter(&args.netns)?),
         None => None,
     };
-    let mut born = true;
+    // --userns on cgroup v1: init, root of its user namespace only, may not open the
+    // host root's cgroup files; the child writes "0" into these, opened here.
+    let mut join_files = vec![];
     let child = match born_in_cgroup(args, flags)? {
         Some(child) => child,
         None => {
-            // Not cloned (no CLONE_INTO_CGROUP here): init (or with --userns the host) joins its cgroups.
-            born = false;
+            // Not cloned (no CLONE_INTO_CGROUP here): init (with --userns the child) joins its cgroups.
+            if args.userns.is_some() {
+                for d in &args.cgroup_dirs {
+                    join_files.push(crate::cgroup::join_file(d)?);
+                }
+            }
             argv = sys::cstrings(&InitArgs { born_in_cgroup: false, ..args.clone() }.argv())?;
             sys::clone_into_namespaces(flags, WHAT)?
         }
@@ -114,7 +120,11 @@ pub fn spawn(args: &InitArgs, console: Option<RawFd>) -> Result<(Pid, File)> {
         if let Some((p, c)) = &handoff {
             // Our copy of the host's end: without it, EOF says the host gave up.
             let _ = nix::unistd::close(p.as_raw_fd());
-            match sys::recv_fds_in_child(c.as_raw_fd(), &mut layers).and_then(|n| {
+            // "0" is the writing thread (tasks, v1) and the file was opened by the
+            // host's root, whose credentials the kernel checks: no grace period, no
+            // privilege needed now. Then the ids, once the host has written the maps.
+            let joined = join_files.iter().try_for_each(|(f, _)| sys::write_all_fd(f.as_raw_fd(), b"0"));
+            match joined.and_then(|()| sys::recv_fds_in_child(c.as_raw_fd(), &mut layers)).and_then(|n| {
                 sys::become_root_in_child()?;
                 Ok(n)
             }) {
@@ -157,7 +167,7 @@ pub fn spawn(args: &InitArgs, console: Option<RawFd>) -> Result<(Pid, File)> {
     drop(ready_w);
     if let (Some((parent, child)), Some(u)) = (handoff, &args.userns) {
         drop(child);
-        if let Err(e) = userns::hand_off(pid.as_raw(), u, args, !born, &parent) {
+        if let Err(e) = userns::hand_off(pid.as_raw(), u, args, &parent) {
             // Our own child, just cloned and still waiting for us.
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
             let _ = sys::wait_exit(pid);

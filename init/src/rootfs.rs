@@ -1,8 +1,8 @@
 //! Step 3 of the setup: the container's root filesystem.
 //!
 //! mount(MS_REC|MS_PRIVATE "/") -> overlay (or bind) on DIR -> chdir(DIR) ->
-//! [--dev: DIR/dev] -> pivot_root(".", ".") -> umount2(".", MNT_DETACH) ->
-//! chdir("/") -> mount /proc -> [--mask-proc].
+//! [--dev: DIR/dev] -> mount proc on DIR/proc -> pivot_root(".", ".") ->
+//! umount2(".", MNT_DETACH) -> chdir("/") -> [--mask-proc].
 //!
 //! The caller must have given init a new mount namespace (unshare -m /
 //! CLONE_NEWNS): pivot_root re-roots every process of the mount namespace whose
@@ -137,6 +137,19 @@ pub fn enter(r: Rootfs<'_>) -> Result<(), Error<'_>> {
         dev::populate(dir, r.userns)?;
     }
 
+    // A /proc of this pid namespace (init is its PID 1), in the new root before the
+    // pivot, as runc mounts it. Not after: in a user namespace the kernel mounts a
+    // proc only where one is fully visible already (the host's, which the pivot
+    // takes away); and between pivot_root(".", ".") and the detach, "/proc" would
+    // name the host's.
+    msg::debug(&[b"mount proc on ", d, b"/proc"]);
+    match sys::mkdir(c"proc", 0o555) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(e) => return Err(Error::new(e, &[b"mkdir(", d, b"/proc)"])),
+    }
+    sys::mount(Some(c"proc"), c"proc", Some(c"proc"), MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
+        .map_err(|e| Error::new(e, &[b"mount(proc, ", d, b"/proc)"]))?;
+
     // pivot_root(".", ".") stacks the old root on top of DIR at "/"; the umount
     // of "." then starts from DIR, moves up that stack and detaches the old root
     // (pivot_root(2)). From then on "/" is DIR for every process of this mount
@@ -159,15 +172,6 @@ pub fn enter(r: Rootfs<'_>) -> Result<(), Error<'_>> {
     sys::umount2(c".", MNT_DETACH).map_err(|e| Error::new(e, &[b"umount2(old root, MNT_DETACH)"]))?;
     sys::chdir(c"/").map_err(|e| Error::new(e, &[b"chdir(/)"]))?;
 
-    // A /proc of this pid namespace, mounted from inside it after the pivot (and
-    // after the old root is gone: until then "/proc" named the host's).
-    msg::debug(&[b"mount proc on /proc"]);
-    match sys::mkdir(c"/proc", 0o555) {
-        Ok(()) | Err(Errno::EEXIST) => {}
-        Err(e) => return Err(Error::new(e, &[b"mkdir(/proc)"])),
-    }
-    sys::mount(Some(c"proc"), c"/proc", Some(c"proc"), MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
-        .map_err(|e| Error::new(e, &[b"mount(proc, /proc)"]))?;
     if r.mask_proc {
         maskproc::apply()?;
     }

@@ -1,6 +1,6 @@
 //! Sections 4-1 3) to 4-2 5) of the tutorial: `unshare -m -u -i -fp nsenter
 //! --net=/var/run/netns/RED`, then, inside, joining the cgroups, the overlay mount,
-//! pivot_root, /proc, `umount -l put_old` and the hostname. host-setup clones init
+//! /proc, pivot_root, the old root detached (the tutorial's `umount -l put_old`) and the hostname. host-setup clones init
 //! into the new namespaces (spawn.rs); init does the rest from inside (init/src/).
 
 use super::Step;

@@ -210,7 +210,7 @@ fn explain_is_exactly_what_runs_with_a_user_namespace() {
     );
     has(
         &lines,
-        "echo $! > /sys/fs/cgroup/memory/host-setup/green/cgroup.procs   # by the host: the files are its root's",
+        "# the child, before it becomes root inside: echo 0 > /sys/fs/cgroup/memory/host-setup/green/tasks (a file the host opened)",
     );
     assert!(!lines.iter().any(|l| l.starts_with("  echo 0 >")), "init joins no cgroup itself");
 }

@@ -243,6 +243,17 @@ pub fn write_fd(fd: RawFd, bytes: &[u8]) {
     let _ = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
 }
 
+/// write(2) of all of `bytes` at once, or its errno. Async-signal-safe: for a
+/// forked child (a cgroup file takes a write whole or not at all).
+pub fn write_all_fd(fd: RawFd, bytes: &[u8]) -> std::result::Result<(), Errno> {
+    // SAFETY: the kernel reads bytes.len() bytes from a live slice.
+    match unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) } {
+        n if n == bytes.len() as isize => Ok(()),
+        n if n < 0 => Err(Errno::last()),
+        _ => Err(Errno::EIO),
+    }
+}
+
 /// Close every fd from `first` on (close_range; before Linux 5.9, one by one up to
 /// the fd limit). Async-signal-safe: for a forked child.
 pub fn close_from(first: RawFd) {

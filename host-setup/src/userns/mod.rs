@@ -128,23 +128,12 @@ fn idmapped(dir: &Path, userns: &OwnedFd) -> Result<OwnedFd> {
 }
 
 /// The host's side of starting init in its user namespace, while the child waits
-/// on `sock`: the maps, on cgroup v1 (`join`) the cgroups, then the idmapped
-/// layers sent with the go-ahead. Until the maps exist the child is no one in its
-/// namespace; it becomes its root (sys::become_root_in_child) once it has them.
-pub fn hand_off(
-    pid: i32,
-    u: &crate::contract::Userns,
-    args: &crate::contract::InitArgs,
-    join: bool,
-    sock: &OwnedFd,
-) -> Result<()> {
+/// on `sock`: the maps, then the idmapped layers sent with the go-ahead. Until
+/// the maps exist the child is no one in its namespace; it becomes its root
+/// (sys::become_root_in_child) once it has them.
+pub fn hand_off(pid: i32, u: &crate::contract::Userns, args: &crate::contract::InitArgs, sock: &OwnedFd) -> Result<()> {
     log::debug!("write uid_map and gid_map of {pid}: {}", u.ids.describe());
     write_maps(pid, &u.ids)?;
-    for dir in args.cgroup_dirs.iter().filter(|_| join) {
-        let procs = dir.join("cgroup.procs");
-        log::debug!("echo {pid} > {}", procs.display());
-        std::fs::write(&procs, pid.to_string()).sys(|| format!("write {pid} to {}", procs.display()))?;
-    }
     let layers = idmapped_layers(pid, &args.lower)?;
     log::debug!("send {} idmapped layer mounts to {pid}", layers.len());
     sys::send_fds(sock, &layers).sys(|| format!("sendmsg(SCM_RIGHTS) of the layers to {pid}"))
