@@ -56,6 +56,55 @@ enum Cmd {
     Down(DownCmd),
     Status(StatusCmd),
     Verify(VerifyCmd),
+    Network(NetworkCmd),
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "network")]
+/// Bridge networks for many containers: create, ls, rm (join one with --net NAME).
+struct NetworkCmd {
+    #[argh(subcommand)]
+    cmd: NetSub,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum NetSub {
+    Create(NetCreate),
+    Ls(NetLs),
+    Rm(NetRm),
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "create")]
+/// Make a bridge network: the bridge with the gateway address, forwarding for it and its uplink, NAT out of the uplink.
+struct NetCreate {
+    /// network name (also the bridge's)
+    #[argh(positional)]
+    name: String,
+    /// the subnet, e.g. 10.80.0.0/16 (default: the first of 10.77.0.0/16 .. 10.99.0.0/16 no route of the host overlaps)
+    #[argh(option)]
+    subnet: Option<String>,
+    /// the interface traffic leaves by (default: that of the default route)
+    #[argh(option)]
+    uplink: Option<String>,
+    /// print the equivalent ip/nft commands and change nothing
+    #[argh(switch)]
+    explain: bool,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "ls")]
+/// Show the networks: bridge, subnet, gateway, uplink and members.
+struct NetLs {}
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "rm")]
+/// Remove networks that have no members: bridge, forwarding, NAT table.
+struct NetRm {
+    /// network names
+    #[argh(positional)]
+    names: Vec<String>,
 }
 
 /// The options that say what a container is; shared by `up` and `run`.
@@ -107,6 +156,12 @@ macro_rules! container_cmd {
             /// the system call filter: default (Docker's default profile), unconfined, or a profile file in Docker's JSON format (unconfined with --privileged)
             #[argh(option)]
             seccomp: Option<String>,
+            /// the network: pair (the tutorial's veth pair: red, blue, --address), none (only loopback), or a bridge network's name (hs0 is made on first use)
+            #[argh(option)]
+            net: Option<String>,
+            /// publish a port on a network: HOSTPORT:PORT[/tcp|/udp] (repeatable)
+            #[argh(option, short = 'p')]
+            publish: Vec<String>,
             /// print the steps as the tutorial's shell commands and change nothing
             #[argh(switch)]
             explain: bool,
@@ -129,6 +184,8 @@ macro_rules! container_cmd {
                     command: self.command.clone(),
                     privileged: self.privileged,
                     seccomp: self.seccomp.clone(),
+                    net: self.net.clone(),
+                    publish: self.publish.clone(),
                     pid1: match (self.exec_as_pid1, self.pgroup) {
                         (true, _) => spec::Pid1::Exec,
                         (false, true) => spec::Pid1::SuperviseGroup,
@@ -300,6 +357,27 @@ fn run(cli: Cli, shorthand: Option<(String, bool)>) -> Result<i32> {
             print!("{text}");
             Ok(0)
         }
+        Cmd::Network(n) => match n.cmd {
+            NetSub::Create(c) => {
+                root()?;
+                host_setup::network::create_cmd(&paths, &c.name, c.subnet.as_deref(), c.uplink.as_deref(), c.explain)
+                    .map(|_| 0)
+            }
+            NetSub::Ls(_) => {
+                print!("{}", host_setup::network::ls(&paths)?);
+                Ok(0)
+            }
+            NetSub::Rm(c) => {
+                if c.names.is_empty() {
+                    return Err(host_setup::usage!("network rm needs a network name, e.g. host-setup network rm web"));
+                }
+                root()?;
+                for n in &c.names {
+                    host_setup::network::rm_cmd(&paths, n)?;
+                }
+                Ok(0)
+            }
+        },
         Cmd::Verify(c) => {
             for n in &c.names {
                 spec::validate_name(n)?;

@@ -125,6 +125,7 @@ impl<'a> Up<'a> {
             cgroup_dirs: vec![],
             init: None,
             partner_override: None,
+            lease: None,
         }
     }
 }

@@ -56,6 +56,18 @@ impl Netlink {
         Ok(Netlink { socket, seq: Cell::new(0) })
     }
 
+    /// Opens an rtnetlink socket in the calling thread's own network namespace (the
+    /// one host-setup runs in: "the host", for bridges and their veth ends).
+    pub(crate) fn open_here() -> Result<Netlink> {
+        let what = || "open netlink socket in host-setup's own netns".to_string();
+        let mut socket = Socket::new(NETLINK_ROUTE).sys(what)?;
+        socket.set_cap_ack(true).sys(what)?;
+        socket.set_ext_ack(true).sys(what)?;
+        socket.bind_auto().sys(what)?;
+        socket.connect(&SocketAddr::new(0, 0)).sys(what)?;
+        Ok(Netlink { socket, seq: Cell::new(0) })
+    }
+
     /// Sends `msg` with NLM_F_REQUEST plus `flags` and returns the kernel's data replies.
     ///
     /// Requests that are not dumps also get NLM_F_ACK, so every request ends with an

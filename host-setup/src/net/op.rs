@@ -1,6 +1,9 @@
 //! What the netns and link steps do (the tutorial's section 3), as data: each op
 //! runs through netlink and renders itself as the `ip` commands that do the same.
 
+use std::net::Ipv4Addr;
+
+use super::bridge::{self, Join};
 use super::{create_netns, create_veth_pair, set_loopback_up, sh, VethEnd};
 use crate::error::Result;
 
@@ -13,6 +16,14 @@ pub enum Op {
     /// `ip link add A netns NS_A type veth peer name B netns NS_B`, then each end's
     /// address and `up`, in one RTM_NEWLINK and four requests (create_veth_pair).
     VethPair(VethEnd, VethEnd),
+    /// `ip link add NAME type bridge`, the gateway's address on it, `up`; in
+    /// host-setup's own netns.
+    Bridge { name: String, gateway: Ipv4Addr, prefix_len: u8, ns: u64 },
+    /// A container's veth pair onto a bridge, its address and default route.
+    JoinBridge(Join),
+    /// `echo VALUE > /proc/sys/KEY` in host-setup's own netns; `old` is journalled
+    /// and written back when what needed it goes.
+    Sysctl { key: String, value: String, old: String, ns: u64 },
 }
 
 impl Op {
@@ -21,6 +32,9 @@ impl Op {
             Op::AddNetns(name) => create_netns(name),
             Op::LoopbackUp(name) => set_loopback_up(name),
             Op::VethPair(a, b) => create_veth_pair(a, b),
+            Op::Bridge { name, gateway, prefix_len, .. } => bridge::create_bridge(name, *gateway, *prefix_len),
+            Op::JoinBridge(j) => bridge::join_bridge(j),
+            Op::Sysctl { key, value, .. } => bridge::write_sysctl(key, value),
         }
     }
 
@@ -46,6 +60,27 @@ impl Op {
                     lines.push(format!("ip netns exec {ns} ip link set {dev} up"));
                 }
                 lines
+            }
+            Op::Bridge { name, gateway, prefix_len, .. } => {
+                let n = sh(name);
+                vec![
+                    format!("ip link add {n} type bridge"),
+                    format!("ip addr add dev {n} {gateway}/{prefix_len} brd +"),
+                    format!("ip link set {n} up"),
+                ]
+            }
+            Op::JoinBridge(j) => {
+                let (h, ns, dev) = (sh(&j.host_end), sh(&j.netns), sh(&j.iface));
+                vec![
+                    format!("ip link add {h} type veth peer name {dev} netns {ns}"),
+                    format!("ip link set {h} master {} up", sh(&j.bridge)),
+                    format!("ip netns exec {ns} ip addr add dev {dev} {}/{} brd +", j.addr, j.prefix_len),
+                    format!("ip netns exec {ns} ip link set {dev} up"),
+                    format!("ip netns exec {ns} ip route add default via {}", j.gateway),
+                ]
+            }
+            Op::Sysctl { key, value, old, .. } => {
+                vec![format!("echo {} > {}    # was {}", sh(value), sh(&bridge::sysctl_path(key)), sh(old))]
             }
         }
     }

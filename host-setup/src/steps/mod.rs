@@ -11,8 +11,11 @@ mod launch;
 mod layers;
 mod link;
 mod netns;
+mod network;
 #[cfg(test)]
 mod tests;
+
+pub use network::host_end;
 
 use crate::action::Action;
 use crate::ctx::Ctx;
@@ -37,6 +40,8 @@ pub fn all() -> Vec<Box<dyn Step>> {
         Box::new(dirs::Dirs),
         Box::new(netns::Netns),
         Box::new(link::Link),
+        Box::new(network::Lease),
+        Box::new(network::Network),
         Box::new(cgroups::Cgroups),
         Box::new(launch::Launch),
     ]

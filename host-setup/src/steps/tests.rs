@@ -73,6 +73,7 @@ fn both(name: &str, partner: Option<Spec>, cgroups: &Cgroups, state: &Path) -> (
         cgroup_dirs: vec![],
         init: None,
         partner_override: Some(partner.clone()),
+        lease: None,
     };
     let mut explain = Explain::default();
     walk(&mut ctx(), &mut explain).unwrap();
@@ -80,7 +81,7 @@ fn both(name: &str, partner: Option<Spec>, cgroups: &Cgroups, state: &Path) -> (
     walk(&mut ctx(), &mut rec).unwrap();
     let steps: Vec<&str> = explain.steps.iter().map(|(s, _)| *s).collect();
     assert_eq!(steps, rec.steps);
-    assert_eq!(steps, ["layers", "dirs", "netns", "link", "cgroups", "launch"]);
+    assert_eq!(steps, ["layers", "dirs", "netns", "link", "lease", "network", "cgroups", "launch"]);
     (explain.steps.into_iter().flat_map(|(_, l)| l).collect(), rec)
 }
 
