@@ -270,3 +270,33 @@ pub fn ensure(paths: &Paths, name: &str) -> Result<Network> {
     log::info!("network {name} made: bridge {}, {}/{}", net.bridge, net.subnet, net.prefix_len);
     Ok(net)
 }
+
+/// A container's place on its network, for `status` and `status --json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Membership {
+    pub network: String,
+    pub bridge: Option<String>,
+    pub iface: String,
+    /// The veth end on the host, the bridge's port.
+    pub host_end: String,
+    /// `10.77.0.2/16`, from its lease; None if it holds none.
+    pub address: Option<String>,
+    pub gateway: Option<Ipv4Addr>,
+    /// `8080->80/tcp`
+    pub ports: Vec<String>,
+}
+
+pub fn membership(paths: &Paths, s: &spec::Spec) -> Option<Membership> {
+    let j = s.join.as_ref()?;
+    let net = load(paths, &j.network).ok().flatten();
+    let addr = members(paths, &j.network).into_iter().find(|(_, c)| *c == s.name).map(|(a, _)| a);
+    Some(Membership {
+        network: j.network.clone(),
+        bridge: net.as_ref().map(|n| n.bridge.clone()),
+        iface: j.iface.clone(),
+        host_end: crate::steps::host_end(paths, &s.name),
+        address: addr.map(|a| format!("{a}/{}", net.as_ref().map_or(32, |n| n.prefix_len))),
+        gateway: net.as_ref().map(|n| n.gateway),
+        ports: j.ports.iter().map(ToString::to_string).collect(),
+    })
+}
