@@ -20,6 +20,7 @@
 
 mod messages;
 mod netlink;
+pub mod nft;
 mod netns;
 mod op;
 
