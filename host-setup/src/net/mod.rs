@@ -21,6 +21,7 @@
 pub mod bridge;
 mod messages;
 mod netlink;
+pub mod nft;
 mod netns;
 mod op;
 
