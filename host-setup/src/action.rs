@@ -61,6 +61,10 @@ impl Action {
             Action::Net(net::Op::JoinBridge(j)) => {
                 Some(Record::Made(Resource::HostLink { iface: j.host_end.clone(), ns: j.ns }))
             }
+            Action::Net(net::Op::Nat { nat: net::nft::NetworkNat { table, .. }, ns })
+            | Action::Net(net::Op::Ports { ports: net::nft::Ports { table, .. }, ns }) => {
+                Some(Record::Made(Resource::NftTable { name: table.clone(), ns: *ns }))
+            }
             Action::Net(net::Op::Sysctl { key, old, ns, .. }) => {
                 Some(Record::Made(Resource::Sysctl { key: key.clone(), old: old.clone(), ns: *ns }))
             }
@@ -205,7 +209,7 @@ pub fn undo(r: &Resource, t: &Teardown) -> Result<()> {
         }
         Resource::NftTable { name, ns } => {
             bridge::check_own_netns(*ns, &format!("nf_tables table {name}"))?;
-            return Err(crate::failed!("PENDING-NFT {name}"));
+            net::nft::delete_table(name)?;
         }
         Resource::Lease { network, container } => network::release(t.paths, network, container)?,
         Resource::Cgroup(dir) => {

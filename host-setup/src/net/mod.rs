@@ -21,8 +21,8 @@
 pub mod bridge;
 mod messages;
 mod netlink;
-pub mod nft;
 mod netns;
+pub mod nft;
 mod op;
 
 pub use bridge::Join;

@@ -4,6 +4,7 @@
 use std::net::Ipv4Addr;
 
 use super::bridge::{self, Join};
+use super::nft;
 use super::{create_netns, create_veth_pair, set_loopback_up, sh, VethEnd};
 use crate::error::Result;
 
@@ -24,6 +25,10 @@ pub enum Op {
     /// `echo VALUE > /proc/sys/KEY` in host-setup's own netns; `old` is journalled
     /// and written back when what needed it goes.
     Sysctl { key: String, value: String, old: String, ns: u64 },
+    /// A network's nf_tables table: masquerade out of the uplink, forwarding.
+    Nat { nat: nft::NetworkNat, ns: u64 },
+    /// A container's published ports: DNAT from the host's addresses.
+    Ports { ports: nft::Ports, ns: u64 },
 }
 
 impl Op {
@@ -35,6 +40,8 @@ impl Op {
             Op::Bridge { name, gateway, prefix_len, .. } => bridge::create_bridge(name, *gateway, *prefix_len),
             Op::JoinBridge(j) => bridge::join_bridge(j),
             Op::Sysctl { key, value, .. } => bridge::write_sysctl(key, value),
+            Op::Nat { nat, .. } => nat.create(),
+            Op::Ports { ports, .. } => ports.create(),
         }
     }
 
@@ -79,6 +86,8 @@ impl Op {
                     format!("ip netns exec {ns} ip route add default via {}", j.gateway),
                 ]
             }
+            Op::Nat { nat, .. } => nat.shell(),
+            Op::Ports { ports, .. } => ports.shell(),
             Op::Sysctl { key, value, old, .. } => {
                 vec![format!("echo {} > {}    # was {}", sh(value), sh(&bridge::sysctl_path(key)), sh(old))]
             }

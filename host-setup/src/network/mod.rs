@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::action::{self, Action, Teardown};
 use crate::error::{Error, Result, SysContext};
-use crate::net::{bridge, Op};
+use crate::net::{bridge, nft, Op};
 use crate::spec::{self, DEFAULT_NETWORK};
 use crate::state::{Journal, JournalWriter, Paths, Record};
 
@@ -185,8 +185,13 @@ pub fn plan_create(
 }
 
 fn nat_actions(net: &Network) -> Vec<Action> {
-    let _ = net;
-    vec![]
+    let nat = nft::NetworkNat {
+        table: net.nat_table(),
+        subnet: (net.subnet, net.prefix_len),
+        bridge: net.bridge.clone(),
+        uplink: net.uplink.clone(),
+    };
+    vec![Action::Net(Op::Nat { nat, ns: net.ns })]
 }
 
 /// Make the network (the caller holds the global lock): journal each action, run

@@ -11,8 +11,9 @@ use super::Step;
 use crate::action::Action;
 use crate::ctx::Ctx;
 use crate::error::Result;
-use crate::net::{Join, Op};
+use crate::net::{nft, Join, Op};
 use crate::network::LeaseReq;
+use crate::spec::Proto;
 use crate::state::Paths;
 
 pub struct Lease;
@@ -52,7 +53,29 @@ impl Step for Network {
             gateway: net.gateway,
             ns: net.ns,
         };
-        Ok(vec![Action::Net(Op::JoinBridge(j))])
+        let mut actions = vec![];
+        if !join.ports.is_empty() {
+            let ports = nft::Ports {
+                table: format!("host-setup-{}", j.host_end),
+                bridge: net.bridge.clone(),
+                maps: join
+                    .ports
+                    .iter()
+                    .map(|p| nft::PortMap {
+                        proto: match p.proto {
+                            Proto::Tcp => nft::Proto::Tcp,
+                            Proto::Udp => nft::Proto::Udp,
+                        },
+                        host_port: p.host_port,
+                        addr: *addr,
+                        port: p.port,
+                    })
+                    .collect(),
+            };
+            actions.push(Action::Net(Op::Ports { ports, ns: net.ns }));
+        }
+        actions.insert(0, Action::Net(Op::JoinBridge(j)));
+        Ok(actions)
     }
 }
 
