@@ -435,6 +435,13 @@ mod tests {
         assert!(parse("down").is_ok_and(|c| matches!(c.cmd, Cmd::Down(ref d) if d.names.is_empty())));
         assert!(parse("up red --bogus").is_err());
         assert!(parse("status --json red").is_ok_and(|c| matches!(c.cmd, Cmd::Status(ref s) if s.json)));
+        let Ok(Cli { cmd: Cmd::Up(u), .. }) = parse("web --net hs0 -p 8080:80 -p 53:53/udp") else { panic!("parse") };
+        assert_eq!((u.net.as_deref(), u.publish.clone()), (Some("hs0"), v("8080:80 53:53/udp")));
+        let Ok(Cli { cmd: Cmd::Network(n), .. }) = parse("network create web --subnet 10.80.0.0/16") else {
+            panic!("parse")
+        };
+        assert!(matches!(n.cmd, NetSub::Create(ref c) if c.subnet.as_deref() == Some("10.80.0.0/16")));
+        assert!(parse("network ls").is_ok_and(|c| matches!(c.cmd, Cmd::Network(NetworkCmd { cmd: NetSub::Ls(_) }))));
         assert!(parse("verify").is_ok_and(|c| matches!(c.cmd, Cmd::Verify(ref v) if v.names.is_empty())));
     }
 }

@@ -166,9 +166,16 @@ pub fn host_link_exists(name: &str) -> Result<bool> {
     Ok(get_link(&Netlink::open_here()?, HOST, name)?.is_some())
 }
 
-/// Every IPv4 route of host-setup's own netns, all tables: (destination, prefix
-/// length, output interface index).
-fn routes(nl: &Netlink) -> Result<Vec<(Ipv4Addr, u8, Option<u32>, u8)>> {
+/// One IPv4 route, as far as we look at it.
+struct Route {
+    dst: Ipv4Addr,
+    len: u8,
+    oif: Option<u32>,
+    table: u32,
+}
+
+/// Every IPv4 route of host-setup's own netns, all tables.
+fn routes(nl: &Netlink) -> Result<Vec<Route>> {
     let mut q = RouteMessage::default();
     q.header.address_family = AddressFamily::Inet;
     let replies = nl.request("list routes (host)", NLM_F_DUMP, RouteNetlinkMessage::GetRoute(q))?;
@@ -191,14 +198,14 @@ fn routes(nl: &Netlink) -> Result<Vec<(Ipv4Addr, u8, Option<u32>, u8)>> {
                     _ => {}
                 }
             }
-            (dst, r.header.destination_prefix_length, oif, table.min(255) as u8)
+            Route { dst, len: r.header.destination_prefix_length, oif, table }
         })
         .collect())
 }
 
 /// The destinations of every IPv4 route here (what a new subnet must not overlap).
 pub fn host_route_destinations() -> Result<Vec<(Ipv4Addr, u8)>> {
-    Ok(routes(&Netlink::open_here()?)?.into_iter().map(|(d, l, _, _)| (d, l)).collect())
+    Ok(routes(&Netlink::open_here()?)?.into_iter().map(|r| (r.dst, r.len)).collect())
 }
 
 /// The interface of the default route of the main table (`ip route show default`),
@@ -207,8 +214,8 @@ pub fn default_route_iface() -> Result<Option<String>> {
     let nl = Netlink::open_here()?;
     let Some(index) = routes(&nl)?
         .into_iter()
-        .find(|(_, len, oif, table)| *len == 0 && *table == RouteHeader::RT_TABLE_MAIN && oif.is_some())
-        .and_then(|r| r.2)
+        .find(|r| r.len == 0 && r.table == u32::from(RouteHeader::RT_TABLE_MAIN) && r.oif.is_some())
+        .and_then(|r| r.oif)
     else {
         return Ok(None);
     };
