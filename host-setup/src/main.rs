@@ -16,6 +16,9 @@ use std::time::Duration;
 
 use argh::FromArgs;
 
+mod cli_network;
+use cli_network::NetworkCmd;
+
 use host_setup::ctx::{Bins, Mode};
 use host_setup::error::Result;
 use host_setup::shorthand::{check_shorthand, with_implicit_up};
@@ -57,54 +60,6 @@ enum Cmd {
     Status(StatusCmd),
     Verify(VerifyCmd),
     Network(NetworkCmd),
-}
-
-#[derive(FromArgs)]
-#[argh(subcommand, name = "network")]
-/// Bridge networks for many containers: create, ls, rm (join one with --net NAME).
-struct NetworkCmd {
-    #[argh(subcommand)]
-    cmd: NetSub,
-}
-
-#[derive(FromArgs)]
-#[argh(subcommand)]
-enum NetSub {
-    Create(NetCreate),
-    Ls(NetLs),
-    Rm(NetRm),
-}
-
-#[derive(FromArgs)]
-#[argh(subcommand, name = "create")]
-/// Make a bridge network: the bridge with the gateway address, forwarding for it and its uplink, NAT out of the uplink.
-struct NetCreate {
-    /// network name (also the bridge's)
-    #[argh(positional)]
-    name: String,
-    /// the subnet, e.g. 10.80.0.0/16 (default: the first of 10.77.0.0/16 .. 10.99.0.0/16 no route of the host overlaps)
-    #[argh(option)]
-    subnet: Option<String>,
-    /// the interface traffic leaves by (default: that of the default route)
-    #[argh(option)]
-    uplink: Option<String>,
-    /// print the equivalent ip/nft commands and change nothing
-    #[argh(switch)]
-    explain: bool,
-}
-
-#[derive(FromArgs)]
-#[argh(subcommand, name = "ls")]
-/// Show the networks: bridge, subnet, gateway, uplink and members.
-struct NetLs {}
-
-#[derive(FromArgs)]
-#[argh(subcommand, name = "rm")]
-/// Remove networks that have no members: bridge, forwarding, NAT table.
-struct NetRm {
-    /// network names
-    #[argh(positional)]
-    names: Vec<String>,
 }
 
 /// The options that say what a container is; shared by `up` and `run`.
@@ -357,27 +312,7 @@ fn run(cli: Cli, shorthand: Option<(String, bool)>) -> Result<i32> {
             print!("{text}");
             Ok(0)
         }
-        Cmd::Network(n) => match n.cmd {
-            NetSub::Create(c) => {
-                root()?;
-                host_setup::network::create_cmd(&paths, &c.name, c.subnet.as_deref(), c.uplink.as_deref(), c.explain)
-                    .map(|_| 0)
-            }
-            NetSub::Ls(_) => {
-                print!("{}", host_setup::network::ls(&paths)?);
-                Ok(0)
-            }
-            NetSub::Rm(c) => {
-                if c.names.is_empty() {
-                    return Err(host_setup::usage!("network rm needs a network name, e.g. host-setup network rm web"));
-                }
-                root()?;
-                for n in &c.names {
-                    host_setup::network::rm_cmd(&paths, n)?;
-                }
-                Ok(0)
-            }
-        },
+        Cmd::Network(n) => cli_network::run(&paths, n, &root),
         Cmd::Verify(c) => {
             for n in &c.names {
                 spec::validate_name(n)?;
@@ -408,6 +343,7 @@ fn absolute_state_dir(dir: PathBuf) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cli_network::NetSub;
 
     fn v(s: &str) -> Vec<String> {
         s.split_whitespace().map(String::from).collect()
