@@ -329,7 +329,8 @@ fn networks_none_and_the_pair() {
     assert_eq!(links.lines().count(), 1, "--net none: only lo\n{links}");
     // red and blue keep the tutorial's pair (explained only: their names are global).
     let red = w.hs_ok(&["red", "--explain"]);
-    assert!(red.contains("ip netns add RED") && !red.contains("lease") && !red.contains("bridge"), "{red}");
+    assert!(red.contains("ip netns add RED") && red.contains("the veth pair is made when it comes up"), "{red}");
+    assert!(!red.contains("# lease") && !red.contains(" master "), "red joins no network: {red}");
 
     w.hs_ok(&["down", &a, &b, &n]);
     w.hs_ok(&["network", "rm", &na, &nb]);
