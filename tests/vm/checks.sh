@@ -61,9 +61,7 @@ fi
 # systemd: "/" and everything under it shared, so every mount made later
 # propagates unless made private first.
 mount --make-rshared /
-insmod /opt/vm/overlay.ko
-insmod /opt/vm/veth.ko
-insmod /opt/vm/loop.ko
+for m in $(cat /opt/vm/modules); do insmod /opt/vm/$m.ko; done
 hostname vm
 
 PASSES=0

@@ -305,3 +305,33 @@ pub fn membership(paths: &Paths, s: &spec::Spec) -> Option<Membership> {
         ports: j.ports.iter().map(ToString::to_string).collect(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subnets_are_private_normalised_and_overlaps_found() {
+        let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        assert_eq!(parse_subnet("10.80.3.4/16").unwrap(), (ip("10.80.0.0"), 16));
+        assert_eq!(parse_subnet("192.168.7.0/24").unwrap(), (ip("192.168.7.0"), 24));
+        for bad in ["10.80.0.0", "8.8.0.0/16", "10.0.0.0/7", "10.0.0.0/30", "x/16"] {
+            assert_eq!(parse_subnet(bad).unwrap_err().exit_code(), 2, "{bad}");
+        }
+        assert!(overlaps((ip("10.77.0.0"), 16), (ip("10.77.3.9"), 32)));
+        assert!(overlaps((ip("10.77.0.0"), 16), (ip("10.0.0.0"), 8)));
+        assert!(!overlaps((ip("10.77.0.0"), 16), (ip("10.78.0.0"), 16)));
+        let n = Network {
+            name: "hs0".into(),
+            bridge: "hs0".into(),
+            subnet: ip("10.77.0.0"),
+            prefix_len: 16,
+            gateway: ip("10.77.0.1"),
+            uplink: None,
+            ns: 1,
+            auto: true,
+        };
+        assert_eq!((n.broadcast(), n.nat_table()), (ip("10.77.255.255"), "host-setup-hs0".to_string()));
+        assert!(n.contains(ip("10.77.200.1")) && !n.contains(ip("10.78.0.1")));
+    }
+}
