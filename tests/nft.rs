@@ -137,7 +137,8 @@ fn the_kernel_holds_the_chains_and_rules_we_asked_for_and_delete_touches_only_ou
         (&fwd["type"], &fwd["hook"], &fwd["prio"], &fwd["policy"]),
         (&json!("filter"), &json!("forward"), &json!(0), &json!("accept"))
     );
-    let oifname = |op: &str, name: &str| json!({"match": {"op": op, "left": {"meta": {"key": "oifname"}}, "right": name}});
+    let oifname =
+        |op: &str, name: &str| json!({"match": {"op": op, "left": {"meta": {"key": "oifname"}}, "right": name}});
     let saddr = json!({"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}},
                                  "right": {"prefix": {"addr": "10.77.0.0", "len": 24}}}});
     assert_eq!(rules(&t, "postrouting"), vec![json!([saddr, oifname("!=", "hsbr0"), {"masquerade": null}])]);
@@ -157,10 +158,9 @@ fn the_kernel_holds_the_chains_and_rules_we_asked_for_and_delete_touches_only_ou
     for (name, hook) in [("prerouting", "prerouting"), ("output", "output")] {
         let c = chain(&p, name);
         assert_eq!((&c["type"], &c["hook"], &c["prio"]), (&json!("nat"), &json!(hook), &json!(-100)));
-        let local = json!({"match": {"op": "==", "left": {"fib": {"result": "type", "flags": ["daddr"]}}, "right": "local"}});
-        let dport = |proto: &str, port: u16| {
-            json!({"match": {"op": "==", "left": {"payload": {"protocol": proto, "field": "dport"}}, "right": port}})
-        };
+        let local =
+            json!({"match": {"op": "==", "left": {"fib": {"result": "type", "flags": ["daddr"]}}, "right": "local"}});
+        let dport = |proto: &str, port: u16| json!({"match": {"op": "==", "left": {"payload": {"protocol": proto, "field": "dport"}}, "right": port}});
         assert_eq!(
             rules(&p, name),
             vec![
@@ -310,7 +310,8 @@ fn masquerade_and_published_ports_carry_real_traffic() {
     assert_eq!(tcp_peer(&o_tcp, &c, "192.0.2.2:7000"), container, "the control, before any NAT");
     assert_eq!(udp_peer(&o_udp, &c, "192.0.2.2:7001").0, container);
 
-    let nat = NetworkNat { table: "hs-net".into(), subnet: (addr("10.88.0.0"), 24), bridge: BRIDGE.into(), uplink: None };
+    let nat =
+        NetworkNat { table: "hs-net".into(), subnet: (addr("10.88.0.0"), 24), bridge: BRIDGE.into(), uplink: None };
     h.run(|| nat.create()).unwrap();
     assert_eq!(tcp_peer(&o_tcp, &c, "192.0.2.2:7000"), uplink, "masqueraded to the uplink's address");
     let (seen, answer_from) = udp_peer(&o_udp, &c, "192.0.2.2:7001");
@@ -337,7 +338,11 @@ fn masquerade_and_published_ports_carry_real_traffic() {
     assert_eq!(tcp_peer(&c_tcp, &h, "10.88.0.1:8080"), addr("10.88.0.1"), "to the host's bridge address");
     let (seen, answer_from) = udp_peer(&c_udp, &o, "192.0.2.1:8081");
     assert_eq!(seen, outside);
-    assert_eq!(answer_from, SocketAddr::V4(SocketAddrV4::new(uplink, 8081)), "the answer comes from the published port");
+    assert_eq!(
+        answer_from,
+        SocketAddr::V4(SocketAddrV4::new(uplink, 8081)),
+        "the answer comes from the published port"
+    );
 
     // down: one delete, and the port is closed again.
     assert!(h.run(|| nft::delete_table("hs-ports-c")).unwrap());

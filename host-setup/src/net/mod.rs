@@ -20,8 +20,8 @@
 
 mod messages;
 mod netlink;
-pub mod nft;
 mod netns;
+pub mod nft;
 mod op;
 
 pub use op::Op;

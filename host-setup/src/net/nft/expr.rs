@@ -169,10 +169,9 @@ impl Exprs {
     /// `fib daddr type local`: the destination is an address of this namespace.
     pub(crate) fn daddr_local(&mut self) -> &mut Self {
         self.expr("fib", |a| {
-            a.be32(NFTA_FIB_DREG, NFT_REG_1).be32(NFTA_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE).be32(
-                NFTA_FIB_FLAGS,
-                NFTA_FIB_F_DADDR,
-            );
+            a.be32(NFTA_FIB_DREG, NFT_REG_1)
+                .be32(NFTA_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE)
+                .be32(NFTA_FIB_FLAGS, NFTA_FIB_F_DADDR);
         });
         self.cmp(NFT_CMP_EQ, NFT_REG_1, &RTN_LOCAL.to_ne_bytes())
     }

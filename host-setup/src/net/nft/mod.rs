@@ -192,7 +192,10 @@ impl NetworkNat {
     /// name that exists already fails it: `nft add table ip NAME: EEXIST: file exists`.
     pub fn create(&self) -> Result<()> {
         self.check()?;
-        debug!("nf_tables: create table ip {} (nat for {}/{} on {})", self.table, self.subnet.0, self.subnet.1, self.bridge);
+        debug!(
+            "nf_tables: create table ip {} (nat for {}/{} on {})",
+            self.table, self.subnet.0, self.subnet.1, self.bridge
+        );
         talk::apply(&format!("nft create table ip {} (batch)", self.table), &self.msgs(), hint)
     }
 
@@ -205,14 +208,21 @@ impl NetworkNat {
 impl Ports {
     const PREROUTING: Chain =
         Chain { name: "prerouting", kind: "nat", hook: Hook::Prerouting, priority: -100, policy_accept: false };
-    const OUTPUT: Chain = Chain { name: "output", kind: "nat", hook: Hook::Output, priority: -100, policy_accept: false };
+    const OUTPUT: Chain =
+        Chain { name: "output", kind: "nat", hook: Hook::Output, priority: -100, policy_accept: false };
 
     fn check(&self) -> Result<()> {
         check_table_name(&self.table)?;
         check_ifname(&self.bridge)?;
         for m in &self.maps {
             if m.host_port == 0 || m.port == 0 {
-                return Err(usage!("invalid port mapping {}:{} -> {}:{}: port 0", m.proto, m.host_port, m.addr, m.port));
+                return Err(usage!(
+                    "invalid port mapping {}:{} -> {}:{}: port 0",
+                    m.proto,
+                    m.host_port,
+                    m.addr,
+                    m.port
+                ));
             }
         }
         Ok(())
@@ -224,7 +234,8 @@ impl Ports {
             for m in &self.maps {
                 let mut e = Exprs::default();
                 e.daddr_local().dport(m.proto.ipproto(), m.host_port).dnat(m.addr, m.port);
-                let text = format!("fib daddr type local {} dport {} dnat to {}:{}", m.proto, m.host_port, m.addr, m.port);
+                let text =
+                    format!("fib daddr type local {} dport {} dnat to {}:{}", m.proto, m.host_port, m.addr, m.port);
                 rules.push(Rule { chain, text, exprs: e });
             }
         }
@@ -311,11 +322,13 @@ fn hint(m: &Msg, e: &Error) -> Option<String> {
         (Errno::EEXIST, wire::NFT_MSG_NEWTABLE) => {
             Some("the table exists already (a leftover of an earlier run?): delete it first".into())
         }
-        // The chain type "nat" is registered by nft_chain_nat.
-        (Errno::ENOENT | Errno::EOPNOTSUPP, wire::NFT_MSG_NEWCHAIN) if what.contains("type nat") => {
+        // The kernel looks chain types and expressions up by name (loading their module
+        // if it can) and answers ENOENT when there is none. EOPNOTSUPP means something
+        // else there: a hook or priority the type does not allow.
+        (Errno::ENOENT, wire::NFT_MSG_NEWCHAIN) if what.contains("type nat") => {
             Some("the kernel has no nat chain type: load it (modprobe nft_chain_nat)".into())
         }
-        (Errno::ENOENT | Errno::EOPNOTSUPP, wire::NFT_MSG_NEWRULE) => Some(
+        (Errno::ENOENT, wire::NFT_MSG_NEWRULE) => Some(
             "the kernel lacks an nf_tables expression this rule uses: load them (modprobe nft_nat nft_masq nft_fib_ipv4 nft_ct)"
                 .into(),
         ),

@@ -141,8 +141,7 @@ pub(crate) fn table_exists(name: &str) -> Result<bool> {
     let mut attrs = wire::Attrs::default();
     attrs.str(wire::NFTA_TABLE_NAME, name);
     let flags = wire::NLM_F_REQUEST | wire::NLM_F_ACK;
-    let bytes =
-        wire::message(wire::nft_type(wire::NFT_MSG_GETTABLE), flags, 1, wire::NFPROTO_IPV4, 0, &attrs.0);
+    let bytes = wire::message(wire::nft_type(wire::NFT_MSG_GETTABLE), flags, 1, wire::NFPROTO_IPV4, 0, &attrs.0);
     let acks = exchange(&what, &bytes, None, &[1])?;
     match acks.iter().find(|a| a.seq == 1) {
         Some(a) if a.code == 0 => Ok(true),

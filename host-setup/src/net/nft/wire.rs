@@ -224,7 +224,12 @@ impl Chain {
             attrs.be32(NFTA_CHAIN_POLICY, 1); // NF_ACCEPT
         }
         attrs.str(NFTA_CHAIN_TYPE, self.kind);
-        Msg { what: format!("nft {}", self.text(table)), kind: NFT_MSG_NEWCHAIN, flags: NLM_F_CREATE | NLM_F_EXCL, attrs }
+        Msg {
+            what: format!("nft {}", self.text(table)),
+            kind: NFT_MSG_NEWCHAIN,
+            flags: NLM_F_CREATE | NLM_F_EXCL,
+            attrs,
+        }
     }
 }
 
