@@ -115,8 +115,10 @@ fn the_kernel_holds_the_chains_and_rules_we_asked_for_and_delete_touches_only_ou
         uplink: None,
     };
     let nat_up = NetworkNat { table: "hs-net-up".into(), uplink: Some("eth9".into()), ..nat.clone() };
+    // A name no other test uses: it is also looked for in the test's own namespace.
+    let ports_table = format!("hsnft{}-ports", std::process::id());
     let ports = Ports {
-        table: "hs-ports".into(),
+        table: ports_table.clone(),
         bridge: "hsbr0".into(),
         maps: vec![
             PortMap { proto: Proto::Tcp, host_port: 8080, addr: addr("10.77.0.2"), port: 80 },
@@ -154,7 +156,10 @@ fn the_kernel_holds_the_chains_and_rules_we_asked_for_and_delete_touches_only_ou
     let t_up = ns.table_json("hs-net-up");
     assert_eq!(rules(&t_up, "postrouting"), vec![json!([saddr, oifname("==", "eth9"), {"masquerade": null}])]);
 
-    let p = ns.table_json("hs-ports");
+    // Made in ns, by the thread that was in ns: the test's own namespace (the host's)
+    // has no such table.
+    assert!(!nft::table_exists(&ports_table).unwrap());
+    let p = ns.table_json(&ports_table);
     for (name, hook) in [("prerouting", "prerouting"), ("output", "output")] {
         let c = chain(&p, name);
         assert_eq!((&c["type"], &c["hook"], &c["prio"]), (&json!("nat"), &json!(hook), &json!(-100)));
@@ -190,7 +195,7 @@ fn the_kernel_holds_the_chains_and_rules_we_asked_for_and_delete_touches_only_ou
     });
     let tables = ns.tables();
     assert!(!tables.contains("table ip hs-net\n"), "{tables}");
-    assert!(tables.contains("table ip other\n") && tables.contains("table ip hs-ports\n"), "{tables}");
+    assert!(tables.contains("table ip other\n") && tables.contains(&format!("table ip {ports_table}\n")), "{tables}");
 
     // An existing table fails the whole batch: the chains that the same batch would
     // have added to it are not there either.
@@ -349,4 +354,23 @@ fn masquerade_and_published_ports_carry_real_traffic() {
     let refused = connect_tcp(&o, "192.0.2.1:8080").map(|_| ()).unwrap_err();
     assert_eq!(refused.kind(), ErrorKind::ConnectionRefused, "after delete_table: {refused}");
     assert!(h.tables().contains("table ip hs-net\n"), "the network's table stays");
+}
+
+/// A port range published as 1000 maps: one batch of ~2000 rules (about 1 MB, past the
+/// socket's default buffers) is applied whole.
+#[test]
+fn a_thousand_published_ports_go_in_one_batch() {
+    let ns = Netns::new("m");
+    let maps: Vec<PortMap> = (10000..11000)
+        .map(|p| PortMap { proto: Proto::Tcp, host_port: p, addr: addr("10.66.0.2"), port: p })
+        .collect();
+    let ports = Ports { table: "hs-ports-many".into(), bridge: "hsbr0".into(), maps };
+    ns.run(|| ports.create()).unwrap();
+    let t = ns.table_json("hs-ports-many");
+    for chain in ["prerouting", "output"] {
+        let r = rules(&t, chain);
+        assert_eq!(r.len(), 1000, "{chain}");
+        assert_eq!(r[999][2], json!({"dnat": {"addr": "10.66.0.2", "port": 10999}}), "{chain}");
+    }
+    assert!(ns.run(|| nft::delete_table("hs-ports-many")).unwrap());
 }

@@ -58,6 +58,19 @@ fn a_batch_is_begin_messages_end_with_the_subsystem_big_endian() {
 }
 
 #[test]
+fn only_the_last_message_of_a_batch_asks_for_an_ack() {
+    let bytes = wire::batch(1, &[wire::new_table("a"), wire::del_table("b")]);
+    let flags_at = |off: usize| u16::from_ne_bytes([bytes[off + 6], bytes[off + 7]]);
+    // BEGIN (20 bytes), NEWTABLE "a" (28), DELTABLE "b" (28), END (20)
+    assert_eq!(bytes.len(), 96);
+    assert_eq!(flags_at(0), 0x1);
+    assert_eq!(flags_at(20), 0x1 | 0x200 | 0x400, "no NLM_F_ACK: only an error is answered");
+    assert_eq!(flags_at(48), 0x1 | 0x4, "NLM_F_ACK: its 0 says the batch was committed");
+    assert_eq!(flags_at(76), 0x1);
+    assert_eq!(u16::from_ne_bytes([bytes[52], bytes[53]]), 0x0a02, "NFT_MSG_DELTABLE");
+}
+
+#[test]
 fn a_base_chain_has_its_hook_nested_and_numbers_big_endian() {
     let chain = Chain { name: "pre", kind: "nat", hook: Hook::Prerouting, priority: -100, policy_accept: true };
     let m = chain.msg("t");
