@@ -361,9 +361,8 @@ fn masquerade_and_published_ports_carry_real_traffic() {
 #[test]
 fn a_thousand_published_ports_go_in_one_batch() {
     let ns = Netns::new("m");
-    let maps: Vec<PortMap> = (10000..11000)
-        .map(|p| PortMap { proto: Proto::Tcp, host_port: p, addr: addr("10.66.0.2"), port: p })
-        .collect();
+    let maps: Vec<PortMap> =
+        (10000..11000).map(|p| PortMap { proto: Proto::Tcp, host_port: p, addr: addr("10.66.0.2"), port: p }).collect();
     let ports = Ports { table: "hs-ports-many".into(), bridge: "hsbr0".into(), maps };
     ns.run(|| ports.create()).unwrap();
     let t = ns.table_json("hs-ports-many");

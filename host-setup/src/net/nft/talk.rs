@@ -37,7 +37,7 @@ fn socket() -> Result<Socket> {
 pub(crate) fn parse_acks(data: &[u8]) -> Result<Vec<Ack>> {
     let mut acks = Vec::new();
     let mut off = 0;
-    while data.len() - off >= 16 {
+    while off + 16 <= data.len() {
         let len = u32::from_ne_bytes(data[off..off + 4].try_into().unwrap()) as usize;
         if len < 16 || off + len > data.len() {
             return Err(failed!("malformed netlink reply from nf_tables (length {len} at offset {off})"));

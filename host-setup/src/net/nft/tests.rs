@@ -263,6 +263,9 @@ fn bad_names_and_ports_are_usage_errors_before_any_netlink() {
         assert_eq!(e.exit_code(), 2, "{bad:?}: {e}");
     }
     check_table_name("hs-net.red_1").unwrap();
+    assert_eq!("udp".parse::<Proto>().unwrap(), Proto::Udp);
+    assert_eq!("tcp".parse::<Proto>().unwrap().to_string(), "tcp");
+    assert_eq!("sctp".parse::<Proto>().unwrap_err().to_string(), r#"invalid protocol "sctp": tcp or udp"#);
     let e = NetworkNat { bridge: "a/b".into(), ..nat(None) }.check().unwrap_err();
     assert_eq!(e.exit_code(), 2, "{e}");
     let e = NetworkNat { subnet: (Ipv4Addr::LOCALHOST, 33), ..nat(None) }.check().unwrap_err();
