@@ -16,6 +16,8 @@
 //!   (big-endian NFNL_SUBSYS_NFTABLES), family AF_UNSPEC. The kernel applies the whole
 //!   batch as one transaction, or nothing of it.
 
+pub(crate) use crate::net::netlink::align4;
+
 /// NETLINK_NETFILTER, the netlink protocol of nfnetlink.
 pub(crate) const NETLINK_NETFILTER: isize = 12;
 
@@ -111,10 +113,6 @@ impl Attrs {
         fill(&mut inner);
         self.bytes(kind | NLA_F_NESTED, &inner.0)
     }
-}
-
-pub(crate) fn align4(len: usize) -> usize {
-    (len + 3) & !3
 }
 
 /// One nfnetlink message of a batch, with what it does as `nft` would say it (which names
