@@ -115,8 +115,10 @@ fn the_kernel_holds_the_chains_and_rules_we_asked_for_and_delete_touches_only_ou
         uplink: None,
     };
     let nat_up = NetworkNat { table: "hs-net-up".into(), uplink: Some("eth9".into()), ..nat.clone() };
+    // A name no other test uses: it is also looked for in the test's own namespace.
+    let ports_table = format!("hsnft{}-ports", std::process::id());
     let ports = Ports {
-        table: "hs-ports".into(),
+        table: ports_table.clone(),
         bridge: "hsbr0".into(),
         maps: vec![
             PortMap { proto: Proto::Tcp, host_port: 8080, addr: addr("10.77.0.2"), port: 80 },
@@ -137,7 +139,8 @@ fn the_kernel_holds_the_chains_and_rules_we_asked_for_and_delete_touches_only_ou
         (&fwd["type"], &fwd["hook"], &fwd["prio"], &fwd["policy"]),
         (&json!("filter"), &json!("forward"), &json!(0), &json!("accept"))
     );
-    let oifname = |op: &str, name: &str| json!({"match": {"op": op, "left": {"meta": {"key": "oifname"}}, "right": name}});
+    let oifname =
+        |op: &str, name: &str| json!({"match": {"op": op, "left": {"meta": {"key": "oifname"}}, "right": name}});
     let saddr = json!({"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}},
                                  "right": {"prefix": {"addr": "10.77.0.0", "len": 24}}}});
     assert_eq!(rules(&t, "postrouting"), vec![json!([saddr, oifname("!=", "hsbr0"), {"masquerade": null}])]);
@@ -153,14 +156,16 @@ fn the_kernel_holds_the_chains_and_rules_we_asked_for_and_delete_touches_only_ou
     let t_up = ns.table_json("hs-net-up");
     assert_eq!(rules(&t_up, "postrouting"), vec![json!([saddr, oifname("==", "eth9"), {"masquerade": null}])]);
 
-    let p = ns.table_json("hs-ports");
+    // Made in ns, by the thread that was in ns: the test's own namespace (the host's)
+    // has no such table.
+    assert!(!nft::table_exists(&ports_table).unwrap());
+    let p = ns.table_json(&ports_table);
     for (name, hook) in [("prerouting", "prerouting"), ("output", "output")] {
         let c = chain(&p, name);
         assert_eq!((&c["type"], &c["hook"], &c["prio"]), (&json!("nat"), &json!(hook), &json!(-100)));
-        let local = json!({"match": {"op": "==", "left": {"fib": {"result": "type", "flags": ["daddr"]}}, "right": "local"}});
-        let dport = |proto: &str, port: u16| {
-            json!({"match": {"op": "==", "left": {"payload": {"protocol": proto, "field": "dport"}}, "right": port}})
-        };
+        let local =
+            json!({"match": {"op": "==", "left": {"fib": {"result": "type", "flags": ["daddr"]}}, "right": "local"}});
+        let dport = |proto: &str, port: u16| json!({"match": {"op": "==", "left": {"payload": {"protocol": proto, "field": "dport"}}, "right": port}});
         assert_eq!(
             rules(&p, name),
             vec![
@@ -190,7 +195,7 @@ fn the_kernel_holds_the_chains_and_rules_we_asked_for_and_delete_touches_only_ou
     });
     let tables = ns.tables();
     assert!(!tables.contains("table ip hs-net\n"), "{tables}");
-    assert!(tables.contains("table ip other\n") && tables.contains("table ip hs-ports\n"), "{tables}");
+    assert!(tables.contains("table ip other\n") && tables.contains(&format!("table ip {ports_table}\n")), "{tables}");
 
     // An existing table fails the whole batch: the chains that the same batch would
     // have added to it are not there either.
@@ -310,7 +315,8 @@ fn masquerade_and_published_ports_carry_real_traffic() {
     assert_eq!(tcp_peer(&o_tcp, &c, "192.0.2.2:7000"), container, "the control, before any NAT");
     assert_eq!(udp_peer(&o_udp, &c, "192.0.2.2:7001").0, container);
 
-    let nat = NetworkNat { table: "hs-net".into(), subnet: (addr("10.88.0.0"), 24), bridge: BRIDGE.into(), uplink: None };
+    let nat =
+        NetworkNat { table: "hs-net".into(), subnet: (addr("10.88.0.0"), 24), bridge: BRIDGE.into(), uplink: None };
     h.run(|| nat.create()).unwrap();
     assert_eq!(tcp_peer(&o_tcp, &c, "192.0.2.2:7000"), uplink, "masqueraded to the uplink's address");
     let (seen, answer_from) = udp_peer(&o_udp, &c, "192.0.2.2:7001");
@@ -337,11 +343,33 @@ fn masquerade_and_published_ports_carry_real_traffic() {
     assert_eq!(tcp_peer(&c_tcp, &h, "10.88.0.1:8080"), addr("10.88.0.1"), "to the host's bridge address");
     let (seen, answer_from) = udp_peer(&c_udp, &o, "192.0.2.1:8081");
     assert_eq!(seen, outside);
-    assert_eq!(answer_from, SocketAddr::V4(SocketAddrV4::new(uplink, 8081)), "the answer comes from the published port");
+    assert_eq!(
+        answer_from,
+        SocketAddr::V4(SocketAddrV4::new(uplink, 8081)),
+        "the answer comes from the published port"
+    );
 
     // down: one delete, and the port is closed again.
     assert!(h.run(|| nft::delete_table("hs-ports-c")).unwrap());
     let refused = connect_tcp(&o, "192.0.2.1:8080").map(|_| ()).unwrap_err();
     assert_eq!(refused.kind(), ErrorKind::ConnectionRefused, "after delete_table: {refused}");
     assert!(h.tables().contains("table ip hs-net\n"), "the network's table stays");
+}
+
+/// A port range published as 1000 maps: one batch of ~2000 rules (about 1 MB, past the
+/// socket's default buffers) is applied whole.
+#[test]
+fn a_thousand_published_ports_go_in_one_batch() {
+    let ns = Netns::new("m");
+    let maps: Vec<PortMap> =
+        (10000..11000).map(|p| PortMap { proto: Proto::Tcp, host_port: p, addr: addr("10.66.0.2"), port: p }).collect();
+    let ports = Ports { table: "hs-ports-many".into(), bridge: "hsbr0".into(), maps };
+    ns.run(|| ports.create()).unwrap();
+    let t = ns.table_json("hs-ports-many");
+    for chain in ["prerouting", "output"] {
+        let r = rules(&t, chain);
+        assert_eq!(r.len(), 1000, "{chain}");
+        assert_eq!(r[999][2], json!({"dnat": {"addr": "10.66.0.2", "port": 10999}}), "{chain}");
+    }
+    assert!(ns.run(|| nft::delete_table("hs-ports-many")).unwrap());
 }

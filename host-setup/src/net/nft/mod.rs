@@ -36,6 +36,12 @@
 //! container reaching another's published port through the host's address needs the
 //! bridge's hairpin traffic to pass netfilter (br_netfilter).
 //!
+//! On the wire: one datagram per batch (the send buffer is raised to fit a big one, so a
+//! thousand published ports still go in one transaction); only its last message asks
+//! for an ack, the kernel answers every refused message anyway, and the first refused
+//! one is the error, named as the `nft` command it stands for, e.g.
+//! `nft add table ip hs-x: EEXIST: file exists; ...; nothing of the batch was applied`.
+//!
 //! The kernel needs nf_tables with its nat pieces: nft_chain_nat, nft_masq, nft_nat,
 //! nft_fib_ipv4, nft_ct. As modules, the kernel loads them itself on first use (the
 //! batch is replayed after the autoload); if one is missing the error says which step
@@ -86,6 +92,19 @@ impl Proto {
         match self {
             Proto::Tcp => libc::IPPROTO_TCP as u8,
             Proto::Udp => libc::IPPROTO_UDP as u8,
+        }
+    }
+}
+
+/// `tcp` or `udp`, as in `-p 8080:80/udp`.
+impl std::str::FromStr for Proto {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Proto> {
+        match s {
+            "tcp" => Ok(Proto::Tcp),
+            "udp" => Ok(Proto::Udp),
+            _ => Err(usage!("invalid protocol {s:?}: tcp or udp")),
         }
     }
 }
@@ -322,11 +341,13 @@ fn hint(m: &Msg, e: &Error) -> Option<String> {
         (Errno::EEXIST, wire::NFT_MSG_NEWTABLE) => {
             Some("the table exists already (a leftover of an earlier run?): delete it first".into())
         }
-        // The chain type "nat" is registered by nft_chain_nat.
-        (Errno::ENOENT | Errno::EOPNOTSUPP, wire::NFT_MSG_NEWCHAIN) if what.contains("type nat") => {
+        // The kernel looks chain types and expressions up by name (loading their module
+        // if it can) and answers ENOENT when there is none. EOPNOTSUPP means something
+        // else there: a hook or priority the type does not allow.
+        (Errno::ENOENT, wire::NFT_MSG_NEWCHAIN) if what.contains("type nat") => {
             Some("the kernel has no nat chain type: load it (modprobe nft_chain_nat)".into())
         }
-        (Errno::ENOENT | Errno::EOPNOTSUPP, wire::NFT_MSG_NEWRULE) => Some(
+        (Errno::ENOENT, wire::NFT_MSG_NEWRULE) => Some(
             "the kernel lacks an nf_tables expression this rule uses: load them (modprobe nft_nat nft_masq nft_fib_ipv4 nft_ct)"
                 .into(),
         ),

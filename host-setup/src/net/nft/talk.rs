@@ -1,6 +1,8 @@
 //! Sending nf_tables batches and requests over a NETLINK_NETFILTER socket of the calling
 //! thread's network namespace, and reading the kernel's acks.
 
+use std::os::fd::AsRawFd;
+
 use log::debug;
 use netlink_sys::Socket;
 use nix::errno::Errno;
@@ -35,7 +37,7 @@ fn socket() -> Result<Socket> {
 pub(crate) fn parse_acks(data: &[u8]) -> Result<Vec<Ack>> {
     let mut acks = Vec::new();
     let mut off = 0;
-    while data.len() - off >= 16 {
+    while off + 16 <= data.len() {
         let len = u32::from_ne_bytes(data[off..off + 4].try_into().unwrap()) as usize;
         if len < 16 || off + len > data.len() {
             return Err(failed!("malformed netlink reply from nf_tables (length {len} at offset {off})"));
@@ -55,37 +57,63 @@ pub(crate) fn parse_acks(data: &[u8]) -> Result<Vec<Ack>> {
     Ok(acks)
 }
 
-/// Sends `bytes` and reads answers until every seq in `expect` got its ack, or one
-/// arrives for `batch_seq` (an error about the whole batch). The kernel handles a
-/// netlink request inside sendmsg, so all answers are queued when send returns: they
-/// are read without blocking, and a missing one is an error, never a hang.
-fn exchange(what: &str, bytes: &[u8], batch_seq: Option<u32>, expect: &[u32]) -> Result<Vec<Ack>> {
+/// Sends `bytes` and reads every answer the kernel queued for it.
+///
+/// The kernel handles a netlink request inside sendmsg (nfnetlink commits or aborts
+/// the whole batch there), so all its answers are queued when send returns: they are
+/// drained without blocking, and nothing can hang. `Overrun`: the socket's receive
+/// buffer overflowed (ENOBUFS) and some answers were lost; the first ones are kept.
+fn exchange(what: &str, bytes: &[u8]) -> Result<(Vec<Ack>, bool)> {
     let socket = socket()?;
+    fit_send_buffer(&socket, bytes.len(), what)?;
     let sent = socket.send(bytes, 0).sys(|| format!("{what} (netlink send)"))?;
     if sent != bytes.len() {
         return Err(failed!("{what}: netlink send took {sent} of {} bytes", bytes.len()));
     }
     socket.set_non_blocking(true).sys(|| format!("{what} (netlink socket)"))?;
     let mut acks: Vec<Ack> = Vec::new();
-    while !expect.iter().all(|s| acks.iter().any(|a| a.seq == *s)) {
+    let mut overrun = false;
+    loop {
         let (data, from) = match socket.recv_from_full() {
             Ok(r) => r,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                return Err(failed!("{what}: the kernel's answer ended before every message was acknowledged"));
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok((acks, overrun)),
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                overrun = true;
+                continue;
             }
             Err(e) => return Err(e).sys(|| format!("{what} (netlink receive)")),
         };
-        if from.port_number() != 0 {
-            continue; // not from the kernel
-        }
-        for ack in parse_acks(&data)? {
-            if Some(ack.seq) == batch_seq && ack.code != 0 {
-                return Err(batch_error(what, &ack));
-            }
-            acks.push(ack);
+        if from.port_number() == 0 {
+            acks.extend(parse_acks(&data)?); // else: not from the kernel
         }
     }
-    Ok(acks)
+}
+
+/// A datagram larger than the socket's send buffer is refused (EMSGSIZE), and a batch is
+/// one datagram: ~1 kB per published port. So a big batch gets a send buffer to fit, with
+/// SO_SNDBUFFORCE (CAP_NET_ADMIN; past net.core.wmem_max), as nft does.
+fn fit_send_buffer(socket: &Socket, len: usize, what: &str) -> Result<()> {
+    const ENOUGH_BY_DEFAULT: usize = 64 * 1024;
+    if len <= ENOUGH_BY_DEFAULT {
+        return Ok(());
+    }
+    let size = libc::c_int::try_from(len + ENOUGH_BY_DEFAULT)
+        .map_err(|_| failed!("{what}: a batch of {len} bytes is too big for one netlink message"))?;
+    // SAFETY: setsockopt on the socket we own, with a pointer to a c_int that lives across
+    // the call and that value's size; the kernel only reads it.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUFFORCE,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(Error::sys(format!("{what} (SO_SNDBUFFORCE {size} on the netlink socket)"), Errno::last()));
+    }
+    Ok(())
 }
 
 /// An error about the whole batch, reported for BATCH_BEGIN.
@@ -104,10 +132,23 @@ fn batch_error(what: &str, ack: &Ack) -> Error {
 pub(crate) fn apply(what: &str, msgs: &[Msg], hint: impl Fn(&Msg, &Error) -> Option<String>) -> Result<()> {
     const SEQ: u32 = 1; // a fresh socket per batch: its own seq space
     let bytes = wire::batch(SEQ, msgs);
-    let expect: Vec<u32> = (0..msgs.len() as u32).map(|i| SEQ + 1 + i).collect();
     debug!("{what}: nf_tables batch of {} messages, {} bytes", msgs.len(), bytes.len());
-    let acks = exchange(what, &bytes, Some(SEQ), &expect)?;
-    first_error(msgs, SEQ, &acks, hint)
+    let (acks, overrun) = exchange(what, &bytes)?;
+    // An error about the whole batch comes for BATCH_BEGIN's seq, before the rest.
+    if let Some(a) = acks.iter().find(|a| a.seq == SEQ && a.code != 0) {
+        return Err(batch_error(what, a));
+    }
+    first_error(msgs, SEQ, &acks, hint)?;
+    // Nothing refused: the last message's ack (0) says the batch was committed.
+    let last = SEQ + msgs.len() as u32;
+    if msgs.is_empty() || acks.iter().any(|a| a.seq == last && a.code == 0) {
+        Ok(())
+    } else if overrun {
+        Err(Error::sys(format!("{what} (netlink receive)"), Errno::ENOBUFS)
+            .hint("the kernel's answers overflowed the socket's receive buffer"))
+    } else {
+        Err(failed!("{what}: the kernel did not acknowledge the batch"))
+    }
 }
 
 /// The error of the first refused message of a batch that started at `seq`, if any.
@@ -142,7 +183,7 @@ pub(crate) fn table_exists(name: &str) -> Result<bool> {
     attrs.str(wire::NFTA_TABLE_NAME, name);
     let flags = wire::NLM_F_REQUEST | wire::NLM_F_ACK;
     let bytes = wire::message(wire::nft_type(wire::NFT_MSG_GETTABLE), flags, 1, wire::NFPROTO_IPV4, 0, &attrs.0);
-    let acks = exchange(&what, &bytes, None, &[1])?;
+    let (acks, _) = exchange(&what, &bytes)?;
     match acks.iter().find(|a| a.seq == 1) {
         Some(a) if a.code == 0 => Ok(true),
         Some(a) if a.code == -libc::ENOENT => Ok(false),

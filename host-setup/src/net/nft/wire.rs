@@ -16,6 +16,8 @@
 //!   (big-endian NFNL_SUBSYS_NFTABLES), family AF_UNSPEC. The kernel applies the whole
 //!   batch as one transaction, or nothing of it.
 
+pub(crate) use crate::net::netlink::align4;
+
 /// NETLINK_NETFILTER, the netlink protocol of nfnetlink.
 pub(crate) const NETLINK_NETFILTER: isize = 12;
 
@@ -113,10 +115,6 @@ impl Attrs {
     }
 }
 
-pub(crate) fn align4(len: usize) -> usize {
-    (len + 3) & !3
-}
-
 /// One nfnetlink message of a batch, with what it does as `nft` would say it (which names
 /// it in errors: `nft add chain ip hs-x postrouting: ENOENT: ...`).
 #[derive(Debug, Clone)]
@@ -153,17 +151,20 @@ pub(crate) fn nft_type(kind: u16) -> u16 {
 
 /// The bytes of one batch: BEGIN with `seq`, message i with `seq + 1 + i`, END last.
 ///
-/// Every message but BEGIN and END asks for an ack (NLM_F_ACK), so the kernel answers
-/// each with an nlmsgerr of its own seq: 0 when it went through, the errno of that very
-/// message when not; all the answers come once the whole batch was processed, and if any
-/// message failed, none of the batch was applied. BEGIN and END get no ack of their own
-/// (kernels before 6.4 never ack them); an error that concerns the whole batch (no
-/// nf_tables, EPERM, a failed commit) comes as an error for BEGIN's seq.
+/// The kernel answers every message that fails with an nlmsgerr of that message's seq
+/// (ack or not: it goes on through the batch so that every error is reported), and then
+/// applies none of the batch. Only the last message asks for an ack (NLM_F_ACK): its 0
+/// says the batch went through, and a thousand-message batch does not queue a thousand
+/// acks on the socket. All answers come once the whole batch was processed. BEGIN and
+/// END get no ack of their own (kernels before 6.4 never ack them); an error that
+/// concerns the whole batch (no nf_tables, EPERM, a failed commit) comes as an error for
+/// BEGIN's seq.
 pub(crate) fn batch(seq: u32, msgs: &[Msg]) -> Vec<u8> {
     let subsys = NFNL_SUBSYS_NFTABLES;
     let mut v = message(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, seq, 0, subsys, &[]);
     for (i, m) in msgs.iter().enumerate() {
-        let flags = NLM_F_REQUEST | NLM_F_ACK | m.flags;
+        let ack = if i + 1 == msgs.len() { NLM_F_ACK } else { 0 };
+        let flags = NLM_F_REQUEST | ack | m.flags;
         v.extend(message(nft_type(m.kind), flags, seq + 1 + i as u32, NFPROTO_IPV4, 0, &m.attrs.0));
     }
     v.extend(message(NFNL_MSG_BATCH_END, NLM_F_REQUEST, seq + 1 + msgs.len() as u32, 0, subsys, &[]));
