@@ -58,6 +58,7 @@ pub struct NetRm {
 pub fn run(paths: &Paths, n: NetworkCmd, root: &dyn Fn() -> Result<()>) -> Result<i32> {
     match n.cmd {
         NetSub::Create(c) => {
+            network::check_create_args(&c.name, c.subnet.as_deref(), c.uplink.as_deref())?;
             root()?;
             network::create_cmd(paths, &c.name, c.subnet.as_deref(), c.uplink.as_deref(), c.explain)?;
         }
@@ -65,6 +66,9 @@ pub fn run(paths: &Paths, n: NetworkCmd, root: &dyn Fn() -> Result<()>) -> Resul
         NetSub::Rm(c) => {
             if c.names.is_empty() {
                 return Err(host_setup::usage!("network rm needs a network name, e.g. host-setup network rm web"));
+            }
+            for n in &c.names {
+                host_setup::spec::validate_network_name(n)?;
             }
             root()?;
             for n in &c.names {

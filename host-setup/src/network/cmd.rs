@@ -8,7 +8,7 @@ use crate::state::{self, Paths};
 
 /// `network create NAME [--subnet CIDR] [--uplink IFACE] [--explain]`.
 pub fn create_cmd(paths: &Paths, name: &str, subnet: Option<&str>, uplink: Option<&str>, explain: bool) -> Result<()> {
-    spec::validate_network_name(name)?;
+    check_create_args(name, subnet, uplink)?;
     let _lock = state::global_lock(paths)?;
     if load(paths, name)?.is_some() {
         return Err(crate::precondition!("network {name} exists already (host-setup network ls)"));
@@ -28,6 +28,18 @@ pub fn create_cmd(paths: &Paths, name: &str, subnet: Option<&str>, uplink: Optio
         "network {name}: bridge {}, {}/{}, gateway {}, out through {out}",
         net.bridge, net.subnet, net.prefix_len, net.gateway
     );
+    Ok(())
+}
+
+/// The command line of `network create`, checked before anything else (exit 2).
+pub fn check_create_args(name: &str, subnet: Option<&str>, uplink: Option<&str>) -> Result<()> {
+    spec::validate_network_name(name)?;
+    if let Some(s) = subnet {
+        super::parse_subnet(s)?;
+    }
+    if let Some(u) = uplink {
+        crate::net::check_ifname(u)?;
+    }
     Ok(())
 }
 

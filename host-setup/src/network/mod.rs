@@ -21,7 +21,7 @@
 mod cmd;
 mod lease;
 
-pub use cmd::{create_cmd, ls, rm_cmd};
+pub use cmd::{check_create_args, create_cmd, ls, rm_cmd};
 pub use lease::{members, release, take, LeaseReq};
 
 use std::net::Ipv4Addr;
