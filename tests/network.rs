@@ -324,6 +324,11 @@ fn networks_none_and_the_pair() {
     let ping = |from: &str, to: &str| w.hs(&["exec", from, "--", "ping", "-c", "1", "-W", "1", to]);
     assert!(ping(&a, "10.91.0.1").status.success(), "a reaches its gateway");
     assert!(ping(&b, "10.92.0.1").status.success(), "b reaches its gateway");
+    // From any other netns (here: the test's own) a network is only looked at, never touched.
+    let elsewhere = w.lab.run(&["network", "rm", &nb]);
+    assert_eq!(elsewhere.status.code(), Some(3), "{}", text(&elsewhere));
+    assert!(String::from_utf8_lossy(&elsewhere.stderr).contains("was made in network namespace net:["));
+    assert!(stdout(&w.lab.ok(&["network", "ls"])).contains("not this netns)"));
 
     let links = ok(&["ip", "-n", &n.to_uppercase(), "-o", "link", "show"]);
     assert_eq!(links.lines().count(), 1, "--net none: only lo\n{links}");

@@ -83,6 +83,9 @@ pub fn rm_cmd(paths: &Paths, name: &str) -> Result<()> {
         println!("network {name} does not exist: nothing to do");
         return Ok(());
     }
+    if let Some(net) = load(paths, name)? {
+        bridge::check_own_netns(net.ns, &format!("network {name}"))?;
+    }
     let m = members(paths, name);
     if !m.is_empty() {
         let who: Vec<&str> = m.iter().map(|(_, c)| c.as_str()).collect();
@@ -91,9 +94,6 @@ pub fn rm_cmd(paths: &Paths, name: &str) -> Result<()> {
             who.join(", "),
             who.join(" ")
         ));
-    }
-    if let Some(net) = load(paths, name)? {
-        bridge::check_own_netns(net.ns, &format!("network {name}"))?;
     }
     undo_all(paths, name)?;
     println!("network {name} removed");
