@@ -102,7 +102,13 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
         (vec!["down"], 2, "down needs a container name"),
         // The shorthand `host-setup NAME` does not take a mistyped command for a name.
         (vec!["stauts"], 2, "unknown command \"stauts\"; did you mean \"status\"? to start a new container with that name: host-setup up stauts"),
-        (vec!["network", "rm", "x"], 2, "unknown command \"network\""),
+        (vec!["network", "rm"], 2, "network rm needs a network name"),
+        (vec!["network", "create", "Bad"], 2, "invalid network name \"Bad\""),
+        (vec!["network", "create", "web", "--subnet", "8.8.0.0/16"], 2, "use a private range"),
+        (vec!["up", &x, "--net", "none", "--address", "10.1.1.1/24"], 2, "--net none has only loopback"),
+        (vec!["up", &x, "-p", "80:80"], 2, "-p needs a network"),
+        (vec!["up", &x, "--net", "hs0", "-p", "0:80"], 2, "invalid -p \"0:80\""),
+        (vec!["up", &x, "--net", "hs0", "--peer", "y"], 2, "--peer is for --net pair"),
         (vec![&x], 2, "to start a new container with that name: host-setup up"),
     ];
     let before = footprint(&lab);

@@ -13,9 +13,10 @@ use nix::sys::signal::Signal;
 use crate::contract::InitArgs;
 use crate::ctx::Ctx;
 use crate::error::{Result, SysContext};
+use crate::net::bridge;
 use crate::spec::Spec;
 use crate::state::{self, Journal, Paths, Record, Resource};
-use crate::{cgroup, layers, net, supervisor, userns};
+use crate::{cgroup, layers, net, network, supervisor, userns};
 
 pub enum Action {
     /// Tutorial 1, 2: an image layer, built (cp + ldd) unless a cached copy exists.
@@ -30,6 +31,9 @@ pub enum Action {
     Dirs { root: PathBuf, subdirs: Vec<PathBuf>, owned: Vec<PathBuf>, owner: Option<userns::IdMap> },
     /// Tutorial 3: a network namespace, its loopback, a veth pair.
     Net(net::Op),
+    /// A bridge network's address for the container (the default network made first
+    /// if it is not there yet).
+    Lease(network::LeaseReq),
     /// Tutorial 4-1 1)-2): a cgroup directory or a limit.
     Cgroup(cgroup::Op),
     /// Tutorial 4-1 3) to 4-2 5): init in new namespaces does the rest from inside.
@@ -55,6 +59,22 @@ impl Action {
             Action::Net(net::Op::VethPair(a, _)) => {
                 Some(Record::Made(Resource::Link { netns: a.netns.clone(), iface: a.ifname.clone() }))
             }
+            Action::Net(net::Op::Bridge { name, ns, .. }) => {
+                Some(Record::Made(Resource::HostLink { iface: name.clone(), ns: *ns }))
+            }
+            Action::Net(net::Op::JoinBridge(j)) => {
+                Some(Record::Made(Resource::HostLink { iface: j.host_end.clone(), ns: j.ns }))
+            }
+            Action::Net(net::Op::Nat { nat: net::nft::NetworkNat { table, .. }, ns })
+            | Action::Net(net::Op::Ports { ports: net::nft::Ports { table, .. }, ns }) => {
+                Some(Record::Made(Resource::NftTable { name: table.clone(), ns: *ns }))
+            }
+            Action::Net(net::Op::Sysctl { key, old, ns, .. }) => {
+                Some(Record::Made(Resource::Sysctl { key: key.clone(), old: old.clone(), ns: *ns }))
+            }
+            Action::Lease(r) => {
+                Some(Record::Made(Resource::Lease { network: r.net.name.clone(), container: r.container.clone() }))
+            }
             Action::Cgroup(op) => op.makes().map(|d| Record::Made(Resource::Cgroup(d.to_path_buf()))),
             Action::Net(net::Op::LoopbackUp(_) | net::Op::PingGroups { .. })
             | Action::PruneLayers
@@ -69,6 +89,9 @@ impl Action {
             Action::Layer(l) => ctx.layer_dirs.push(layer_dir(l).to_path_buf()),
             Action::Cgroup(op) => ctx.cgroup_dirs.extend(op.makes().map(Path::to_path_buf)),
             Action::Ids(ids, _) => ctx.ids = Some(*ids),
+            Action::Lease(r) => {
+                ctx.lease.get_or_insert((r.net.clone(), r.predicted));
+            }
             _ => {}
         }
     }
@@ -105,6 +128,10 @@ impl Action {
                 Ok(())
             }
             Action::Net(op) => op.run(),
+            Action::Lease(r) => {
+                ctx.lease = Some(network::take(ctx.paths, r)?);
+                Ok(())
+            }
             Action::Cgroup(op) => op.run(),
             Action::Launch(args) => {
                 ctx.init = Some(supervisor::start(ctx, args)?);
@@ -134,6 +161,7 @@ impl Action {
                 lines
             }
             Action::Net(op) => op.shell(),
+            Action::Lease(r) => r.shell(),
             Action::Cgroup(op) => op.shell(),
             Action::Launch(args) => args.shell(),
             Action::Note(text) => vec![format!("# {text}")],
@@ -189,6 +217,25 @@ pub fn undo(r: &Resource, t: &Teardown) -> Result<()> {
         }
         // Free for another container once this journal is gone.
         Resource::Ids(_) => {}
+        Resource::HostLink { iface, ns } => {
+            bridge::check_own_netns(*ns, iface)?;
+            if bridge::delete_host_link(iface)? {
+                log::debug!("ip link delete {iface}");
+            }
+        }
+        Resource::Sysctl { key, old, ns } => {
+            bridge::check_own_netns(*ns, &bridge::sysctl_path(key))?;
+            match bridge::write_sysctl(key, old) {
+                // The interface went first (a bridge's own switch goes with it).
+                Err(e) if e.errno() == Some(nix::errno::Errno::ENOENT) => {}
+                r => r?,
+            }
+        }
+        Resource::NftTable { name, ns } => {
+            bridge::check_own_netns(*ns, &format!("nf_tables table {name}"))?;
+            net::nft::delete_table(name)?;
+        }
+        Resource::Lease { network, container } => network::release(t.paths, network, container)?,
         Resource::Cgroup(dir) => {
             // init and everything in its pid namespace are gone by now (stopped
             // first). Anything still in the cgroup is ours — it could only get

@@ -49,7 +49,10 @@ fn up_locked(u: &Up, lock: &mut Lock, term: Option<tty::Terminal>) -> Result<i32
                     (Some(p), _) => format!(", {}/{} on {} once {p} is up", n.addr, n.prefix_len, n.iface),
                     (None, _) => format!(", {}/{} (no peer yet)", n.addr, n.prefix_len),
                 },
-                None => String::new(),
+                None => match crate::network::membership(paths, spec) {
+                    Some(m) => format!(", {} on {} (network {})", m.address.unwrap_or_default(), m.iface, m.network),
+                    None => String::new(),
+                },
             };
             println!("{} is up: init pid {}, netns {}{linked}", spec.name, init.pid, spec.netns);
             Ok(0)

@@ -55,6 +55,9 @@ pub struct Ctx<'a> {
     pub ids: Option<crate::userns::IdMap>,
     /// The container's init once launched (foreground: our child).
     pub init: Option<Proc>,
+    /// The network joined and the address leased on it (the lease step's, or its
+    /// prediction when nothing runs).
+    pub lease: Option<(crate::network::Network, std::net::Ipv4Addr)>,
     /// For tests: who is up at the other end of the pair, with no link yet
     /// (instead of looking at the host).
     pub partner_override: Option<Option<Spec>>,

@@ -6,7 +6,7 @@
 //! the journal still names everything, and the next `down` or `up` removes it.
 //!
 //! Injected, for the recovery tests: `HOST_SETUP_FAULT=STEP:WHEN:ACTION`, where
-//! STEP is a step's name (layers, dirs, netns, link, cgroups, launch), WHEN is
+//! STEP is a step's name (layers, dirs, netns, link, lease, network, cgroups, launch), WHEN is
 //! `before` (the step), `recorded` (after its first journal record, before the
 //! thing is made) or `after` (the step), and ACTION is `fail` (the step returns an
 //! error), `kill` (host-setup SIGKILLs itself there) or `interrupt` (it sends

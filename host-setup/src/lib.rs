@@ -18,6 +18,7 @@ pub mod forward;
 pub mod layers;
 pub mod mountinfo;
 pub mod net;
+pub mod network;
 pub mod plan;
 pub mod preconditions;
 pub mod seccomp;

@@ -16,6 +16,9 @@ use std::time::Duration;
 
 use argh::FromArgs;
 
+mod cli_network;
+use cli_network::NetworkCmd;
+
 use host_setup::ctx::{Bins, Mode};
 use host_setup::error::Result;
 use host_setup::shorthand::{check_shorthand, with_implicit_up};
@@ -56,6 +59,7 @@ enum Cmd {
     Down(DownCmd),
     Status(StatusCmd),
     Verify(VerifyCmd),
+    Network(NetworkCmd),
 }
 
 /// The options that say what a container is; shared by `up` and `run`.
@@ -113,6 +117,12 @@ macro_rules! container_cmd {
             /// no user namespace: root inside is root on the host (red and blue's default)
             #[argh(switch)]
             no_userns: bool,
+            /// the network: pair (the tutorial's veth pair: red, blue, --address), none (only loopback), or a bridge network's name (hs0 is made on first use)
+            #[argh(option)]
+            net: Option<String>,
+            /// publish a port on a network: HOSTPORT:PORT[/tcp|/udp] (repeatable)
+            #[argh(option, short = 'p')]
+            publish: Vec<String>,
             /// print the steps as the tutorial's shell commands and change nothing
             #[argh(switch)]
             explain: bool,
@@ -141,6 +151,8 @@ macro_rules! container_cmd {
                         (false, false) => None,
                         (true, true) => return Err(host_setup::usage!("--userns and --no-userns exclude each other")),
                     },
+                    net: self.net.clone(),
+                    publish: self.publish.clone(),
                     pid1: match (self.exec_as_pid1, self.pgroup) {
                         (true, _) => spec::Pid1::Exec,
                         (false, true) => spec::Pid1::SuperviseGroup,
@@ -310,6 +322,7 @@ fn run(cli: Cli, shorthand: Option<(String, bool)>) -> Result<i32> {
             print!("{text}");
             Ok(0)
         }
+        Cmd::Network(n) => cli_network::run(&paths, n, &root),
         Cmd::Verify(c) => {
             for n in &c.names {
                 spec::validate_name(n)?;
@@ -340,6 +353,7 @@ fn absolute_state_dir(dir: PathBuf) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cli_network::NetSub;
 
     fn v(s: &str) -> Vec<String> {
         s.split_whitespace().map(String::from).collect()
@@ -367,6 +381,13 @@ mod tests {
         assert!(parse("down").is_ok_and(|c| matches!(c.cmd, Cmd::Down(ref d) if d.names.is_empty())));
         assert!(parse("up red --bogus").is_err());
         assert!(parse("status --json red").is_ok_and(|c| matches!(c.cmd, Cmd::Status(ref s) if s.json)));
+        let Ok(Cli { cmd: Cmd::Up(u), .. }) = parse("web --net hs0 -p 8080:80 -p 53:53/udp") else { panic!("parse") };
+        assert_eq!((u.net.as_deref(), u.publish.clone()), (Some("hs0"), v("8080:80 53:53/udp")));
+        let Ok(Cli { cmd: Cmd::Network(n), .. }) = parse("network create web --subnet 10.80.0.0/16") else {
+            panic!("parse")
+        };
+        assert!(matches!(n.cmd, NetSub::Create(ref c) if c.subnet.as_deref() == Some("10.80.0.0/16")));
+        assert!(parse("network ls").is_ok_and(|c| matches!(c.cmd, Cmd::Network(NetworkCmd { cmd: NetSub::Ls(_) }))));
         assert!(parse("verify").is_ok_and(|c| matches!(c.cmd, Cmd::Verify(ref v) if v.names.is_empty())));
     }
 }

@@ -126,6 +126,7 @@ impl<'a> Up<'a> {
             ids: None,
             init: None,
             partner_override: None,
+            lease: None,
         }
     }
 }

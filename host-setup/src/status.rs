@@ -64,9 +64,25 @@ pub fn report(paths: &Paths, names: &[String]) -> Result<String> {
                 let peer = n.peer.as_deref().map(|p| format!(", peer {p}")).unwrap_or_default();
                 writeln!(out, "  address   {}/{} on {}{peer}: link {link}", n.addr, n.prefix_len, n.iface).ok();
             }
-            None => {
-                writeln!(out, "  address   none (loopback only)").ok();
-            }
+            None => match crate::network::membership(paths, &spec) {
+                Some(m) => {
+                    let ports =
+                        if m.ports.is_empty() { String::new() } else { format!(", ports {}", m.ports.join(" ")) };
+                    writeln!(
+                        out,
+                        "  network   {} (bridge {}, port {}): {} on {}{ports}",
+                        m.network,
+                        m.bridge.as_deref().unwrap_or("absent"),
+                        m.host_end,
+                        m.address.as_deref().unwrap_or("no lease"),
+                        m.iface
+                    )
+                    .ok();
+                }
+                None => {
+                    writeln!(out, "  address   none (loopback only)").ok();
+                }
+            },
         }
         let dirs = j.cgroup_dirs();
         let mut limits = format!("  limits    {}", crate::status_json::limits_text(&spec, cgroups.as_ref(), &dirs));

@@ -50,6 +50,8 @@ struct Container {
     hostname: Option<String>,
     netns: Option<String>,
     net: Option<Net>,
+    /// On a bridge network: its name, bridge, address, ports.
+    network: Option<crate::network::Membership>,
     privileged: bool,
     /// --userns: the host ids, and the kernel's maps while init runs; null without.
     userns: Option<Userns>,
@@ -152,7 +154,9 @@ fn container(paths: &Paths, cg: Option<&Cgroups>, name: String) -> Result<Contai
         },
     });
     let l = &spec.limits;
+    let network = crate::network::membership(paths, &spec);
     Ok(Container {
+        network,
         state: crate::status::state_word(&j),
         init_pid: j.proc(Role::Init).map(|p| p.pid),
         exit_code: j.exited().map(|(c, _)| c),

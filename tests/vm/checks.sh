@@ -60,9 +60,7 @@ fi
 # systemd: "/" and everything under it shared, so every mount made later
 # propagates unless made private first.
 mount --make-rshared /
-insmod /opt/vm/overlay.ko
-insmod /opt/vm/veth.ko
-insmod /opt/vm/loop.ko
+for m in $(cat /opt/vm/modules); do insmod /opt/vm/$m.ko; done
 hostname vm
 # /var/lib (the state dir) and /tmp (the suites' labs) on ext4, as on a real host:
 # this root is a tmpfs, which Linux 6.1 cannot idmap (tmpfs can from 6.3), and a

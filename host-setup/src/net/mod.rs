@@ -18,11 +18,14 @@
 //! created in, for its whole life. So a short-lived thread joins /run/netns/NAME, opens
 //! the socket and ends (see `netlink.rs`); the calling thread never changes namespace.
 
+pub mod bridge;
 mod messages;
 mod netlink;
 mod netns;
+pub mod nft;
 mod op;
 
+pub use bridge::Join;
 pub use op::Op;
 
 use std::borrow::Cow;

@@ -43,16 +43,21 @@ impl Netlink {
     /// its namespace (namespaces are per task, and setns in a thread affects only it).
     pub(crate) fn open(netns_name: &str, ns: &File) -> Result<Netlink> {
         let socket = netns::run_in(netns_name, ns, || {
-            let what = || format!("open netlink socket in netns {netns_name}");
-            let mut socket = Socket::new(NETLINK_ROUTE).sys(what)?;
-            // Error acks carry only the request's header plus the kernel's error text.
-            socket.set_cap_ack(true).sys(what)?;
-            socket.set_ext_ack(true).sys(what)?;
-            socket.bind_auto().sys(what)?;
-            socket.connect(&SocketAddr::new(0, 0)).sys(what)?;
-            Ok(socket)
+            open_socket(NETLINK_ROUTE, || format!("open netlink socket in netns {netns_name}"))
         })?;
         debug!("netns {netns_name}: netlink socket open");
+        Ok(Netlink { socket, seq: Cell::new(0) })
+    }
+
+    /// Opens an rtnetlink socket in the calling thread's own network namespace (the
+    /// one host-setup runs in: "the host", for bridges and their veth ends).
+    pub(crate) fn open_here() -> Result<Netlink> {
+        let what = || "open netlink socket in host-setup's own netns".to_string();
+        let mut socket = Socket::new(NETLINK_ROUTE).sys(what)?;
+        socket.set_cap_ack(true).sys(what)?;
+        socket.set_ext_ack(true).sys(what)?;
+        socket.bind_auto().sys(what)?;
+        socket.connect(&SocketAddr::new(0, 0)).sys(what)?;
         Ok(Netlink { socket, seq: Cell::new(0) })
     }
 
@@ -138,13 +143,25 @@ impl Netlink {
     }
 }
 
-fn align4(len: usize) -> usize {
+/// A netlink socket of `protocol` (NETLINK_ROUTE, NETLINK_NETFILTER) in the calling
+/// thread's network namespace, bound and connected to the kernel. Error acks carry only
+/// the request's header plus the kernel's error text.
+pub(crate) fn open_socket(protocol: isize, what: impl Fn() -> String) -> Result<Socket> {
+    let mut socket = Socket::new(protocol).sys(&what)?;
+    socket.set_cap_ack(true).sys(&what)?;
+    socket.set_ext_ack(true).sys(&what)?;
+    socket.bind_auto().sys(&what)?;
+    socket.connect(&SocketAddr::new(0, 0)).sys(&what)?;
+    Ok(socket)
+}
+
+pub(crate) fn align4(len: usize) -> usize {
     (len + 3) & !3
 }
 
 /// How many bytes of an error ack's payload (after the error code) are the echoed request:
 /// its header alone when the kernel capped it, else the whole request.
-fn echo_len(flags: u16, payload: &[u8]) -> usize {
+pub(crate) fn echo_len(flags: u16, payload: &[u8]) -> usize {
     if flags & NLM_F_CAPPED != 0 || payload.len() < NETLINK_HEADER_LEN {
         return NETLINK_HEADER_LEN.min(payload.len());
     }

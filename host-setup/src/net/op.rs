@@ -1,6 +1,10 @@
 //! What the netns and link steps do (the tutorial's section 3), as data: each op
 //! runs through netlink and renders itself as the `ip` commands that do the same.
 
+use std::net::Ipv4Addr;
+
+use super::bridge::{self, Join};
+use super::nft;
 use super::{create_netns, create_veth_pair, set_loopback_up, sh, VethEnd};
 use crate::error::Result;
 
@@ -15,6 +19,18 @@ pub enum Op {
     VethPair(VethEnd, VethEnd),
     /// `ip netns exec NAME sysctl -w net.ipv4.ping_group_range="FIRST LAST"`.
     PingGroups { netns: String, first: u32, last: u32 },
+    /// `ip link add NAME type bridge`, the gateway's address on it, `up`; in
+    /// host-setup's own netns.
+    Bridge { name: String, gateway: Ipv4Addr, prefix_len: u8, ns: u64 },
+    /// A container's veth pair onto a bridge, its address and default route.
+    JoinBridge(Join),
+    /// `echo VALUE > /proc/sys/KEY` in host-setup's own netns; `old` is journalled
+    /// and written back when what needed it goes.
+    Sysctl { key: String, value: String, old: String, ns: u64 },
+    /// A network's nf_tables table: masquerade out of the uplink, forwarding.
+    Nat { nat: nft::NetworkNat, ns: u64 },
+    /// A container's published ports: DNAT from the host's addresses.
+    Ports { ports: nft::Ports, ns: u64 },
 }
 
 impl Op {
@@ -24,6 +40,11 @@ impl Op {
             Op::LoopbackUp(name) => set_loopback_up(name),
             Op::VethPair(a, b) => create_veth_pair(a, b),
             Op::PingGroups { netns, first, last } => super::set_ping_groups(netns, *first, *last),
+            Op::Bridge { name, gateway, prefix_len, .. } => bridge::create_bridge(name, *gateway, *prefix_len),
+            Op::JoinBridge(j) => bridge::join_bridge(j),
+            Op::Sysctl { key, value, .. } => bridge::write_sysctl(key, value),
+            Op::Nat { nat, .. } => nat.create(),
+            Op::Ports { ports, .. } => ports.create(),
         }
     }
 
@@ -52,6 +73,29 @@ impl Op {
                     lines.push(format!("ip netns exec {ns} ip link set {dev} up"));
                 }
                 lines
+            }
+            Op::Bridge { name, gateway, prefix_len, .. } => {
+                let n = sh(name);
+                vec![
+                    format!("ip link add {n} type bridge"),
+                    format!("ip addr add dev {n} {gateway}/{prefix_len} brd +"),
+                    format!("ip link set {n} up"),
+                ]
+            }
+            Op::JoinBridge(j) => {
+                let (h, ns, dev) = (sh(&j.host_end), sh(&j.netns), sh(&j.iface));
+                vec![
+                    format!("ip link add {h} type veth peer name {dev} netns {ns}"),
+                    format!("ip link set {h} master {} up", sh(&j.bridge)),
+                    format!("ip netns exec {ns} ip addr add dev {dev} {}/{} brd +", j.addr, j.prefix_len),
+                    format!("ip netns exec {ns} ip link set {dev} up"),
+                    format!("ip netns exec {ns} ip route add default via {}", j.gateway),
+                ]
+            }
+            Op::Nat { nat, .. } => nat.shell(),
+            Op::Ports { ports, .. } => ports.shell(),
+            Op::Sysctl { key, value, old, .. } => {
+                vec![format!("echo {} > {}    # was {}", sh(value), sh(&bridge::sysctl_path(key)), sh(old))]
             }
         }
     }

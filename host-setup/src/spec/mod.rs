@@ -13,8 +13,10 @@ use crate::error::Result;
 use crate::seccomp::Seccomp;
 use crate::usage;
 
+mod join;
 mod values;
 
+pub use join::*;
 pub use values::*;
 
 /// Names that are sub-commands and therefore cannot name a container.
@@ -56,6 +58,9 @@ pub struct Spec {
     /// Absent in journals written before it existed.
     #[serde(default)]
     pub userns: bool,
+    /// On a bridge network (`--net NETWORK`) instead of the pair; `net` is then None.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join: Option<JoinSpec>,
 }
 
 fn unconfined() -> Seccomp {
@@ -115,6 +120,10 @@ pub struct Options {
     pub seccomp: Option<String>,
     /// `--userns` (Some(true)) or `--no-userns`; None: the default (userns_default).
     pub userns: Option<bool>,
+    /// `--net pair|none|NETWORK`; None: pair (red, blue, `--address`) or only loopback.
+    pub net: Option<String>,
+    /// `-p HOSTPORT:PORT[/PROTO]` (with `--net NETWORK`).
+    pub publish: Vec<String>,
 }
 
 /// Whether a container gets a user namespace when neither --userns nor
@@ -139,8 +148,27 @@ impl Spec {
     /// Build and validate the spec of container `name` from the user's options.
     pub fn new(name: &str, opts: &Options) -> Result<Spec> {
         validate_name(name)?;
-        let mut net = tutorial_defaults(name);
-        if let Some(a) = &opts.address {
+        let mode = opts.net.as_deref().map(parse_net).transpose()?.unwrap_or(NetMode::Pair);
+        if mode != NetMode::Pair && opts.peer.is_some() {
+            return Err(usage!("--peer is for --net pair (the tutorial's veth pair), not --net {}", net_word(opts)));
+        }
+        if !matches!(mode, NetMode::Network(_)) && !opts.publish.is_empty() {
+            return Err(usage!("-p needs a network to publish from: add --net {DEFAULT_NETWORK} (or another network)"));
+        }
+        if mode == NetMode::None && (opts.address.is_some() || opts.iface.is_some()) {
+            return Err(usage!("--net none has only loopback: drop --address and --iface"));
+        }
+        let mut net = if mode == NetMode::Pair { tutorial_defaults(name) } else { None };
+        let join = match &mode {
+            NetMode::Network(n) => {
+                if let Some(i) = &opts.iface {
+                    validate_iface(i)?;
+                }
+                Some(join(n.clone(), opts.iface.as_deref(), opts.address.as_deref(), &opts.publish)?)
+            }
+            _ => None,
+        };
+        if let Some(a) = opts.address.as_ref().filter(|_| mode == NetMode::Pair) {
             let (addr, prefix_len) = parse_cidr(a)?;
             let n = net.get_or_insert_with(|| Net { iface: "eth0".into(), addr, prefix_len, peer: None });
             n.addr = addr;
@@ -156,7 +184,7 @@ impl Spec {
             validate_name(p).map_err(|e| usage!("--peer: {e}"))?;
             n.peer = Some(p.clone());
         }
-        if let Some(i) = &opts.iface {
+        if let Some(i) = opts.iface.as_ref().filter(|_| mode == NetMode::Pair) {
             validate_iface(i)?;
             net.as_mut().ok_or_else(|| usage!("--iface {i} needs an address for {name}: add --address"))?.iface =
                 i.clone();
@@ -228,12 +256,17 @@ impl Spec {
             privileged: opts.privileged,
             seccomp,
             userns,
+            join,
         })
     }
 
     pub fn cpu_percent(&self) -> u64 {
         self.limits.cpu_quota_us * 100 / self.limits.cpu_period_us
     }
+}
+
+fn net_word(opts: &Options) -> &str {
+    opts.net.as_deref().unwrap_or("pair")
 }
 
 /// Container names: 1–15 of [a-z0-9_-], starting with a letter or digit. They

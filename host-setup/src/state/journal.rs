@@ -49,6 +49,16 @@ pub enum Resource {
     Cgroup(PathBuf),
     /// The host ids of the container's user namespace (held while this journal exists).
     Ids(crate::userns::IdMap),
+    /// A link in host-setup's own network namespace (inode `ns`): a bridge, or a
+    /// veth's host end (its peer goes with it).
+    HostLink { iface: String, ns: u64 },
+    /// A sysctl of host-setup's own netns (a path under /proc/sys), and the value
+    /// it had before, written back on undo.
+    Sysctl { key: String, old: String, ns: u64 },
+    /// An nf_tables table of our own in host-setup's own netns.
+    NftTable { name: String, ns: u64 },
+    /// The container's address on a bridge network (a lease file naming it).
+    Lease { network: String, container: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -234,6 +244,13 @@ impl JournalWriter {
         Ok(JournalWriter { file, path })
     }
 
+    /// A journal at `path` (a network's, under networks/NAME/).
+    pub fn at(path: PathBuf) -> Result<JournalWriter> {
+        let file =
+            OpenOptions::new().append(true).create(true).open(&path).sys(|| format!("open {}", path.display()))?;
+        Ok(JournalWriter { file, path })
+    }
+
     pub fn raw_fd(&self) -> RawFd {
         self.file.as_raw_fd()
     }
@@ -276,6 +293,10 @@ mod tests {
             Record::Made(Resource::Netns("RED".into())),
             Record::Made(Resource::Link { netns: "RED".into(), iface: "veth0".into() }),
             Record::Made(Resource::Cgroup("/sys/fs/cgroup/cpu/host-setup/red".into())),
+            Record::Made(Resource::HostLink { iface: "hs0".into(), ns: 4026531840 }),
+            Record::Made(Resource::Sysctl { key: "net/ipv4/conf/hs0/forwarding".into(), old: "0".into(), ns: 1 }),
+            Record::Made(Resource::NftTable { name: "host-setup-hs0".into(), ns: 1 }),
+            Record::Made(Resource::Lease { network: "hs0".into(), container: "red".into() }),
             Record::Started { role: Role::Init, proc: Proc { pid: 42, start: 123456 } },
             Record::Started { role: Role::Supervisor, proc: Proc { pid: 41, start: 123455 } },
             Record::Ready,

@@ -45,6 +45,13 @@ impl Paths {
     pub fn merge(&self, name: &str) -> PathBuf {
         self.container(name).join("merge")
     }
+    /// Bridge networks: networks/NAME/ holds network.json, its journal and leases/.
+    pub fn networks(&self) -> PathBuf {
+        self.state_dir.join("networks")
+    }
+    pub fn network(&self, name: &str) -> PathBuf {
+        self.networks().join(name)
+    }
     pub fn console(&self, name: &str) -> PathBuf {
         self.container(name).join("console.log")
     }

@@ -26,6 +26,12 @@ impl Step for Link {
 
     fn plan(&self, ctx: &Ctx) -> Result<Vec<Action>> {
         let me = ctx.spec;
+        if let Some(j) = &me.join {
+            return Ok(vec![Action::Note(format!(
+                "on network {}: no pair (the network step joins the bridge)",
+                j.network
+            ))]);
+        }
         let Some(my_net) = &me.net else {
             return Ok(vec![Action::Note("no address: the namespace has only lo".into())]);
         };

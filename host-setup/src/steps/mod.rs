@@ -11,9 +11,12 @@ mod launch;
 mod layers;
 mod link;
 mod netns;
+mod network;
 #[cfg(test)]
 mod tests;
 mod userns;
+
+pub use network::host_end;
 
 use crate::action::Action;
 use crate::ctx::Ctx;
@@ -44,6 +47,8 @@ pub fn all() -> Vec<Box<dyn Step>> {
         Box::new(dirs::Dirs),
         Box::new(netns::Netns),
         Box::new(link::Link),
+        Box::new(network::Lease),
+        Box::new(network::Network),
         Box::new(cgroups::Cgroups),
         Box::new(launch::Launch),
     ]

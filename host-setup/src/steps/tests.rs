@@ -56,7 +56,7 @@ fn spec(name: &str, layer: &Path) -> Spec {
 /// (what --explain prints, what the executor is handed) for `name` on `cgroups`.
 fn both(name: &str, partner: Option<Spec>, cgroups: &Cgroups, state: &Path) -> (Vec<String>, Recorder) {
     let (lines, rec) = walk_both(&spec(name, &state.join("layer")), partner, cgroups, state);
-    assert_eq!(rec.steps, ["layers", "dirs", "netns", "link", "cgroups", "launch"]);
+    assert_eq!(rec.steps, ["layers", "dirs", "netns", "link", "lease", "network", "cgroups", "launch"]);
     (lines, rec)
 }
 
@@ -80,6 +80,7 @@ fn walk_both(spec: &Spec, partner: Option<Spec>, cgroups: &Cgroups, state: &Path
         ids: None,
         init: None,
         partner_override: Some(partner.clone()),
+        lease: None,
     };
     let mut explain = Explain::default();
     walk(&mut ctx(), &mut explain).unwrap();
@@ -190,7 +191,7 @@ fn explain_is_exactly_what_runs_with_a_user_namespace() {
     let v1 = Cgroups::v1_from_mountinfo(V1).unwrap();
     let (lines, rec) = walk_both(&green, None, &v1, &state);
     assert_eq!(lines, rec.shell, "--explain and the executor differ");
-    assert_eq!(rec.steps, ["layers", "userns", "dirs", "netns", "link", "cgroups", "launch"]);
+    assert_eq!(rec.steps, ["layers", "userns", "dirs", "netns", "link", "lease", "network", "cgroups", "launch"]);
     assert!(rec.records.contains(&Record::Made(crate::state::Resource::Ids(ids))), "the range is journalled");
     has(
         &lines,
@@ -213,4 +214,84 @@ fn explain_is_exactly_what_runs_with_a_user_namespace() {
         "# the child, before it becomes root inside: echo 0 > /sys/fs/cgroup/memory/host-setup/green/tasks (a file the host opened)",
     );
     assert!(!lines.iter().any(|l| l.starts_with("  echo 0 >")), "init joins no cgroup itself");
+}
+
+#[test]
+fn explain_is_exactly_what_runs_for_a_container_on_a_bridge_network() {
+    let tmp = TempState(std::env::temp_dir().join(format!("hs-explain-net-{}", std::process::id())));
+    let state = tmp.0.clone();
+    let net = crate::network::Network {
+        name: "web".into(),
+        bridge: "web".into(),
+        subnet: "10.80.0.0".parse().unwrap(),
+        prefix_len: 16,
+        gateway: "10.80.0.1".parse().unwrap(),
+        uplink: Some("eth9".into()),
+        ns: 4026531840,
+        auto: false,
+    };
+    let dir = state.join("networks/web");
+    std::fs::create_dir_all(dir.join("leases")).unwrap();
+    std::fs::write(dir.join("network.json"), serde_json::to_string(&net).unwrap()).unwrap();
+    std::fs::write(dir.join("leases/10.80.0.2"), "other\n").unwrap();
+    let opts =
+        Options { net: Some("web".into()), publish: vec!["8080:80".into(), "53:53/udp".into()], ..Default::default() };
+    let mut spec = Spec::new("green", &opts).unwrap();
+    spec.layers = vec![Layer::Dir(state.join("layer"))];
+    spec.userns = false; // its own test above
+    let paths = Paths::new(&state);
+    let cgroups = Cgroups::V2(PathBuf::from("/sys/fs/cgroup"));
+    let bins = Bins { init: "/usr/lib/host-setup/init".into(), own_dir: "/usr/lib/host-setup".into() };
+    let ctx = || Ctx {
+        spec: &spec,
+        paths: &paths,
+        cgroups: &cgroups,
+        cgroup_parent: "host-setup",
+        bins: &bins,
+        mode: Mode::Background,
+        console: None,
+        journal: None,
+        lock: None,
+        layer_dirs: vec![],
+        cgroup_dirs: vec![],
+        ids: None,
+        init: None,
+        partner_override: Some(None),
+        lease: None,
+    };
+    let mut explain = Explain::default();
+    walk(&mut ctx(), &mut explain).unwrap();
+    let mut rec = Recorder::default();
+    walk(&mut ctx(), &mut rec).unwrap();
+    let lines: Vec<String> = explain.steps.into_iter().flat_map(|(_, l)| l).collect();
+    assert_eq!(lines, rec.shell, "--explain and the executor differ");
+    let host_end = super::host_end(&paths, "green");
+    let lease = format!(
+        "# lease 10.80.0.3 (the next free address): {}/networks/web/leases/10.80.0.3 made with O_EXCL, naming green",
+        state.display()
+    );
+    has(&lines, &lease);
+    has(&lines, &format!("ip link add {host_end} type veth peer name eth0 netns GREEN"));
+    has(&lines, &format!("ip link set {host_end} master web up"));
+    has(&lines, "ip netns exec GREEN ip addr add dev eth0 10.80.0.3/16 brd +");
+    has(&lines, "ip netns exec GREEN ip route add default via 10.80.0.1");
+    has(&lines, &format!("nft 'add rule ip host-setup-{host_end} prerouting fib daddr type local tcp dport 8080 dnat to 10.80.0.3:80'"));
+    has(
+        &lines,
+        &format!(
+            "nft 'add rule ip host-setup-{host_end} output fib daddr type local udp dport 53 dnat to 10.80.0.3:53'"
+        ),
+    );
+    use crate::state::Resource;
+    let made: Vec<&Resource> =
+        rec.records.iter().filter_map(|r| if let Record::Made(m) = r { Some(m) } else { None }).collect();
+    let want = [
+        Resource::Lease { network: "web".into(), container: "green".into() },
+        Resource::HostLink { iface: host_end.clone(), ns: 4026531840 },
+        Resource::NftTable { name: format!("host-setup-{host_end}"), ns: 4026531840 },
+    ];
+    for w in &want {
+        assert!(made.contains(&w), "{w:?} not journalled: {made:?}");
+    }
+    assert!(!lines.iter().any(|l| l.contains("veth0")), "no pair on a network");
 }
