@@ -99,20 +99,8 @@ fn fit_send_buffer(socket: &Socket, len: usize, what: &str) -> Result<()> {
     }
     let size = libc::c_int::try_from(len + ENOUGH_BY_DEFAULT)
         .map_err(|_| failed!("{what}: a batch of {len} bytes is too big for one netlink message"))?;
-    // SAFETY: setsockopt on the socket we own, with a pointer to a c_int that lives across
-    // the call and that value's size; the kernel only reads it.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_SNDBUFFORCE,
-            (&size as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(Error::sys(format!("{what} (SO_SNDBUFFORCE {size} on the netlink socket)"), Errno::last()));
-    }
+    crate::sys::set_send_buffer_force(socket.as_raw_fd(), size)
+        .map_err(|e| Error::sys(format!("{what} (SO_SNDBUFFORCE {size} on the netlink socket)"), e))?;
     Ok(())
 }
 
