@@ -132,6 +132,9 @@ pub fn limits(t: &Target) -> Check {
 
 /// `ping -c 3` from this container to its peer and back, with the average RTT.
 pub fn ping(runner: &Runner, paths: &Paths, t: &Target) -> Check {
+    if let (None, Some(join)) = (&t.spec.net, &t.spec.join) {
+        return ping_gateway(runner, paths, t, &join.network);
+    }
     let Some(net) = &t.spec.net else { return Check::skip("ping", "no network (loopback only)") };
     let Some(peer) = &net.peer else { return Check::skip("ping", "no peer") };
     let peer_spec = Journal::read(paths, peer)
@@ -170,6 +173,22 @@ pub fn ping(runner: &Runner, paths: &Paths, t: &Target) -> Check {
         parts.push(format!("link: {link}"));
     }
     Check::by("ping", ok, parts.join(", "))
+}
+
+/// On a bridge network: `ping -c 3` from the container to its network's gateway.
+fn ping_gateway(runner: &Runner, paths: &Paths, t: &Target, network: &str) -> Check {
+    let gw = match crate::network::load(paths, network) {
+        Ok(Some(n)) => n.gateway,
+        Ok(None) => return Check::fail("ping", format!("network {network} is gone")),
+        Err(e) => return Check::fail("ping", format!("network {network}: {e}")),
+    };
+    let a = gw.to_string();
+    let ran = runner.run(&t.name, &["ping", "-c", "3", "-i", "0.2", "-W", "1", &a], Duration::from_secs(15));
+    match ping_result(&ran.stdout) {
+        Some((3, rtt)) => Check::pass("ping", format!("{} -> gateway of {network} ({a}) 3/3, rtt {rtt} ms", t.name)),
+        Some((n, _)) => Check::fail("ping", format!("{} -> gateway of {network} ({a}) {n}/3 received", t.name)),
+        None => Check::fail("ping", format!("{} -> gateway of {network} ({a}): {}", t.name, ran.said())),
+    }
 }
 
 /// (received, average rtt) from ping's summary lines.
