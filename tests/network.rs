@@ -288,6 +288,9 @@ fn the_outside_sees_the_uplink_address_and_published_ports_answer_from_outside_a
     assert!(st.contains(&format!("{addr}/16 on eth0, ports 8080->80/tcp 5353->53/udp")), "{st}");
     let ex = w.hs_ok(&["up", &w.name("x"), "--net", "hs0", "-p", "1:2", "--explain"]);
     assert!(ex.contains("add rule ip host-setup-hs") && ex.contains("dnat to"), "{ex}");
+    // verify's ping check: to the network's gateway.
+    let v = w.hs_ok(&["verify", &c]);
+    assert!(v.lines().any(|l| l.contains("ping") && l.contains("PASS") && l.contains("gateway of hs0")), "{v}");
 
     w.hs_ok(&["down", &c]);
     World::in_ns(&w.out, || {
