@@ -71,7 +71,7 @@ pub fn exec(paths: &Paths, name: &str, cmd: &[String], default_init: &Path) -> R
         (cmd.clone(), None)
     } else {
         let init = j.init_bin().unwrap_or_else(|| default_init.to_path_buf());
-        (contract::exec_argv(&cmd, filter.is_some()), Some(spawn::sealed_init(&init)?))
+        (contract::exec_argv(&cmd, filter.is_some()), Some(crate::memfd::sealed_init(&init)?))
     };
     let c_argv = sys::cstrings(&argv)?;
     let c_env = sys::cstrings(&contract::container_env())?;

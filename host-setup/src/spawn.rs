@@ -16,9 +16,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::fcntl::{FcntlArg, SealFlag};
 use nix::poll::{PollFd, PollFlags, PollTimeout};
-use nix::sys::memfd::{memfd_create, MFdFlags};
 use nix::unistd::Pid;
 
 use crate::contract::{self, InitArgs, READY_FD, SECCOMP_FD};
@@ -31,43 +29,13 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The fd number init's image has in the child, between clone and exec.
 const INIT_FD: RawFd = READY_FD + 1;
 
-/// A sealed in-memory copy of the init binary, to exec instead of the file.
-///
-/// runc's CVE-2019-5736: a process in the container opened /proc/PID/exe of a
-/// host binary that had been exec'd into the container and wrote to it, replacing
-/// the runtime on the host. Exec'ing init from a memfd sealed against writes,
-/// growth and shrinking leaves nothing on the host's disk to reach that way.
-pub fn sealed_init(path: &Path) -> Result<OwnedFd> {
-    let fd = memfd_create(c"host-setup-init", MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING)
-        .sys(|| "memfd_create(host-setup-init)".into())?;
-    let mut src = File::open(path).sys(|| format!("open {}", path.display()))?;
-    let mut dst = File::from(fd.try_clone().sys(|| "dup memfd".into())?);
-    std::io::copy(&mut src, &mut dst).sys(|| format!("copy {} into a memfd", path.display()))?;
-    let seals = SealFlag::F_SEAL_SEAL | SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_WRITE;
-    nix::fcntl::fcntl(fd.as_fd(), FcntlArg::F_ADD_SEALS(seals)).sys(|| "fcntl(memfd, F_ADD_SEALS)".into())?;
-    Ok(fd)
-}
-
-/// `bytes` in a memfd sealed against any change (the seccomp filter init reads).
-pub fn sealed_memfd(name: &std::ffi::CStr, bytes: &[u8]) -> Result<OwnedFd> {
-    let what = || format!("memfd_create({})", name.to_string_lossy());
-    let fd = memfd_create(name, MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING).sys(what)?;
-    let mut f = File::from(fd.try_clone().sys(|| "dup memfd".into())?);
-    std::io::Write::write_all(&mut f, bytes).sys(|| format!("write {}", what()))?;
-    let seals = SealFlag::F_SEAL_SEAL | SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_WRITE;
-    nix::fcntl::fcntl(fd.as_fd(), FcntlArg::F_ADD_SEALS(seals)).sys(|| "fcntl(memfd, F_ADD_SEALS)".into())?;
-    // init reads it from the start.
-    nix::unistd::lseek(fd.as_fd(), 0, nix::unistd::Whence::SeekSet).sys(|| "lseek(memfd, 0)".into())?;
-    Ok(fd)
-}
-
 /// Clone a child into new mount, UTS, IPC and PID namespaces and exec init in it,
 /// on the terminal `console` if given (a new session with it as the controlling
 /// terminal). Returns init's (host) pid and the read end of its ready pipe.
 pub fn spawn(args: &InitArgs, console: Option<RawFd>) -> Result<(Pid, File)> {
     let mut argv = sys::cstrings(&args.argv())?;
     let envp = sys::cstrings(&contract::container_env())?;
-    let image = sealed_init(&args.init_bin)?;
+    let image = crate::memfd::sealed_init(&args.init_bin)?;
     let filter = if args.filtered() { args.seccomp.memfd()? } else { None };
     let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).sys(|| "pipe".into())?;
     let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWPID;
@@ -167,7 +135,7 @@ pub fn spawn(args: &InitArgs, console: Option<RawFd>) -> Result<(Pid, File)> {
     drop(ready_w);
     if let (Some((parent, child)), Some(u)) = (handoff, &args.userns) {
         drop(child);
-        if let Err(e) = userns::hand_off(pid.as_raw(), u, args, &parent) {
+        if let Err(e) = hand_off(pid.as_raw(), u, args, &parent) {
             // Our own child, just cloned and still waiting for us.
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
             let _ = sys::wait_exit(pid);
@@ -175,6 +143,18 @@ pub fn spawn(args: &InitArgs, console: Option<RawFd>) -> Result<(Pid, File)> {
         }
     }
     Ok((pid, File::from(ready_r)))
+}
+
+/// The host's side of starting init in its user namespace, while the child waits
+/// on `sock`: the maps, then the idmapped layers sent with the go-ahead. Until
+/// the maps exist the child is no one in its namespace; it becomes its root
+/// (sys::become_root_in_child) once it has them.
+fn hand_off(pid: i32, u: &contract::Userns, args: &InitArgs, sock: &OwnedFd) -> Result<()> {
+    log::debug!("write uid_map and gid_map of {pid}: {}", u.ids.describe());
+    userns::write_maps(pid, &u.ids)?;
+    let layers = userns::idmapped_layers(pid, &args.lower)?;
+    log::debug!("send {} idmapped layer mounts to {pid}", layers.len());
+    sys::send_fds(sock, &layers).sys(|| format!("sendmsg(SCM_RIGHTS) of the layers to {pid}"))
 }
 
 /// init born in its cgroup (`clone_into_cgroup`) if `args` asks for it (v2).

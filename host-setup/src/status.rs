@@ -8,17 +8,6 @@ use crate::net;
 use crate::spec::format_bytes;
 use crate::state::{Journal, Paths, Role};
 
-/// The state of one container, in words.
-pub fn state_word(j: &Journal) -> String {
-    match (j.proc(Role::Init), j.exited()) {
-        (Some(p), None) if p.alive() && j.is_ready() => "running".into(),
-        (Some(p), None) if p.alive() => "starting".into(),
-        (_, Some((code, _))) => format!("exited ({code})"),
-        (Some(_), None) => "gone (init ended unrecorded; run down to clean up)".into(),
-        (None, None) => "incomplete (setup was interrupted; run down or up again)".into(),
-    }
-}
-
 /// `container ids 0-65535 are host uids ...` (and the kernel's map if init runs),
 /// or what no user namespace means.
 pub fn userns_text(j: &Journal) -> String {
@@ -50,7 +39,7 @@ pub fn report(paths: &Paths, names: &[String]) -> Result<String> {
             continue;
         };
         let init = j.proc(Role::Init).map(|p| format!(", init pid {}", p.pid)).unwrap_or_default();
-        writeln!(out, "{name}: {}{init}", state_word(&j)).ok();
+        writeln!(out, "{name}: {}{init}", j.state_word()).ok();
         writeln!(out, "  hostname  {}   netns {}", spec.hostname, spec.netns).ok();
         match &spec.net {
             Some(n) => {

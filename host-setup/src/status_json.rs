@@ -157,7 +157,7 @@ fn container(paths: &Paths, cg: Option<&Cgroups>, name: String) -> Result<Contai
     let network = crate::network::membership(paths, &spec);
     Ok(Container {
         network,
-        state: crate::status::state_word(&j),
+        state: j.state_word(),
         init_pid: j.proc(Role::Init).map(|p| p.pid),
         exit_code: j.exited().map(|(c, _)| c),
         hostname: Some(spec.hostname.clone()),

@@ -147,7 +147,7 @@ fn targets(paths: &Paths, names: &[String], cg: &Cgroups) -> Result<Vec<Target>>
     let mut out = vec![];
     for name in names {
         let j = Journal::read(paths, &name)?;
-        let running = j.as_ref().map(crate::status::state_word).filter(|w| w == "running");
+        let running = j.as_ref().map(Journal::state_word).filter(|w| w == "running");
         let (Some(j), Some(_)) = (j, running) else {
             if all {
                 continue;

@@ -80,7 +80,7 @@ impl Seccomp {
     pub fn memfd(&self) -> Result<Option<OwnedFd>> {
         let Some(p) = self.profile()? else { return Ok(None) };
         let bytes = bpf::to_bytes(&bpf::compile(&p)?);
-        crate::spawn::sealed_memfd(c"host-setup-seccomp", &bytes).map(Some)
+        crate::memfd::sealed_memfd(c"host-setup-seccomp", &bytes).map(Some)
     }
 }
 

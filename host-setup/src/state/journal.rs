@@ -188,6 +188,17 @@ impl Journal {
             .collect()
     }
 
+    /// The state of one container, in words.
+    pub fn state_word(&self) -> String {
+        match (self.proc(Role::Init), self.exited()) {
+            (Some(p), None) if p.alive() && self.is_ready() => "running".into(),
+            (Some(p), None) if p.alive() => "starting".into(),
+            (_, Some((code, _))) => format!("exited ({code})"),
+            (Some(_), None) => "gone (init ended unrecorded; run down to clean up)".into(),
+            (None, None) => "incomplete (setup was interrupted; run down or up again)".into(),
+        }
+    }
+
     /// The host ids of the container's user namespace (--userns).
     pub fn ids(&self) -> Option<crate::userns::IdMap> {
         self.made().find_map(|r| match r {

@@ -127,18 +127,6 @@ fn idmapped(dir: &Path, userns: &OwnedFd) -> Result<OwnedFd> {
     Ok(mnt)
 }
 
-/// The host's side of starting init in its user namespace, while the child waits
-/// on `sock`: the maps, then the idmapped layers sent with the go-ahead. Until
-/// the maps exist the child is no one in its namespace; it becomes its root
-/// (sys::become_root_in_child) once it has them.
-pub fn hand_off(pid: i32, u: &crate::contract::Userns, args: &crate::contract::InitArgs, sock: &OwnedFd) -> Result<()> {
-    log::debug!("write uid_map and gid_map of {pid}: {}", u.ids.describe());
-    write_maps(pid, &u.ids)?;
-    let layers = idmapped_layers(pid, &args.lower)?;
-    log::debug!("send {} idmapped layer mounts to {pid}", layers.len());
-    sys::send_fds(sock, &layers).sys(|| format!("sendmsg(SCM_RIGHTS) of the layers to {pid}"))
-}
-
 /// This thread in the network namespace bound at a path, until dropped.
 pub struct InNetns {
     back: File,
