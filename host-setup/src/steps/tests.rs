@@ -241,29 +241,7 @@ fn explain_is_exactly_what_runs_for_a_container_on_a_bridge_network() {
     spec.userns = false; // its own test above
     let paths = Paths::new(&state);
     let cgroups = Cgroups::V2(PathBuf::from("/sys/fs/cgroup"));
-    let bins = Bins { init: "/usr/lib/host-setup/init".into(), own_dir: "/usr/lib/host-setup".into() };
-    let ctx = || Ctx {
-        spec: &spec,
-        paths: &paths,
-        cgroups: &cgroups,
-        cgroup_parent: "host-setup",
-        bins: &bins,
-        mode: Mode::Background,
-        console: None,
-        journal: None,
-        lock: None,
-        layer_dirs: vec![],
-        cgroup_dirs: vec![],
-        ids: None,
-        init: None,
-        partner_override: Some(None),
-        lease: None,
-    };
-    let mut explain = Explain::default();
-    walk(&mut ctx(), &mut explain).unwrap();
-    let mut rec = Recorder::default();
-    walk(&mut ctx(), &mut rec).unwrap();
-    let lines: Vec<String> = explain.steps.into_iter().flat_map(|(_, l)| l).collect();
+    let (lines, rec) = walk_both(&spec, None, &cgroups, &state);
     assert_eq!(lines, rec.shell, "--explain and the executor differ");
     let host_end = super::host_end(&paths, "green");
     let lease = format!(
