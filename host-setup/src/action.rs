@@ -13,7 +13,6 @@ use nix::sys::signal::Signal;
 use crate::contract::InitArgs;
 use crate::ctx::Ctx;
 use crate::error::{Result, SysContext};
-use crate::net::bridge;
 use crate::spec::Spec;
 use crate::state::{self, Journal, Paths, Record, Resource};
 use crate::{cgroup, layers, net, network, supervisor, userns};
@@ -55,31 +54,12 @@ impl Action {
             Action::Layer(l) => Some(Record::Layer { dir: layer_dir(l).to_path_buf() }),
             Action::Ids(ids, _) => Some(Record::Made(Resource::Ids(*ids))),
             Action::Dirs { root, .. } => Some(Record::Made(Resource::Dir(root.clone()))),
-            Action::Net(net::Op::AddNetns(ns)) => Some(Record::Made(Resource::Netns(ns.clone()))),
-            Action::Net(net::Op::VethPair(a, _)) => {
-                Some(Record::Made(Resource::Link { netns: a.netns.clone(), iface: a.ifname.clone() }))
-            }
-            Action::Net(net::Op::Bridge { name, ns, .. }) => {
-                Some(Record::Made(Resource::HostLink { iface: name.clone(), ns: *ns }))
-            }
-            Action::Net(net::Op::JoinBridge(j)) => {
-                Some(Record::Made(Resource::HostLink { iface: j.host_end.clone(), ns: j.ns }))
-            }
-            Action::Net(net::Op::Nat { nat: net::nft::NetworkNat { table, .. }, ns })
-            | Action::Net(net::Op::Ports { ports: net::nft::Ports { table, .. }, ns }) => {
-                Some(Record::Made(Resource::NftTable { name: table.clone(), ns: *ns }))
-            }
-            Action::Net(net::Op::Sysctl { key, old, ns, .. }) => {
-                Some(Record::Made(Resource::Sysctl { key: key.clone(), old: old.clone(), ns: *ns }))
-            }
+            Action::Net(op) => crate::made::made_by(op).map(Record::Made),
             Action::Lease(r) => {
                 Some(Record::Made(Resource::Lease { network: r.net.name.clone(), container: r.container.clone() }))
             }
             Action::Cgroup(op) => op.makes().map(|d| Record::Made(Resource::Cgroup(d.to_path_buf()))),
-            Action::Net(net::Op::LoopbackUp(_) | net::Op::PingGroups { .. })
-            | Action::PruneLayers
-            | Action::Launch(_)
-            | Action::Note(_) => None,
+            Action::PruneLayers | Action::Launch(_) | Action::Note(_) => None,
         }
     }
 
@@ -217,23 +197,8 @@ pub fn undo(r: &Resource, t: &Teardown) -> Result<()> {
         }
         // Free for another container once this journal is gone.
         Resource::Ids(_) => {}
-        Resource::HostLink { iface, ns } => {
-            bridge::check_own_netns(*ns, iface)?;
-            if bridge::delete_host_link(iface)? {
-                log::debug!("ip link delete {iface}");
-            }
-        }
-        Resource::Sysctl { key, old, ns } => {
-            bridge::check_own_netns(*ns, &bridge::sysctl_path(key))?;
-            match bridge::write_sysctl(key, old) {
-                // The interface went first (a bridge's own switch goes with it).
-                Err(e) if e.errno() == Some(nix::errno::Errno::ENOENT) => {}
-                r => r?,
-            }
-        }
-        Resource::NftTable { name, ns } => {
-            bridge::check_own_netns(*ns, &format!("nf_tables table {name}"))?;
-            net::nft::delete_table(name)?;
+        Resource::HostLink { .. } | Resource::Sysctl { .. } | Resource::NftTable { .. } => {
+            crate::made::undo_host(r)?;
         }
         Resource::Lease { network, container } => network::release(t.paths, network, container)?,
         Resource::Cgroup(dir) => {

@@ -16,6 +16,7 @@ pub mod exec;
 pub mod fault;
 pub mod forward;
 pub mod layers;
+pub mod made;
 pub mod memfd;
 pub mod mountinfo;
 pub mod net;

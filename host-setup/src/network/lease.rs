@@ -8,8 +8,7 @@ use std::io::{ErrorKind, Write};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use super::{ensure, load, plan_create, undo_all, Network};
-use crate::action::Action;
+use super::{ensure, load, plan_create, undo_all, Make, Network};
 use crate::error::{Result, SysContext};
 use crate::spec::{JoinSpec, DEFAULT_NETWORK};
 use crate::state::{self, Paths};
@@ -26,7 +25,7 @@ pub struct LeaseReq {
     /// now): for `--explain`, and for the next step's plan when nothing runs.
     pub predicted: Ipv4Addr,
     /// The network's own actions if it is made first.
-    pub create: Vec<Action>,
+    pub create: Vec<Make>,
     /// The network's leases/ dir.
     pub dir: PathBuf,
 }
@@ -62,7 +61,7 @@ impl LeaseReq {
                 "# network {} is made first (the default network; it goes with its last container)",
                 self.net.name
             ));
-            lines.extend(self.create.iter().flat_map(Action::shell));
+            lines.extend(self.create.iter().flat_map(Make::shell));
         }
         let file = self.dir.join(self.predicted.to_string());
         let how = if self.fixed.is_some() { "the fixed address" } else { "the next free address" };

@@ -29,11 +29,38 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::action::{self, Action, Teardown};
 use crate::error::{Error, Result, SysContext};
 use crate::net::{bridge, nft, Op};
 use crate::spec::{self, DEFAULT_NETWORK};
 use crate::state::{Journal, JournalWriter, Paths, Record};
+
+/// What making a network does, in order: a net op (journalled as what it makes,
+/// made.rs, before it runs) or a note for `--explain`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Make {
+    Op(Op),
+    Note(String),
+}
+
+impl Make {
+    pub fn shell(&self) -> Vec<String> {
+        match self {
+            Make::Op(op) => op.shell(),
+            Make::Note(text) => vec![format!("# {text}")],
+        }
+    }
+}
+
+/// The veth end on the host: `hs` and 8 hex digits of FNV-1a over the state dir and
+/// the container's name (unique per state dir and name, at most 15 bytes, the same
+/// every time, so `--explain` and a recovery name the same link).
+pub fn host_end(paths: &Paths, name: &str) -> String {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in paths.state_dir.as_os_str().as_encoded_bytes().iter().chain([&0u8]).chain(name.as_bytes()) {
+        h = (h ^ *b as u32).wrapping_mul(0x0100_0193);
+    }
+    format!("hs{h:08x}")
+}
 
 /// Where the default network's subnet is looked for: the first /16 of these that no
 /// route of the host overlaps (Docker takes 172.17/16, Podman 10.88/16).
@@ -124,7 +151,7 @@ pub fn plan_create(
     subnet: Option<&str>,
     uplink: Option<&str>,
     auto: bool,
-) -> Result<(Network, Vec<Action>)> {
+) -> Result<(Network, Vec<Make>)> {
     spec::validate_network_name(name)?;
     let ns = bridge::own_netns_ino()?;
     let routes: Vec<(Ipv4Addr, u8)> =
@@ -165,7 +192,7 @@ pub fn plan_create(
     };
     let gateway = Ipv4Addr::from(u32::from(subnet) + 1);
     let net = Network { name: name.into(), bridge: name.into(), subnet, prefix_len, gateway, uplink, ns, auto };
-    let mut actions = vec![Action::Net(Op::Bridge { name: net.bridge.clone(), gateway, prefix_len, ns })];
+    let mut actions = vec![Make::Op(Op::Bridge { name: net.bridge.clone(), gateway, prefix_len, ns })];
     // Forwarding only where the network needs it: into and out of the bridge (a new
     // interface starts with conf/default's value), and the uplink's.
     let default = bridge::read_sysctl(&bridge::forwarding_key("default"))?;
@@ -176,27 +203,27 @@ pub fn plan_create(
     for (iface, old) in fwd {
         let key = bridge::forwarding_key(&iface);
         match old.as_str() {
-            "1" => actions.push(Action::Note(format!("{} is 1 already", bridge::sysctl_path(&key)))),
-            _ => actions.push(Action::Net(Op::Sysctl { key, value: "1".into(), old, ns })),
+            "1" => actions.push(Make::Note(format!("{} is 1 already", bridge::sysctl_path(&key)))),
+            _ => actions.push(Make::Op(Op::Sysctl { key, value: "1".into(), old, ns })),
         }
     }
     actions.extend(nat_actions(&net));
     Ok((net, actions))
 }
 
-fn nat_actions(net: &Network) -> Vec<Action> {
+fn nat_actions(net: &Network) -> Vec<Make> {
     let nat = nft::NetworkNat {
         table: net.nat_table(),
         subnet: (net.subnet, net.prefix_len),
         bridge: net.bridge.clone(),
         uplink: net.uplink.clone(),
     };
-    vec![Action::Net(Op::Nat { nat, ns: net.ns })]
+    vec![Make::Op(Op::Nat { nat, ns: net.ns })]
 }
 
 /// Make the network (the caller holds the global lock): journal each action, run
 /// it; on failure undo what was made. network.json is written last.
-pub fn create_locked(paths: &Paths, net: &Network, actions: &[Action]) -> Result<()> {
+pub fn create_locked(paths: &Paths, net: &Network, actions: &[Make]) -> Result<()> {
     let dir = paths.network(&net.name);
     if load(paths, &net.name)?.is_some() {
         return Err(crate::precondition!("network {} exists already", net.name));
@@ -210,13 +237,14 @@ pub fn create_locked(paths: &Paths, net: &Network, actions: &[Action]) -> Result
     let mut j = JournalWriter::at(journal_path(paths, &net.name))?;
     let made = (|| {
         for a in actions {
-            if let Some(r) = a.record() {
-                j.append(&r)?;
-            }
             match a {
-                Action::Net(op) => op.run()?,
-                Action::Note(t) => log::debug!("network {}: {t}", net.name),
-                _ => unreachable!("a network is made of net ops"),
+                Make::Op(op) => {
+                    if let Some(r) = crate::made::made_by(op) {
+                        j.append(&Record::Made(r))?;
+                    }
+                    op.run()?
+                }
+                Make::Note(t) => log::debug!("network {}: {t}", net.name),
             }
         }
         let text = serde_json::to_string_pretty(net).expect("serialises");
@@ -243,11 +271,14 @@ pub fn undo_all(paths: &Paths, name: &str) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Journal::default(),
         Err(e) => return Err(e).sys(|| format!("read {}", jp.display())),
     };
-    let t = Teardown { spec: None, paths };
     let mut left = vec![];
     let mut errors: Vec<Error> = vec![];
     for r in j.made().rev() {
-        if let Err(e) = action::undo(r, &t) {
+        let undone = crate::made::undo_host(r).and_then(|done| match done {
+            true => Ok(()),
+            false => Err(crate::failed!("network {name}: {r:?} is not something a network makes")),
+        });
+        if let Err(e) = undone {
             errors.push(e);
             left.push(Record::Made(r.clone()));
         }
@@ -299,7 +330,7 @@ pub fn membership(paths: &Paths, s: &spec::Spec) -> Option<Membership> {
         network: j.network.clone(),
         bridge: net.as_ref().map(|n| n.bridge.clone()),
         iface: j.iface.clone(),
-        host_end: crate::steps::host_end(paths, &s.name),
+        host_end: host_end(paths, &s.name),
         address: addr.map(|a| format!("{a}/{}", net.as_ref().map_or(32, |n| n.prefix_len))),
         gateway: net.as_ref().map(|n| n.gateway),
         ports: j.ports.iter().map(ToString::to_string).collect(),

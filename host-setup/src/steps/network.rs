@@ -14,7 +14,6 @@ use crate::error::Result;
 use crate::net::{nft, Join, Op};
 use crate::network::LeaseReq;
 use crate::spec::Proto;
-use crate::state::Paths;
 
 pub struct Lease;
 
@@ -79,13 +78,4 @@ impl Step for Network {
     }
 }
 
-/// The veth end on the host: `hs` and 8 hex digits of FNV-1a over the state dir and
-/// the container's name (unique per state dir and name, at most 15 bytes, the same
-/// every time, so `--explain` and a recovery name the same link).
-pub fn host_end(paths: &Paths, name: &str) -> String {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in paths.state_dir.as_os_str().as_encoded_bytes().iter().chain([&0u8]).chain(name.as_bytes()) {
-        h = (h ^ *b as u32).wrapping_mul(0x0100_0193);
-    }
-    format!("hs{h:08x}")
-}
+pub use crate::network::host_end;
