@@ -289,7 +289,7 @@ fn the_outside_sees_the_uplink_address_and_published_ports_answer_from_outside_a
     let ex = w.hs_ok(&["up", &w.name("x"), "--net", "hs0", "-p", "1:2", "--explain"]);
     assert!(ex.contains("add rule ip host-setup-hs") && ex.contains("dnat to"), "{ex}");
     // verify's ping check: to the network's gateway.
-    let v = w.hs_ok(&["verify", &c]);
+    let v = w.hs_ok(&["verify", &c, "--check", "ping"]);
     assert!(v.lines().any(|l| l.contains("ping") && l.contains("PASS") && l.contains("gateway of hs0")), "{v}");
 
     w.hs_ok(&["down", &c]);

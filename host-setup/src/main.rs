@@ -218,6 +218,9 @@ struct VerifyCmd {
     /// container names (default: all running)
     #[argh(positional)]
     names: Vec<String>,
+    /// run only this check (repeatable): namespaces, hostname, limits, ping, caps, escape, cpu, memory, swap, cleanup
+    #[argh(option)]
+    check: Vec<String>,
 }
 
 fn main() {
@@ -328,7 +331,7 @@ fn run(cli: Cli, shorthand: Option<(String, bool)>) -> Result<i32> {
                 spec::validate_name(n)?;
             }
             root()?;
-            host_setup::verify::verify(&paths, &c.names)
+            host_setup::verify::verify(&paths, &c.names, &c.check)
         }
     }
 }

@@ -94,7 +94,14 @@ pub struct Runner {
 
 /// Verify `names` (every running container if empty); prints one line per check.
 /// Ok(0) if all passed; an error naming the failed checks otherwise.
-pub fn verify(paths: &Paths, names: &[String]) -> Result<i32> {
+/// The checks, in the order they run (`--check NAME` picks some).
+pub const CHECKS: [&str; 10] =
+    ["namespaces", "hostname", "limits", "ping", "caps", "escape", "cpu", "memory", "swap", "cleanup"];
+
+pub fn verify(paths: &Paths, names: &[String], only: &[String]) -> Result<i32> {
+    if let Some(bad) = only.iter().find(|c| !CHECKS.contains(&c.as_str())) {
+        return Err(crate::usage!("verify --check {bad}: no such check; the checks are {}", CHECKS.join(", ")));
+    }
     let exe = std::env::current_exe().map_err(|e| crate::failed!("readlink /proc/self/exe: {e}"))?;
     let cg = Cgroups::detect()?;
     let targets = targets(paths, names, &cg)?;
@@ -112,7 +119,8 @@ pub fn verify(paths: &Paths, names: &[String]) -> Result<i32> {
                 Outcome::Pass => {}
             }
         };
-        run_all(&runner, &cg, paths, t, &mut report);
+        let want = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
+        run_all(&runner, &cg, paths, t, &want, &mut report);
     }
     let skips = if skipped.is_empty() { String::new() } else { format!(", skipped: {}", skipped.join(", ")) };
     if failed.is_empty() {
@@ -125,18 +133,35 @@ pub fn verify(paths: &Paths, names: &[String]) -> Result<i32> {
 
 /// Every check on one container, in the tutorial's order; the ones that start
 /// processes inside are framed by the snapshot that `cleanup` compares against.
-fn run_all(runner: &Runner, cg: &Cgroups, paths: &Paths, t: &Target, report: &mut dyn FnMut(Check)) {
-    report(checks::namespaces(t));
-    report(checks::hostname(t));
-    report(checks::limits(t));
+fn run_all(
+    runner: &Runner,
+    cg: &Cgroups,
+    paths: &Paths,
+    t: &Target,
+    want: &dyn Fn(&str) -> bool,
+    report: &mut dyn FnMut(Check),
+) {
+    let checks: [(&str, &dyn Fn() -> Check); 9] = [
+        ("namespaces", &|| checks::namespaces(t)),
+        ("hostname", &|| checks::hostname(t)),
+        ("limits", &|| checks::limits(t)),
+        ("ping", &|| checks::ping(runner, paths, t)),
+        ("caps", &|| checks::capabilities(runner, t)),
+        ("escape", &|| checks::escape(runner, t)),
+        ("cpu", &|| load::cpu(runner, cg, t)),
+        ("memory", &|| load::memory(runner, cg, t)),
+        ("swap", &|| load::swap(t)),
+    ];
+    // What the checks that start processes inside leave is compared against this.
     let before = load::Snapshot::take(paths, t);
-    report(checks::ping(runner, paths, t));
-    report(checks::capabilities(runner, t));
-    report(checks::escape(runner, t));
-    report(load::cpu(runner, cg, t));
-    report(load::memory(runner, cg, t));
-    report(load::swap(t));
-    report(load::cleanup(paths, t, &before));
+    for (name, check) in checks {
+        if want(name) {
+            report(check());
+        }
+    }
+    if want("cleanup") {
+        report(load::cleanup(paths, t, &before));
+    }
 }
 
 /// The containers to verify: each named one must be running; with no names, all
@@ -172,4 +197,19 @@ fn targets(paths: &Paths, names: &[String], cg: &Cgroups) -> Result<Vec<Target>>
         ));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_check_is_a_usage_error_naming_the_checks() {
+        let e = verify(&Paths::new("/nonexistent-verify-unit"), &[], &["pong".into()]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            e.to_string().contains("verify --check pong: no such check; the checks are namespaces, hostname"),
+            "{e}"
+        );
+    }
 }
