@@ -100,10 +100,11 @@ impl Action {
                 for d in std::iter::once(root).chain(subdirs) {
                     std::fs::create_dir(d).sys(|| format!("mkdir {}", d.display()))?;
                 }
-                for d in owned.iter().filter(|_| owner.is_some()) {
-                    let ids = owner.expect("filtered");
-                    std::os::unix::fs::chown(d, Some(ids.uid), Some(ids.gid))
-                        .sys(|| format!("chown {}:{} {}", ids.uid, ids.gid, d.display()))?;
+                if let Some(ids) = owner {
+                    for d in owned {
+                        std::os::unix::fs::chown(d, Some(ids.uid), Some(ids.gid))
+                            .sys(|| format!("chown {}:{} {}", ids.uid, ids.gid, d.display()))?;
+                    }
                 }
                 Ok(())
             }

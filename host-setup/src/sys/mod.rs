@@ -239,8 +239,7 @@ pub fn dup_high(fd: RawFd) -> RawFd {
 
 /// write(2) to an fd known by number (a forked child's ready pipe); best effort.
 pub fn write_fd(fd: RawFd, bytes: &[u8]) {
-    // SAFETY: the kernel reads bytes.len() bytes from a live slice.
-    let _ = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+    let _ = write_all_fd(fd, bytes);
 }
 
 /// write(2) of all of `bytes` at once, or its errno. Async-signal-safe: for a
