@@ -18,7 +18,7 @@ pub fn made_by(op: &Op) -> Option<Resource> {
             Some(Resource::NftTable { name: table.clone(), ns: *ns })
         }
         Op::Sysctl { key, old, ns, .. } => Some(Resource::Sysctl { key: key.clone(), old: old.clone(), ns: *ns }),
-        Op::LoopbackUp(_) | Op::PingGroups { .. } => None,
+        Op::LoopbackUp(_) | Op::NetnsSysctl { .. } => None,
     }
 }
 

@@ -41,6 +41,7 @@ pub fn report(paths: &Paths, names: &[String]) -> Result<String> {
         let init = j.proc(Role::Init).map(|p| format!(", init pid {}", p.pid)).unwrap_or_default();
         writeln!(out, "{name}: {}{init}", j.state_word()).ok();
         writeln!(out, "  hostname  {}   netns {}", spec.hostname, spec.netns).ok();
+        writeln!(out, "  sysctls   {}", net::sysctl::status_text(&spec.netns)).ok();
         match &spec.net {
             Some(n) => {
                 let link = match net::link_status(&spec.netns, &n.iface) {

@@ -50,6 +50,9 @@ struct Container {
     hostname: Option<String>,
     netns: Option<String>,
     net: Option<Net>,
+    /// The kernel's values of the sysctls host-setup sets in the container's netns,
+    /// by sysctl(8) name; null if the netns is absent.
+    sysctls: Option<std::collections::BTreeMap<String, String>>,
     /// On a bridge network: its name, bridge, address, ports.
     network: Option<crate::network::Membership>,
     privileged: bool,
@@ -162,6 +165,7 @@ fn container(paths: &Paths, cg: Option<&Cgroups>, name: String) -> Result<Contai
         exit_code: j.exited().map(|(c, _)| c),
         hostname: Some(spec.hostname.clone()),
         netns: Some(spec.netns.clone()),
+        sysctls: crate::net::sysctl::status_map(&spec.netns),
         net,
         privileged: spec.privileged,
         userns: j.ids().map(|ids| {

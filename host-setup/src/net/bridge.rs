@@ -249,12 +249,18 @@ pub fn write_sysctl(key: &str, value: &str) -> Result<()> {
 }
 
 pub fn sysctl_path(key: &str) -> String {
-    format!("/proc/sys/{key}")
+    super::sysctl::path(key)
 }
 
 /// The per-interface IPv4 forwarding switch of IFACE.
 pub fn forwarding_key(iface: &str) -> String {
     format!("net/ipv4/conf/{iface}/forwarding")
+}
+
+/// Whether IFACE may route 127.0.0.0/8: a packet with a loopback source may leave by
+/// it, and one to a loopback address may come in by it (else both are martians).
+pub fn route_localnet_key(iface: &str) -> String {
+    format!("net/ipv4/conf/{iface}/route_localnet")
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! |----------------------------------------------------------------------|----------------------|
 //! | `ip netns add RED`                                                   | [`create_netns`]     |
 //! | `ip netns exec RED ip link set lo up`                                | [`set_loopback_up`]  |
+//! | `ip netns exec RED sysctl -w KEY=VALUE`                              | [`sysctl::set_in_netns`] |
 //! | `ip link add veth0 netns RED type veth peer name veth1 netns BLUE`,  | [`create_veth_pair`] |
 //! | then per end `ip netns exec RED ip addr add dev veth0 11.11.11.2/24` |                      |
 //! | and `ip netns exec RED ip link set veth0 up`                         |                      |
@@ -24,9 +25,11 @@ mod netlink;
 mod netns;
 pub mod nft;
 mod op;
+pub mod sysctl;
 
 pub use bridge::Join;
 pub use op::Op;
+pub use sysctl::Sysctl;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -42,7 +45,7 @@ use nix::errno::Errno;
 
 use self::messages::Target;
 use self::netlink::Netlink;
-use crate::error::{Error, Result, SysContext};
+use crate::error::{Error, Result};
 use crate::usage;
 
 /// Where iproute2 keeps named network namespaces (/var/run/netns is a link to it).
@@ -130,19 +133,6 @@ pub fn set_loopback_up(netns: &str) -> Result<()> {
         RouteNetlinkMessage::SetLink(messages::link_up(Target::Name("lo"))),
     )?;
     Ok(())
-}
-
-/// `ip netns exec NETNS sysctl -w net.ipv4.ping_group_range="FIRST LAST"`: the gids
-/// that may open ICMP datagram sockets (unprivileged ping) in the namespace. A
-/// sysctl under /proc/sys/net belongs to the network namespace of whoever opens it.
-pub fn set_ping_groups(netns: &str, first: u32, last: u32) -> Result<()> {
-    check_netns_name(netns)?;
-    let ns = netns::open_existing(netns)?;
-    let file = "/proc/sys/net/ipv4/ping_group_range";
-    netns::run_in(netns, &ns, || {
-        std::fs::write(file, format!("{first} {last}"))
-            .sys(|| format!("write \"{first} {last}\" to {file} (netns {netns})"))
-    })
 }
 
 /// One end of a veth pair: its namespace, its name there, and its IPv4 address.

@@ -5,6 +5,7 @@ use std::net::Ipv4Addr;
 
 use super::bridge::{self, Join};
 use super::nft;
+use super::sysctl::{self, Sysctl};
 use super::{create_netns, create_veth_pair, set_loopback_up, sh, VethEnd};
 use crate::error::Result;
 
@@ -17,15 +18,16 @@ pub enum Op {
     /// `ip link add A netns NS_A type veth peer name B netns NS_B`, then each end's
     /// address and `up`, in one RTM_NEWLINK and four requests (create_veth_pair).
     VethPair(VethEnd, VethEnd),
-    /// `ip netns exec NAME sysctl -w net.ipv4.ping_group_range="FIRST LAST"`.
-    PingGroups { netns: String, first: u32, last: u32 },
+    /// `ip netns exec NAME sysctl -w KEY=VALUE`: a sysctl of a container's netns
+    /// (ping_group_range, ip_unprivileged_port_start); it goes with the namespace.
+    NetnsSysctl { netns: String, set: Sysctl },
     /// `ip link add NAME type bridge`, the gateway's address on it, `up`; in
     /// host-setup's own netns.
     Bridge { name: String, gateway: Ipv4Addr, prefix_len: u8, ns: u64 },
     /// A container's veth pair onto a bridge, its address and default route.
     JoinBridge(Join),
-    /// `echo VALUE > /proc/sys/KEY` in host-setup's own netns; `old` is journalled
-    /// and written back when what needed it goes.
+    /// `sysctl -w KEY=VALUE` in host-setup's own netns (KEY: the path under
+    /// /proc/sys); `old` is journalled and written back when what needed it goes.
     Sysctl { key: String, value: String, old: String, ns: u64 },
     /// A network's nf_tables table: masquerade out of the uplink, forwarding.
     Nat { nat: nft::NetworkNat, ns: u64 },
@@ -39,7 +41,7 @@ impl Op {
             Op::AddNetns(name) => create_netns(name),
             Op::LoopbackUp(name) => set_loopback_up(name),
             Op::VethPair(a, b) => create_veth_pair(a, b),
-            Op::PingGroups { netns, first, last } => super::set_ping_groups(netns, *first, *last),
+            Op::NetnsSysctl { netns, set } => sysctl::set_in_netns(netns, set),
             Op::Bridge { name, gateway, prefix_len, .. } => bridge::create_bridge(name, *gateway, *prefix_len),
             Op::JoinBridge(j) => bridge::join_bridge(j),
             Op::Sysctl { key, value, .. } => bridge::write_sysctl(key, value),
@@ -52,8 +54,8 @@ impl Op {
         match self {
             Op::AddNetns(name) => vec![format!("ip netns add {}", sh(name))],
             Op::LoopbackUp(name) => vec![format!("ip netns exec {} ip link set lo up", sh(name))],
-            Op::PingGroups { netns, first, last } => {
-                vec![format!("ip netns exec {} sysctl -w net.ipv4.ping_group_range=\"{first} {last}\"", sh(netns))]
+            Op::NetnsSysctl { netns, set } => {
+                vec![format!("ip netns exec {} sysctl -w {}", sh(netns), set.assignment())]
             }
             Op::VethPair(a, b) => {
                 let mut lines = vec![format!(
@@ -95,7 +97,7 @@ impl Op {
             Op::Nat { nat, .. } => nat.shell(),
             Op::Ports { ports, .. } => ports.shell(),
             Op::Sysctl { key, value, old, .. } => {
-                vec![format!("echo {} > {}    # was {}", sh(value), sh(&bridge::sysctl_path(key)), sh(old))]
+                vec![format!("sysctl -w {}    # was {}", Sysctl::new(key, value).assignment(), sh(old))]
             }
         }
     }
@@ -123,6 +125,17 @@ mod tests {
                 "ip netns exec BLUE ip link set veth1 up",
             ]
         );
+    }
+
+    #[test]
+    fn sysctls_render_as_sysctl_lines_from_the_same_value_that_runs() {
+        let set = Sysctl::new(sysctl::UNPRIVILEGED_PORT_START, "0");
+        assert_eq!(
+            Op::NetnsSysctl { netns: "WEB".into(), set }.shell(),
+            vec!["ip netns exec WEB sysctl -w net.ipv4.ip_unprivileged_port_start=0"]
+        );
+        let op = Op::Sysctl { key: bridge::route_localnet_key("hs0"), value: "1".into(), old: "0".into(), ns: 1 };
+        assert_eq!(op.shell(), vec!["sysctl -w net.ipv4.conf.hs0.route_localnet=1    # was 0"]);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //!
 //! A network is a Linux bridge with the gateway address in host-setup's own network
 //! namespace ("the host"), forwarding switched on for the bridge and the uplink only,
-//! and an nf_tables table of our own that masquerades the subnet out of the uplink.
+//! route_localnet on the bridge (published ports on 127.0.0.1), and an nf_tables table
+//! of our own that masquerades the subnet out of the uplink.
 //! Everything it makes is journalled first (its own journal, undone by action::undo
 //! like a container's), and all of it lives in the netns it was made in: its inode is
 //! kept, and host-setup refuses to act on the network from any other netns.
@@ -194,14 +195,20 @@ pub fn plan_create(
     let net = Network { name: name.into(), bridge: name.into(), subnet, prefix_len, gateway, uplink, ns, auto };
     let mut actions = vec![Make::Op(Op::Bridge { name: net.bridge.clone(), gateway, prefix_len, ns })];
     // Forwarding only where the network needs it: into and out of the bridge (a new
-    // interface starts with conf/default's value), and the uplink's.
-    let default = bridge::read_sysctl(&bridge::forwarding_key("default"))?;
-    let mut fwd = vec![(net.bridge.clone(), default)];
+    // interface starts with conf/default's values), and the uplink's.
+    let br = &net.bridge;
+    let mut set = vec![(bridge::forwarding_key(br), bridge::read_sysctl(&bridge::forwarding_key("default"))?)];
     if let Some(u) = &net.uplink {
-        fwd.push((u.clone(), bridge::read_sysctl(&bridge::forwarding_key(u))?));
+        let key = bridge::forwarding_key(u);
+        set.push((key.clone(), bridge::read_sysctl(&key)?));
     }
-    for (iface, old) in fwd {
-        let key = bridge::forwarding_key(&iface);
+    // route_localnet on the bridge alone: the host's connection to 127.0.0.1:PORT is
+    // DNATted in output and leaves by the bridge with its loopback source (masqueraded
+    // in postrouting, nft::NetworkNat), and the replies come back to 127.0.0.1 through
+    // it; without it the kernel drops both as martians. What Docker (no userland
+    // proxy) and netavark do.
+    set.push((bridge::route_localnet_key(br), bridge::read_sysctl(&bridge::route_localnet_key("default"))?));
+    for (key, old) in set {
         match old.as_str() {
             "1" => actions.push(Make::Note(format!("{} is 1 already", bridge::sysctl_path(&key)))),
             _ => actions.push(Make::Op(Op::Sysctl { key, value: "1".into(), old, ns })),

@@ -1,10 +1,12 @@
-//! Section 3 1) of the tutorial: `ip netns add RED`, and its loopback up.
+//! Section 3 1) of the tutorial: `ip netns add RED`, and its loopback up. Then the
+//! sysctls of the container's own netns (not in the tutorial: Docker sets the same).
 
 use super::Step;
 use crate::action::Action;
 use crate::ctx::Ctx;
 use crate::error::Result;
-use crate::net::Op;
+use crate::net::sysctl::{PING_GROUP_RANGE, UNPRIVILEGED_PORT_START};
+use crate::net::{Op, Sysctl};
 
 pub struct Netns;
 
@@ -21,13 +23,19 @@ impl Step for Netns {
 
     fn plan(&self, ctx: &Ctx) -> Result<Vec<Action>> {
         let ns = &ctx.spec.netns;
+        let set = |s: Sysctl| Action::Net(Op::NetnsSysctl { netns: ns.clone(), set: s });
         let mut actions = vec![Action::Net(Op::AddNetns(ns.clone())), Action::Net(Op::LoopbackUp(ns.clone()))];
-        // --userns: the namespace stays the host's, where the container's root has
+        // Ports below 1024 open to anyone in this netns, as Docker does: binding them
+        // takes CAP_NET_BIND_SERVICE in the user namespace that owns the netns (the
+        // host's), which root inside a user namespace lacks (`httpd -p 80`: EACCES).
+        // The netns is the container's alone, so the ports are its own.
+        actions.push(set(Sysctl::new(UNPRIVILEGED_PORT_START, "0")));
+        // A user namespace: the netns stays the host's, where the container's root has
         // no CAP_NET_RAW; ping then opens an ICMP datagram socket, which the kernel
         // allows to the gids in this namespace's ping_group_range (default: none).
         if let Some(ids) = ctx.ids {
             let (first, last) = (ids.gid, ids.gid + (ids.count - 1));
-            actions.push(Action::Net(Op::PingGroups { netns: ns.clone(), first, last }));
+            actions.push(set(Sysctl::new(PING_GROUP_RANGE, format!("{first} {last}"))));
         }
         Ok(actions)
     }

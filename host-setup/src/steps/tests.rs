@@ -127,6 +127,8 @@ fn explain_is_exactly_what_runs_for_red_and_blue_on_v1_and_v2() {
         );
         has(&lines, "ip netns add RED");
         has(&lines, "ip netns exec RED ip link set lo up");
+        has(&lines, "ip netns exec RED sysctl -w net.ipv4.ip_unprivileged_port_start=0");
+        assert!(!lines.iter().any(|l| l.contains("ping_group_range")), "no user namespace: ping is root's");
         has(&lines, "# blue is not up yet: the veth pair is made when it comes up, by its host-setup");
         has(&lines, "  hostname RED");
         has(
@@ -197,10 +199,9 @@ fn explain_is_exactly_what_runs_with_a_user_namespace() {
         &lines,
         &format!("chown {}:{} {} {}", ids.uid, ids.gid, s("containers/green/upper"), s("containers/green/work")),
     );
-    has(
-        &lines,
-        &format!("ip netns exec GREEN sysctl -w net.ipv4.ping_group_range=\"{} {}\"", ids.gid, ids.gid + 65535),
-    );
+    has(&lines, &format!("ip netns exec GREEN sysctl -w net.ipv4.ping_group_range='{} {}'", ids.gid, ids.gid + 65535));
+    // Ports below 1024: root inside has no CAP_NET_BIND_SERVICE where the netns belongs.
+    has(&lines, "ip netns exec GREEN sysctl -w net.ipv4.ip_unprivileged_port_start=0");
     has(
         &lines,
         &format!(
@@ -253,6 +254,7 @@ fn explain_is_exactly_what_runs_for_a_container_on_a_bridge_network() {
     has(&lines, &format!("ip link set {host_end} master web up"));
     has(&lines, "ip netns exec GREEN ip addr add dev eth0 10.80.0.3/16 brd +");
     has(&lines, "ip netns exec GREEN ip route add default via 10.80.0.1");
+    has(&lines, "ip netns exec GREEN sysctl -w net.ipv4.ip_unprivileged_port_start=0");
     has(&lines, &format!("nft 'add rule ip host-setup-{host_end} prerouting fib daddr type local tcp dport 8080 dnat to 10.80.0.3:80'"));
     has(
         &lines,

@@ -11,7 +11,9 @@
 //! - per network, [`NetworkNat`]: table `ip <table>` with
 //!   `postrouting` (type nat hook postrouting priority 100, srcnat): `ip saddr SUBNET
 //!   oifname != BRIDGE masquerade` (or `oifname UPLINK masquerade` when an uplink is
-//!   given), as Docker's `-s SUBNET ! -o BRIDGE -j MASQUERADE`; and `forward` (type filter
+//!   given), as Docker's `-s SUBNET ! -o BRIDGE -j MASQUERADE`, and `ip saddr 127.0.0.0/8
+//!   oifname BRIDGE masquerade` (the host's own connections to a published port on
+//!   127.0.0.1, with route_localnet on the bridge); and `forward` (type filter
 //!   hook forward priority 0, policy accept): `iifname BRIDGE accept`, `oifname BRIDGE ct
 //!   state established,related accept`, `oifname BRIDGE ct status dnat accept` (replies,
 //!   and connections to published ports), then `oifname BRIDGE drop` (nothing else is
@@ -20,7 +22,7 @@
 //!   and `output` (type nat, priority -100, dstnat), each with one rule per port:
 //!   `fib daddr type local tcp dport HOST_PORT dnat to ADDR:PORT`. prerouting serves
 //!   connections from outside (through the uplink), output those from the host itself to
-//!   one of its own addresses. One table per container, so `down` removes it whole with
+//!   one of its own addresses, 127.0.0.1 included (the network's loopback masquerade). One table per container, so `down` removes it whole with
 //!   one delete and never needs rule handles.
 //!
 //! Each `create` is one nf_tables batch, one transaction: all of it is applied or none.
@@ -31,9 +33,7 @@
 //!
 //! Limits worth knowing: an `accept` here does not override a drop in another table's
 //! forward chain (every table's base chains see the packet: e.g. Docker's iptables
-//! FORWARD policy drop still drops); the host reaching a published port through
-//! 127.0.0.1 is not covered (the DNATted packet would keep a loopback source, which the
-//! kernel does not route out; Docker needs route_localnet or its proxy for that); and a
+//! FORWARD policy drop still drops); and a
 //! container reaching another's published port through the host's address needs the
 //! bridge's hairpin traffic to pass netfilter (br_netfilter).
 //!
@@ -183,6 +183,12 @@ impl NetworkNat {
         masq.masquerade();
         let saddr = if len == 0 { String::new() } else { format!("ip saddr {net}/{len} ") };
 
+        // The host's own connections to 127.0.0.1:PORT, DNATted in output to a
+        // container, leave by the bridge with source 127.0.0.1 (route_localnet): the
+        // container would answer its own loopback. They take the gateway's address.
+        let mut localhost = Exprs::default();
+        localhost.saddr_in(Ipv4Addr::new(127, 0, 0, 0), 8).ifname(NFT_META_OIFNAME, NFT_CMP_EQ, br).masquerade();
+
         let mut from_bridge = Exprs::default();
         from_bridge.ifname(NFT_META_IIFNAME, NFT_CMP_EQ, br).accept();
         let mut replies = Exprs::default();
@@ -200,6 +206,11 @@ impl NetworkNat {
         isolate.ifname(NFT_META_OIFNAME, NFT_CMP_EQ, br).drop();
         vec![
             Rule { chain: "postrouting", text: format!("{saddr}{out} masquerade"), exprs: masq },
+            Rule {
+                chain: "postrouting",
+                text: format!("ip saddr 127.0.0.0/8 oifname \"{br}\" masquerade"),
+                exprs: localhost,
+            },
             Rule { chain: "forward", text: format!("iifname \"{br}\" accept"), exprs: from_bridge },
             Rule {
                 chain: "forward",

@@ -214,6 +214,7 @@ fn network_nat_renders_as_nft_lines() {
             "nft 'add chain ip hs-net-red postrouting { type nat hook postrouting priority 100; }'",
             "nft 'add chain ip hs-net-red forward { type filter hook forward priority 0; policy accept; }'",
             r#"nft 'add rule ip hs-net-red postrouting ip saddr 10.1.0.0/24 oifname != "hsbr0" masquerade'"#,
+            r#"nft 'add rule ip hs-net-red postrouting ip saddr 127.0.0.0/8 oifname "hsbr0" masquerade'"#,
             r#"nft 'add rule ip hs-net-red forward iifname "hsbr0" accept'"#,
             r#"nft 'add rule ip hs-net-red forward oifname "hsbr0" ct state established,related accept'"#,
             r#"nft 'add rule ip hs-net-red forward oifname "hsbr0" ct status dnat accept'"#,
