@@ -480,6 +480,11 @@ fn web_example(extra: &[&str]) {
     }
     let on = |key: &str| w.conf(key).into_iter().filter(|(_, v)| v == "1").map(|(i, _)| i).collect::<Vec<_>>();
     assert_eq!(on("route_localnet"), ["hs0"], "route_localnet on the bridge only");
+    let journal = std::fs::read_to_string(w.lab.state_dir.join("networks/hs0/journal")).unwrap();
+    assert!(
+        journal.lines().any(|l| l.contains("\"net/ipv4/conf/hs0/route_localnet\"") && l.contains("\"old\":\"0\"")),
+        "the old value is journalled before the write, like forwarding's:\n{journal}"
+    );
 
     let st = w.hs_ok(&["status", &web]);
     assert!(st.contains("sysctls   net.ipv4.ip_unprivileged_port_start=0, net.ipv4.ping_group_range="), "{st}");
