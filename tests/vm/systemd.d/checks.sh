@@ -1,0 +1,98 @@
+#!/bin/sh
+# Inside the systemd VM (tests/vm/systemd), run by hs-checks.service once the
+# system is up, output on ttyS1: a fresh Debian 12 as a new user has it. One
+# "PASS name" / "FAIL name" line per check (tests/vm/systemd expects their number),
+# then "guest-result: N passed, M failed".
+export PATH=/opt/hs/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=/root
+CG=/sys/fs/cgroup
+PASSES=0
+FAILS=0
+pass() { echo "PASS $*"; PASSES=$((PASSES + 1)); }
+fail() { echo "FAIL $*"; FAILS=$((FAILS + 1)); }
+check() { # NAME CMD...: PASS if CMD succeeds, else FAIL and its output, indented
+    name=$1
+    shift
+    if "$@" >/tmp/check.out 2>&1; then pass "$name"; else fail "$name"; sed 's/^/  /' /tmp/check.out | head -n 30; fi
+}
+# wait_for SECONDS CMD...: until CMD succeeds (under TCG everything is slow)
+wait_for() {
+    n=$(($1 * 5))
+    shift
+    while ! "$@" >/dev/null 2>&1; do
+        n=$((n - 1))
+        [ $n -gt 0 ] || return 1
+        sleep 0.2
+    done
+}
+# in_unit UNIT CMD...: systemd-run --wait CMD as a service UNIT (it ends when CMD
+# returns, and systemd kills what is left in its cgroup); its journal if it failed.
+in_unit() {
+    unit=$1
+    shift
+    systemd-run --quiet --wait --unit="$unit" -- "$@" && return 0
+    journalctl -b -u "$unit" --no-pager | tail -n 20
+    return 1
+}
+loaded() { grep -qw "$1" /proc/filesystems || [ -d "/sys/module/$1" ]; }
+
+echo "guest: Linux $(uname -r), $(nproc) CPUs, $(systemctl --version | head -1)"
+host_is_systemd() {
+    [ "$(cat /proc/1/comm)" = systemd ] || { echo "PID 1 is $(cat /proc/1/comm)"; return 1; }
+    [ "$(stat -f -c %t $CG)" = 63677270 ] || { echo "$CG is not cgroup2"; return 1; }
+    grep -q '^[0-9]* [0-9]* [^ ]* / / .* shared:' /proc/1/mountinfo || { echo '"/" is not shared'; return 1; }
+    systemctl is-active systemd-journald systemd-udevd
+}
+check "systemd is PID 1, cgroup v2 alone, \"/\" shared, journald and udev running" host_is_systemd
+nothing_loaded() {
+    for m in overlay veth; do
+        ! loaded $m || { echo "$m is loaded already:"; lsmod | grep -w "$m"; return 1; }
+    done
+    modinfo -n overlay && modinfo -n veth # modules, which the kernel can load
+}
+check "overlay and veth are modules and not loaded yet" nothing_loaded
+before=$(cat $CG/cgroup.subtree_control)
+echo "guest: root cgroup.subtree_control before: $before"
+
+# --- the lab, on first boot, with nothing loaded by hand ------------------------------
+check "host-setup red (nothing loaded by hand)" host-setup red
+check "host-setup blue" host-setup blue
+check "the kernel loaded overlay and veth on first use" sh -c 'lsmod | grep -w overlay && lsmod | grep -w veth'
+check "ping RED -> BLUE and BLUE -> RED" sh -c \
+    'host-setup exec red ping -c 1 -W 5 11.11.11.3 </dev/null && host-setup exec blue ping -c 1 -W 5 11.11.11.2 </dev/null'
+check "host-setup verify --check namespaces --check limits --check ping red blue" \
+    host-setup verify --check namespaces --check limits --check ping red blue
+
+# --- a container started from a systemd unit outlives the unit, and is watched --------
+# The unit's main process (host-setup up) returns at once; systemd then stops the
+# unit and kills everything left in its cgroup: the supervisor must not be there.
+check "systemd-run --wait -- host-setup up svc -- sh -c 'sleep 8; exit 7' (the unit ends)" \
+    in_unit hs-svc host-setup up --net none svc -- sh -c 'sleep 8; exit 7'
+supervisor_outside() {
+    init=$(host-setup status svc | sed -n 's/.*init pid \([0-9]*\).*/\1/p')
+    [ -n "$init" ] || { host-setup status svc; return 1; }
+    sup=$(ps -o ppid= -p "$init" | tr -d ' ')
+    [ -n "$sup" ] && [ "$sup" != 1 ] || { echo "init $init has no supervisor (parent: '$sup')"; ps -ef; return 1; }
+    echo "supervisor $sup: $(cat /proc/$sup/cgroup)"
+    grep -qx '0::/host-setup/svc.supervisor' /proc/$sup/cgroup
+}
+check "the supervisor lives on in its own cgroup (host-setup/svc.supervisor)" supervisor_outside
+exited7() { host-setup status svc | grep -q '^svc: exited (7)'; }
+if wait_for 60 exited7; then pass "status records svc's exit code 7 after its unit ended"; else
+    fail "status records svc's exit code 7 after its unit ended"; host-setup status svc | sed 's/^/  /'; fi
+check "systemd-run --wait -- host-setup up hog --memory 32M -- stress --vm 1 --vm-bytes 128M" \
+    in_unit hs-hog host-setup up --net none --memory 32M hog -- stress --vm 1 --vm-bytes 128M --vm-hang 0 -t 60
+oom_recorded() { host-setup status hog | grep -q '^hog: exited' && host-setup status hog | grep -q 'oom kills [1-9]'; }
+if wait_for 60 oom_recorded; then pass "status records hog's exit and its OOM kill after its unit ended"; else
+    fail "status records hog's exit and its OOM kill after its unit ended"; host-setup status hog | sed 's/^/  /'; fi
+
+# --- down: the host as it was -------------------------------------------------------
+check "host-setup down svc hog red blue" host-setup down svc hog red blue
+subtree_as_before() {
+    now=$(cat $CG/cgroup.subtree_control)
+    [ "$now" = "$before" ] || { echo "root cgroup.subtree_control is '$now', was '$before'"; return 1; }
+    [ ! -e $CG/host-setup ] || { echo "$CG/host-setup is left"; find $CG/host-setup -maxdepth 1; return 1; }
+}
+check "the root's cgroup.subtree_control is exactly as before up ($before), nothing left" subtree_as_before
+
+echo "guest-result: $PASSES passed, $FAILS failed"
