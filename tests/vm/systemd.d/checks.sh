@@ -66,20 +66,25 @@ check "host-setup verify --check namespaces --check limits --check ping red blue
 # --- a container started from a systemd unit outlives the unit, and is watched --------
 # The unit's main process (host-setup up) returns at once; systemd then stops the
 # unit and kills everything left in its cgroup: the supervisor must not be there.
-check "systemd-run --wait -- host-setup up svc -- sh -c 'sleep 8; exit 7' (the unit ends)" \
-    in_unit hs-svc host-setup up --net none svc -- sh -c 'sleep 8; exit 7'
+# svc waits until the check says go (mkdir /go), then exits 7; `sleep` comes from a
+# layer of busybox (the built-in layers have none).
+L=/var/lib/hs-sleep-layer
+mkdir -p $L/bin && cp /bin/busybox $L/bin/busybox && ln -sf busybox $L/bin/sleep
+check "systemd-run --wait -- host-setup up svc -- sh -c 'until go; exit 7' (the unit ends)" \
+    in_unit hs-svc host-setup up --net none --layer $L svc -- sh -c 'while [ ! -d /go ]; do sleep 0.2; done; exit 7'
 supervisor_outside() {
+    host-setup status svc | grep -q '^svc: running' || { host-setup status svc; return 1; }
     init=$(host-setup status svc | sed -n 's/.*init pid \([0-9]*\).*/\1/p')
-    [ -n "$init" ] || { host-setup status svc; return 1; }
-    sup=$(ps -o ppid= -p "$init" | tr -d ' ')
-    [ -n "$sup" ] && [ "$sup" != 1 ] || { echo "init $init has no supervisor (parent: '$sup')"; ps -ef; return 1; }
-    echo "supervisor $sup: $(cat /proc/$sup/cgroup)"
-    grep -qx '0::/host-setup/svc.supervisor' /proc/$sup/cgroup
+    sup=$(awk '/^PPid:/ {print $2}' /proc/$init/status)
+    comm=$(cat /proc/$sup/comm)
+    echo "init $init, its parent $sup ($comm): $(cat /proc/$sup/cgroup)"
+    [ "$sup" != 1 ] && grep -qx '0::/host-setup/svc.supervisor' /proc/$sup/cgroup
 }
-check "the supervisor lives on in its own cgroup (host-setup/svc.supervisor)" supervisor_outside
+check "after its unit ended, svc's supervisor lives on in host-setup/svc.supervisor" supervisor_outside
+check "host-setup exec svc mkdir /go (svc exits 7)" host-setup exec svc mkdir /go
 exited7() { host-setup status svc | grep -q '^svc: exited (7)'; }
-if wait_for 60 exited7; then pass "status records svc's exit code 7 after its unit ended"; else
-    fail "status records svc's exit code 7 after its unit ended"; host-setup status svc | sed 's/^/  /'; fi
+if wait_for 60 exited7; then pass "status records svc's exit code 7"; else
+    fail "status records svc's exit code 7"; host-setup status svc | sed 's/^/  /'; fi
 check "systemd-run --wait -- host-setup up hog --memory 32M -- stress --vm 1 --vm-bytes 128M" \
     in_unit hs-hog host-setup up --net none --memory 32M hog -- stress --vm 1 --vm-bytes 128M --vm-hang 0 -t 60
 oom_recorded() { host-setup status hog | grep -q '^hog: exited' && host-setup status hog | grep -q 'oom kills [1-9]'; }
@@ -88,10 +93,12 @@ if wait_for 60 oom_recorded; then pass "status records hog's exit and its OOM ki
 
 # --- down: the host as it was -------------------------------------------------------
 check "host-setup down svc hog red blue" host-setup down svc hog red blue
+rm -rf $L
 subtree_as_before() {
     now=$(cat $CG/cgroup.subtree_control)
     [ "$now" = "$before" ] || { echo "root cgroup.subtree_control is '$now', was '$before'"; return 1; }
     [ ! -e $CG/host-setup ] || { echo "$CG/host-setup is left"; find $CG/host-setup -maxdepth 1; return 1; }
+    [ ! -e /run/host-setup.subtree_control.json ] || { cat /run/host-setup.subtree_control.json; return 1; }
 }
 check "the root's cgroup.subtree_control is exactly as before up ($before), nothing left" subtree_as_before
 
