@@ -82,14 +82,19 @@ supervisor_outside() {
 }
 check "after its unit ended, svc's supervisor lives on in host-setup/svc.supervisor" supervisor_outside
 check "host-setup exec svc mkdir /go (svc exits 7)" host-setup exec svc mkdir /go
-exited7() { host-setup status svc | grep -q '^svc: exited (7)'; }
-if wait_for 60 exited7; then pass "status records svc's exit code 7"; else
-    fail "status records svc's exit code 7"; host-setup status svc | sed 's/^/  /'; fi
+ended() { ! host-setup status "$1" | grep -qE "^$1: (running|starting)"; }
+wait_for 60 ended svc
+svc_exit7() { host-setup status svc >/tmp/svc.status; cat /tmp/svc.status; grep -q '^svc: exited (7)' /tmp/svc.status; }
+check "status records svc's exit code 7" svc_exit7
 check "systemd-run --wait -- host-setup up hog --memory 32M -- stress --vm 1 --vm-bytes 128M" \
     in_unit hs-hog host-setup up --net none --memory 32M hog -- stress --vm 1 --vm-bytes 128M --vm-hang 0 -t 60
-oom_recorded() { host-setup status hog | grep -q '^hog: exited' && host-setup status hog | grep -q 'oom kills [1-9]'; }
-if wait_for 60 oom_recorded; then pass "status records hog's exit and its OOM kill after its unit ended"; else
-    fail "status records hog's exit and its OOM kill after its unit ended"; host-setup status hog | sed 's/^/  /'; fi
+hog_oom() {
+    host-setup status hog >/tmp/hog.status
+    cat /tmp/hog.status
+    grep -q '^hog: exited' /tmp/hog.status && grep -q 'oom kills [1-9]' /tmp/hog.status
+}
+wait_for 60 ended hog
+check "status records hog's exit and its OOM kill after its unit ended" hog_oom
 
 # --- down: the host as it was -------------------------------------------------------
 check "host-setup down svc hog red blue" host-setup down svc hog red blue
