@@ -45,12 +45,12 @@ host_is_systemd() {
 }
 check "systemd is PID 1, cgroup v2 alone, \"/\" shared, journald and udev running" host_is_systemd
 nothing_loaded() {
-    for m in overlay veth; do
+    for m in overlay veth bridge nf_tables; do
         ! loaded $m || { echo "$m is loaded already:"; lsmod | grep -w "$m"; return 1; }
     done
-    modinfo -n overlay && modinfo -n veth # modules, which the kernel can load
+    modinfo -n overlay veth bridge nf_tables # modules, which the kernel can load
 }
-check "overlay and veth are modules and not loaded yet" nothing_loaded
+check "overlay, veth, bridge and nf_tables are modules and not loaded yet" nothing_loaded
 before=$(cat $CG/cgroup.subtree_control)
 echo "guest: root cgroup.subtree_control before: $before"
 
@@ -60,6 +60,8 @@ check "host-setup blue" host-setup blue
 check "the kernel loaded overlay and veth on first use" sh -c 'lsmod | grep -w overlay && lsmod | grep -w veth'
 check "ping RED -> BLUE and BLUE -> RED" sh -c \
     'host-setup exec red ping -c 1 -W 5 11.11.11.3 </dev/null && host-setup exec blue ping -c 1 -W 5 11.11.11.2 </dev/null'
+check "host-setup up --net hs0 -p 8080:80 web: the kernel loads bridge and nf_tables itself" sh -c \
+    'host-setup up --net hs0 -p 8080:80 web && lsmod | grep -w bridge && lsmod | grep -w nf_tables'
 check "host-setup verify --check namespaces --check limits --check ping red blue" \
     host-setup verify --check namespaces --check limits --check ping red blue
 
@@ -97,7 +99,7 @@ wait_for 60 ended hog
 check "status records hog's exit and its OOM kill after its unit ended" hog_oom
 
 # --- down: the host as it was -------------------------------------------------------
-check "host-setup down svc hog red blue" host-setup down svc hog red blue
+check "host-setup down svc hog web red blue" host-setup down svc hog web red blue
 rm -rf $L
 subtree_as_before() {
     now=$(cat $CG/cgroup.subtree_control)
