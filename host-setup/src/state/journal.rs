@@ -47,7 +47,7 @@ pub enum Resource {
     Link { netns: String, iface: String },
     /// One cgroup directory of the container.
     Cgroup(PathBuf),
-    /// One cgroup directory of the container's supervisor (cgroup/supervisor.rs):
+    /// One cgroup directory of the container's supervisor (supervisor_cgroup.rs):
     /// undone like `Cgroup`, but neither joined by `exec` nor read for usage.
     SupervisorCgroup(PathBuf),
     /// Controllers enabled in `dir`'s cgroup.subtree_control (a cgroup not ours:
