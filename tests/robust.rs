@@ -48,7 +48,12 @@ fn footprint(lab: &Lab) -> BTreeSet<String> {
         let environ =
             String::from_utf8_lossy(&std::fs::read(e.path().join("environ")).unwrap_or_default()).into_owned();
         let cgroup = std::fs::read_to_string(e.path().join("cgroup")).unwrap_or_default();
-        if environ.split('\0').any(|v| v == env_mark) || cgroup.contains(&cg_mark) {
+        // A zombie holds nothing but its pid: an ended supervisor, reparented to this
+        // machine's PID 1 (which reaps lazily), still names its removed cgroup
+        // (`0::/<parent>/NAME.supervisor (deleted)`) until it is reaped.
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        let zombie = stat.rfind(')').is_some_and(|i| stat[i + 1..].trim_start().starts_with('Z'));
+        if !zombie && (environ.split('\0').any(|v| v == env_mark) || cgroup.contains(&cg_mark)) {
             let cmdline = String::from_utf8_lossy(&std::fs::read(e.path().join("cmdline")).unwrap_or_default())
                 .replace('\0', " ");
             out.insert(format!("process {} {}", e.file_name().to_string_lossy(), cmdline.trim()));

@@ -58,6 +58,9 @@ impl Action {
             Action::Lease(r) => {
                 Some(Record::Made(Resource::Lease { network: r.net.name.clone(), container: r.container.clone() }))
             }
+            Action::Cgroup(cgroup::Op::Enable { dir, user }) => {
+                Some(Record::Made(Resource::SubtreeControl { dir: dir.clone(), user: user.clone() }))
+            }
             Action::Cgroup(op) => op.makes().map(|d| Record::Made(Resource::Cgroup(d.to_path_buf()))),
             Action::PruneLayers | Action::Launch(_) | Action::Note(_) => None,
         }
@@ -202,7 +205,8 @@ pub fn undo(r: &Resource, t: &Teardown) -> Result<()> {
             crate::made::undo_host(r)?;
         }
         Resource::Lease { network, container } => network::release(t.paths, network, container)?,
-        Resource::Cgroup(dir) => {
+        Resource::SubtreeControl { dir, user } => cgroup::subtree::disable(dir, user)?,
+        Resource::Cgroup(dir) | Resource::SupervisorCgroup(dir) => {
             // init and everything in its pid namespace are gone by now (stopped
             // first). Anything still in the cgroup is ours — it could only get
             // there through host-setup exec — and is killed.

@@ -33,6 +33,7 @@ pub mod status_json;
 pub mod steps;
 pub mod stop;
 pub mod supervisor;
+pub mod supervisor_cgroup;
 pub mod sys;
 pub mod tty;
 pub mod userns;

@@ -1,6 +1,14 @@
 //! What the host must offer before `up` changes anything, each with one clear
 //! message (exit 3): controllers, namespaces, overlayfs, the init binary, and no
 //! name or address already in use by something host-setup did not make.
+//!
+//! A kernel feature is asked of the kernel the way the steps will use it, never
+//! looked up in a list of what is loaded now: overlay, veth, bridge and nf_tables
+//! are modules on Debian and Ubuntu, which the kernel loads itself on first use
+//! (get_fs_type -> request_module("fs-overlay"); RTNL "rtnl-link-veth"; NFNL
+//! "nfnetlink-subsys-10"). Only the filesystem is asked here (fsopen, which
+//! mounts nothing); links and nf_tables are asked by the step that makes them,
+//! whose error says what is missing once the kernel could not load it.
 
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -11,6 +19,7 @@ use crate::error::Result;
 use crate::net;
 use crate::spec::Spec;
 use crate::state::{Journal, Paths};
+use crate::sys;
 
 pub fn check(spec: &Spec, paths: &Paths, cgroups: &Cgroups, cgroup_parent: &str, bins: &Bins) -> Result<()> {
     cgroups.check()?;
@@ -21,10 +30,7 @@ pub fn check(spec: &Spec, paths: &Paths, cgroups: &Cgroups, cgroup_parent: &str,
             ));
         }
     }
-    let filesystems = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
-    if !filesystems.split_whitespace().any(|f| f == "overlay") {
-        return Err(crate::precondition!("overlayfs is not available in this kernel: load it (modprobe overlay)"));
-    }
+    filesystem("overlay", sys::fsopen_probe("overlay"))?;
     if !bins.init.is_file() {
         return Err(crate::precondition!(
             "init not found at {}: build it (cargo build --release) or give --init PATH",
@@ -64,6 +70,28 @@ pub fn check(spec: &Spec, paths: &Paths, cgroups: &Cgroups, cgroup_parent: &str,
     Ok(())
 }
 
+/// Whether the kernel has filesystem `fstype`, from what fsopen(fstype) answered
+/// (`probe`); fsopen loads the module if needed. Refused only for ENODEV: the
+/// kernel has no such type and could not load one. Any other answer (ENOSYS before
+/// Linux 5.2, EPERM under a restricting seccomp filter) says nothing about the type:
+/// the mount itself asks again and loads it the same way.
+fn filesystem(fstype: &str, probe: std::result::Result<(), nix::errno::Errno>) -> Result<()> {
+    match probe {
+        Ok(()) => Ok(()),
+        Err(nix::errno::Errno::ENODEV) => Err(crate::precondition!(
+            "{fstype} is not available in this kernel: fsopen(\"{fstype}\"): ENODEV: {}; the kernel has no {fstype} \
+             filesystem and could not load its module (built without it, or no {fstype}.ko for kernel {}: \
+             modprobe {fstype} says why)",
+            crate::error::errno_text(nix::errno::Errno::ENODEV),
+            nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default()
+        )),
+        Err(e) => {
+            log::debug!("fsopen(\"{fstype}\"): {e:?}: the mount will ask the kernel itself");
+            Ok(())
+        }
+    }
+}
+
 /// Addresses of all containers in this state dir, except `except`.
 fn addresses_in_use(paths: &Paths, except: &str) -> Vec<(String, Ipv4Addr)> {
     paths
@@ -75,4 +103,33 @@ fn addresses_in_use(paths: &Paths, except: &str) -> Vec<(String, Ipv4Addr)> {
             Some((n, spec.net?.addr))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::errno::Errno;
+
+    #[test]
+    fn only_enodev_refuses_a_filesystem() {
+        filesystem("overlay", Ok(())).unwrap();
+        // No fsopen (Linux < 5.2) or not allowed to ask: the mount asks itself.
+        filesystem("overlay", Err(Errno::ENOSYS)).unwrap();
+        filesystem("overlay", Err(Errno::EPERM)).unwrap();
+        let e = filesystem("overlay", Err(Errno::ENODEV)).unwrap_err();
+        assert_eq!(e.exit_code(), 3);
+        let e = e.to_string();
+        assert!(
+            e.starts_with("overlay is not available in this kernel: fsopen(\"overlay\"): ENODEV: no such device;"),
+            "{e}"
+        );
+        assert!(e.contains("modprobe overlay says why"), "{e}");
+    }
+
+    #[test]
+    fn fsopen_asks_the_kernel() {
+        // Built in or loadable on every kernel this runs on; a type no kernel has is ENODEV.
+        assert_eq!(sys::fsopen_probe("overlay"), Ok(()));
+        assert_eq!(sys::fsopen_probe("no-such-fs-hs"), Err(Errno::ENODEV));
+    }
 }

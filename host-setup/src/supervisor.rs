@@ -103,6 +103,8 @@ fn start_supervised(ctx: &mut Ctx, args: &InitArgs) -> Result<Proc> {
             // Keep only the journal and the report pipe of whatever we inherited.
             let journal_fd = ctx.journal.as_ref().map(|j| j.raw_fd()).unwrap_or(-1);
             sys::close_fds_except(&[journal_fd, report.as_raw_fd()]);
+            // Out of the caller's cgroup (a systemd unit kills what is left in its own).
+            crate::supervisor_cgroup::enter(ctx)?;
             record(ctx, Record::Started { role: Role::Supervisor, proc: Proc::of(std::process::id() as i32)? })?;
             spawn_ready(ctx, args, None)
         })();

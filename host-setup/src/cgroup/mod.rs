@@ -4,12 +4,13 @@
 //!
 //! Every container gets `<hierarchy>/<parent>/<name>`; `parent` is a directory the
 //! project owns (default `host-setup`), so nothing outside it is ever created,
-//! written or removed (the root cgroup's `cgroup.subtree_control` on v2 aside,
-//! see v2.rs).
+//! written or removed (the root cgroup's `cgroup.subtree_control` on v2 aside:
+//! what we enable there is journalled and undone, see subtree.rs).
 
 pub mod devices;
 pub mod live;
 mod op;
+pub mod subtree;
 mod v1;
 mod v2;
 
@@ -232,7 +233,7 @@ pub fn validate_parent(parent: &str) -> Result<()> {
 }
 
 /// mkdir that is fine if the directory is already there.
-fn mkdir(dir: &Path) -> Result<()> {
+pub(crate) fn mkdir(dir: &Path) -> Result<()> {
     match fs::create_dir(dir) {
         Ok(()) => {
             log::debug!("mkdir {}", dir.display());

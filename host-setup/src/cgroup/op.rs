@@ -7,14 +7,18 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 
-use super::{devices, mkdir, v2, write};
+use super::{devices, mkdir, subtree, v2, write};
 use crate::error::Result;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
+    /// v2: `echo '+cpu +memory +pids' > DIR/cgroup.subtree_control` in a cgroup not
+    /// ours (the hierarchy's root), those not enabled yet, claimed for the
+    /// container cgroup `user` and given back by the last user (subtree.rs).
+    Enable { dir: PathBuf, user: PathBuf },
     /// `mkdir DIR`, its parent (the project's own cgroup) first if it is not there.
     /// On v2, first `echo '+cpu +memory +pids' > D/cgroup.subtree_control` for
-    /// each D of `enable_in` (the hierarchy's root, then the parent).
+    /// each D of `enable_in` (the parent: ours, it goes with its rmdir).
     Mkdir { dir: PathBuf, enable_in: Vec<PathBuf> },
     /// `echo VALUE > FILE`; with `if_exists`, only where the kernel has FILE
     /// (memory.memsw.* and memory.swap.max exist only with swap accounting).
@@ -39,6 +43,7 @@ impl Op {
 
     pub fn run(&self) -> Result<()> {
         match self {
+            Op::Enable { dir, user } => subtree::enable(dir, user, &v2::CONTROLLERS),
             Op::Mkdir { dir, enable_in } => {
                 // A concurrent `down` of the last other container may rmdir the parent
                 // between our mkdirs: then make it (and enable in it) again.
@@ -68,6 +73,14 @@ impl Op {
 
     pub fn shell(&self) -> Vec<String> {
         match self {
+            Op::Enable { dir, .. } => {
+                let enable: Vec<String> = v2::CONTROLLERS.iter().map(|c| format!("+{c}")).collect();
+                vec![format!(
+                    "echo '{}' > {}/cgroup.subtree_control   # those not on yet; down of the last container turns them off",
+                    enable.join(" "),
+                    dir.display()
+                )]
+            }
             Op::Mkdir { dir, enable_in } => {
                 let enable: Vec<String> = v2::CONTROLLERS.iter().map(|c| format!("+{c}")).collect();
                 let mut out: Vec<String> = enable_in

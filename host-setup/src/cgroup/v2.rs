@@ -2,8 +2,8 @@
 //! ancestor enabled it in `cgroup.subtree_control`; and a cgroup that has
 //! controllers enabled for its children may hold no processes itself ("no internal
 //! processes" rule; the root of the hierarchy is exempt). So: enable cpu and memory
-//! in the root (if not yet) and in our parent, never in the container's leaf, and
-//! put processes only into leaves.
+//! in the root (if not yet: journalled and undone, subtree.rs) and in our parent,
+//! never in the container's leaf, and put processes only into leaves.
 //!
 //! `/sys/fs/cgroup` need not be the hierarchy's root: in a container with its own
 //! cgroup namespace (docker, podman, nspawn) it is some cgroup further down, which
@@ -130,13 +130,18 @@ fn internal_processes(dir: &Path, todo: &[&str], pids: &[i32]) -> Error {
 pub(super) fn enable_for_children(dir: &Path) -> Result<()> {
     let enabled = words(&dir.join("cgroup.subtree_control"))?;
     for c in CONTROLLERS.iter().filter(|c| !enabled.iter().any(|e| e == *c)) {
-        write(&dir.join("cgroup.subtree_control"), &format!("+{c}")).map_err(|e| match e.errno() {
-            Some(Errno::EBUSY) => internal_processes(dir, &[c], &super::procs(dir)),
-            Some(errno) => e.hint(subtree_hint(dir, c, errno)),
-            None => e,
-        })?;
+        enable_one(dir, c)?;
     }
     Ok(())
+}
+
+/// `echo +c > dir/cgroup.subtree_control`, with why it failed.
+pub(super) fn enable_one(dir: &Path, c: &str) -> Result<()> {
+    write(&dir.join("cgroup.subtree_control"), &format!("+{c}")).map_err(|e| match e.errno() {
+        Some(Errno::EBUSY) => internal_processes(dir, &[c], &super::procs(dir)),
+        Some(errno) => e.hint(subtree_hint(dir, c, errno)),
+        None => e,
+    })
 }
 
 /// Why writing `+c` into `dir`'s cgroup.subtree_control failed with `errno`.
@@ -160,15 +165,18 @@ fn subtree_hint(dir: &Path, c: &str, errno: Errno) -> String {
 }
 
 /// The hierarchy's root is exempt from the no internal processes rule (and check()
-/// refused a namespace root holding processes); systemd hosts have cpu and memory
-/// enabled there already. Our parent only ever holds cgroups, never processes; the
-/// leaf gets limits only — its cgroup.subtree_control stays empty, so that init and
-/// everything it starts may live in it.
+/// refused a namespace root holding processes); systemd hosts have memory and pids
+/// enabled there already, rarely cpu. The root is not ours: what we enable there
+/// is claimed for this container and given back by the last one (subtree.rs). Our
+/// parent only ever holds cgroups, never processes; the leaf gets limits only — its
+/// cgroup.subtree_control stays empty, so that init and everything it starts may
+/// live in it.
 pub fn ops(root: &Path, parent: &str, name: &str, limits: &Limits) -> Vec<Op> {
     let parent_dir = root.join(parent);
     let dir = parent_dir.join(name);
     let mut ops = vec![
-        Op::Mkdir { dir: dir.clone(), enable_in: vec![root.to_path_buf(), parent_dir] },
+        Op::Enable { dir: root.to_path_buf(), user: dir.clone() },
+        Op::Mkdir { dir: dir.clone(), enable_in: vec![parent_dir] },
         Op::write(&dir, "cpu.max", format!("{} {}", limits.cpu_quota_us, limits.cpu_period_us)),
         Op::write(&dir, "memory.max", limits.memory_bytes),
         // Without swap accounting (no CONFIG_MEMCG_SWAP, or swapaccount=0) the file is

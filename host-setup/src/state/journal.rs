@@ -47,6 +47,13 @@ pub enum Resource {
     Link { netns: String, iface: String },
     /// One cgroup directory of the container.
     Cgroup(PathBuf),
+    /// One cgroup directory of the container's supervisor (supervisor_cgroup.rs):
+    /// undone like `Cgroup`, but neither joined by `exec` nor read for usage.
+    SupervisorCgroup(PathBuf),
+    /// Controllers enabled in `dir`'s cgroup.subtree_control (a cgroup not ours:
+    /// the hierarchy's root) for the container's cgroup `user`; disabled again when
+    /// the last such user goes (cgroup/subtree.rs).
+    SubtreeControl { dir: PathBuf, user: PathBuf },
     /// The host ids of the container's user namespace (held while this journal exists).
     Ids(crate::userns::IdMap),
     /// A link in host-setup's own network namespace (inode `ns`): a bridge, or a

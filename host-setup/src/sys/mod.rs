@@ -399,9 +399,11 @@ mod tests {
     }
 }
 
+mod fs;
 mod net;
 mod tty;
 mod userns;
+pub use fs::*;
 pub use net::*;
 pub use tty::*;
 pub use userns::*;
