@@ -27,8 +27,7 @@ use nix::unistd::{unlinkat, UnlinkatFlags};
 use crate::error::{Error, Result, SysContext};
 
 /// How a directory of the tree is opened: never through a symlink.
-const DIR_FLAGS: OFlag =
-    OFlag::O_RDONLY.union(OFlag::O_DIRECTORY).union(OFlag::O_NOFOLLOW).union(OFlag::O_CLOEXEC);
+const DIR_FLAGS: OFlag = OFlag::O_RDONLY.union(OFlag::O_DIRECTORY).union(OFlag::O_NOFOLLOW).union(OFlag::O_CLOEXEC);
 
 /// Whole walks tried before giving up on a tree that keeps changing under us.
 const TRIES: usize = 3;
@@ -48,12 +47,12 @@ fn remove_tree_unless_mounted(path: &Path, mounts: &[PathBuf]) -> Result<bool> {
     };
     // The parent is ours (the state dir, the layer cache) and is taken as given;
     // only what is below it is guarded.
-    let parent_fd = match openat(AT_FDCWD, parent, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-    {
-        Ok(fd) => fd,
-        Err(Errno::ENOENT) => return Ok(false),
-        Err(e) => return Err(Error::sys(format!("open {}", parent.display()), e)),
-    };
+    let parent_fd =
+        match openat(AT_FDCWD, parent, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => return Ok(false),
+            Err(e) => return Err(Error::sys(format!("open {}", parent.display()), e)),
+        };
     let top = match fstatat(&parent_fd, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
         Ok(st) => st,
         Err(Errno::ENOENT) => return Ok(false),
