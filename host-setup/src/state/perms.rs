@@ -24,6 +24,11 @@
 //! else, so a setuid file a container leaves in upper/ cannot be run from the
 //! host, and the overlay's mount point (merge/) is unreachable too.
 //!
+//! No `nosuid` on the container's overlay: setuid binaries inside (su, ping on
+//! some images) must work there, and the overlay is mounted only in the
+//! container's own mount namespace; from the host, /proc/PID/root needs ptrace
+//! rights over the container's processes. The dir modes are what keep a host user out.
+//!
 //! Every dir and file is made with an explicit mode and fchmod()ed to it (the
 //! caller's umask is not trusted; main sets 022 for the rest, as Docker gives a
 //! container). A state dir found looser than this — made by an older
@@ -78,7 +83,13 @@ pub fn prepare(paths: &Paths) -> Result<()> {
 pub fn ensure_dir(path: &Path, mode: u32) -> Result<bool> {
     match fs::DirBuilder::new().mode(mode).create(path) {
         Ok(()) => {}
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => return tighten(path, mode, true),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+            // Followed if a symlink: the state dir may be one the administrator
+            // made (to another disk); below it, only root can make entries.
+            let fd = open(path, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+                .sys(|| format!("open {}", path.display()))?;
+            return tighten_fd(&fd, path, mode);
+        }
         Err(e) if e.kind() == ErrorKind::NotFound => {
             let parent = path.parent().unwrap_or(Path::new("/"));
             fs::DirBuilder::new()
@@ -229,4 +240,49 @@ pub fn write_file(path: &Path, data: &[u8]) -> Result<()> {
         .open(path)
         .sys(|| format!("open {}", path.display()))?;
     f.write_all(data).sys(|| format!("write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(p: &Path) -> u32 {
+        fs::metadata(p).unwrap().mode() & 0o7777
+    }
+
+    #[test]
+    fn dirs_get_exactly_their_mode_and_loose_ones_only_lose_bits() {
+        let t = std::env::temp_dir().join(format!("hs-perms-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&t);
+        // Whatever the umask: 0711 stays 0711 under a umask of 077.
+        let old = nix::sys::stat::umask(Mode::from_bits_truncate(0o077));
+        let made = ensure_dir(&t.join("a/state"), SHARED_DIR);
+        nix::sys::stat::umask(old);
+        assert!(!made.unwrap(), "a new dir is not a loose one");
+        assert_eq!(mode(&t.join("a/state")), 0o711);
+        // Looser: tightened, and said so; never given a bit it did not have.
+        fs::set_permissions(t.join("a/state"), fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(ensure_dir(&t.join("a/state"), SHARED_DIR).unwrap());
+        assert_eq!(mode(&t.join("a/state")), 0o711);
+        fs::set_permissions(t.join("a/state"), fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(!ensure_dir(&t.join("a/state"), SHARED_DIR).unwrap());
+        assert_eq!(mode(&t.join("a/state")), 0o700);
+        // A state dir that is a symlink is followed (the administrator's); a
+        // file reached through a symlink is not chmodded.
+        std::os::unix::fs::symlink(t.join("a/state"), t.join("link")).unwrap();
+        fs::set_permissions(t.join("a/state"), fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(ensure_dir(&t.join("link"), SHARED_DIR).unwrap());
+        assert_eq!(mode(&t.join("a/state")), 0o711);
+        fs::write(t.join("f"), "x").unwrap();
+        fs::set_permissions(t.join("f"), fs::Permissions::from_mode(0o644)).unwrap();
+        std::os::unix::fs::symlink(t.join("f"), t.join("flink")).unwrap();
+        let through_link = tighten(&t.join("flink"), FILE, false);
+        let f_mode = mode(&t.join("f"));
+        assert!(tighten(&t.join("f"), FILE, false).unwrap());
+        let f_after = mode(&t.join("f"));
+        fs::remove_dir_all(&t).unwrap();
+        assert_eq!(through_link.unwrap_err().errno(), Some(Errno::ELOOP));
+        assert_eq!((f_mode, f_after), (0o644, 0o600));
+    }
 }
