@@ -12,7 +12,7 @@ use nix::sys::signal::Signal;
 
 use crate::contract::InitArgs;
 use crate::ctx::Ctx;
-use crate::error::{Result, SysContext};
+use crate::error::Result;
 use crate::spec::Spec;
 use crate::state::{self, Journal, Paths, Record, Resource};
 use crate::{cgroup, layers, net, network, supervisor, userns};
@@ -100,16 +100,7 @@ impl Action {
                 Ok(())
             }
             Action::Dirs { root, subdirs, owned, owner } => {
-                for d in std::iter::once(root).chain(subdirs) {
-                    std::fs::create_dir(d).sys(|| format!("mkdir {}", d.display()))?;
-                }
-                if let Some(ids) = owner {
-                    for d in owned {
-                        std::os::unix::fs::chown(d, Some(ids.uid), Some(ids.gid))
-                            .sys(|| format!("chown {}:{} {}", ids.uid, ids.gid, d.display()))?;
-                    }
-                }
-                Ok(())
+                state::perms::make_container_dir(root, subdirs, owned, owner.map(|ids| (ids.uid, ids.gid)))
             }
             Action::Net(op) => op.run(),
             Action::Lease(r) => {
@@ -136,11 +127,17 @@ impl Action {
                 vec!["# old versions of the built-in layers that no container uses are removed".into()]
             }
             Action::Ids(ids, source) => vec![format!("# {} ({source})", ids.describe())],
-            Action::Dirs { subdirs, owned, owner, .. } => {
+            Action::Dirs { root, subdirs, owned, owner } => {
                 let list = |v: &[PathBuf]| v.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(" ");
-                let mut lines = vec![format!("mkdir -p {}", list(subdirs))];
+                let gid = owner.map_or(0, |ids| ids.gid);
+                let mut lines =
+                    vec![format!("mkdir -m {:o} {}", state::perms::container_dir_mode(gid), root.display())];
+                if gid != 0 {
+                    lines.push(format!("chgrp {gid} {}", root.display()));
+                }
+                lines.push(format!("mkdir -m 755 {}", list(subdirs)));
                 if let Some(ids) = owner {
-                    lines.push(format!("chown {}:{} {}", ids.uid, ids.gid, list(owned)));
+                    lines.push(format!("chown -h {}:{} {}", ids.uid, ids.gid, list(owned)));
                 }
                 lines
             }

@@ -229,6 +229,8 @@ fn main() {
         .format_target(false)
         .init();
     sys::ensure_std_fds();
+    // Ours, not the caller's: what we make has explicit modes (state/perms.rs).
+    state::perms::set_umask();
     let argv: Vec<String> = std::env::args().collect();
     let (args, shorthand) = with_implicit_up(argv[1..].to_vec());
     let strs: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -4,7 +4,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Seek, SeekFrom};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use log::{debug, info, warn};
@@ -115,11 +115,9 @@ impl Builder {
         if plan.cached && dir.is_dir() {
             return Ok(dir.clone());
         }
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(&self.layers_dir)
-            .sys(|| format!("mkdir {}", self.layers_dir.display()))?;
+        // Root's alone: layers are opened by host-setup itself (open_tree) or by an
+        // init that runs as the host's root; their own dirs inside stay 0755.
+        crate::state::perms::ensure_dir(&self.layers_dir, crate::state::perms::PRIVATE_DIR)?;
         let _lock = self.lock()?;
         // Somebody else may have built it while we waited for the lock.
         if dir.is_dir() {

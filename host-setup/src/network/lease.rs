@@ -6,6 +6,7 @@
 
 use std::io::{ErrorKind, Write};
 use std::net::Ipv4Addr;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::{ensure, load, plan_create, undo_all, Make, Network};
@@ -118,7 +119,7 @@ pub fn take(paths: &Paths, req: &LeaseReq) -> Result<(Network, Ipv4Addr)> {
     let dir = leases(paths, network);
     let claim = |a: Ipv4Addr| -> Result<bool> {
         let path = dir.join(a.to_string());
-        match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+        match std::fs::OpenOptions::new().write(true).create_new(true).mode(state::perms::FILE).open(&path) {
             Ok(mut f) => {
                 f.write_all(format!("{}\n", req.container).as_bytes()).sys(|| format!("write {}", path.display()))?;
                 Ok(true)
@@ -152,7 +153,7 @@ pub fn take(paths: &Paths, req: &LeaseReq) -> Result<(Network, Ipv4Addr)> {
         }
     };
     let last = dir.join(LAST);
-    std::fs::write(&last, format!("{addr}\n")).sys(|| format!("write {}", last.display()))?;
+    state::perms::write_file(&last, format!("{addr}\n").as_bytes())?;
     log::debug!("network {network}: leased {addr} to {}", req.container);
     Ok((net, addr))
 }

@@ -240,7 +240,9 @@ pub fn create_locked(paths: &Paths, net: &Network, actions: &[Make]) -> Result<(
         undo_all(paths, &net.name)?;
     }
     let leases = dir.join("leases");
-    std::fs::create_dir_all(&leases).sys(|| format!("mkdir -p {}", leases.display()))?;
+    for d in [paths.networks(), dir.clone(), leases] {
+        crate::state::perms::ensure_dir(&d, crate::state::perms::PRIVATE_DIR)?;
+    }
     let mut j = JournalWriter::at(journal_path(paths, &net.name))?;
     let made = (|| {
         for a in actions {
@@ -256,7 +258,7 @@ pub fn create_locked(paths: &Paths, net: &Network, actions: &[Make]) -> Result<(
         }
         let text = serde_json::to_string_pretty(net).expect("serialises");
         let tmp = dir.join("network.json.tmp");
-        std::fs::write(&tmp, text + "\n").sys(|| format!("write {}", tmp.display()))?;
+        crate::state::perms::write_file(&tmp, (text + "\n").as_bytes())?;
         std::fs::rename(&tmp, config_path(paths, &net.name)).sys(|| format!("rename {}", tmp.display()))
     })();
     if let Err(e) = made {

@@ -24,6 +24,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -243,7 +244,14 @@ impl Journal {
     /// undo everything: what is left, for the next `down`).
     pub fn rewrite(path: &Path, records: &[Record]) -> Result<()> {
         let text: String = records.iter().map(|r| r.to_line() + "\n").collect();
-        fs::write(path, text).sys(|| format!("write {}", path.display()))
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(super::perms::FILE)
+            .open(path)
+            .sys(|| format!("open {}", path.display()))?;
+        f.write_all(text.as_bytes()).sys(|| format!("write {}", path.display()))
     }
 }
 
@@ -256,16 +264,17 @@ pub struct JournalWriter {
 
 impl JournalWriter {
     pub fn open(paths: &Paths, name: &str) -> Result<JournalWriter> {
-        let path = paths.journal(name);
-        let file =
-            OpenOptions::new().append(true).create(true).open(&path).sys(|| format!("open {}", path.display()))?;
-        Ok(JournalWriter { file, path })
+        JournalWriter::at(paths.journal(name))
     }
 
     /// A journal at `path` (a network's, under networks/NAME/).
     pub fn at(path: PathBuf) -> Result<JournalWriter> {
-        let file =
-            OpenOptions::new().append(true).create(true).open(&path).sys(|| format!("open {}", path.display()))?;
+        let file = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(super::perms::FILE)
+            .open(&path)
+            .sys(|| format!("open {}", path.display()))?;
         Ok(JournalWriter { file, path })
     }
 

@@ -4,7 +4,7 @@
 //! Both are flock(2)s; sys::flock says why not nix's `Flock`.
 
 use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::PathBuf;
 
 use super::Paths;
@@ -25,8 +25,7 @@ impl Lock {
     /// Take the lock, waiting for another host-setup on the same container.
     /// `on_wait` is called once if we have to wait.
     pub fn acquire(paths: &Paths, name: &str, on_wait: impl FnOnce()) -> Result<Lock> {
-        let dir = paths.containers();
-        fs::create_dir_all(&dir).sys(|| format!("mkdir -p {}", dir.display()))?;
+        super::perms::prepare(paths)?;
         let path = paths.lock(name);
         let mut on_wait = Some(on_wait);
         loop {
@@ -35,6 +34,7 @@ impl Lock {
                 .write(true)
                 .create(true)
                 .truncate(false)
+                .mode(super::perms::FILE)
                 .open(&path)
                 .sys(|| format!("open {}", path.display()))?;
             let taken = sys::flock(&file, false).map_err(|e| Error::sys(format!("flock {}", path.display()), e))?;
@@ -74,8 +74,8 @@ impl Lock {
 pub struct GlobalLock(#[allow(dead_code)] File);
 
 pub fn global_lock(paths: &Paths) -> Result<GlobalLock> {
+    super::perms::prepare(paths)?;
     let dir = paths.containers();
-    fs::create_dir_all(&dir).sys(|| format!("mkdir -p {}", dir.display()))?;
     let file = File::open(&dir).sys(|| format!("open {}", dir.display()))?;
     sys::flock(&file, true).map_err(|e| Error::sys(format!("flock {}", dir.display()), e))?;
     Ok(GlobalLock(file))

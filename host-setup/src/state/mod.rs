@@ -8,15 +8,19 @@
 //! <state-dir>/containers/<name>/           upper/ work/ merge/ console.log
 //! ```
 //!
+//! (modes: perms.rs; nothing there is any other host user's)
+//!
 //! - `paths`   where everything lives
 //! - `journal` the records, written before each thing is made, read back by down/status
 //! - `lock`    the per-container lock and the state dir's short global lock
 //! - `proc`    processes named by pid and start time (a recycled pid is not ours)
+//! - `perms`   the modes of all of it, the umask, tightening an old state dir
 //! - `tree`    removing a directory tree without following links or crossing mounts
 
 mod journal;
 mod lock;
 mod paths;
+pub mod perms;
 mod proc;
 mod tree;
 

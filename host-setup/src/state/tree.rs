@@ -5,12 +5,32 @@
 //! failed). Mounts are found in mountinfo, which also catches a bind mount of the
 //! same filesystem; the walk checks st_dev as well, for a mount that appears
 //! while it runs.
+//!
+//! Below the top, nothing is done by path: every directory is opened relative to
+//! its parent's fd with O_NOFOLLOW|O_DIRECTORY, and every entry is unlinked with
+//! unlinkat() relative to the fd of the directory it was read from (as std's own
+//! remove_dir_all does). A container — or anyone who can write in the tree — that
+//! swaps a subdirectory for a symlink while we work gets the symlink removed: a
+//! path walk would have followed it and emptied the directory it points to.
 
-use std::fs;
-use std::os::unix::fs::MetadataExt;
+use std::ffi::{CStr, OsStr};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Result, SysContext};
+use nix::dir::{Dir, Type};
+use nix::errno::Errno;
+use nix::fcntl::{openat, AtFlags, OFlag, AT_FDCWD};
+use nix::sys::stat::{fstat, fstatat, Mode, SFlag};
+use nix::unistd::{unlinkat, UnlinkatFlags};
+
+use crate::error::{Error, Result, SysContext};
+
+/// How a directory of the tree is opened: never through a symlink.
+const DIR_FLAGS: OFlag = OFlag::O_RDONLY.union(OFlag::O_DIRECTORY).union(OFlag::O_NOFOLLOW).union(OFlag::O_CLOEXEC);
+
+/// Whole walks tried before giving up on a tree that keeps changing under us.
+const TRIES: usize = 3;
 
 /// Removes `path` and everything under it. Ok(false) if it was not there.
 pub fn remove_tree(path: &Path) -> Result<bool> {
@@ -20,90 +40,151 @@ pub fn remove_tree(path: &Path) -> Result<bool> {
 
 /// `remove_tree`, given this namespace's mount points.
 fn remove_tree_unless_mounted(path: &Path, mounts: &[PathBuf]) -> Result<bool> {
-    let top = match fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e).sys(|| format!("stat {}", path.display())),
+    let name = path.file_name().ok_or_else(|| crate::failed!("remove {}: not a directory entry", path.display()))?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
     };
-    // The parent resolved, not the entry itself: a symlink is removed, not its target.
-    if let (true, Some(parent), Some(name)) = (top.is_dir(), path.parent(), path.file_name()) {
-        let real = fs::canonicalize(parent).sys(|| format!("resolve {}", parent.display()))?.join(name);
-        if let Some(m) = mounts.iter().find(|m| m.starts_with(&real)) {
-            return Err(crate::precondition!(
-                "remove {}: {} is mounted; unmount it first",
-                path.display(),
-                m.display()
-            ));
+    // The parent is ours (the state dir, the layer cache) and is taken as given;
+    // only what is below it is guarded.
+    let parent_fd =
+        match openat(AT_FDCWD, parent, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => return Ok(false),
+            Err(e) => return Err(Error::sys(format!("open {}", parent.display()), e)),
+        };
+    let top = match fstatat(&parent_fd, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) => st,
+        Err(Errno::ENOENT) => return Ok(false),
+        Err(e) => return Err(Error::sys(format!("stat {}", path.display()), e)),
+    };
+    if !is_dir(top.st_mode) {
+        // A symlink is removed, not its target.
+        return unlink(&parent_fd, name, path).map(|_| true);
+    }
+    let real = std::fs::canonicalize(parent).sys(|| format!("resolve {}", parent.display()))?.join(name);
+    if let Some(m) = mounts.iter().find(|m| m.starts_with(&real)) {
+        return Err(crate::precondition!("remove {}: {} is mounted; unmount it first", path.display(), m.display()));
+    }
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match remove_dir_at(&parent_fd, name, top.st_dev, path) {
+            // Something came back (or moved in) behind the walk: walk again.
+            Err(e) if e.errno() == Some(Errno::ENOTEMPTY) && tries < TRIES => {
+                log::debug!("{e}: removing {} again", path.display());
+            }
+            r => return r.map(|_| true),
         }
     }
-    if top.is_dir() {
-        walk(path, top.dev())?;
-        fs::remove_dir(path).sys(|| format!("rmdir {}", path.display()))?;
-    } else {
-        fs::remove_file(path).sys(|| format!("rm {}", path.display()))?;
-    }
-    Ok(true)
 }
 
-fn walk(p: &Path, dev: u64) -> Result<()> {
-    for entry in fs::read_dir(p).sys(|| format!("read {}", p.display()))? {
-        let child = entry.sys(|| format!("read {}", p.display()))?.path();
-        let m = fs::symlink_metadata(&child).sys(|| format!("stat {}", child.display()))?;
-        if !m.is_dir() {
-            fs::remove_file(&child).sys(|| format!("rm {}", child.display()))?;
+fn is_dir(mode: u32) -> bool {
+    SFlag::from_bits_truncate(mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR
+}
+
+/// Unlink a non-directory `name` of `dir`; an entry gone already is fine.
+fn unlink(dir: &impl AsFd, name: &OsStr, shown: &Path) -> Result<()> {
+    match unlinkat(dir, name, UnlinkatFlags::NoRemoveDir) {
+        Ok(()) | Err(Errno::ENOENT) => Ok(()),
+        Err(e) => Err(Error::sys(format!("rm {}", shown.display()), e)),
+    }
+}
+
+/// Removes the directory `name` of `parent` and everything in it, on device `dev`.
+fn remove_dir_at(parent: &impl AsFd, name: &OsStr, dev: u64, shown: &Path) -> Result<()> {
+    #[cfg(test)]
+    hooks::run(hooks::At::Open, shown);
+    let fd: OwnedFd = match openat(parent, name, DIR_FLAGS, Mode::empty()) {
+        Ok(fd) => fd,
+        // Swapped for a symlink (O_NOFOLLOW: ELOOP) or a file since it was read:
+        // that is what is removed, unfollowed.
+        Err(Errno::ELOOP | Errno::ENOTDIR) => return unlink(parent, name, shown),
+        Err(Errno::ENOENT) => return Ok(()),
+        Err(e) => return Err(Error::sys(format!("open {}", shown.display()), e)),
+    };
+    let st = fstat(&fd).sys(|| format!("stat {}", shown.display()))?;
+    if st.st_dev != dev {
+        return Err(crate::failed!("not removing {}: another filesystem is mounted there", shown.display()));
+    }
+    #[cfg(test)]
+    hooks::run(hooks::At::Opened, shown);
+    // A second fd on the same directory ("." of the one just opened) to read it,
+    // while `fd` names it for unlinkat.
+    let mut entries = Dir::openat(&fd, ".", DIR_FLAGS, Mode::empty()).sys(|| format!("open {}", shown.display()))?;
+    for entry in entries.iter() {
+        let entry = entry.sys(|| format!("read {}", shown.display()))?;
+        let child: &CStr = entry.file_name();
+        if matches!(child.to_bytes(), b"." | b"..") {
             continue;
         }
-        if m.dev() != dev {
-            return Err(crate::failed!("not removing {}: another filesystem is mounted there", child.display()));
+        let child = OsStr::from_bytes(child.to_bytes());
+        let child_shown = shown.join(child);
+        let dir = match entry.file_type() {
+            Some(t) => t == Type::Directory,
+            None => match fstatat(&fd, child, AtFlags::AT_SYMLINK_NOFOLLOW) {
+                Ok(st) => is_dir(st.st_mode),
+                Err(Errno::ENOENT) => continue,
+                Err(e) => return Err(Error::sys(format!("stat {}", child_shown.display()), e)),
+            },
+        };
+        if dir {
+            remove_dir_at(&fd, child, dev, &child_shown)?;
+            continue;
         }
-        walk(&child, dev)?;
-        fs::remove_dir(&child).sys(|| format!("rmdir {}", child.display()))?;
+        match unlinkat(&fd, child, UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(Errno::ENOENT) => {}
+            // A directory now, where something else was when we looked.
+            Err(Errno::EISDIR) => remove_dir_at(&fd, child, dev, &child_shown)?,
+            Err(e) => return Err(Error::sys(format!("rm {}", child_shown.display()), e)),
+        }
     }
-    Ok(())
+    drop(entries);
+    #[cfg(test)]
+    hooks::run(hooks::At::Rmdir, shown);
+    match unlinkat(parent, name, UnlinkatFlags::RemoveDir) {
+        Ok(()) | Err(Errno::ENOENT) => Ok(()),
+        // The directory was moved away and a symlink or file put in its place
+        // after we opened it: we emptied the directory itself, through its fd;
+        // the name is removed, unfollowed.
+        Err(Errno::ENOTDIR) => unlink(parent, name, shown),
+        Err(e) => Err(Error::sys(format!("rmdir {}", shown.display()), e)),
+    }
+}
+
+/// Test hooks: run a closure at a point of the walk, to change the tree there as
+/// a racing container would.
+#[cfg(test)]
+mod hooks {
+    use std::cell::RefCell;
+    use std::path::Path;
+
+    #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+    pub enum At {
+        /// Before a directory is opened (after it was read as one).
+        Open,
+        /// After it was opened, before its entries are removed.
+        Opened,
+        /// After its entries were removed, before it is.
+        Rmdir,
+    }
+
+    type Hook = Box<dyn FnMut(At, &Path)>;
+    thread_local!(static HOOK: RefCell<Option<Hook>> = RefCell::new(None));
+
+    pub fn set(h: Option<Hook>) {
+        HOOK.with(|c| *c.borrow_mut() = h);
+    }
+
+    pub fn run(at: At, p: &Path) {
+        HOOK.with(|c| {
+            if let Some(h) = c.borrow_mut().as_mut() {
+                h(at, p)
+            }
+        });
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn removes_without_following_links_and_is_idempotent() {
-        let d = std::env::temp_dir().join(format!("hs-rt-{}", std::process::id()));
-        fs::create_dir_all(d.join("a/b")).unwrap();
-        fs::write(d.join("a/b/f"), "x").unwrap();
-        std::os::unix::fs::symlink("/etc", d.join("a/link")).unwrap();
-        assert!(remove_tree(&d).unwrap());
-        assert!(!d.exists());
-        assert!(Path::new("/etc/passwd").exists(), "symlinks are not followed");
-        assert!(!remove_tree(&d).unwrap());
-    }
-
-    #[test]
-    fn a_tree_with_a_mount_in_it_is_refused_whole() {
-        let t = std::env::temp_dir().join(format!("hs-rt-mount-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&t);
-        fs::create_dir_all(t.join("layer/bin")).unwrap();
-        fs::create_dir_all(t.join("outside")).unwrap();
-        fs::write(t.join("outside/keep"), "x").unwrap();
-        std::os::unix::fs::symlink(t.join("outside"), t.join("layer/bin/link")).unwrap();
-        std::os::unix::fs::symlink(t.join("outside"), t.join("toplink")).unwrap();
-        let e = remove_tree_unless_mounted(&t.join("layer"), &[t.join("layer/bin")]).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            format!(
-                "remove {}: {} is mounted; unmount it first",
-                t.join("layer").display(),
-                t.join("layer/bin").display()
-            )
-        );
-        assert!(t.join("layer/bin/link").symlink_metadata().is_ok(), "nothing removed");
-        // Otherwise removed, through no symlink: neither one inside nor the entry itself.
-        assert!(remove_tree_unless_mounted(&t.join("layer"), &[t.join("outside"), t.join("layerx")]).unwrap());
-        assert!(remove_tree_unless_mounted(&t.join("toplink"), &[]).unwrap());
-        let left: Vec<_> = fs::read_dir(&t).unwrap().map(|e| e.unwrap().file_name()).collect();
-        let kept = fs::read(t.join("outside/keep"));
-        fs::remove_dir_all(&t).unwrap();
-        assert_eq!(left, ["outside"]);
-        assert_eq!(kept.unwrap(), b"x");
-    }
-}
+#[path = "tree_tests.rs"]
+mod tests;

@@ -116,10 +116,11 @@ fn explain_is_exactly_what_runs_for_red_and_blue_on_v1_and_v2() {
         // red first: blue is not up, so red makes no link.
         let (lines, rec) = both("red", None, cgroups, &state);
         assert_eq!(lines, rec.shell, "v{v}: --explain and the executor differ");
+        has(&lines, &format!("mkdir -m 700 {}", s("containers/red")));
         has(
             &lines,
             &format!(
-                "mkdir -p {} {} {}",
+                "mkdir -m 755 {} {} {}",
                 s("containers/red/upper"),
                 s("containers/red/work"),
                 s("containers/red/merge")
@@ -197,8 +198,10 @@ fn explain_is_exactly_what_runs_with_a_user_namespace() {
     assert!(rec.records.contains(&Record::Made(crate::state::Resource::Ids(ids))), "the range is journalled");
     has(
         &lines,
-        &format!("chown {}:{} {} {}", ids.uid, ids.gid, s("containers/green/upper"), s("containers/green/work")),
+        &format!("chown -h {}:{} {} {}", ids.uid, ids.gid, s("containers/green/upper"), s("containers/green/work")),
     );
+    has(&lines, &format!("mkdir -m 710 {}", s("containers/green")));
+    has(&lines, &format!("chgrp {} {}", ids.gid, s("containers/green")));
     has(&lines, &format!("ip netns exec GREEN sysctl -w net.ipv4.ping_group_range='{} {}'", ids.gid, ids.gid + 65535));
     // Ports below 1024: root inside has no CAP_NET_BIND_SERVICE where the netns belongs.
     has(&lines, "ip netns exec GREEN sysctl -w net.ipv4.ip_unprivileged_port_start=0");
