@@ -13,58 +13,66 @@ use std::process::Command;
 
 use lab_tests::{stdout, text, Lab, TempDir};
 
-/// A fresh ext4 filesystem (a sparse image in a temp dir, mounted through a loop
-/// device) at `dir`; unmounted (which frees the loop device) and removed on drop.
-struct LoopFs {
-    dir: PathBuf,
-    _img: TempDir,
+/// A lab whose state dir may be a fresh ext4 filesystem of its own (a sparse
+/// image in a temp dir, mounted through a loop device). Fields drop in order: the
+/// containers go down first; then whatever is still mounted under the state dir
+/// (a test that failed half-way) is unmounted, the filesystem with it (which frees
+/// the loop device), and the state dir and the image are removed.
+struct DiskLab {
+    lab: Lab,
+    _sweep: Sweep,
 }
 
-impl LoopFs {
-    fn mount_at(dir: &Path) -> LoopFs {
+struct Sweep {
+    state_dir: PathBuf,
+    _img: Option<TempDir>,
+}
+
+impl DiskLab {
+    fn new() -> DiskLab {
+        let lab = Lab::new();
+        DiskLab { _sweep: Sweep { state_dir: lab.state_dir.clone(), _img: None }, lab }
+    }
+
+    fn on_own_filesystem() -> DiskLab {
+        let mut d = DiskLab::new();
         let img = TempDir::new("disk-img");
         let file = img.s("fs.img");
         sh(&["truncate", "-s", "512M", &file]);
         sh(&["mkfs.ext4", "-q", &file]);
-        std::fs::create_dir_all(dir).unwrap();
-        let fs = LoopFs { dir: dir.to_path_buf(), _img: img };
-        sh(&["mount", "-o", "loop", &file, dir.to_str().unwrap()]);
-        fs
+        std::fs::create_dir_all(&d.lab.state_dir).unwrap();
+        d._sweep._img = Some(img);
+        sh(&["mount", "-o", "loop", &file, d.lab.state_dir.to_str().unwrap()]);
+        d
     }
 
-    /// Bytes in use on it (statvfs).
+    /// Bytes in use on the state dir's filesystem (statvfs).
     fn used(&self) -> u64 {
-        let s = nix::sys::statvfs::statvfs(&self.dir).unwrap();
+        let s = nix::sys::statvfs::statvfs(&self.lab.state_dir).unwrap();
         (s.blocks() - s.blocks_free()) * s.fragment_size()
     }
 }
 
-impl Drop for LoopFs {
+impl Drop for Sweep {
     fn drop(&mut self) {
-        let o = Command::new("umount").arg(&self.dir).output().unwrap();
-        if !o.status.success() {
-            eprintln!("umount {}: {}", self.dir.display(), text(&o));
+        let mut left = mounts_under(&self.state_dir);
+        left.reverse();
+        if self._img.is_some() {
+            left.push(self.state_dir.display().to_string());
         }
-        let _ = std::fs::remove_dir(&self.dir);
+        for m in left {
+            let o = Command::new("umount").args(["-l", &m]).output().unwrap();
+            if !o.status.success() {
+                eprintln!("umount -l {m}: {}", text(&o));
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.state_dir);
     }
 }
 
 fn sh(argv: &[&str]) {
     let o = Command::new(argv[0]).args(&argv[1..]).output().unwrap();
     assert!(o.status.success(), "{}: {}", argv.join(" "), text(&o));
-}
-
-/// A lab whose state dir is a filesystem of its own. Fields drop in order: the
-/// containers go down before the filesystem is unmounted.
-struct DiskLab {
-    lab: Lab,
-    fs: LoopFs,
-}
-
-fn disk_lab() -> DiskLab {
-    let lab = Lab::new();
-    let fs = LoopFs::mount_at(&lab.state_dir);
-    DiskLab { lab, fs }
 }
 
 /// A layer with busybox's dd, rm and sync on top of the built-in ones.
@@ -78,11 +86,11 @@ fn tools_layer() -> TempDir {
     dir
 }
 
-/// Mount points under `dir` in our mount namespace.
+/// Mount points under `dir` in our mount namespace, oldest first.
 fn mounts_under(dir: &Path) -> Vec<String> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let prefix = format!("{}/", dir.display());
-    info.lines().filter(|l| l.split(' ').nth(4).is_some_and(|m| m.starts_with(&prefix))).map(String::from).collect()
+    info.lines().filter_map(|l| l.split(' ').nth(4)).filter(|m| m.starts_with(&prefix)).map(String::from).collect()
 }
 
 /// `dd` of 40M into / of the container: (its success, its output).
@@ -93,17 +101,17 @@ fn write_40m(lab: &Lab, name: &str) -> (bool, String) {
 
 #[test]
 fn writes_past_the_disk_limit_fail_and_the_state_dirs_filesystem_does_not_grow() {
-    let d = disk_lab();
+    let d = DiskLab::on_own_filesystem();
     let (lab, layer) = (&d.lab, tools_layer());
     let limit: u64 = 20 << 20;
 
     // Without --disk the same write lands on the state dir's filesystem.
     let free = lab.name("free");
     lab.ok(&["up", &free, "--net", "none", "--layer", &layer.s("")]);
-    let before = d.fs.used();
+    let before = d.used();
     let (ok, out) = write_40m(lab, &free);
     assert!(ok, "without --disk, 40M fit: {out}");
-    let grew = d.fs.used() - before;
+    let grew = d.used() - before;
     assert!(grew >= 40 << 20, "without --disk the state dir's filesystem grows by what is written: {grew}");
     lab.ok(&["down", &free]);
 
@@ -112,10 +120,10 @@ fn writes_past_the_disk_limit_fail_and_the_state_dirs_filesystem_does_not_grow()
         let mut up = vec!["up", &name, "--net", "none", "--disk", "20M", "--layer", layer.0.to_str().unwrap()];
         up.extend(userns);
         lab.ok(&up);
-        let before = d.fs.used();
+        let before = d.used();
         let (ok, out) = write_40m(lab, &name);
         assert!(!ok && out.contains("No space left on device"), "{name}: dd past --disk 20M: {out}");
-        let grew = d.fs.used().saturating_sub(before);
+        let grew = d.used().saturating_sub(before);
         assert!(grew < 1 << 20, "{name}: the state dir's filesystem grew by {grew} bytes");
 
         // The kernel's size and use of the container's filesystem.
@@ -143,13 +151,16 @@ fn writes_past_the_disk_limit_fail_and_the_state_dirs_filesystem_does_not_grow()
         lab.ok(&["down", &name]);
         assert_eq!(mounts_under(&lab.state_dir), Vec::<String>::new(), "{name}: mounts left after down");
         assert!(!lab.state_dir.join("containers").join(&name).exists(), "{name}: its directory is left");
-        assert!(lab.leftovers(&[&name]).iter().all(|l| l.starts_with("mount: ")), "{:?}", lab.leftovers(&[&name]));
+        let own_fs = format!(" {} ext4 ", lab.state_dir.display());
+        let left: Vec<String> = lab.leftovers(&[&name]).into_iter().filter(|l| !l.contains(&own_fs)).collect();
+        assert_eq!(left, Vec::<String>::new(), "{name}: left after down");
     }
 }
 
 #[test]
 fn a_disk_limit_the_container_cannot_have_is_refused_and_nothing_is_made() {
-    let lab = Lab::new();
+    let d = DiskLab::new();
+    let lab = &d.lab;
     let name = lab.name("r");
     for (disk, want) in [
         ("200M", "--disk 200M is not below --memory 200M"),
@@ -163,4 +174,71 @@ fn a_disk_limit_the_container_cannot_have_is_refused_and_nothing_is_made() {
     assert!(!lab.state_dir.join("containers").join(&name).exists());
     assert_eq!(mounts_under(&lab.state_dir), Vec::<String>::new());
     assert_eq!(lab.leftovers(&[&name]), Vec::<String>::new());
+}
+
+#[test]
+fn run_in_the_foreground_gets_the_limit_and_leaves_nothing() {
+    let (d, layer) = (DiskLab::new(), tools_layer());
+    let lab = &d.lab;
+    let name = lab.name("f");
+    let o = lab.run(&[
+        "run",
+        &name,
+        "--net",
+        "none",
+        "--disk",
+        "8M",
+        "--layer",
+        &layer.s(""),
+        "--",
+        "dd",
+        "if=/dev/zero",
+        "of=/big",
+        "bs=1M",
+        "count=16",
+    ]);
+    assert!(!o.status.success() && text(&o).contains("No space left on device"), "{}", text(&o));
+    assert_eq!(mounts_under(&lab.state_dir), Vec::<String>::new());
+    assert_eq!(lab.leftovers(&[&name]), Vec::<String>::new());
+}
+
+#[test]
+fn a_disk_step_that_fails_or_is_killed_leaves_nothing() {
+    let d = DiskLab::new();
+    let lab = &d.lab;
+    let name = lab.name("k");
+    for when in ["before", "recorded", "after"] {
+        for how in ["fail", "kill"] {
+            let fault = format!("disk:{when}:{how}");
+            let o = lab
+                .cmd(&["up", &name, "--net", "none", "--disk", "20M"])
+                .env("HOST_SETUP_FAULT", &fault)
+                .output()
+                .unwrap();
+            assert!(!o.status.success(), "{fault}: {}", text(&o));
+            if how == "kill" {
+                if when == "after" {
+                    assert_eq!(mounts_under(&lab.state_dir).len(), 1, "{fault}: the tmpfs is there to undo");
+                }
+                lab.ok(&["down", &name]);
+            }
+            assert_eq!(mounts_under(&lab.state_dir), Vec::<String>::new(), "{fault}");
+            assert_eq!(lab.leftovers(&[&name]), Vec::<String>::new(), "{fault}");
+        }
+    }
+}
+
+#[test]
+fn a_pair_goes_down_with_its_disk_while_the_veth_is_deleted() {
+    // down removes the container's directory on a thread of its own while the
+    // veth's deletion waits for RCU: the tmpfs in it must be gone first.
+    let d = DiskLab::new();
+    let lab = &d.lab;
+    let (a, b) = (lab.name("a"), lab.name("b"));
+    lab.ok(&["up", &a, "--address", "11.11.11.2/24", "--iface", "veth0", "--peer", &b, "--disk", "20M"]);
+    lab.ok(&["up", &b, "--address", "11.11.11.3/24", "--iface", "veth1", "--peer", &a, "--disk", "20M"]);
+    assert_eq!(mounts_under(&lab.state_dir).len(), 2, "two tmpfs");
+    lab.ok(&["down", &a, &b]);
+    assert_eq!(mounts_under(&lab.state_dir), Vec::<String>::new());
+    assert_eq!(lab.leftovers(&[&a, &b]), Vec::<String>::new());
 }
