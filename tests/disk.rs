@@ -140,6 +140,15 @@ fn writes_past_the_disk_limit_fail_and_the_state_dirs_filesystem_does_not_grow()
         let o = lab.ok(&["verify", "--check", "disk", &name]);
         let line = stdout(&o);
         assert!(line.contains(" disk ") && line.contains("PASS") && line.contains("/disk/upper"), "{line}");
+        // Behind host-setup's back, the limit raised: verify and status say so.
+        let mount = lab.state_dir.join("containers").join(&name).join("disk");
+        sh(&["mount", "-o", "remount,size=40m", mount.to_str().unwrap()]);
+        let o = lab.run(&["verify", "--check", "disk", &name]);
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        assert!(stdout(&o).contains("FAIL  tmpfs of 40M, spec 20M"), "{}", text(&o));
+        assert!(stdout(&lab.ok(&["status", &name])).contains("disk      20M (kernel: 40M) on a tmpfs"));
+        sh(&["mount", "-o", "remount,size=20m", mount.to_str().unwrap()]);
+        assert!(lab.run(&["verify", "--check", "disk", &name]).status.success());
 
         // Removing the file gives the space back.
         let o = lab.exec(&name, &["rm", "/big"]);
