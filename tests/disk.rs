@@ -167,7 +167,7 @@ fn writes_past_the_disk_limit_fail_and_the_state_dirs_filesystem_does_not_grow()
 }
 
 #[test]
-fn a_disk_limit_the_container_cannot_have_is_refused_and_nothing_is_made() {
+fn a_disk_limit_the_container_cannot_have_is_refused_and_explain_makes_nothing() {
     let d = DiskLab::new();
     let lab = &d.lab;
     let name = lab.name("r");
@@ -180,6 +180,13 @@ fn a_disk_limit_the_container_cannot_have_is_refused_and_nothing_is_made() {
         assert_eq!(o.status.code(), Some(2), "--disk {disk}: {}", text(&o));
         assert!(text(&o).contains(want), "--disk {disk}: {}", text(&o));
     }
+    // --explain shows the mount and the overlay on it, and makes nothing either.
+    let dir = lab.state_dir.join("containers").join(&name).join("disk");
+    let explain = stdout(&lab.ok(&["up", &name, "--net", "none", "--disk", "20M", "--explain"]));
+    let mount =
+        format!("mount -t tmpfs -o nosuid,nodev,size=20971520,nr_inodes=5120,mode=0700 tmpfs {}", dir.display());
+    assert!(explain.contains(&mount), "{explain}");
+    assert!(explain.contains(&format!(",upperdir={0}/upper,workdir={0}/work", dir.display())), "{explain}");
     assert!(!lab.state_dir.join("containers").join(&name).exists());
     assert_eq!(mounts_under(&lab.state_dir), Vec::<String>::new());
     assert_eq!(lab.leftovers(&[&name]), Vec::<String>::new());
