@@ -28,6 +28,8 @@ pub enum Action {
     /// (the tutorial's /redfs/container), work and merge dirs in it; with
     /// --userns `owned` (upper and work) belong to the container's root.
     Dirs { root: PathBuf, subdirs: Vec<PathBuf>, owned: Vec<PathBuf>, owner: Option<userns::IdMap> },
+    /// Not in the tutorial (--disk): the upper and work dirs on a tmpfs of their own.
+    Disk(crate::disk::Tmpfs),
     /// Tutorial 3: a network namespace, its loopback, a veth pair.
     Net(net::Op),
     /// A bridge network's address for the container (the default network made first
@@ -54,6 +56,7 @@ impl Action {
             Action::Layer(l) => Some(Record::Layer { dir: layer_dir(l).to_path_buf() }),
             Action::Ids(ids, _) => Some(Record::Made(Resource::Ids(*ids))),
             Action::Dirs { root, .. } => Some(Record::Made(Resource::Dir(root.clone()))),
+            Action::Disk(t) => Some(Record::Made(Resource::Mount(t.dir.clone()))),
             Action::Net(op) => crate::made::made_by(op).map(Record::Made),
             Action::Lease(r) => {
                 Some(Record::Made(Resource::Lease { network: r.net.name.clone(), container: r.container.clone() }))
@@ -102,6 +105,7 @@ impl Action {
             Action::Dirs { root, subdirs, owned, owner } => {
                 state::perms::make_container_dir(root, subdirs, owned, owner.map(|ids| (ids.uid, ids.gid)))
             }
+            Action::Disk(t) => t.make(),
             Action::Net(op) => op.run(),
             Action::Lease(r) => {
                 ctx.lease = Some(network::take(ctx.paths, r)?);
@@ -141,6 +145,7 @@ impl Action {
                 }
                 lines
             }
+            Action::Disk(t) => t.shell(),
             Action::Net(op) => op.shell(),
             Action::Lease(r) => r.shell(),
             Action::Cgroup(op) => op.shell(),
@@ -196,6 +201,8 @@ pub fn undo(r: &Resource, t: &Teardown) -> Result<()> {
                 net::delete_link(netns, iface)?;
             }
         }
+        // Before the directory it is in (teardown undoes both on one thread).
+        Resource::Mount(d) => crate::disk::unmount(d)?,
         // Free for another container once this journal is gone.
         Resource::Ids(_) => {}
         Resource::HostLink { .. } | Resource::Sysctl { .. } | Resource::NftTable { .. } => {

@@ -11,6 +11,7 @@ pub mod cgroup;
 pub mod commands;
 pub mod contract;
 pub mod ctx;
+pub mod disk;
 pub mod error;
 pub mod exec;
 pub mod fault;

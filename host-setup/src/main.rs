@@ -87,6 +87,9 @@ macro_rules! container_cmd {
             /// memory limit: bytes or with K, M, G (default 200M); swap is off
             #[argh(option)]
             memory: Option<String>,
+            /// the most the container may write: bytes or with K, M, G; its upper dir is a tmpfs of that size, which counts against --memory (default: no limit of its own)
+            #[argh(option)]
+            disk: Option<String>,
             /// most processes at once (default 512; none with --privileged)
             #[argh(option)]
             pids: Option<String>,
@@ -153,6 +156,7 @@ macro_rules! container_cmd {
                     },
                     net: self.net.clone(),
                     publish: self.publish.clone(),
+                    disk: self.disk.clone(),
                     pid1: match (self.exec_as_pid1, self.pgroup) {
                         (true, _) => spec::Pid1::Exec,
                         (false, true) => spec::Pid1::SuperviseGroup,

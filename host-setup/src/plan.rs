@@ -211,12 +211,14 @@ pub fn teardown(paths: &Paths, name: &str, j: &Journal, grace: Duration) -> Resu
     }
     let t = Teardown { spec: j.spec(), paths };
     // Newest first. The container's directory depends on nothing else undone here
-    // (the overlay on it went with the mount namespace of init, which is gone).
+    // (the overlay on it went with the mount namespace of init, which is gone)
+    // but --disk's tmpfs in it, unmounted first on the same thread.
     // Where the rest waits for a veth's deletion (RCU grace periods, several ms),
     // the directory is removed on a thread of its own meanwhile: its rmdirs wait
     // on the host's filesystem (0.3-4 ms each on ext4 here). Otherwise it comes
     // last, in its place in the order (it is older than all but the layers).
-    let (dirs, rest): (Vec<_>, Vec<_>) = j.made().rev().enumerate().partition(|(_, r)| matches!(r, Resource::Dir(_)));
+    let (dirs, rest): (Vec<_>, Vec<_>) =
+        j.made().rev().enumerate().partition(|(_, r)| matches!(r, Resource::Dir(_) | Resource::Mount(_)));
     let has_net = t.spec.as_ref().is_some_and(|s| s.net.is_some());
     let overlap = !dirs.is_empty() && deletes_veth(rest.iter().map(|(_, r)| *r), has_net);
     let mut failed = std::thread::scope(|s| {

@@ -54,6 +54,7 @@ pub fn check(spec: &Spec, paths: &Paths, cgroups: &Cgroups, cgroup_parent: &str,
             ));
         }
     }
+    crate::disk::check(spec)?;
     let dir = paths.container(&spec.name);
     if dir.exists() {
         return Err(crate::precondition!(

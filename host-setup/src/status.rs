@@ -91,6 +91,7 @@ pub fn report(paths: &Paths, names: &[String]) -> Result<String> {
             write!(limits, "; oom kills {oom}").ok();
         }
         writeln!(out, "{limits}").ok();
+        writeln!(out, "  disk      {}", crate::disk::status_text(paths, &spec)).ok();
         writeln!(out, "  seccomp   {}", spec.seccomp.describe()).ok();
         writeln!(out, "  userns    {}", userns_text(&j)).ok();
         let layers: Vec<String> = j.layer_dirs().iter().map(|d| d.display().to_string()).collect();

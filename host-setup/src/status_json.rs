@@ -9,7 +9,9 @@
 //!    "limits": {"cpu_quota_us": 40000, "cpu_period_us": 100000, "memory_bytes": 209715200,
 //!               "swap_bytes": 0, "swappiness": 0, "pids_max": 512},       <- the kernel's
 //!    "saved":  {"cpu_quota_us": 40000, ..., "pids_max": 512},              <- the journal's
-//!    "usage":  {"cpu_ns": 123456, "memory_bytes": 1048576, "pids": 1, "oom_kills": 0}}]}
+//!    "usage":  {"cpu_ns": 123456, "memory_bytes": 1048576, "pids": 1, "oom_kills": 0},
+//!    "disk":   {"saved_bytes": 20971520, "filesystem": "tmpfs", "mount": ".../disk",
+//!               "limit_bytes": 20971520, "used_bytes": 4096}}]}               <- --disk
 //! ```
 //! A limit is a number, `"max"` for no limit, or null if the kernel has no such
 //! file (the cgroup is gone; no swap accounting).
@@ -63,6 +65,9 @@ struct Container {
     /// The journal's (what `up` asked for).
     saved: Option<Saved>,
     usage: Option<Usage>,
+    /// --disk: the limit asked for, and the kernel's size and use of the
+    /// container's filesystem (null once unmounted); null without --disk.
+    disk: Option<Disk>,
     layers: Vec<PathBuf>,
     cgroups: Vec<PathBuf>,
     command: Vec<String>,
@@ -104,6 +109,15 @@ struct Saved {
     memory_bytes: u64,
     swap_bytes: u64,
     pids_max: Limit,
+}
+
+#[derive(Serialize)]
+struct Disk {
+    saved_bytes: u64,
+    filesystem: &'static str,
+    mount: PathBuf,
+    limit_bytes: Option<u64>,
+    used_bytes: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -189,6 +203,17 @@ fn container(paths: &Paths, cg: Option<&Cgroups>, name: String) -> Result<Contai
             pids_max: l.pids_max.map_or(Limit::Max, Limit::Value),
         }),
         usage,
+        disk: spec.disk.map(|saved_bytes| {
+            let mount = crate::disk::dir(paths, &spec.name);
+            let live = crate::disk::usage(&mount);
+            Disk {
+                saved_bytes,
+                filesystem: "tmpfs",
+                limit_bytes: live.map(|u| u.limit_bytes),
+                used_bytes: live.map(|u| u.used_bytes),
+                mount,
+            }
+        }),
         layers: j.layer_dirs(),
         cgroups: dirs,
         command: spec.command.clone(),

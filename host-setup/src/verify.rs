@@ -95,8 +95,8 @@ pub struct Runner {
 /// Verify `names` (every running container if empty); prints one line per check.
 /// Ok(0) if all passed; an error naming the failed checks otherwise.
 /// The checks, in the order they run (`--check NAME` picks some).
-pub const CHECKS: [&str; 10] =
-    ["namespaces", "hostname", "limits", "ping", "caps", "escape", "cpu", "memory", "swap", "cleanup"];
+pub const CHECKS: [&str; 11] =
+    ["namespaces", "hostname", "limits", "disk", "ping", "caps", "escape", "cpu", "memory", "swap", "cleanup"];
 
 pub fn verify(paths: &Paths, names: &[String], only: &[String]) -> Result<i32> {
     if let Some(bad) = only.iter().find(|c| !CHECKS.contains(&c.as_str())) {
@@ -141,10 +141,11 @@ fn run_all(
     want: &dyn Fn(&str) -> bool,
     report: &mut dyn FnMut(Check),
 ) {
-    let checks: [(&str, &dyn Fn() -> Check); 9] = [
+    let checks: [(&str, &dyn Fn() -> Check); 10] = [
         ("namespaces", &|| checks::namespaces(t)),
         ("hostname", &|| checks::hostname(t)),
         ("limits", &|| checks::limits(t)),
+        ("disk", &|| checks::disk(paths, t)),
         ("ping", &|| checks::ping(runner, paths, t)),
         ("caps", &|| checks::capabilities(runner, t)),
         ("escape", &|| checks::escape(runner, t)),
@@ -155,7 +156,8 @@ fn run_all(
     // What the checks that start processes inside leave is compared against this.
     let before = load::Snapshot::take(paths, t);
     for (name, check) in checks {
-        if want(name) {
+        // Only a container with --disk has a disk of its own to check.
+        if want(name) && (name != "disk" || t.spec.disk.is_some()) {
             report(check());
         }
     }

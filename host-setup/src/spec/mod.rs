@@ -61,6 +61,10 @@ pub struct Spec {
     /// On a bridge network (`--net NETWORK`) instead of the pair; `net` is then None.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub join: Option<JoinSpec>,
+    /// `--disk`: the most the container may write, in bytes (its upper dir is a
+    /// filesystem of that size, disk.rs); None: no limit of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<u64>,
 }
 
 fn unconfined() -> Seccomp {
@@ -124,6 +128,8 @@ pub struct Options {
     pub net: Option<String>,
     /// `-p HOSTPORT:PORT[/PROTO]` (with `--net NETWORK`).
     pub publish: Vec<String>,
+    /// `--disk SIZE`: the most the container may write.
+    pub disk: Option<String>,
 }
 
 /// Whether a container gets a user namespace when neither --userns nor
@@ -204,6 +210,15 @@ impl Spec {
             Some(m) => parse_memory(m)?,
             None => DEFAULT_MEMORY,
         };
+        let disk = opts.disk.as_deref().map(parse_disk).transpose()?;
+        if let Some(d) = disk.filter(|d| *d >= memory_bytes) {
+            // The upper dir is a tmpfs (disk.rs): its pages count against the memory limit.
+            return Err(usage!(
+                "--disk {} is not below --memory {}: what the container writes is kept in memory (a tmpfs) and counts against its memory limit; raise --memory or lower --disk",
+                format_bytes(d),
+                format_bytes(memory_bytes)
+            ));
+        }
         let pids_max = match &opts.pids {
             Some(p) => Some(parse_pids(p)?),
             None if opts.privileged => None,
@@ -257,6 +272,7 @@ impl Spec {
             seccomp,
             userns,
             join,
+            disk,
         })
     }
 
@@ -360,7 +376,7 @@ mod tests {
     #[test]
     fn bad_input_is_a_usage_error_that_says_what_is_right() {
         type Case = (&'static str, fn(&mut Options), &'static str);
-        let cases: [Case; 9] = [
+        let cases: [Case; 11] = [
             ("Red", |_| {}, "invalid container name \"Red\""),
             ("a-very-long-container-name", |_| {}, "1 to 15"),
             ("../x", |_| {}, "invalid container name"),
@@ -370,6 +386,8 @@ mod tests {
             ("red", |o| o.address = Some("11.11.11.0/24".into()), "network or broadcast"),
             ("red", |o| o.cpu = Some("0".into()), "invalid CPU share"),
             ("red", |o| o.memory = Some("1M".into()), "too small"),
+            ("red", |o| o.disk = Some("200M".into()), "--disk 200M is not below --memory 200M"),
+            ("red", |o| o.disk = Some("20Q".into()), "invalid disk size"),
         ];
         for (name, f, want) in cases {
             let e = spec(name, f).unwrap_err();

@@ -10,6 +10,7 @@ use crate::usage;
 
 /// Below this a container cannot start its shell.
 const MIN_MEMORY: u64 = 8 << 20;
+const MIN_DISK: u64 = 1 << 20;
 
 pub fn validate_hostname(h: &str) -> Result<()> {
     let ok = !h.is_empty()
@@ -77,7 +78,25 @@ pub fn parse_cpu_percent(text: &str) -> Result<u64> {
 /// Memory sizes as users type them: `209715200`, `200M`, `200MiB`, `1G`, `512k`.
 /// Suffixes are binary (K = 1024), as in the kernel's and docker's.
 pub fn parse_memory(text: &str) -> Result<u64> {
-    let bad = || usage!("invalid memory size {text:?}: give bytes or a number with K, M or G (e.g. 200M)");
+    let bytes = parse_size(text, "memory size", "200M")?;
+    if bytes < MIN_MEMORY {
+        return Err(usage!("memory size {text:?} is too small: a container needs at least 8M"));
+    }
+    Ok(bytes)
+}
+
+/// `--disk SIZE`, written as memory sizes are: the most the container may write
+/// (its upper dir's filesystem).
+pub fn parse_disk(text: &str) -> Result<u64> {
+    let bytes = parse_size(text, "disk size", "1G")?;
+    if bytes < MIN_DISK {
+        return Err(usage!("disk size {text:?} is too small: give at least 1M"));
+    }
+    Ok(bytes)
+}
+
+fn parse_size(text: &str, what: &str, example: &str) -> Result<u64> {
+    let bad = || usage!("invalid {what} {text:?}: give bytes or a number with K, M or G (e.g. {example})");
     let t = text.trim();
     let digits = t.bytes().take_while(u8::is_ascii_digit).count();
     let (num, unit) = t.split_at(digits);
@@ -90,11 +109,7 @@ pub fn parse_memory(text: &str) -> Result<u64> {
         "t" | "tb" | "tib" => 40,
         _ => return Err(bad()),
     };
-    let bytes = n.checked_mul(1 << shift).ok_or_else(bad)?;
-    if bytes < MIN_MEMORY {
-        return Err(usage!("memory size {text:?} is too small: a container needs at least 8M"));
-    }
-    Ok(bytes)
+    n.checked_mul(1 << shift).ok_or_else(bad)
 }
 
 /// A pids limit: how many processes and threads the container may have at once.
@@ -152,6 +167,20 @@ mod tests {
         assert!(same_subnet(a, parse_cidr("11.11.11.3/24").unwrap()));
         assert!(!same_subnet(a, parse_cidr("11.11.12.3/24").unwrap()));
         assert!(!same_subnet(a, parse_cidr("11.11.11.3/25").unwrap()));
+    }
+
+    #[test]
+    fn disk_sizes() {
+        assert_eq!(parse_disk("200M").unwrap(), 200 << 20);
+        assert_eq!(parse_disk("1G").unwrap(), 1 << 30);
+        assert_eq!(parse_disk("20971520").unwrap(), 20 << 20);
+        assert_eq!(parse_disk("1m").unwrap(), 1 << 20);
+        let e = parse_disk("512k").unwrap_err().to_string();
+        assert!(e.contains("disk size \"512k\" is too small"), "{e}");
+        for bad in ["", "M", "20X", "-1G", "1.5G", "99999999999G"] {
+            let e = parse_disk(bad).unwrap_err().to_string();
+            assert!(e.contains("invalid disk size"), "{bad}: {e}");
+        }
     }
 
     #[test]

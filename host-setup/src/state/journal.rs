@@ -67,6 +67,8 @@ pub enum Resource {
     NftTable { name: String, ns: u64 },
     /// The container's address on a bridge network (a lease file naming it).
     Lease { network: String, container: String },
+    /// A filesystem mounted in the host's mount namespace: `--disk`'s tmpfs.
+    Mount(PathBuf),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -324,6 +326,7 @@ mod tests {
             Record::Made(Resource::Sysctl { key: "net/ipv4/conf/hs0/forwarding".into(), old: "0".into(), ns: 1 }),
             Record::Made(Resource::NftTable { name: "host-setup-hs0".into(), ns: 1 }),
             Record::Made(Resource::Lease { network: "hs0".into(), container: "red".into() }),
+            Record::Made(Resource::Mount("/s/containers/red/disk".into())),
             Record::Started { role: Role::Init, proc: Proc { pid: 42, start: 123456 } },
             Record::Started { role: Role::Supervisor, proc: Proc { pid: 41, start: 123455 } },
             Record::Ready,

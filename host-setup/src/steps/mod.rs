@@ -7,6 +7,7 @@
 
 mod cgroups;
 mod dirs;
+mod disk;
 mod launch;
 mod layers;
 mod link;
@@ -45,6 +46,7 @@ pub fn all() -> Vec<Box<dyn Step>> {
         Box::new(layers::Layers),
         Box::new(userns::Userns),
         Box::new(dirs::Dirs),
+        Box::new(disk::Disk),
         Box::new(netns::Netns),
         Box::new(link::Link),
         Box::new(network::Lease),

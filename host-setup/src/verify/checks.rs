@@ -10,7 +10,7 @@ use nix::sched::CloneFlags;
 use super::run::status_field;
 use super::{Check, Runner, Target};
 use crate::cgroup::live::Limit;
-use crate::spec::Pid1;
+use crate::spec::{format_bytes, Pid1};
 use crate::state::{Journal, Paths, Role};
 
 /// The namespace inode of `pid` (or "self") for `kind`: /proc/PID/ns/KIND is a
@@ -258,6 +258,48 @@ pub fn escape(runner: &Runner, t: &Target) -> Check {
     }
 }
 
+/// --disk: the container's root is an overlay whose upper dir is on the
+/// container's own tmpfs (init's mountinfo), and the kernel's size of that tmpfs
+/// is the spec's (run only for a container with --disk).
+pub fn disk(paths: &Paths, t: &Target) -> Check {
+    let Some(want) = t.spec.disk else {
+        return Check::fail("disk", "no --disk: nothing to check");
+    };
+    let dir = crate::disk::dir(paths, &t.name);
+    let Some(u) = crate::disk::usage(&dir) else {
+        return Check::fail("disk", format!("no tmpfs mounted at {}", dir.display()));
+    };
+    let upper = crate::disk::upper(paths, &t.spec);
+    let info = format!("/proc/{}/mountinfo", t.init.pid);
+    let root_upper = match std::fs::read_to_string(&info) {
+        Ok(text) => root_overlay_upper(&text),
+        Err(e) => return Check::fail("disk", format!("read {info}: {}", crate::error::io_text(&e))),
+    };
+    let (size, used) = (format_bytes(u.limit_bytes), format_bytes(u.used_bytes));
+    match root_upper {
+        Some(r) if r == upper && u.limit_bytes == crate::disk::rounded(want) => Check::pass(
+            "disk",
+            format!("upperdir {} on a tmpfs of {size} (spec {}), {used} used", r.display(), format_bytes(want)),
+        ),
+        Some(r) if r == upper => Check::fail("disk", format!("tmpfs of {size}, spec {}", format_bytes(want))),
+        Some(r) => Check::fail("disk", format!("the root's upperdir is {}, not {}", r.display(), upper.display())),
+        None => Check::fail("disk", format!("no overlay mounted on / in {info}")),
+    }
+}
+
+/// The upperdir of the overlay mounted on "/" in a mountinfo (the last one).
+fn root_overlay_upper(mountinfo: &str) -> Option<std::path::PathBuf> {
+    let line = mountinfo.lines().rev().find(|l| {
+        let mut halves = l.splitn(2, " - ");
+        let left = halves.next().unwrap_or_default();
+        let right = halves.next().unwrap_or_default();
+        left.split(' ').nth(4) == Some("/") && right.starts_with("overlay ")
+    })?;
+    let opts = line.rsplit(' ').next()?;
+    let up = opts.split(',').find_map(|o| o.strip_prefix("upperdir="))?;
+    Some(crate::mountinfo::unescape(up).into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,5 +322,16 @@ mod tests {
         for cap in [0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 27, 29, 31] {
             assert!(DOCKER_CAPS & (1 << cap) != 0, "cap {cap}");
         }
+    }
+
+    #[test]
+    fn the_roots_upper_dir_from_mountinfo() {
+        let info = "\
+300 299 0:50 / / rw,relatime - overlay overlay rw,lowerdir=/s/layers/a:/s/layers/b,upperdir=/s/containers/g\\040h/disk/upper,workdir=/s/containers/g/disk/work,userxattr
+301 300 0:51 / /proc rw - proc proc rw
+302 300 0:52 / /tmp rw - overlay overlay rw,lowerdir=/x,upperdir=/other,workdir=/w
+";
+        assert_eq!(root_overlay_upper(info), Some("/s/containers/g h/disk/upper".into()));
+        assert_eq!(root_overlay_upper("1 0 0:5 / / rw - ext4 /dev/vda rw\n"), None);
     }
 }

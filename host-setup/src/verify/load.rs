@@ -263,7 +263,7 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn take(paths: &Paths, t: &Target) -> Snapshot {
-        Snapshot { procs: t.dirs.procs(), upper: tree(&paths.upper(&t.name)) }
+        Snapshot { procs: t.dirs.procs(), upper: tree(&crate::disk::upper(paths, &t.spec)) }
     }
 }
 
@@ -292,7 +292,7 @@ pub fn cleanup(paths: &Paths, t: &Target, before: &Snapshot) -> Check {
         std::thread::sleep(Duration::from_millis(50));
         procs = t.dirs.procs();
     }
-    let upper = tree(&paths.upper(&t.name));
+    let upper = tree(&crate::disk::upper(paths, &t.spec));
     let added: Vec<&String> = upper.difference(&before.upper).collect();
     let extra: Vec<&i32> = procs.iter().filter(|p| !before.procs.contains(p)).collect();
     let gone: Vec<&i32> = before.procs.iter().filter(|p| !procs.contains(p)).collect();
@@ -310,7 +310,7 @@ pub fn cleanup(paths: &Paths, t: &Target, before: &Snapshot) -> Check {
         bad.push(format!("gone: {gone:?}"));
     }
     if !added.is_empty() {
-        bad.push(format!("new in {}: {added:?}", paths.upper(&t.name).display()));
+        bad.push(format!("new in {}: {added:?}", crate::disk::upper(paths, &t.spec).display()));
     }
     Check::fail("cleanup", bad.join("; "))
 }
