@@ -281,13 +281,18 @@ check "status reports the OOM kill" sh -c 'host-setup status red | grep -q "oom 
 
 # --- down, with processes still in RED ---------------------------------------------
 # One using memory in RED (its pid namespace and its cgroups) ...
+# Waiting for the processes themselves (stress and its worker), not a guessed delay.
+stress_count_reaches() { # N: until N stress processes run (at most 30 s)
+    n=0
+    while [ "$(pidof stress | wc -w)" -lt "$1" ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
+}
 host-setup exec red stress --vm 1 --vm-bytes 100M --vm-hang 0 -t 60 >/dev/null 2>&1 &
-sleep 2
+stress_count_reaches 2
 # ... and one that is in RED's cgroups but not in its pid namespace (as `echo PID >
 # cgroup.procs` from the host puts it): down kills it, and must wait until it has
 # left the cgroup (v2: cgroup.events populated 0) before the rmdir can succeed.
 stress --vm 1 --vm-bytes 64M --vm-hang 0 >/dev/null 2>&1 &
-sleep 1
+stress_count_reaches 4
 for p in $(pidof stress); do
     for d in $DIRS_RED; do echo "$p" >$d/cgroup.procs; done
 done
