@@ -119,6 +119,14 @@ impl Running {
         lossy(&self.out)
     }
 
+    /// Waits until stderr satisfies `cond`.
+    pub fn wait_stderr(&self, what: &str, cond: impl Fn(&str) -> bool) -> String {
+        wait_for(what, || {
+            let s = lossy(&self.err);
+            cond(&s).then_some(s)
+        })
+    }
+
     /// Waits until stdout satisfies `cond`.
     pub fn wait_stdout(&self, what: &str, cond: impl Fn(&str) -> bool) -> String {
         wait_for(what, || {
@@ -213,6 +221,29 @@ pub fn alive(pid: i32) -> bool {
     matches!(stat(pid), Some((s, _)) if s != 'Z' && s != 'X')
 }
 
+/// Proves, with no sleep, that no fatal signal sent to `pid` before this call is
+/// pending or being acted on: SIGSTOP, sent after it, stops the process only
+/// once the earlier signals are dealt with (the kernel takes the lowest-numbered
+/// pending signal first, SIGSTOP is 19, and a fatal signal marks the whole
+/// process exiting, after which SIGSTOP is dropped: it never stops). From an
+/// ancestor pid namespace SIGSTOP reaches even a namespace's PID 1. Then SIGCONT.
+/// Returns whether the process is alive after all.
+pub fn alive_after_stop_barrier(pid: i32) -> bool {
+    kill(Pid::from_raw(pid), Signal::SIGSTOP).unwrap();
+    let state = wait_for("SIGSTOP to stop it, or it to die", || match stat(pid) {
+        Some(('T', _)) => Some('T'),
+        None => Some('-'),
+        Some((s @ ('Z' | 'X'), _)) => Some(s),
+        _ => None,
+    });
+    if state != 'T' {
+        return false;
+    }
+    kill(Pid::from_raw(pid), Signal::SIGCONT).unwrap();
+    wait_for("SIGCONT to continue it", || (stat(pid).map(|s| s.0) != Some('T')).then_some(()));
+    alive(pid)
+}
+
 /// The start time of a process (field 22 of /proc/PID/stat, in clock ticks since
 /// boot): with the pid, what tells this process from a later one given the same pid.
 pub fn start_time(pid: i32) -> Option<u64> {
@@ -248,12 +279,18 @@ pub fn init_pid_under(unshare: &Running) -> i32 {
     })
 }
 
-/// Orphans three short sleeps, then waits until each is gone from /proc (only
-/// reaping removes a zombie) and lists any zombie child of init ($PPID) left.
+/// Orphans three processes, reads each one's parent while all three are alive,
+/// then lets them exit and waits until each is gone from /proc (only reaping
+/// removes a zombie) and lists any zombie child of init ($PPID) left.
+/// The orphans block reading a fifo until EOF; this shell holds its only writer
+/// (fd 3) and closes it once the parents are read: no orphan can be gone (or
+/// reaped) before its parent is read, however slow the machine (a TCG VM).
 pub const ORPHANS: &str = r#"
-pids=$(sh -c 'for i in 1 2 3; do sleep 0.3 >/dev/null 2>&1 & echo $!; done')
+d=$(mktemp -d) && mkfifo "$d/go" && exec 3<>"$d/go" 4<"$d/go" && rm -r "$d" || exit 99
+pids=$(sh -c 'for i in 1 2 3; do cat <&4 >/dev/null 2>&1 3>&- 4<&- & echo $!; done')
 echo "orphans: $(echo $pids)"
-for p in $pids; do [ -e /proc/$p ] && echo "parent of $p: $(awk '/^PPid/ {print $2}' /proc/$p/status)"; done
+for p in $pids; do echo "parent of $p: $(awk '/^PPid/ {print $2}' /proc/$p/status)"; done
+exec 3>&- 4<&-
 for p in $pids; do
   i=0
   while [ -e /proc/$p ]; do
@@ -272,7 +309,9 @@ pub fn check_orphans_reaped(o: &Outcome, reaper: &str) {
     assert_eq!(o.code, Some(0), "{o:?}");
     let orphans = o.stdout.lines().find_map(|l| l.strip_prefix("orphans: ")).expect("orphans line");
     assert_eq!(orphans.split(' ').count(), 3, "{o:?}");
-    for l in o.stdout.lines().filter(|l| l.starts_with("parent of")) {
+    let parents: Vec<&str> = o.stdout.lines().filter(|l| l.starts_with("parent of")).collect();
+    assert_eq!(parents.len(), 3, "{o:?}");
+    for l in parents {
         assert!(l.ends_with(&format!(": {reaper}")), "orphan not re-parented to init: {l}\n{o:?}");
     }
     assert!(!o.stdout.contains("left:") && !o.stdout.contains("zombie:"), "{o:?}");

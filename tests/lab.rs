@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use lab_tests::{bin, stdout, text, Lab};
+use lab_tests::{bin, stdout, text, wait_for, Lab};
 
 #[test]
 fn pair_pings_both_ways_in_either_order_and_sees_only_itself() {
@@ -94,8 +94,12 @@ fn cpu_share_is_held_at_40_percent() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    sleep(Duration::from_millis(800));
+    // Start measuring once the hog runs (its cgroup's CPU time grows), not after a
+    // guessed delay: exec and stress's fork can take long on a loaded machine.
+    let idle = lab.usage(&a).cpu_ns;
+    wait_for("stress -c 1 to spin", || (lab.usage(&a).cpu_ns >= idle + 20_000_000).then_some(()));
     let (u0, t0) = (lab.usage(&a).cpu_ns, Instant::now());
+    // A share is a rate: it is measured over a window of time, by nature.
     sleep(Duration::from_secs(3));
     let (u1, t1) = (lab.usage(&a).cpu_ns, Instant::now());
     let share = (u1 - u0) as f64 / (t1 - t0).as_nanos() as f64;

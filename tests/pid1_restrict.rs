@@ -587,6 +587,7 @@ fn usage_errors_and_debug_traces() {
         "no_new_privs set",
         "argv rewritten",
     ] {
-        assert!(o.stderr.contains(&format!("init: debug: {step}")), "{step}: {o:?}");
+        let line = o.stderr.lines().find(|l| l.contains(&format!(")] {step}")));
+        assert!(line.is_some_and(|l| l.starts_with("[DEBUG init (")), "{step}: {o:?}");
     }
 }

@@ -13,10 +13,11 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
-use std::thread;
-use std::time::Duration;
 
-use dropin::{alive, check_orphans_reaped, children_of, comm, direct, init, run, start, KillOnDrop, Outcome, ORPHANS};
+use dropin::{
+    alive, alive_after_stop_barrier, check_orphans_reaped, children_of, comm, direct, init, run, start, KillOnDrop,
+    Outcome, ORPHANS,
+};
 use lab_tests::{wait_for, TempDir};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -65,6 +66,11 @@ fn e_remaps_128_plus_n_too() {
 
 /// CMD orphans three processes; init, not PID 1, must adopt and reap them all.
 fn reaping(args: &[&str], prepare: impl FnOnce(&mut Command)) -> Outcome {
+    reaping_by(args, prepare).0
+}
+
+/// `reaping`, and init's pid.
+fn reaping_by(args: &[&str], prepare: impl FnOnce(&mut Command)) -> (Outcome, i32) {
     let mut argv = args.to_vec();
     argv.extend(["--", "/bin/sh", "-c", ORPHANS]);
     let mut c = direct(&argv);
@@ -74,7 +80,7 @@ fn reaping(args: &[&str], prepare: impl FnOnce(&mut Command)) -> Outcome {
     let o = init.wait();
     check_orphans_reaped(&o, &pid.to_string());
     assert!(!o.stderr.contains(NO_REAPER), "warned: {o:?}");
-    o
+    (o, pid)
 }
 
 #[test]
@@ -110,16 +116,81 @@ fn reaps_zombies_under_a_parent_that_made_it_a_subreaper() {
 
 #[test]
 fn w_prints_one_line_per_reaped_zombie() {
-    let o = reaping(&["-w"], |_| {});
+    let (o, pid) = reaping_by(&["-w"], |_| {});
     let orphans: BTreeSet<&str> =
         o.stdout.lines().find_map(|l| l.strip_prefix("orphans: ")).unwrap().split(' ').collect();
-    let reaped: BTreeSet<&str> = o
-        .stderr
-        .lines()
-        .map(|l| l.strip_prefix("init: warning: reaped zombie process with pid=").unwrap_or_else(|| panic!("{l:?}")))
-        .collect();
+    // tini's line, word for word, in tini's layout with init's name.
+    let prefix = format!("[WARN  init ({pid})] Reaped zombie process with pid=");
+    let reaped: BTreeSet<&str> =
+        o.stderr.lines().map(|l| l.strip_prefix(&prefix).unwrap_or_else(|| panic!("{l:?}: {o:?}"))).collect();
     assert_eq!(reaped, orphans, "one line per orphan, none for CMD: {o:?}");
     assert_eq!(o.stderr.lines().count(), 3, "{o:?}");
+}
+
+/// Debian's tini (the `tini` package), the reference for the words.
+const TINI: &str = "/usr/bin/tini";
+
+/// `SHIM ARGS` run as a plain child; its lines (stderr, then stdout: tini writes
+/// INFO to stdout, init all to stderr) with the shim's name and pid, CMD's pid and
+/// the orphans' pids replaced by SHIM, PID, CHILD and ORPHAN, sorted.
+fn lines_of(shim: &str, args: &[&str]) -> Vec<String> {
+    let mut c = Command::new(shim);
+    c.args(args).env_remove("RUST_LOG").env_remove("TINI_VERBOSITY");
+    let mut running = start(&mut c);
+    let pid = running.pid();
+    let o = running.wait();
+    let name = if shim == TINI { "tini" } else { "init" };
+    let orphans: Vec<&str> =
+        o.stdout.lines().find_map(|l| l.strip_prefix("orphans: ")).map_or(vec![], |l| l.split(' ').collect());
+    let mut lines: Vec<String> = o
+        .stderr
+        .lines()
+        .chain(o.stdout.lines().filter(|l| l.starts_with('[')))
+        .map(|l| {
+            let mut l = l.replace(&format!(" {name} ({pid})] "), " SHIM (PID)] ");
+            if let Some(child) = l.split("with pid '").nth(1).and_then(|r| r.split('\'').next()) {
+                l = l.replace(&format!("'{child}'"), "'CHILD'");
+            }
+            for orphan in &orphans {
+                l = l.replace(&format!("pid={orphan}"), "pid=ORPHAN");
+            }
+            l
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn w_and_v_lines_are_tinis_word_for_word() {
+    let tini = TINI;
+    assert!(fs::metadata(tini).is_ok(), "{tini} is missing: apt-get install -y tini");
+    let init = init();
+    let init = init.to_str().unwrap();
+    let kill_self = "kill -TERM $$";
+    let scenarios: [&[&str]; 3] = [
+        // -s: not PID 1, tini reaps nothing otherwise (and warns).
+        &["-s", "-w", "--", "/bin/sh", "-c", ORPHANS],
+        &["-s", "-v", "--", "true"],
+        &["-s", "-v", "--", "/bin/sh", "-c", kill_self],
+    ];
+    for args in scenarios {
+        let (want, got) = (lines_of(tini, args), lines_of(init, args));
+        assert!(!want.is_empty(), "tini said nothing for {args:?}");
+        assert_eq!(got, want, "init's lines are not tini's for {args:?}");
+    }
+    // What they compared, so that a change on either side shows here.
+    let w = lines_of(init, scenarios[0]);
+    assert_eq!(w, ["[WARN  SHIM (PID)] Reaped zombie process with pid=ORPHAN"; 3], "-w");
+    let v = lines_of(init, scenarios[2]);
+    assert_eq!(
+        v,
+        [
+            "[INFO  SHIM (PID)] Main child exited with signal (with signal 'Terminated')",
+            "[INFO  SHIM (PID)] Spawned child process '/bin/sh' with pid 'CHILD'"
+        ],
+        "-v"
+    );
 }
 
 // ==== signals =========================================================================
@@ -150,7 +221,11 @@ const PGROUP: &str = "trap '' USR1; (trap - USR1; exec sleep 1000) & p=$!; echo 
 #[test]
 fn g_and_tini_kill_process_group_end_a_grandchild_while_the_child_ignores_the_signal() {
     for variant in ["-g", "TINI_KILL_PROCESS_GROUP", "neither"] {
-        let args: &[&str] = if variant == "-g" { &["-g", "/bin/sh", "-c", PGROUP] } else { &["/bin/sh", "-c", PGROUP] };
+        let args: &[&str] = match variant {
+            "-g" => &["-g", "/bin/sh", "-c", PGROUP],
+            "neither" => &["-vv", "/bin/sh", "-c", PGROUP], // (-vv: init's "Passing signal" lines)
+            _ => &["/bin/sh", "-c", PGROUP],
+        };
         let mut c = direct(args);
         if variant == "TINI_KILL_PROCESS_GROUP" {
             c.env("TINI_KILL_PROCESS_GROUP", "1");
@@ -159,12 +234,17 @@ fn g_and_tini_kill_process_group_end_a_grandchild_while_the_child_ignores_the_si
         let out = init.wait_stdout("the grandchild's pid", |s| s.ends_with('\n'));
         let sleep: i32 = out.trim().parse().unwrap();
         let _guard = KillOnDrop::new(sleep);
-        assert_eq!(comm(sleep), "sleep");
+        // $! is known before the subshell has exec'd sleep (seen under TCG in the VM).
+        wait_for("the grandchild to exec sleep", || (comm(sleep) == "sleep").then_some(()));
         kill(Pid::from_raw(init.pid()), Signal::SIGUSR1).unwrap();
         if variant == "neither" {
             // Control: only the shell got it, and ignored it; the grandchild lives on.
-            thread::sleep(Duration::from_millis(300));
-            assert!(alive(sleep) && alive(init.pid()), "without -g the sleep should have survived");
+            // No sleep: init takes its signals one at a time, lowest number first,
+            // so once it passes SIGWINCH (ignored by all) it has done its kill(2)
+            // for SIGUSR1; the stop barrier then shows nothing fatal hit the sleep.
+            kill(Pid::from_raw(init.pid()), Signal::SIGWINCH).unwrap();
+            init.wait_stderr("init to pass SIGWINCH on", |e| e.contains("Passing signal: 'Window changed'"));
+            assert!(alive_after_stop_barrier(sleep) && alive(init.pid()), "without -g the sleep should have survived");
             kill(Pid::from_raw(sleep), Signal::SIGKILL).unwrap();
             let o = init.wait();
             assert_eq!((o.code, o.stdout.lines().last()), (Some(0), Some("sleep: 137")), "{o:?}");
@@ -316,13 +396,13 @@ fn verbosity_levels() {
     let o = run(direct(&["true"]));
     assert_eq!((o.code, o.stderr.as_str()), (Some(0), ""));
     let o = run(direct(&["-v", "true"]));
-    assert!(o.stderr.starts_with("init: info: started true as pid "), "{o:?}");
-    assert!(!o.stderr.contains("debug:"), "{o:?}");
+    assert!(o.stderr.starts_with("[INFO  init (") && o.stderr.contains(")] Spawned child process 'true'"), "{o:?}");
+    assert!(!o.stderr.contains("[DEBUG "), "{o:?}");
     let o = run(direct(&["-vv", "true"]));
-    assert!(o.stderr.contains("init: debug: reaped pid "), "{o:?}");
+    assert!(o.stderr.contains(")] Reaped child with pid: '"), "{o:?}");
     // TINI_VERBOSITY replaces the -v count; 0 silences warnings such as -w's.
     let o = run(direct(&["-vv", "true"]).env("TINI_VERBOSITY", "2"));
-    assert!(o.stderr.contains("init: info: ") && !o.stderr.contains("debug:"), "{o:?}");
+    assert!(o.stderr.contains("[INFO  init (") && !o.stderr.contains("[DEBUG "), "{o:?}");
     let o = run(direct(&["-w", "--", "/bin/sh", "-c", ORPHANS]).env("TINI_VERBOSITY", "0"));
     assert_eq!((o.code, o.stderr.as_str()), (Some(0), ""), "{o:?}");
 }
@@ -377,11 +457,19 @@ fn no_subreaper() -> std::io::Result<()> {
 
 #[test]
 fn warns_as_tini_when_neither_pid1_nor_a_subreaper() {
-    let warning = "init: warning: prctl(PR_SET_CHILD_SUBREAPER): EINVAL: invalid argument; not PID 1 and not a \
-                   child subreaper: zombie processes will not be re-parented to init, so zombie reaping won't work; \
-                   run init as PID 1\n";
-    let o = with_pre_exec(&["true"], no_subreaper);
-    assert_eq!((o.code, o.stderr.as_str()), (Some(0), warning), "{o:?}");
+    let mut c = direct(&["true"]);
+    // SAFETY: no_subreaper only makes async-signal-safe calls.
+    unsafe { c.pre_exec(no_subreaper) };
+    let mut init = start(&mut c);
+    let pid = init.pid();
+    let o = init.wait();
+    let warning = format!(
+        "[WARN  init ({pid})] init is not running as PID 1 and isn't registered as a child subreaper \
+         (prctl(PR_SET_CHILD_SUBREAPER): EINVAL: invalid argument).\n\
+         Zombie processes will not be re-parented to init, so zombie reaping won't work.\n\
+         To fix the problem, run init as PID 1.\n"
+    );
+    assert_eq!((o.code, o.stderr.as_str()), (Some(0), warning.as_str()), "{o:?}");
     // Control: the filter is what makes the difference.
     let o = run(direct(&["true"]));
     assert_eq!((o.code, o.stderr.as_str()), (Some(0), ""), "{o:?}");
@@ -397,7 +485,7 @@ fn warns_as_tini_when_neither_pid1_nor_a_subreaper() {
     assert_eq!(o.stdout, "", "{o:?}");
     assert_eq!(
         o.stderr,
-        "init: prctl(PR_SET_CHILD_SUBREAPER): EINVAL: invalid argument; -s or TINI_SUBREAPER asks for a child \
-         subreaper (Linux 3.4 or later)\n"
+        "init: failed to register as child subreaper: prctl(PR_SET_CHILD_SUBREAPER): EINVAL: invalid argument; \
+         PR_SET_CHILD_SUBREAPER is unavailable on this platform: are you using Linux >= 3.4?\n"
     );
 }

@@ -178,12 +178,16 @@ pub fn parse<'a>(argv: impl IntoIterator<Item = &'a CStr>) -> Result<Parsed<'a>,
                         if c == b'p' {
                             match signals::by_name(value) {
                                 Some(sig) => o.pdeathsig = Some(sig),
-                                None => return usage("-p needs a signal: SIGKILL, KILL or 9, not: ", value),
+                                None => {
+                                    return usage("not a valid option for -p (a signal: SIGKILL, KILL or 9): ", value)
+                                }
                             }
                         } else {
                             match parse_exit_code(value) {
                                 Some(code) => o.remap.add(code),
-                                None => return usage("-e needs an exit code from 0 to 255, not: ", value),
+                                None => {
+                                    return usage("not a valid option for -e (an exit code from 0 to 255): ", value)
+                                }
                             }
                         }
                     }

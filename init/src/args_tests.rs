@@ -272,12 +272,12 @@ fn double_dash_is_optional_as_with_posixly_correct() {
 fn tini_values_are_checked() {
     assert_eq!(err(&["-e"]), "option needs a value: -e");
     assert_eq!(err(&["-p"]), "option needs a value: -p");
-    assert_eq!(err(&["-e", "256"]), "-e needs an exit code from 0 to 255, not: 256");
-    assert_eq!(err(&["-e", "-1"]), "-e needs an exit code from 0 to 255, not: -1");
-    assert_eq!(err(&["-e", "x"]), "-e needs an exit code from 0 to 255, not: x");
-    assert_eq!(err(&["-e", ""]), "-e needs an exit code from 0 to 255, not: ");
-    assert_eq!(err(&["-p", "SIGNOPE"]), "-p needs a signal: SIGKILL, KILL or 9, not: SIGNOPE");
-    assert_eq!(err(&["-p", "0"]), "-p needs a signal: SIGKILL, KILL or 9, not: 0");
+    assert_eq!(err(&["-e", "256"]), "not a valid option for -e (an exit code from 0 to 255): 256");
+    assert_eq!(err(&["-e", "-1"]), "not a valid option for -e (an exit code from 0 to 255): -1");
+    assert_eq!(err(&["-e", "x"]), "not a valid option for -e (an exit code from 0 to 255): x");
+    assert_eq!(err(&["-e", ""]), "not a valid option for -e (an exit code from 0 to 255): ");
+    assert_eq!(err(&["-p", "SIGNOPE"]), "not a valid option for -p (a signal: SIGKILL, KILL or 9): SIGNOPE");
+    assert_eq!(err(&["-p", "0"]), "not a valid option for -p (a signal: SIGKILL, KILL or 9): 0");
     assert_eq!(
         err(&["--exec", "-e", "143", "sh"]),
         "-e does nothing with --exec (no init is left to change the exit code)"

@@ -91,12 +91,15 @@ pub fn search_path(file: &[u8], path: &[u8], mut exec: impl FnMut(&CStr) -> Errn
 pub fn become_foreground() {
     let _ = sys::setpgid(0, 0);
     match sys::tcsetpgrp(0, sys::getpid()) {
-        // ENOTTY: stdin is no terminal, or not our controlling one. Fine.
-        Ok(()) | Err(Errno::ENOTTY) | Err(Errno::ENXIO) | Err(Errno::EBADF) => {}
+        // ENOTTY: stdin is no terminal, or not our controlling one. Fine. (tini's words)
+        Ok(()) | Err(Errno::EBADF) => {}
+        Err(Errno::ENOTTY) => crate::msg::debug(&[b"tcsetpgrp failed: no tty (ok to proceed)"]),
+        Err(Errno::ENXIO) => crate::msg::debug(&[b"tcsetpgrp failed: no such device (ok to proceed)"]),
         Err(e) => {
+            // tini makes this fatal; init goes on without the terminal.
             let mut l = crate::msg::Line::new();
-            l.push(b"warning: tcsetpgrp(0): ").errno(e);
-            crate::msg::eprint(&[l.as_bytes()]);
+            l.push(b"tcsetpgrp failed: ").errno(e);
+            crate::msg::warn(&[l.as_bytes()]);
         }
     }
 }
@@ -136,7 +139,7 @@ pub fn exec_as_pid1(cmd: &Cmd, inherited: Inherited, ready_fd: Option<i32>) -> !
     close_fds_except(ready_fd.unwrap_or(-1));
     ready::ok_before_exec(ready_fd);
     let e = execvp(cmd);
-    ready::fail(ready_fd, &Error::new(e, &[b"exec ", cmd.name().to_bytes()]), exec_exit_code(e))
+    ready::fail(ready_fd, &Error::new(e, &[b"exec ", cmd.name().to_bytes(), b" failed"]), exec_exit_code(e))
 }
 
 #[cfg(test)]

@@ -189,31 +189,85 @@ pub fn eprint(pieces: &[&[u8]]) {
     let _ = sys::write_all(2, line.as_bytes());
 }
 
-/// `init: <label><pieces>` on stderr if the verbosity reaches `level`.
-fn log(level: u8, label: &[u8], pieces: &[&[u8]]) {
+/// `[<label> init (<pid>)] <pieces>` on stderr if the verbosity reaches `level`:
+/// tini's layout (`[WARN  tini (PID)] `, src/tini.c PRINT_WARNING) with init's
+/// name, so that what filters tini's lines filters init's; errors keep the
+/// `init: <step>: <ERRNO>` format of eprint. tini writes INFO and DEBUG to
+/// stdout, mixed with CMD's; init keeps all of its lines on stderr.
+fn log(level: u8, label: &[u8; 5], pieces: &[&[u8]]) {
     if enabled(level) {
         let mut line = Line::new();
-        line.push(label);
+        line.push(b"[").push(label).push(b" init (").num(sys::getpid() as i64).push(b")] ");
         for p in pieces {
             line.push(p);
         }
-        eprint(&[line.as_bytes()]);
+        line.end();
+        let _ = sys::write_all(2, line.as_bytes());
     }
 }
 
-/// `init: warning: <pieces>` (verbosity 1, the default, or more).
+/// `[WARN  init (PID)] <pieces>` (verbosity 1, the default, or more).
 pub fn warn(pieces: &[&[u8]]) {
-    log(WARN, b"warning: ", pieces)
+    log(WARN, b"WARN ", pieces)
 }
 
-/// `init: info: <pieces>` (verbosity 2: -v, or more).
+/// `[INFO  init (PID)] <pieces>` (verbosity 2: -v, or more).
 pub fn info(pieces: &[&[u8]]) {
-    log(INFO, b"info: ", pieces)
+    log(INFO, b"INFO ", pieces)
 }
 
-/// `init: debug: <pieces>` (verbosity 3: -vv, or RUST_LOG=debug).
+/// `[DEBUG init (PID)] <pieces>` (verbosity 3: -vv, or RUST_LOG=debug).
 pub fn debug(pieces: &[&[u8]]) {
-    log(DEBUG, b"debug: ", pieces)
+    log(DEBUG, b"DEBUG", pieces)
+}
+
+/// strsignal(3)'s text for `sig` as glibc words it (tini prints these), e.g.
+/// `Terminated` for 15; `Real-time signal N` from SIGRTMIN (34, glibc's) on.
+pub fn signal_name(sig: i32, buf: &mut [u8; 32]) -> &[u8] {
+    const NAMES: [&str; 31] = [
+        "Hangup",
+        "Interrupt",
+        "Quit",
+        "Illegal instruction",
+        "Trace/breakpoint trap",
+        "Aborted",
+        "Bus error",
+        "Floating point exception",
+        "Killed",
+        "User defined signal 1",
+        "Segmentation fault",
+        "User defined signal 2",
+        "Broken pipe",
+        "Alarm clock",
+        "Terminated",
+        "Stack fault",
+        "Child exited",
+        "Continued",
+        "Stopped (signal)",
+        "Stopped",
+        "Stopped (tty input)",
+        "Stopped (tty output)",
+        "Urgent I/O condition",
+        "CPU time limit exceeded",
+        "File size limit exceeded",
+        "Virtual timer expired",
+        "Profiling timer expired",
+        "Window changed",
+        "I/O possible",
+        "Power failure",
+        "Bad system call",
+    ];
+    if (1..=31).contains(&sig) {
+        return NAMES[sig as usize - 1].as_bytes();
+    }
+    let (text, n): (&[u8], i32) =
+        if (34..=64).contains(&sig) { (b"Real-time signal ", sig - 34) } else { (b"Unknown signal ", sig) };
+    let mut d = [0u8; 20];
+    let digits = fmt_i64(n as i64, &mut d);
+    let len = text.len() + digits.len();
+    buf[..text.len()].copy_from_slice(text);
+    buf[text.len()..len].copy_from_slice(digits);
+    &buf[..len]
 }
 
 #[cfg(test)]
@@ -282,6 +336,22 @@ mod tests {
         let big = [b'x'; 5000];
         l.push(&big).push(&big).push(&big);
         assert_eq!(l.as_bytes().len(), LINE_MAX);
+    }
+
+    #[test]
+    fn signal_names_are_glibcs_strsignal() {
+        extern "C" {
+            fn strsignal(sig: i32) -> *const core::ffi::c_char;
+        }
+        for sig in (1..=31).chain(34..=64) {
+            // SAFETY: strsignal returns a NUL-terminated string (this test is single-threaded for it).
+            let want = unsafe { core::ffi::CStr::from_ptr(strsignal(sig)) }.to_bytes().to_vec();
+            let mut b = [0; 32];
+            assert_eq!(signal_name(sig, &mut b), &want[..], "signal {sig}");
+        }
+        let mut b = [0; 32];
+        assert_eq!(signal_name(65, &mut b), b"Unknown signal 65");
+        assert_eq!(signal_name(i32::MIN, &mut b), b"Unknown signal -2147483648");
     }
 
     #[test]

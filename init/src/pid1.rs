@@ -37,7 +37,8 @@ pub struct Duties {
 pub fn parent_death_signal(sig: i32) -> Result<(), Error<'static>> {
     let mut n = [0; 20];
     msg::debug(&[b"parent-death signal ", fmt_i64(sig as i64, &mut n)]);
-    sys::prctl(PR_SET_PDEATHSIG, sig as usize).map_err(|e| Error::new(e, &[b"prctl(PR_SET_PDEATHSIG)"]))
+    sys::prctl(PR_SET_PDEATHSIG, sig as usize)
+        .map_err(|e| Error::new(e, &[b"failed to set up parent death signal: prctl(PR_SET_PDEATHSIG)"]))
 }
 
 /// The wait status as a shell reports it: the exit code, or 128+N for a death
@@ -74,19 +75,27 @@ fn become_subreaper(required: bool) -> Result<(), Error<'static>> {
     }
     msg::debug(&[b"prctl(PR_SET_CHILD_SUBREAPER)"]);
     let Err(e) = sys::prctl(PR_SET_CHILD_SUBREAPER, 1) else { return Ok(()) };
-    let err = Error::new(e, &[b"prctl(PR_SET_CHILD_SUBREAPER)"]);
     if required {
-        return Err(err.hint("-s or TINI_SUBREAPER asks for a child subreaper (Linux 3.4 or later)"));
+        // tini's words (src/tini.c register_subreaper), in the format of init's errors.
+        let err = Error::new(e, &[b"failed to register as child subreaper: prctl(PR_SET_CHILD_SUBREAPER)"]);
+        return Err(if e == Errno::EINVAL {
+            err.hint("PR_SET_CHILD_SUBREAPER is unavailable on this platform: are you using Linux >= 3.4?")
+        } else {
+            err
+        });
     }
     // The flag survives execve: a parent may have set it before exec'ing init.
     if sys::getpid() != 1 && sys::is_child_subreaper() != Ok(true) {
+        // tini's reaper_warning, three lines, with init's name; init already tried
+        // to become a subreaper by itself (tini's -s), so what failed is named.
         let mut line = Line::new();
-        err.hint(
-            "not PID 1 and not a child subreaper: zombie processes will not be re-parented to init, \
-             so zombie reaping won't work; run init as PID 1",
-        )
-        .write_to(&mut line);
-        msg::warn(&[line.as_bytes()]);
+        Error::new(e, &[b"prctl(PR_SET_CHILD_SUBREAPER)"]).write_to(&mut line);
+        msg::warn(&[
+            b"init is not running as PID 1 and isn't registered as a child subreaper (",
+            line.as_bytes(),
+            b").\nZombie processes will not be re-parented to init, so zombie reaping won't work.\n\
+              To fix the problem, run init as PID 1.",
+        ]);
     }
     Ok(())
 }
@@ -104,14 +113,12 @@ fn reap(main: Pid, warn: bool) -> Option<i32> {
             Ok((pid, status)) => {
                 let mut a = [0; 20];
                 let pid_text = fmt_i64(pid as i64, &mut a);
-                if msg::debug_enabled() {
-                    let mut b = [0; 20];
-                    msg::debug(&[b"reaped pid ", pid_text, b", exit code ", fmt_i64(exit_code(status) as i64, &mut b)]);
-                }
+                msg::debug(&[b"Reaped child with pid: '", pid_text, b"'"]);
                 if pid == main {
                     main_status = Some(status);
                 } else if warn {
-                    msg::warn(&[b"reaped zombie process with pid=", pid_text]);
+                    // tini's -w line, word for word (tini's own tests look for it).
+                    msg::warn(&[b"Reaped zombie process with pid=", pid_text]);
                 }
             }
             Err(Errno::EINTR) => {}
@@ -168,11 +175,13 @@ pub fn supervise(cmd: &Cmd, inherited: Inherited, ready_fd: Option<i32>, duties:
     match exec_result(status_r) {
         None => {
             let mut a = [0; 20];
-            msg::info(&[b"started ", cmd.name().to_bytes(), b" as pid ", fmt_i64(child as i64, &mut a)]);
+            let pid_text = fmt_i64(child as i64, &mut a);
+            msg::info(&[b"Spawned child process '", cmd.name().to_bytes(), b"' with pid '", pid_text, b"'"]);
             ready::ok(ready_fd);
         }
         // The child exits 127/126 and is reaped below like any exit.
-        Some(e) => ready::error(ready_fd, &Error::new(e, &[b"exec ", cmd.name().to_bytes()])),
+        // tini's "exec %s failed: %s", in the format of init's errors.
+        Some(e) => ready::error(ready_fd, &Error::new(e, &[b"exec ", cmd.name().to_bytes(), b" failed"])),
     }
     let _ = sys::close(status_r);
     // init's own cwd must not keep a directory busy (catatonit #28); CMD keeps its cwd.
@@ -185,20 +194,28 @@ pub fn supervise(cmd: &Cmd, inherited: Inherited, ready_fd: Option<i32>, duties:
             Ok(sig) => forward(target, sig),
         }
         if let Some(status) = reap(child, duties.warn_reap) {
-            let code = final_code(status, &duties.remap);
-            let (mut a, mut b) = ([0; 20], [0; 20]);
-            let status_text = fmt_i64(exit_code(status) as i64, &mut a);
-            msg::info(&[b"CMD exited, exit code ", status_text, b"; init exits ", fmt_i64(code as i64, &mut b)]);
-            sys::exit(code);
+            main_exit_info(status);
+            sys::exit(final_code(status, &duties.remap));
         }
+    }
+}
+
+/// tini's INFO line for the main child's end (src/tini.c reap_zombies).
+fn main_exit_info(status: i32) {
+    let (sig, mut a, mut b) = (status & 0x7f, [0; 20], [0; 32]);
+    if sig == 0 {
+        let code = fmt_i64(((status >> 8) & 0xff) as i64, &mut a);
+        msg::info(&[b"Main child exited normally (with status '", code, b"')"]);
+    } else {
+        msg::info(&[b"Main child exited with signal (with signal '", msg::signal_name(sig, &mut b), b"')"]);
     }
 }
 
 /// kill(2) to CMD (pid) or to its process group (-pid, with -g).
 fn forward(target: Pid, sig: i32) {
     if msg::debug_enabled() {
-        let (mut a, mut b) = ([0; 20], [0; 20]);
-        msg::debug(&[b"forward signal ", fmt_i64(sig as i64, &mut a), b" to ", fmt_i64(target as i64, &mut b)]);
+        let mut a = [0; 32];
+        msg::debug(&[b"Passing signal: '", msg::signal_name(sig, &mut a), b"'"]);
     }
     // ESRCH: CMD is already gone; its SIGCHLD is on the way.
     let _ = sys::kill(target, sig);

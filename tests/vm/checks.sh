@@ -281,13 +281,18 @@ check "status reports the OOM kill" sh -c 'host-setup status red | grep -q "oom 
 
 # --- down, with processes still in RED ---------------------------------------------
 # One using memory in RED (its pid namespace and its cgroups) ...
+# Waiting for the processes themselves (stress and its worker), not a guessed delay.
+stress_count_reaches() { # N: until N stress processes run (at most 30 s)
+    n=0
+    while [ "$(pidof stress | wc -w)" -lt "$1" ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
+}
 host-setup exec red stress --vm 1 --vm-bytes 100M --vm-hang 0 -t 60 >/dev/null 2>&1 &
-sleep 2
+stress_count_reaches 2
 # ... and one that is in RED's cgroups but not in its pid namespace (as `echo PID >
 # cgroup.procs` from the host puts it): down kills it, and must wait until it has
 # left the cgroup (v2: cgroup.events populated 0) before the rmdir can succeed.
 stress --vm 1 --vm-bytes 64M --vm-hang 0 >/dev/null 2>&1 &
-sleep 1
+stress_count_reaches 4
 for p in $(pidof stress); do
     for d in $DIRS_RED; do echo "$p" >$d/cgroup.procs; done
 done
@@ -359,32 +364,50 @@ fi
 # Each is a static test binary of tests/*.rs: one PASS/FAIL line per suite, with
 # its own summary; the failures' output if any. Fewer leak cycles than on the
 # host: TCG is ~10 times slower.
-run_suite() { # NAME
+run_suite() { # NAME REPS [FILTER]: REPS runs in a row, each with as many passed as the first
     t0=$(cut -d. -f1 /proc/uptime)
-    # The host's commands (ip, not busybox's) first, as on any host.
-    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/opt/vm/bin \
-        HS_BIN_DIR=/usr/local/lib/host-setup HS_LEAK_CYCLES=5 RUST_BACKTRACE=0 \
-        /opt/vm/suites/$1 --test-threads=2 >/tmp/suite.out 2>&1
-    rc=$?
+    run=0
+    bad=0
+    first=""
+    while [ $run -lt "$2" ]; do
+        run=$((run + 1))
+        # The host's commands (ip, not busybox's) first, as on any host.
+        PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/opt/vm/bin \
+            HS_BIN_DIR=/usr/local/lib/host-setup HS_LEAK_CYCLES=5 RUST_BACKTRACE=0 \
+            /opt/vm/suites/$1 --test-threads=2 ${3:+"$3"} >/tmp/suite.out 2>&1
+        rc=$?
+        result=$(grep '^test result:' /tmp/suite.out | tail -n 1)
+        passed=$(echo "$result" | sed -n 's/.* \([0-9]*\) passed;.*/\1/p')
+        [ -n "$first" ] || first=$passed
+        if [ $rc != 0 ] || [ -z "$passed" ] || [ "$passed" = 0 ] || [ "$passed" != "$first" ]; then
+            bad=$((bad + 1))
+            echo "run $run of $2: ${result#test result: } (exit $rc)"
+            [ -s /tmp/suite.failed ] || cp /tmp/suite.out /tmp/suite.failed
+        fi
+    done
     secs=$(($(cut -d. -f1 /proc/uptime) - t0))
-    result=$(grep '^test result:' /tmp/suite.out | tail -n 1)
-    echo "tests/$1.rs: ${result#test result: } (${secs}s)"
-    [ $rc = 0 ]
+    if [ "$2" = 1 ]; then
+        echo "tests/$1.rs${3:+ ($3)}: ${result#test result: } (${secs}s)"
+    else
+        echo "tests/$1.rs${3:+ ($3)} $2 times: $(($2 - bad)) runs of $first passed (${secs}s)"
+    fi
+    [ $bad = 0 ]
 }
 suites_left_nothing() {
     left=$(leftovers; ls -d /tmp/hs-test-* /tmp/lab-test-* $CG/hs-test-* /run/netns/T* 2>/dev/null)
     [ -z "$left" ] || { echo "$left"; return 1; }
 }
-if [ $V = 2 ] && [ -d /opt/vm/suites ]; then
-    for t in /opt/vm/suites/*; do
-        name=$(basename "$t")
-        if run_suite "$name" >/tmp/check.out 2>&1; then
-            pass "suite $name: $(cat /tmp/check.out)"
+if [ $V = 2 ] && [ -f /opt/vm/suites.list ]; then
+    # One line per entry of tests/vm/run's VM_SUITES: NAME REPS [FILTER].
+    while read -r name reps filter <&3; do
+        rm -f /tmp/suite.failed
+        if run_suite "$name" "$reps" "$filter" >/tmp/check.out 2>&1 3<&-; then
+            pass "suite $name: $(echo $(cat /tmp/check.out))"
         else
-            fail "suite $name: $(cat /tmp/check.out)"
-            sed -n '/^failures:/,$p' /tmp/suite.out | head -n 60 | sed 's/^/  /'
+            fail "suite $name: $(echo $(cat /tmp/check.out))"
+            sed -n '/^failures:/,$p' /tmp/suite.failed | head -n 60 | sed 's/^/  /'
         fi
-    done
+    done 3</opt/vm/suites.list
     check "the suites left nothing (labs, state dirs, cgroups, netns, processes)" suites_left_nothing
 fi
 
