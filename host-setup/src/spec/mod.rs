@@ -20,7 +20,8 @@ pub use join::*;
 pub use values::*;
 
 /// Names that are sub-commands and therefore cannot name a container.
-pub const RESERVED: [&str; 9] = ["up", "run", "exec", "down", "status", "verify", "network", "help", "version"];
+pub const RESERVED: [&str; 10] =
+    ["up", "run", "exec", "down", "status", "logs", "verify", "network", "help", "version"];
 
 /// The tutorial's limits: 40 % of one CPU, 200 MiB, no swap.
 pub const DEFAULT_CPU_PERCENT: u64 = 40;
@@ -61,6 +62,9 @@ pub struct Spec {
     /// On a bridge network (`--net NETWORK`) instead of the pair; `net` is then None.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub join: Option<JoinSpec>,
+    /// The main process's log: size limit and rotation (logs.rs).
+    #[serde(default)]
+    pub log: crate::logs::Limits,
 }
 
 fn unconfined() -> Seccomp {
@@ -124,6 +128,9 @@ pub struct Options {
     pub net: Option<String>,
     /// `-p HOSTPORT:PORT[/PROTO]` (with `--net NETWORK`).
     pub publish: Vec<String>,
+    /// `--log-max-size SIZE`, `--log-max-files N` (logs.rs).
+    pub log_max_size: Option<String>,
+    pub log_max_files: Option<String>,
 }
 
 /// Whether a container gets a user namespace when neither --userns nor
@@ -257,6 +264,7 @@ impl Spec {
             seccomp,
             userns,
             join,
+            log: crate::logs::Limits::parse(opts.log_max_size.as_deref(), opts.log_max_files.as_deref())?,
         })
     }
 
