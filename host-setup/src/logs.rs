@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SysContext};
-use crate::spec::{format_bytes, parse_memory};
+use crate::spec::format_bytes;
 use crate::state::{Journal, Paths, Role};
 
 /// The log's file name in the container's directory; rotated ones add `.1`, `.2`...
@@ -44,7 +44,7 @@ impl Limits {
         let d = Limits::default();
         let max_size = match size {
             // parse_memory's units; at least one page so a line fits.
-            Some(s) => parse_memory(s).ok().filter(|&n| n >= 4096).ok_or_else(|| {
+            Some(s) => parse_size(s).filter(|&n| n >= 4096).ok_or_else(|| {
                 crate::usage!(
                     "invalid --log-max-size {s:?}: give bytes or a number with K, M or G, at least 4K (e.g. 10M)"
                 )
@@ -64,6 +64,21 @@ impl Limits {
     pub fn describe(&self) -> String {
         format!("at most {} x {} files", format_bytes(self.max_size), self.max_files)
     }
+}
+
+/// `4096`, `64K`, `10M`, `1G` (binary units, as --memory's).
+fn parse_size(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+    let (num, unit) = t.split_at(digits);
+    let shift = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return None,
+    };
+    num.parse::<u64>().ok()?.checked_mul(1 << shift)
 }
 
 /// The log's files, oldest first (those that exist).
@@ -201,7 +216,9 @@ mod tests {
     fn limits_parse_and_default() {
         assert_eq!(Limits::parse(None, None).ok(), Some(Limits { max_size: 10 << 20, max_files: 3 }));
         assert_eq!(Limits::parse(Some("1M"), Some("2")).ok(), Some(Limits { max_size: 1 << 20, max_files: 2 }));
+        assert_eq!(Limits::parse(Some("64k"), None).ok().map(|l| l.max_size), Some(65536));
         assert!(Limits::parse(Some("100"), None).is_err());
+        assert!(Limits::parse(Some("1x"), None).is_err());
         assert!(Limits::parse(None, Some("0")).is_err());
     }
 }
