@@ -19,6 +19,16 @@ use std::time::{Duration, Instant};
 
 use lab_tests::{stdout, text, wait_for, Lab, TempDir};
 
+/// A child of ours killed and reaped on drop (when an assertion fails first).
+struct Reap(std::process::Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A layer of busybox-static with the applets these tests use.
 fn busybox(dir: &TempDir) -> String {
     let bb = ["/usr/bin/busybox", "/bin/busybox"].into_iter().find(|p| Path::new(p).exists()).expect("busybox");
@@ -171,15 +181,15 @@ fn init_the_main_process_and_an_exec_have_only_our_fds() {
         let hs = hs.to_str().unwrap();
         let mut c = lab.cmd_of(Path::new("/bin/sh"), &["-c", &script, "sh", hs, "exec", &name, "--", "sleep", "30"]);
         r.apply(&mut c);
-        let mut child = c.spawn().unwrap();
+        let mut child = Reap(c.spawn().unwrap());
         let exec = wait_for("the exec'd sleep", || {
-            children(child.id() as i32)
+            children(child.0.id() as i32)
                 .into_iter()
                 .find(|p| fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "sleep"))
         });
         assert_only_our_pipes(exec, "the exec'd process");
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::SIGTERM);
-        let st = child.wait().unwrap();
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.0.id() as i32), nix::sys::signal::SIGTERM);
+        let st = child.0.wait().unwrap();
         assert_eq!(st.code(), Some(143), "exec sleep, SIGTERM to host-setup: {}", r.read("err"));
     }
 }
@@ -221,13 +231,17 @@ fn relayed_stdio_keeps_data_exit_codes_and_never_waits_for_unread_stdin() {
     assert_eq!(code, Some(0));
     assert!(out == want.as_bytes(), "seq's {} bytes came out as {} bytes", want.len(), out.len());
 
+    // What a process the command left behind writes before the pipe's EOF comes too.
+    let (code, out) = exec_with_input(&lab, &name, &["sh", "-c", "(sleep 0.3; echo late) & echo early"], b"");
+    assert_eq!((code, String::from_utf8_lossy(&out).into_owned()), (Some(0), "early\nlate\n".to_string()));
+
     // stdin that never ends, and a command that does not read it: exec returns.
     let mut c = lab.cmd(&["exec", &name, "--", "true"]);
     c.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::null());
     let t = Instant::now();
-    let mut child = c.spawn().unwrap();
-    let _open = child.stdin.take();
-    let st = wait_for("exec true with an open stdin to exit", || child.try_wait().unwrap());
+    let mut child = Reap(c.spawn().unwrap());
+    let _open = child.0.stdin.take();
+    let st = wait_for("exec true with an open stdin to exit", || child.0.try_wait().unwrap());
     assert!(st.success() && t.elapsed() < Duration::from_secs(10), "{st} after {:?}", t.elapsed());
 
     // The same for run: data, codes.
@@ -273,7 +287,7 @@ fn a_flood_stays_within_the_log_limit_and_logs_shows_the_right_lines() {
     assert_eq!(stdout(&lab.ok(&["logs", &name, "--tail", "3"])), "1\n2\n3\n");
     let files = log_files(&lab, &name);
     let total: u64 = files.iter().map(|f| f.1).sum();
-    assert!(files.len() <= 3 && total <= 3 * 65536, "33 MB of output left {files:?} ({total} bytes)");
+    assert!(files.len() <= 3 && total <= 3 * 65536, "the flood left {files:?} ({total} bytes)");
     assert!(total > 2 * 65536, "the log kept less than it should: {files:?}");
     assert!(stdout(&lab.ok(&["status", &name])).contains("console.log ("), "status shows no log");
 
@@ -303,11 +317,13 @@ fn logs_follow_reads_across_rotation_and_ends_with_the_container() {
     lab.ok(&[&["up", &name, "--net", "none", "--layer", &bb][..], &limits, &["--", "sh", "-c", script]].concat());
     let mut c = lab.cmd(&["logs", "-f", &name]);
     c.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let child = c.spawn().unwrap();
-    let t = Instant::now();
-    let o = child.wait_with_output().unwrap();
-    assert!(o.status.success() && t.elapsed() < Duration::from_secs(30), "logs -f: {}", text(&o));
-    let lines: Vec<String> = stdout(&o).lines().filter(|l| l.starts_with("line-")).map(String::from).collect();
+    let mut child = Reap(c.spawn().unwrap());
+    // 16 KB fit in the pipe: read it once logs -f has ended by itself.
+    let st = wait_for("logs -f to end with the container", || child.0.try_wait().unwrap());
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.0.stdout.take().unwrap(), &mut out).unwrap();
+    assert!(st.success(), "logs -f: {st}");
+    let lines: Vec<String> = out.lines().filter(|l| l.starts_with("line-")).map(String::from).collect();
     let want: Vec<String> = (1000..1400).map(|i| format!("line-{i}-abcdefghijklmnopqrstuvwxyzabc")).collect();
     assert_eq!(lines, want, "logs -f lost or repeated lines across rotation");
     assert!(log_files(&lab, &name).len() == 3, "no rotation happened: {:?}", log_files(&lab, &name));
