@@ -126,6 +126,6 @@ mod tests {
         let mut buf = [0; 256];
         assert_eq!(file_name(b"console.log", 0, &mut buf).map(CStr::to_bytes), Some(&b"console.log"[..]));
         assert_eq!(file_name(b"console.log", 12, &mut buf).map(CStr::to_bytes), Some(&b"console.log.12"[..]));
-        assert!(file_name(&[b'x'; 250], 1, &mut buf).is_none());
+        assert!(file_name(&[b'x'; 254], 1, &mut buf).is_none()); // 254 + ".1" + NUL > 256
     }
 }
