@@ -75,10 +75,7 @@ pub fn run<'a>(mut argv: impl Iterator<Item = &'a CStr>) -> ! {
     let (pid, fd, oom_file) = (argv.next(), argv.next(), argv.next());
     let (Some(pid), Some(fd), Some(oom_file)) = (pid, fd, oom_file) else { usage() };
     let (Some(pid), Some(fd)) = (args::parse_fd(pid.to_bytes()), args::parse_fd(fd.to_bytes())) else { usage() };
-    let mut log = match argv.next() {
-        None => None,
-        Some(first) => Some(log_args(core::iter::once(first).chain(argv)).unwrap_or_else(|| usage())),
-    };
+    let mut log = argv.next().map(|first| log_args(core::iter::once(first).chain(argv)).unwrap_or_else(|| usage()));
     let status = match log.as_mut() {
         Some((pipe, log)) => relay_until_exit(pid as Pid, *pipe, log),
         None => wait(pid as Pid),
