@@ -15,7 +15,6 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 
 use nix::fcntl::OFlag;
-
 use nix::unistd::Pid;
 
 use crate::contract::{self, InitArgs};
