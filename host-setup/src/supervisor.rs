@@ -59,8 +59,9 @@ fn spawn_ready(ctx: &mut Ctx, args: &InitArgs, console: Option<ChildStdio>) -> R
         let code = sys::wait_exit(pid).unwrap_or(-1);
         let oom_kills = oom_kills(ctx);
         record(ctx, Record::Exited { code, oom_kills })?;
-        // In the foreground init wrote the reason on our terminal too.
-        return Err(contract::not_ready(e, code, ctx.mode == Mode::Foreground));
+        // init wrote the reason on its stderr too, but that is a pipe or a pty no
+        // one relays yet (relay.rs, tty.rs): host-setup says it.
+        return Err(contract::not_ready(e, code, false));
     }
     record(ctx, Record::Ready)?;
     Ok(init)
