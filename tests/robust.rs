@@ -321,7 +321,8 @@ fn many_cycles_leak_nothing() {
         lab.ok(&["up", &b, "--address", "11.11.11.3/24", "--peer", &a]);
         assert_pair_works(&lab, &a);
         if check_fds {
-            // The supervisor holds stdio and the journal; init only stdio.
+            // The supervisor holds stdio (the log), the journal, the log's directory and
+            // pipe, and init's pidfd; init only stdio (pipes).
             let init = lab.init_pid(&a);
             let sup = std::fs::read_to_string(format!("/proc/{init}/stat")).unwrap();
             let ppid: i32 = sup[sup.rfind(')').unwrap() + 2..].split(' ').nth(1).unwrap().parse().unwrap();
@@ -332,7 +333,7 @@ fn many_cycles_leak_nothing() {
                 "init's fds: {:?}",
                 std::fs::read_dir(format!("/proc/{init}/fd")).unwrap().count()
             );
-            assert_eq!(fds(ppid), 4, "the supervisor's fds");
+            assert_eq!(fds(ppid), 7, "the supervisor's fds");
         }
         lab.ok(&["down", &a, &b]);
     };

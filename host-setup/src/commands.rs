@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::ctx::{Bins, Mode};
 use crate::error::Result;
 use crate::plan::{self, Up};
+use crate::relay::{ChildStdio, Pipes};
 use crate::spec::Spec;
 use crate::state::{Journal, JournalWriter, Lock, Paths, Record, Role};
 use crate::{forward, net, tty};
@@ -19,11 +20,16 @@ fn lock(paths: &Paths, name: &str) -> Result<Lock> {
 pub fn up(paths: &Paths, parent: &str, spec: &Spec, init: Option<PathBuf>, explain: bool, mode: Mode) -> Result<i32> {
     let bins = Bins::locate(init)?;
     // `run` on a terminal: the container gets one of its own (tty.rs says why).
+    // Without one, pipes we relay (relay.rs): never our own fds 0-2.
     let term = if mode == Mode::Foreground && !explain { tty::new_if_interactive()? } else { None };
-    let console = term.as_ref().map(|t| std::os::fd::AsRawFd::as_raw_fd(&t.slave));
+    let pipes = if mode == Mode::Foreground && !explain && term.is_none() { Some(Pipes::new()?) } else { None };
+    let console = match (&term, &pipes) {
+        (Some(t), _) => Some(ChildStdio::Tty(std::os::fd::AsRawFd::as_raw_fd(&t.slave))),
+        (None, p) => p.as_ref().map(Pipes::child),
+    };
     let u = Up { spec, paths, cgroup_parent: parent, bins: &bins, mode, console };
     let mut lock = lock(paths, &spec.name)?;
-    let res = if explain { explain_up(&u) } else { up_locked(&u, &mut lock, term) };
+    let res = if explain { explain_up(&u) } else { up_locked(&u, &mut lock, term, pipes) };
     lock.finish();
     res
 }
@@ -38,7 +44,7 @@ fn explain_up(u: &Up) -> Result<i32> {
     Ok(0)
 }
 
-fn up_locked(u: &Up, lock: &mut Lock, term: Option<tty::Terminal>) -> Result<i32> {
+fn up_locked(u: &Up, lock: &mut Lock, term: Option<tty::Terminal>, pipes: Option<Pipes>) -> Result<i32> {
     let (spec, paths) = (u.spec, u.paths);
     let init = plan::up(u, lock)?;
     match u.mode {
@@ -60,12 +66,13 @@ fn up_locked(u: &Up, lock: &mut Lock, term: Option<tty::Terminal>) -> Result<i32
         Mode::Foreground => {
             // We are init's parent: wait for it, passing on the signals we get.
             let init = nix::unistd::Pid::from_raw(init.pid);
-            let code = match term {
-                Some(t) => {
+            let code = match (term, pipes) {
+                (Some(t), _) => {
                     drop(t.slave); // init has it; the terminal goes when the container does
                     tty::relay(&t.master, init)
                 }
-                None => forward::wait(init),
+                (None, Some(p)) => p.relay(init),
+                (None, None) => forward::wait(init),
             };
             let j = Journal::read(paths, &spec.name)?.unwrap_or_default();
             let cg = crate::cgroup::Cgroups::detect()?;

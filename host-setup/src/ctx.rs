@@ -2,7 +2,6 @@
 //! cgroup layout, and what earlier actions produced (the layer and cgroup dirs the
 //! launch step hands to init).
 
-use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 
 use crate::cgroup::Cgroups;
@@ -42,8 +41,8 @@ pub struct Ctx<'a> {
     pub cgroup_parent: &'a str,
     pub bins: &'a Bins,
     pub mode: Mode,
-    /// Foreground with a terminal: the container's own terminal (tty.rs).
-    pub console: Option<RawFd>,
+    /// Foreground: the container's own terminal (tty.rs) or the pipes we relay (relay.rs).
+    pub console: Option<crate::relay::ChildStdio>,
     /// None for `--explain`, which changes nothing.
     pub journal: Option<JournalWriter>,
     /// The lock on this container (the supervisor lets go of it after fork).

@@ -13,6 +13,7 @@ use nix::unistd::Pid;
 
 use crate::contract::{self, CONTAINER_PATH, SECCOMP_FD};
 use crate::error::{Error, Result, SysContext};
+use crate::relay::{ChildStdio, Pipes};
 use crate::state::{Journal, Paths, Proc, Role};
 use crate::{forward, spawn, sys};
 
@@ -76,8 +77,17 @@ pub fn exec(paths: &Paths, name: &str, cmd: &[String], default_init: &Path) -> R
     let c_argv = sys::cstrings(&argv)?;
     let c_env = sys::cstrings(&contract::container_env())?;
 
-    // On a terminal, a new one for the command (see tty.rs), opened while we can.
+    // On a terminal, a new one for the command (see tty.rs), opened while we can;
+    // else pipes we relay (relay.rs): never our own fds 0-2.
     let term = crate::tty::new_if_interactive()?;
+    let pipes = match term {
+        Some(_) => None,
+        None => Some(Pipes::new()?),
+    };
+    let stdio = match (&term, &pipes) {
+        (Some(t), _) => Some(ChildStdio::Tty(t.slave.as_raw_fd())),
+        (None, p) => p.as_ref().map(Pipes::child),
+    };
     // setns(CLONE_NEWPID) changes the pid namespace of our *children* only: enter it
     // here, then fork, and the child is a member of the container's pid namespace.
     nix::sched::setns(&pid_ns, CloneFlags::CLONE_NEWPID).sys(|| format!("setns(/proc/{}/ns/pid)", init.pid))?;
@@ -88,7 +98,7 @@ pub fn exec(paths: &Paths, name: &str, cmd: &[String], default_init: &Path) -> R
     };
     let Some(child) = child else {
         sys::reset_signals_in_child();
-        sys::new_session_in_child(term.as_ref().map(|t| t.slave.as_raw_fd()));
+        ChildStdio::install_in_child(stdio);
         let cgroups = if born_in { &[][..] } else { &cgroup_procs[..] };
         let code = match enter(cgroups, &namespaces, &root, init) {
             Ok(()) => match &image {
@@ -104,12 +114,13 @@ pub fn exec(paths: &Paths, name: &str, cmd: &[String], default_init: &Path) -> R
         };
         sys::exit_child(code);
     };
-    match term {
-        Some(t) => {
+    match (term, pipes) {
+        (Some(t), _) => {
             drop(t.slave);
             crate::tty::relay(&t.master, child)
         }
-        None => forward::wait(child),
+        (None, Some(p)) => p.relay(child),
+        (None, None) => forward::wait(child),
     }
 }
 
@@ -149,14 +160,23 @@ fn enter(
     Ok(())
 }
 
+/// The fd number init's image has in the child, between fork and exec.
+const IMAGE_FD: RawFd = SECCOMP_FD + 1;
+
 /// Exec init from its sealed memfd, the filter (if any) on SECCOMP_FD; returns
-/// 126 if that fails.
+/// 126 if that fails. Nothing else of ours stays open: fds 0-2 (ours or the
+/// relay's, see relay.rs), the filter, and the image (close-on-exec).
 fn exec_init(fd: RawFd, filter: Option<RawFd>, argv: &[CString], env: &[CString]) -> i32 {
     // Both out of the way first: either may sit on SECCOMP_FD now.
     let (image, filter) = (sys::dup_high(fd), filter.map(sys::dup_high));
-    let placed = filter.map_or(Ok(()), |f| sys::place_fd(f, SECCOMP_FD, false));
+    let placed = sys::place_fd(image, IMAGE_FD, true)
+        .and_then(|()| filter.map_or(Ok(()), |f| sys::place_fd(f, SECCOMP_FD, false)));
+    sys::close_from(IMAGE_FD + 1);
+    for fd in (3..IMAGE_FD).filter(|&fd| fd != SECCOMP_FD || filter.is_none()) {
+        let _ = nix::unistd::close(fd);
+    }
     let errno = match placed {
-        Ok(()) => sys::exec_fd(image, argv, env),
+        Ok(()) => sys::exec_fd(IMAGE_FD, argv, env),
         Err(e) => e,
     };
     eprintln!("host-setup: {}", Error::sys("exec init", errno));
@@ -172,6 +192,9 @@ fn exec_in_path(cmd: &str, argv: &[CString], env: &[CString]) -> i32 {
         CONTAINER_PATH.split(':').map(|d| format!("{d}/{cmd}")).filter(|p| Path::new(p).exists()).collect()
     };
     let mut last = Error::sys(format!("exec {cmd}"), nix::errno::Errno::ENOENT);
+    // Only fds 0-2 go on into the container (every other of ours is close-on-exec,
+    // but a caller's `3< file` is not).
+    sys::close_from(3);
     for c in candidates {
         let path = CString::new(c.as_bytes()).unwrap_or_default();
         let Err(e) = nix::unistd::execve(&path, argv, env);

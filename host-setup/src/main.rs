@@ -58,6 +58,7 @@ enum Cmd {
     Exec(ExecCmd),
     Down(DownCmd),
     Status(StatusCmd),
+    Logs(LogsCmd),
     Verify(VerifyCmd),
     Network(NetworkCmd),
 }
@@ -126,6 +127,12 @@ macro_rules! container_cmd {
             /// publish a port on a network: HOSTPORT:PORT[/tcp|/udp] (repeatable)
             #[argh(option, short = 'p')]
             publish: Vec<String>,
+            /// rotate the main process's log at this size (default 10M; see host-setup logs)
+            #[argh(option)]
+            log_max_size: Option<String>,
+            /// how many log files to keep, the current one included (default 3)
+            #[argh(option)]
+            log_max_files: Option<String>,
             /// print the steps as the tutorial's shell commands and change nothing
             #[argh(switch)]
             explain: bool,
@@ -157,6 +164,8 @@ macro_rules! container_cmd {
                     net: self.net.clone(),
                     publish: self.publish.clone(),
                     disk: self.disk.clone(),
+                    log_max_size: self.log_max_size.clone(),
+                    log_max_files: self.log_max_files.clone(),
                     pid1: match (self.exec_as_pid1, self.pgroup) {
                         (true, _) => spec::Pid1::Exec,
                         (false, true) => spec::Pid1::SuperviseGroup,
@@ -213,6 +222,21 @@ struct StatusCmd {
     /// the same as JSON, with the kernel's live limits, usage and OOM kills
     #[argh(switch)]
     json: bool,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "logs")]
+/// Print a background container's log (its main process's stdout and stderr), oldest first.
+struct LogsCmd {
+    /// container name
+    #[argh(positional)]
+    name: String,
+    /// keep printing what it writes until the container has exited
+    #[argh(switch, short = 'f')]
+    follow: bool,
+    /// only the last N lines
+    #[argh(option)]
+    tail: Option<usize>,
 }
 
 #[derive(FromArgs)]
@@ -329,6 +353,12 @@ fn run(cli: Cli, shorthand: Option<(String, bool)>) -> Result<i32> {
             }
             let text = if c.json { status_json::report(&paths, &c.names)? } else { status::report(&paths, &c.names)? };
             print!("{text}");
+            Ok(0)
+        }
+        Cmd::Logs(c) => {
+            spec::validate_name(&c.name)?;
+            root()?;
+            host_setup::logs::show(&paths, &c.name, c.follow, c.tail)?;
             Ok(0)
         }
         Cmd::Network(n) => cli_network::run(&paths, n, &root),

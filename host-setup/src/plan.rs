@@ -105,8 +105,8 @@ pub struct Up<'a> {
     pub cgroup_parent: &'a str,
     pub bins: &'a Bins,
     pub mode: Mode,
-    /// Foreground only: the slave of the container's own terminal.
-    pub console: Option<std::os::fd::RawFd>,
+    /// Foreground only: the container's own terminal or the pipes we relay.
+    pub console: Option<crate::relay::ChildStdio>,
 }
 
 impl<'a> Up<'a> {

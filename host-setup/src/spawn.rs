@@ -21,6 +21,7 @@ use nix::unistd::Pid;
 
 use crate::contract::{self, InitArgs, READY_FD, SECCOMP_FD};
 use crate::error::{Error, Result, SysContext};
+use crate::relay::ChildStdio;
 use crate::{sys, userns};
 
 /// How long init may take to report ready before we give up on it.
@@ -30,9 +31,10 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const INIT_FD: RawFd = READY_FD + 1;
 
 /// Clone a child into new mount, UTS, IPC and PID namespaces and exec init in it,
-/// on the terminal `console` if given (a new session with it as the controlling
-/// terminal). Returns init's (host) pid and the read end of its ready pipe.
-pub fn spawn(args: &InitArgs, console: Option<RawFd>) -> Result<(Pid, File)> {
+/// in a new session, with `stdio` on fds 0-2 (a terminal becomes its controlling
+/// terminal; None: ours, for tests only). Returns init's (host) pid and the read
+/// end of its ready pipe.
+pub fn spawn(args: &InitArgs, stdio: Option<ChildStdio>) -> Result<(Pid, File)> {
     let mut argv = sys::cstrings(&args.argv())?;
     let envp = sys::cstrings(&contract::container_env())?;
     let image = crate::memfd::sealed_init(&args.init_bin)?;
@@ -82,7 +84,7 @@ pub fn spawn(args: &InitArgs, console: Option<RawFd>) -> Result<(Pid, File)> {
     let Some(pid) = child else {
         // The child: PID 1 of the new pid namespace. Only its own fds from here to exec.
         sys::reset_signals_in_child();
-        sys::new_session_in_child(console);
+        ChildStdio::install_in_child(stdio);
         let mut layers = [0; sys::MAX_FDS];
         let mut nlayers = 0;
         if let Some((p, c)) = &handoff {
@@ -123,6 +125,9 @@ pub fn spawn(args: &InitArgs, console: Option<RawFd>) -> Result<(Pid, File)> {
             (_, Some(_)) => SECCOMP_FD + 1,
             _ => INIT_FD + 1,
         });
+        if bpf.is_none() && nlayers > 0 {
+            let _ = nix::unistd::close(SECCOMP_FD); // a gap below the layers
+        }
         let errno = match placed {
             Ok(()) => sys::exec_fd(INIT_FD, &argv, &envp),
             Err(e) => e,

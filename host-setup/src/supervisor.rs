@@ -4,20 +4,25 @@
 //! waits for its ready report, and later waits for it, forwarding signals.
 //!
 //! In the background (`up`) host-setup forks a supervisor: it detaches (a new
-//! session, stdio to console.log), starts init, reports init's readiness back
-//! through a pipe, and then stays as init's parent until init exits, to journal
-//! its exit status and the cgroup's OOM kills (`status` shows them).
+//! session, its own stdio to console.log), starts init with stdout and stderr on
+//! a pipe (stdin: an empty one), reports init's readiness back through a pipe,
+//! and then stays as init's parent until init exits, copying the pipe into the
+//! log with its size limit (logs.rs) and journalling the exit status and the
+//! cgroup's OOM kills (`status` shows them). No fd of the host's reaches init.
 
 use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 
+use nix::fcntl::OFlag;
 use nix::unistd::Pid;
 
 use crate::contract::{self, InitArgs};
 use crate::ctx::{Ctx, Mode};
 use crate::error::{Result, SysContext};
+use crate::relay::ChildStdio;
 use crate::state::{Journal, Proc, Record, Role};
-use crate::{forward, spawn, sys};
+use crate::{forward, logs, spawn, sys};
 
 /// Start init as `args` says; returns it once it reported ready.
 pub fn start(ctx: &mut Ctx, args: &InitArgs) -> Result<Proc> {
@@ -46,7 +51,7 @@ fn oom_kills(ctx: &Ctx) -> u64 {
 /// Spawn init, journal it, and wait for its ready report. If it fails, init has
 /// exited: its exit code is journalled, and a command that could not start is
 /// reported as the shell would (126/127).
-fn spawn_ready(ctx: &mut Ctx, args: &InitArgs, console: Option<std::os::fd::RawFd>) -> Result<Proc> {
+fn spawn_ready(ctx: &mut Ctx, args: &InitArgs, console: Option<ChildStdio>) -> Result<Proc> {
     let (pid, ready) = spawn::spawn(args, console)?;
     let init = Proc::of(pid.as_raw())?;
     record(ctx, Record::Started { role: Role::Init, proc: init })?;
@@ -54,19 +59,22 @@ fn spawn_ready(ctx: &mut Ctx, args: &InitArgs, console: Option<std::os::fd::RawF
         let code = sys::wait_exit(pid).unwrap_or(-1);
         let oom_kills = oom_kills(ctx);
         record(ctx, Record::Exited { code, oom_kills })?;
-        // In the foreground init wrote the reason on our terminal too.
-        return Err(contract::not_ready(e, code, ctx.mode == Mode::Foreground));
+        // init wrote the reason on its stderr too, but that is a pipe or a pty no
+        // one relays yet (relay.rs, tty.rs): host-setup says it.
+        return Err(contract::not_ready(e, code, false));
     }
     record(ctx, Record::Ready)?;
     Ok(init)
 }
 
-/// Exec `init --wait-child PID FD OOM_FILE` (init/src/waiter.rs): the same
-/// process, so still init's parent, which waits for init and appends the same
-/// `exited` record to the journal (FD, kept open across the exec) — but as a few
-/// pages of init (~80 KB resident) instead of a forked host-setup (1.6 MB, of which
-/// ~250 KB its own). Returns only if the exec failed.
-fn become_waiter(ctx: &Ctx, args: &InitArgs, init: Proc) -> Result<std::convert::Infallible> {
+/// Exec `init --wait-child PID FD OOM_FILE LOG_PIPE DIR_FD NAME MAX_SIZE MAX_FILES`
+/// (init/src/waiter.rs): the same process, so still init's parent, which waits for
+/// init and appends the same `exited` record to the journal (FD, kept open across
+/// the exec), and meanwhile copies LOG_PIPE into the log (its stdout, the file
+/// NAME in DIR_FD, rotated there) — as a few pages of init (~80 KB resident)
+/// instead of a forked host-setup (1.6 MB, of which ~250 KB its own). Returns only
+/// if the exec failed.
+fn become_waiter(ctx: &Ctx, args: &InitArgs, init: Proc, log: &LogPipe) -> Result<std::convert::Infallible> {
     let journal = ctx.journal.as_ref().ok_or_else(|| crate::failed!("no journal to record init's exit in"))?;
     let oom = ctx.cgroups.oom_file(&ctx.cgroup_dirs).unwrap_or_else(|| "/dev/null".into());
     let argv = [
@@ -75,13 +83,51 @@ fn become_waiter(ctx: &Ctx, args: &InitArgs, init: Proc) -> Result<std::convert:
         init.pid.to_string(),
         journal.raw_fd().to_string(),
         oom.display().to_string(),
+        log.read.as_raw_fd().to_string(),
+        log.dir.as_raw_fd().to_string(),
+        logs::FILE.to_string(),
+        ctx.spec.log.max_size.to_string(),
+        ctx.spec.log.max_files.to_string(),
     ];
     let what = || format!("exec {} {} {}", argv[0], argv[1], argv[2..].join(" "));
     let c_argv = sys::cstrings(&argv)?;
-    sys::keep_on_exec(journal.raw_fd())
-        .map_err(|e| crate::error::Error::sys(format!("fcntl({}, F_SETFD, 0)", argv[3]), e))?;
+    for fd in [journal.raw_fd(), log.read.as_raw_fd(), log.dir.as_raw_fd()] {
+        sys::keep_on_exec(fd).map_err(|e| crate::error::Error::sys(format!("fcntl({fd}, F_SETFD, 0)"), e))?;
+    }
     let e = nix::unistd::execv(&c_argv[0], &c_argv).unwrap_err();
     Err(crate::error::Error::sys(what(), e))
+}
+
+/// The supervisor's side of the main process's output: the pipe's read end, and
+/// the container's directory, where the log is (root's; no process inside holds it).
+struct LogPipe {
+    read: OwnedFd,
+    dir: OwnedFd,
+}
+
+/// In the supervisor: its own stdin /dev/null and stdout/stderr the log file
+/// (0600, opened here, appended to), and for init three pipe ends: an empty
+/// stdin (EOF at once, as /dev/null) and one pipe for stdout and stderr.
+fn log_pipe(ctx: &Ctx) -> Result<(LogPipe, [OwnedFd; 2])> {
+    let dir_path = ctx.paths.container(&ctx.spec.name);
+    let flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY;
+    let dir = nix::fcntl::open(&dir_path, flags, nix::sys::stat::Mode::empty())
+        .sys(|| format!("open {}", dir_path.display()))?;
+    let path = dir_path.join(logs::FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .sys(|| format!("open {}", path.display()))?;
+    let null = std::fs::File::open("/dev/null").sys(|| "open /dev/null".into())?;
+    for (from, to) in [(null.as_raw_fd(), 0), (file.as_raw_fd(), 1), (file.as_raw_fd(), 2)] {
+        sys::place_fd(from, to, false).map_err(|e| crate::error::Error::sys(format!("dup2 {from} {to}"), e))?;
+    }
+    let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).sys(|| "pipe2 for the container's log".into())?;
+    let (stdin, _closed) = nix::unistd::pipe2(OFlag::O_CLOEXEC).sys(|| "pipe2 for the container's stdin".into())?;
+    Ok((LogPipe { read, dir }, [stdin, write]))
 }
 
 fn start_supervised(ctx: &mut Ctx, args: &InitArgs) -> Result<Proc> {
@@ -97,22 +143,28 @@ fn start_supervised(ctx: &mut Ctx, args: &InitArgs) -> Result<Proc> {
             lock.release_in_child();
         }
         let mut report = std::fs::File::from(report_w);
-        let result = (|| -> Result<Proc> {
+        let result = (|| -> Result<(Proc, LogPipe)> {
             nix::unistd::setsid().sys(|| "setsid".into())?;
-            sys::redirect_stdio(&console)?;
-            // Keep only the journal and the report pipe of whatever we inherited.
+            let (log, [stdin, out]) = log_pipe(ctx)?;
+            // Keep only the journal, the report pipe and the log's of whatever we inherited.
             let journal_fd = ctx.journal.as_ref().map(|j| j.raw_fd()).unwrap_or(-1);
-            sys::close_fds_except(&[journal_fd, report.as_raw_fd()]);
+            let ours = [journal_fd, report.as_raw_fd(), log.read.as_raw_fd(), log.dir.as_raw_fd()];
+            sys::close_fds_except(&[&ours[..], &[stdin.as_raw_fd(), out.as_raw_fd()]].concat());
             // Out of the caller's cgroup (a systemd unit kills what is left in its own).
             crate::supervisor_cgroup::enter(ctx)?;
             record(ctx, Record::Started { role: Role::Supervisor, proc: Proc::of(std::process::id() as i32)? })?;
-            spawn_ready(ctx, args, None)
+            let stdio = ChildStdio::Fds([stdin.as_raw_fd(), out.as_raw_fd(), out.as_raw_fd()]);
+            // init has them now; ours close here: our write end open would keep the pipe from EOF.
+            spawn_ready(ctx, args, Some(stdio)).map(|init| (init, log))
         })();
         let code = match result {
-            Ok(init) => {
+            Ok((init, log)) => {
                 let _ = writeln!(report, "ok {}", init.pid);
                 drop(report);
-                let Err(e) = become_waiter(ctx, args, init);
+                let Err(e) = become_waiter(ctx, args, init, &log);
+                // No one copies the pipe now: let the container's writes fail (EPIPE)
+                // rather than block once it is full.
+                drop(log);
                 log::info!("{e}: waiting for init as host-setup instead");
                 sys::release_free_heap();
                 let code = sys::wait_exit(Pid::from_raw(init.pid)).unwrap_or(-1);

@@ -30,6 +30,7 @@ pub mod exec;
 pub mod flag;
 pub mod help;
 pub mod join;
+pub mod logpipe;
 pub mod maskproc;
 pub mod msg;
 pub mod pid1;

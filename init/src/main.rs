@@ -32,12 +32,8 @@ fn main(argc: usize, argv: *const *const c_char, envp: *const *const c_char) -> 
     let args = unsafe { core::slice::from_raw_parts(argv, argc) }.iter().map(|&p| unsafe { CStr::from_ptr(p) });
     // host-setup's supervisor, once the container runs (src/waiter.rs).
     let mut first = args.clone().skip(1);
-    if let (Some(w), Some(pid), Some(fd), Some(oom), None) =
-        (first.next(), first.next(), first.next(), first.next(), first.next())
-    {
-        if w.to_bytes() == init::flag::WAIT_CHILD.as_bytes() {
-            init::waiter::run(pid, fd, oom)
-        }
+    if first.next().is_some_and(|w| w.to_bytes() == init::flag::WAIT_CHILD.as_bytes()) {
+        init::waiter::run(first)
     }
     let mut o = match args::parse(args) {
         Ok(Parsed::Run(o)) => o,

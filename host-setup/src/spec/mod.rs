@@ -20,7 +20,8 @@ pub use join::*;
 pub use values::*;
 
 /// Names that are sub-commands and therefore cannot name a container.
-pub const RESERVED: [&str; 9] = ["up", "run", "exec", "down", "status", "verify", "network", "help", "version"];
+pub const RESERVED: [&str; 10] =
+    ["up", "run", "exec", "down", "status", "logs", "verify", "network", "help", "version"];
 
 /// The tutorial's limits: 40 % of one CPU, 200 MiB, no swap.
 pub const DEFAULT_CPU_PERCENT: u64 = 40;
@@ -65,6 +66,9 @@ pub struct Spec {
     /// filesystem of that size, disk.rs); None: no limit of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk: Option<u64>,
+    /// The main process's log: size limit and rotation (logs.rs).
+    #[serde(default)]
+    pub log: crate::logs::Limits,
 }
 
 fn unconfined() -> Seccomp {
@@ -130,6 +134,9 @@ pub struct Options {
     pub publish: Vec<String>,
     /// `--disk SIZE`: the most the container may write.
     pub disk: Option<String>,
+    /// `--log-max-size SIZE`, `--log-max-files N` (logs.rs).
+    pub log_max_size: Option<String>,
+    pub log_max_files: Option<String>,
 }
 
 /// Whether a container gets a user namespace when neither --userns nor
@@ -273,6 +280,7 @@ impl Spec {
             userns,
             join,
             disk,
+            log: crate::logs::Limits::parse(opts.log_max_size.as_deref(), opts.log_max_files.as_deref())?,
         })
     }
 

@@ -284,23 +284,6 @@ pub fn close_fds_except(keep: &[RawFd]) {
     }
 }
 
-/// Open /dev/null on fd 0 and a log file on fds 1 and 2 (a background container's
-/// supervisor and init: no terminal, and none of the caller's pipes kept open).
-pub fn redirect_stdio(log: &Path) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let null = File::open("/dev/null").sys(|| "open /dev/null".into())?;
-    let out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(crate::state::perms::FILE)
-        .open(log)
-        .sys(|| format!("open {}", log.display()))?;
-    for (from, to) in [(null.as_raw_fd(), 0), (out.as_raw_fd(), 1), (out.as_raw_fd(), 2)] {
-        place_fd(from, to, false).map_err(|e| Error::sys(format!("dup2 {from} {to}"), e))?;
-    }
-    Ok(())
-}
-
 /// fds 0, 1 and 2 must be open before any pipe is made, or a pipe could land on
 /// one of them and be taken for stdin/stdout.
 pub fn ensure_std_fds() {

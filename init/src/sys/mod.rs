@@ -11,6 +11,7 @@ pub use syscalls::Errno;
 use syscalls::{syscall, Sysno};
 
 mod caps;
+pub mod files;
 mod signals;
 
 pub use caps::{capget, capset, seccomp_set_filter, CapSets};
