@@ -10,7 +10,6 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::path::Path;
 
 use nix::errno::Errno;
 use nix::sys::signal::{SigSet, Signal};
