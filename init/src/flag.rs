@@ -46,6 +46,9 @@ pub const RESTRICT: &str = "--restrict";
 pub const USERNS: &str = "--userns";
 /// The fd of the first --lower dir's layer mount with --userns.
 pub const LOWER_FD: i32 = 6;
+/// `--spec-fd N`: read the in-container part of the spec (mounts, user, caps,
+/// rlimits, the wait for `start`, ...) as records from fd N (src/spec.rs).
+pub const SPEC_FD: &str = "--spec-fd";
 /// `--help` (also `-h`).
 pub const HELP: &str = "--help";
 /// `--version` (also `-V`).

@@ -20,6 +20,7 @@
 //! - `ready`  the --ready-fd protocol
 //! - `msg`    error text (step, path, errno), numbers, stderr and debug output
 //! - `sys`    the raw system calls
+//! - `spec`   --spec-fd: the in-container part of an OCI bundle's spec, as records (format only)
 //! - `waiter` --wait-child: what host-setup's supervisor becomes once init runs
 #![cfg_attr(not(test), no_std)]
 
@@ -38,6 +39,7 @@ pub mod ready;
 pub mod rootfs;
 pub mod seccomp;
 pub mod signals;
+pub mod spec;
 pub mod sys;
 pub mod title;
 pub mod userns;
