@@ -33,15 +33,18 @@ const MS_NOEXEC: u64 = 8;
 const MS_BIND: u64 = 4096;
 const MS_REC: u64 = 16384;
 
+/// init's encoder writing into a Vec.
+type W<'a> = Writer<&'a mut dyn FnMut(&[u8])>;
+
 /// A spec stream being written.
 struct Spec(Vec<u8>);
 
 impl Spec {
-    fn new(f: impl FnOnce(&mut Writer<&mut dyn FnMut(&[u8])>)) -> Spec {
+    fn new(f: impl FnOnce(&mut W)) -> Spec {
         let mut buf = Vec::new();
         {
             let mut out = |b: &[u8]| buf.extend_from_slice(b);
-            let mut w = Writer::new(&mut out as &mut dyn FnMut(&[u8]));
+            let mut w: W = Writer::new(&mut out as &mut dyn FnMut(&[u8]));
             f(&mut w);
             w.end();
         }
@@ -49,7 +52,7 @@ impl Spec {
     }
 }
 
-fn mount(w: &mut Writer<&mut dyn FnMut(&[u8])>, src: &str, target: &str, fstype: &str, flags: u64, data: &str) {
+fn mount(w: &mut W, src: &str, target: &str, fstype: &str, flags: u64, data: &str) {
     w.record(
         spec::MOUNT,
         &[
@@ -64,7 +67,7 @@ fn mount(w: &mut Writer<&mut dyn FnMut(&[u8])>, src: &str, target: &str, fstype:
     );
 }
 
-fn proc_mount(w: &mut Writer<&mut dyn FnMut(&[u8])>) {
+fn proc_mount(w: &mut W) {
     mount(w, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "");
 }
 
@@ -164,7 +167,7 @@ fn devices_symlinks_and_a_readonly_root() {
     let spec = Spec::new(|w| {
         proc_mount(w);
         mount(w, "tmpfs", "/dev", "tmpfs", MS_NOSUID, "mode=755");
-        let dev = |w: &mut Writer<&mut dyn FnMut(&[u8])>, p: &str, maj: u64, min: u64, uid: u64| {
+        let dev = |w: &mut W, p: &str, maj: u64, min: u64, uid: u64| {
             w.record(
                 spec::DEVICE,
                 &[

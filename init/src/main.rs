@@ -7,6 +7,7 @@
 //! 5. --restrict: non-dumpable, capabilities, no_new_privs (youki/runc order:
 //!    after every mount, right before CMD)
 //!    then --seccomp-fd's filter, read early, installed last (src/seccomp.rs)
+//!
 //! --spec-fd's records (src/specrun.rs) are read before step 1 and run within
 //! steps 3-5: mounts before the pivot, masks and sysctls after the hostname,
 //! rlimits, user and capabilities in 5, then the wait for `start` and hooks.

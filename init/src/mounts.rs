@@ -15,6 +15,7 @@ use core::ffi::CStr;
 
 use crate::inroot::{self, fd_path};
 use crate::msg::{self, Error};
+use crate::spec::{DEVICE, MOUNT, SYMLINK};
 use crate::specrun::{cstr, Device, Item, Mount, Spec, PATH_MAX};
 use crate::sys::spec::{
     self as s, MS_NOATIME, MS_NODIRATIME, MS_RELATIME, MS_SHARED, MS_SLAVE, MS_STRICTATIME, MS_UNBINDABLE, S_IFBLK,
@@ -94,18 +95,18 @@ fn opt<'b>(b: &[u8], buf: &'b mut [u8; PATH_MAX]) -> Option<&'b CStr> {
 /// Before the pivot, with the cwd at the new root: MOUNT, DEVICE, SYMLINK in order.
 pub fn before_pivot(spec: &Spec, userns: bool) -> Result<(), Error<'static>> {
     let root = sys::open(c".", O_PATH | O_DIRECTORY | O_CLOEXEC).map_err(|e| Error::new(e, &[b"open(new root)"]))?;
-    let r = spec.items().try_for_each(|item| match item {
+    let r = spec.each(MOUNT, &mut |item| match item {
         Item::Mount(m) => mount(root, &m),
         _ => Ok(()),
     });
     let r = r.and_then(|()| {
-        spec.items().try_for_each(|item| match item {
+        spec.each(DEVICE, &mut |item| match item {
             Item::Device(d) => device(root, &d, userns),
             _ => Ok(()),
         })
     });
     let r = r.and_then(|()| {
-        spec.items().try_for_each(|item| match item {
+        spec.each(SYMLINK, &mut |item| match item {
             Item::Symlink { target, link } => symlink(root, target, link),
             _ => Ok(()),
         })

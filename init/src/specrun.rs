@@ -54,7 +54,7 @@ pub enum Item<'a> {
     Domainname(&'a [u8]),
     Rlimit { resource: u32, soft: u64, hard: u64 },
     OomScoreAdj(i64),
-    User(User),
+    User(User<'a>),
     Caps(Sets),
     NoNewPrivs,
     Cwd(&'a [u8]),
@@ -89,13 +89,25 @@ pub struct Device<'a> {
     pub gid: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct User {
+#[derive(Debug, Clone)]
+pub struct User<'a> {
     pub uid: u32,
     pub gid: u32,
     pub umask: u32,
-    pub gids: [u32; GIDS_MAX],
-    pub ngids: usize,
+    /// The additional gids, one u64 field each (checked: each a u32, at most GIDS_MAX).
+    pub gids: Record<'a>,
+}
+
+impl User<'_> {
+    /// The additional gids into `buf`; how many.
+    pub fn gids(&self, buf: &mut [u32; GIDS_MAX]) -> usize {
+        let mut r = self.gids.clone();
+        let n = r.remaining();
+        for g in buf.iter_mut().take(n) {
+            *g = r.u64().unwrap_or(0) as u32;
+        }
+        n
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -162,14 +174,14 @@ pub fn decode(mut r: Record<'_>) -> Result<Item<'_>, &'static str> {
                 NONE => 0o022,
                 m => id(m, "a umask is a u32")? & 0o777,
             };
-            let mut u = User { uid, gid, umask, gids: [0; GIDS_MAX], ngids: r.remaining() };
-            if u.ngids > GIDS_MAX {
+            if r.remaining() > GIDS_MAX {
                 return Err("more than 256 additional gids");
             }
-            for g in u.gids.iter_mut().take(u.ngids) {
-                *g = id(r.u64()?, "a gid is a u32")?;
+            let gids = r.clone();
+            while r.remaining() > 0 {
+                id(r.u64()?, "a gid is a u32")?;
             }
-            Item::User(u)
+            Item::User(User { uid, gid, umask, gids })
         }
         spec::CAPS => Item::Caps(Sets {
             bounding: r.u64()?,
@@ -227,6 +239,9 @@ pub fn tag_name(tag: u8) -> &'static [u8] {
     ];
     NAMES.get(tag as usize).map_or(b"an unknown record", |n| n.as_bytes())
 }
+
+/// What a phase does with one record.
+pub type Step<'f> = &'f mut dyn FnMut(Item<'static>) -> Result<(), Error<'static>>;
 
 /// The mapped, checked stream and what init looked up in it at load.
 #[derive(Debug, Clone, Copy)]
@@ -298,7 +313,7 @@ impl Spec {
         };
         let _ = sys::close(fd);
         let mut s = check(mapped?)?;
-        if let Some(path) = s.items().find_map(|i| if let Item::StartFifo(p) = i { Some(p) } else { None }) {
+        if let Some(Item::StartFifo(path)) = s.find(spec::START_FIFO) {
             let mut buf = [0u8; PATH_MAX];
             let c = cstr(path, &mut buf);
             msg::debug(&[b"open the start fifo ", path, b" (O_PATH)"]);
@@ -308,15 +323,34 @@ impl Spec {
     }
 
     /// The records, decoded (the stream was checked by `load`).
+    #[cfg(test)]
     pub fn items(&self) -> impl Iterator<Item = Item<'static>> {
         let mut r = Reader::new(self.stream).ok();
         core::iter::from_fn(move || r.as_mut()?.next_record().ok()?.map(decode)?.ok())
     }
 
-    /// Whether the stream holds a record with `tag`.
-    pub fn has(&self, tag: u8) -> bool {
-        let mut r = Reader::new(self.stream).ok();
-        core::iter::from_fn(move || r.as_mut()?.next_record().ok()?).any(|rec| rec.tag == tag)
+    /// Runs `f` on each record with `tag`, in the stream's order; stops at
+    /// the first error. (One loop for every phase, behind a `dyn`: init's size.)
+    pub fn each(&self, tag: u8, f: Step<'_>) -> Result<(), Error<'static>> {
+        let Ok(mut r) = Reader::new(self.stream) else { return Ok(()) };
+        while let Ok(Some(rec)) = r.next_record() {
+            if rec.tag == tag {
+                if let Ok(item) = decode(rec) {
+                    f(item)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The last record with `tag` (a spec gives USER, CAPS, CWD once).
+    pub fn find(&self, tag: u8) -> Option<Item<'static>> {
+        let mut found = None;
+        let _ = self.each(tag, &mut |i| {
+            found = Some(i);
+            Ok(())
+        });
+        found
     }
 
     /// Closes every fd above 2 but `ready` and the start fifo (--restrict's
@@ -336,28 +370,25 @@ impl Spec {
 
     /// After the pivot and the hostname: DOMAINNAME, SYSCTL, READONLY, MASK.
     pub fn after_pivot(&self) -> Result<(), Error<'static>> {
-        for item in self.items() {
-            if let Item::Domainname(name) = item {
+        self.each(spec::DOMAINNAME, &mut |i| match i {
+            Item::Domainname(name) => {
                 msg::debug(&[b"setdomainname ", name]);
-                sys::spec::setdomainname(name).map_err(|e| Error::new(e, &[b"setdomainname(", name, b")"]))?;
+                sys::spec::setdomainname(name).map_err(|e| Error::new(e, &[b"setdomainname(", name, b")"]))
             }
-        }
-        for item in self.items() {
-            if let Item::Sysctl { key, value } = item {
-                sysctl(key, value)?;
-            }
-        }
-        for item in self.items() {
-            if let Item::Readonly(p) = item {
-                crate::mounts::readonly(p)?;
-            }
-        }
-        for item in self.items() {
-            if let Item::Mask(p) = item {
-                crate::mounts::mask(p)?;
-            }
-        }
-        Ok(())
+            _ => Ok(()),
+        })?;
+        self.each(spec::SYSCTL, &mut |i| match i {
+            Item::Sysctl { key, value } => sysctl(key, value),
+            _ => Ok(()),
+        })?;
+        self.each(spec::READONLY, &mut |i| match i {
+            Item::Readonly(p) => crate::mounts::readonly(p),
+            _ => Ok(()),
+        })?;
+        self.each(spec::MASK, &mut |i| match i {
+            Item::Mask(p) => crate::mounts::mask(p),
+            _ => Ok(()),
+        })
     }
 }
 

@@ -37,11 +37,10 @@ pub fn run(spec: &Spec, ready_fd: Option<i32>, inherited: Inherited) -> Result<b
         let _ = sys::close(spec.fifo);
         w.map_err(|e| Error::new(e, &[b"write(the start fifo)"]))?;
     }
-    for item in spec.items() {
-        if let Item::Hook(h) = item {
-            hook(&h, inherited)?;
-        }
-    }
+    spec.each(crate::spec::HOOK, &mut |item| match item {
+        Item::Hook(h) => hook(&h, inherited),
+        _ => Ok(()),
+    })?;
     Ok(waited)
 }
 

@@ -17,7 +17,8 @@
 
 use crate::caps::{self, Sets};
 use crate::msg::{self, fmt_i64, fmt_u64, Error};
-use crate::specrun::{cstr, write_file, Item, Spec, User, PATH_MAX};
+use crate::spec;
+use crate::specrun::{cstr, write_file, Item, Spec, User, GIDS_MAX, PATH_MAX};
 use crate::sys::spec::{setgid, setgroups, setrlimit, setuid, PR_SET_KEEPCAPS};
 use crate::sys::{self, Errno};
 
@@ -47,35 +48,34 @@ fn rlimit_name(r: u32) -> &'static [u8] {
 
 /// The capability sets to apply: the CAPS record's, else `--restrict`'s.
 pub fn wanted(spec: &Spec, restrict: bool) -> Result<Option<Sets>, Error<'static>> {
-    let record = spec.items().find_map(|i| if let Item::Caps(s) = i { Some(s) } else { None });
-    Ok(match record {
-        Some(s) => Some(s),
-        None if restrict => Some(Sets::restricted(caps::now()?, caps::DEFAULT_MASK)),
-        None => None,
+    Ok(match spec.find(spec::CAPS) {
+        Some(Item::Caps(s)) => Some(s),
+        _ if restrict => Some(Sets::restricted(caps::now()?, caps::DEFAULT_MASK)),
+        _ => None,
     })
 }
 
 /// Steps 1-5 and CWD (see the header); `restrict`: --restrict was given
 /// (its sets when there is no CAPS record, and no_new_privs).
 pub fn process(spec: &Spec, restrict: bool) -> Result<(), Error<'static>> {
-    for item in spec.items() {
-        match item {
-            Item::Rlimit { resource, soft, hard } => {
-                msg::debug(&[b"prlimit ", rlimit_name(resource)]);
-                setrlimit(resource, soft, hard)
-                    .map_err(|e| Error::new(e, &[b"prlimit64(", rlimit_name(resource), b")"]))?;
-            }
-            Item::OomScoreAdj(v) => {
-                let mut n = [0u8; 20];
-                let text = fmt_i64(v, &mut n);
-                msg::debug(&[b"oom_score_adj ", text]);
-                write_file(c"/proc/self/oom_score_adj", text)
-                    .map_err(|e| Error::new(e, &[b"write(/proc/self/oom_score_adj)"]))?;
-            }
-            _ => {}
+    spec.each(spec::RLIMIT, &mut |i| match i {
+        Item::Rlimit { resource, soft, hard } => {
+            msg::debug(&[b"prlimit ", rlimit_name(resource)]);
+            setrlimit(resource, soft, hard).map_err(|e| Error::new(e, &[b"prlimit64(", rlimit_name(resource), b")"]))
         }
+        _ => Ok(()),
+    })?;
+    if let Some(Item::OomScoreAdj(v)) = spec.find(spec::OOM_SCORE_ADJ) {
+        let mut n = [0u8; 20];
+        let text = fmt_i64(v, &mut n);
+        msg::debug(&[b"oom_score_adj ", text]);
+        write_file(c"/proc/self/oom_score_adj", text)
+            .map_err(|e| Error::new(e, &[b"write(/proc/self/oom_score_adj)"]))?;
     }
-    let cwd = spec.items().find_map(|i| if let Item::Cwd(p) = i { Some(p) } else { None });
+    let cwd = match spec.find(spec::CWD) {
+        Some(Item::Cwd(p)) => Some(p),
+        _ => None,
+    };
     let mut buf = [0u8; PATH_MAX];
     let cwd = cwd.map(|p| (p, cstr(p, &mut buf)));
     let early = cwd.map(|(_, c)| sys::chdir(c));
@@ -84,13 +84,13 @@ pub fn process(spec: &Spec, restrict: bool) -> Result<(), Error<'static>> {
     if let Some(s) = &sets {
         caps::drop_bounding(s.bounding)?;
     }
-    if let Some(u) = spec.items().find_map(|i| if let Item::User(u) = i { Some(u) } else { None }) {
+    if let Some(Item::User(u)) = spec.find(spec::USER) {
         user(&u, sets.is_some())?;
     }
     if let Some(s) = &sets {
         caps::set(s)?;
     }
-    if restrict || spec.has(crate::spec::NO_NEW_PRIVS) {
+    if restrict || spec.find(spec::NO_NEW_PRIVS).is_some() {
         caps::no_new_privs()?;
     }
     if let (Some((p, c)), Some(Err(_))) = (cwd, early) {
@@ -100,16 +100,18 @@ pub fn process(spec: &Spec, restrict: bool) -> Result<(), Error<'static>> {
 }
 
 /// Step 3: the user's ids, groups and umask; `keep_caps`: CAPS follows.
-fn user(u: &User, keep_caps: bool) -> Result<(), Error<'static>> {
+fn user(u: &User<'_>, keep_caps: bool) -> Result<(), Error<'static>> {
     let (mut a, mut b) = ([0u8; 20], [0u8; 20]);
     msg::debug(&[b"user ", fmt_u64(u.uid as u64, &mut a), b":", fmt_u64(u.gid as u64, &mut b)]);
     if keep_caps {
         sys::prctl(PR_SET_KEEPCAPS, 1).map_err(|e| Error::new(e, &[b"prctl(PR_SET_KEEPCAPS, 1)"]))?;
     }
-    match setgroups(&u.gids[..u.ngids]) {
+    let mut gids = [0; GIDS_MAX];
+    let n = u.gids(&mut gids);
+    match setgroups(&gids[..n]) {
         // A user namespace whose /proc/PID/setgroups is "deny" (rootless): no
         // groups to set is then no error.
-        Err(Errno::EPERM) if u.ngids == 0 => Ok(()),
+        Err(Errno::EPERM) if n == 0 => Ok(()),
         r => r.map_err(|e| Error::new(e, &[b"setgroups(the additional gids)"])),
     }?;
     setgid(u.gid).map_err(|e| {
