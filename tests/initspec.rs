@@ -32,6 +32,8 @@ const MS_NODEV: u64 = 4;
 const MS_NOEXEC: u64 = 8;
 const MS_BIND: u64 = 4096;
 const MS_REC: u64 = 16384;
+const MS_SLAVE: u64 = 1 << 19;
+const MS_SHARED: u64 = 1 << 20;
 
 /// init's encoder writing into a Vec.
 type W<'a> = Writer<&'a mut dyn FnMut(&[u8])>;
@@ -82,10 +84,23 @@ fn rootfs(tag: &str) -> TempDir {
 /// The command: `unshare ... sh -c PREP; exec init --rootfs t/root --spec-fd 10 ARGS --exec -- /bin/sh -c SCRIPT`
 /// with the spec on fd 10 (only in that process: a CLOEXEC memfd dup'ed there).
 fn command(t: &TempDir, spec: &Spec, args: &[&str], prep: &str, script: &str) -> (Command, OwnedFd) {
+    command_in(&["--propagation", "private"], &[], t, spec, args, prep, script)
+}
+
+/// As `command`, with `outer` options for the unshare and `inner` words before the shell.
+fn command_in(
+    outer: &[&str],
+    inner: &[&str],
+    t: &TempDir,
+    spec: &Spec,
+    args: &[&str],
+    prep: &str,
+    script: &str,
+) -> (Command, OwnedFd) {
     let fd = host_setup::memfd::sealed_memfd(c"initspec-test", &spec.0).unwrap();
     let raw = fd.as_raw_fd();
     let mut c = Command::new("unshare");
-    c.args(["-m", "-u", "-i", "-n", "-f", "-p", "--kill-child", "--propagation", "private", "--"]);
+    c.args(["-m", "-u", "-i", "-n", "-f", "-p", "--kill-child"]).args(outer).arg("--").args(inner);
     c.args(["/bin/sh", "-c", &format!("{prep}\nexec \"$@\""), "sh"]);
     c.arg(init()).args(["--rootfs", &t.s("root"), "--spec-fd", &SPEC_FD.to_string()]);
     c.args(args).args(["--exec", "--", "/bin/sh", "-c", script]);
@@ -390,4 +405,159 @@ fn malformed_streams_are_refused_before_any_step() {
         assert!(o.stderr.starts_with(&format!("init: {says}")), "{says}: {o:?}");
         assert!(!t.path("root/ran").exists() && !t.path("root/proc").exists(), "a step ran: {o:?}");
     }
+}
+
+// ==== propagation, no pivot, detached mounts, cgroups ======================================
+
+/// The optional fields (shared:N, master:N) of the mountinfo line of `point`.
+fn tags(mountinfo: &str, point: &str) -> Vec<String> {
+    let l = mountinfo
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some(point))
+        .unwrap_or_else(|| panic!("{point}: {mountinfo}"));
+    l.split(" - ").next().unwrap().split(' ').skip(6).map(|s| s.split(':').next().unwrap().to_string()).collect()
+}
+
+#[test]
+fn root_and_mount_propagation() {
+    let t = rootfs("prop");
+    let prop = |root: Option<u64>| {
+        Spec::new(move |w| {
+            if let Some(p) = root {
+                w.record(spec::ROOT_PROPAGATION, &[Field::U64(p)]);
+            }
+            proc_mount(w);
+            w.record(
+                spec::MOUNT,
+                &[
+                    Field::Bytes(b"tmpfs"),
+                    Field::Bytes(b"/shared"),
+                    Field::Bytes(b"tmpfs"),
+                    Field::U64(0),
+                    Field::Bytes(b"size=8k"),
+                    Field::U64(MS_SHARED),
+                    Field::U64(NONE),
+                ],
+            );
+        })
+    };
+    // "/" of init's namespace is a peer of the (shared) "/" of the outer
+    // unshare's namespace, as on a systemd host: init must set "/" before
+    // anything is mounted, and MS_SLAVE then makes it a slave of that peer.
+    for (root, want) in
+        [(None, vec![]), (Some(MS_SLAVE | MS_REC), vec!["master"]), (Some(MS_SHARED | MS_REC), vec!["shared"])]
+    {
+        let inner = ["unshare", "-m", "--propagation", "unchanged", "--"];
+        let (c, _fd) =
+            command_in(&["--propagation", "shared"], &inner, &t, &prop(root), &[], "", "cat /proc/self/mountinfo");
+        let o = run(c);
+        assert_eq!(o.code, Some(0), "{root:?}: {o:?}");
+        assert_eq!(tags(&o.stdout, "/"), want, "{root:?}: {o:?}");
+        assert_eq!(tags(&o.stdout, "/shared"), ["shared"], "{root:?}: {o:?}");
+    }
+}
+
+#[test]
+fn no_pivot_moves_the_root_and_chroots() {
+    let t = rootfs("nopivot");
+    let spec = Spec::new(|w| {
+        proc_mount(w);
+        w.record(spec::NO_PIVOT, &[]);
+    });
+    let (mut c, _fd) = command(&t, &spec, &[], "", "ls /");
+    c.env("RUST_LOG", "debug");
+    let o = run(c);
+    assert_eq!(o.code, Some(0), "{o:?}");
+    assert_eq!(o.stdout, "bin\nproc\n", "{o:?}");
+    assert!(o.stderr.contains("no pivot: mount(., /, MS_MOVE) + chroot(.)"), "{o:?}");
+    assert!(!o.stderr.contains("pivot_root("), "{o:?}");
+}
+
+#[test]
+fn a_detached_mount_from_an_fd_is_attached_read_only() {
+    let t = rootfs("srcfd");
+    fs::create_dir_all(t.path("data")).unwrap();
+    fs::write(t.path("data/hello"), "detached\n").unwrap();
+    // open_tree(OPEN_TREE_CLONE): a copy of the bind, attached nowhere (as the
+    // host makes the idmapped ones).
+    let path = std::ffi::CString::new(t.s("data")).unwrap();
+    let tree = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), 1 | libc::O_CLOEXEC) };
+    assert!(tree >= 0, "open_tree: {}", io::Error::last_os_error());
+    let tree = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(tree as i32) };
+    let spec = Spec::new(|w| {
+        proc_mount(w);
+        w.record(
+            spec::MOUNT,
+            &[
+                Field::Bytes(b""),
+                Field::Bytes(b"/attached"),
+                Field::Bytes(b""),
+                Field::U64(MS_RDONLY | MS_NOSUID),
+                Field::Bytes(b""),
+                Field::U64(NONE),
+                Field::U64(12),
+            ],
+        );
+    });
+    let (mut c, _fd) = command(
+        &t,
+        &spec,
+        &[],
+        "",
+        "cat /attached/hello; touch /attached/x && echo WROTE; grep ' /attached ' /proc/self/mountinfo",
+    );
+    let raw = tree.as_raw_fd();
+    unsafe {
+        c.pre_exec(move || {
+            if libc::dup2(raw, 12) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let o = run(c);
+    assert_eq!(o.code, Some(0), "{o:?}");
+    let (hello, line) = o.stdout.split_once('\n').unwrap();
+    assert_eq!(hello, "detached", "{o:?}");
+    assert!(line.contains(" /attached ro,nosuid"), "{o:?}");
+    assert!(o.stderr.contains("Read-only file system"), "{o:?}");
+    assert!(!t.path("data/x").exists());
+}
+
+#[test]
+fn cgroup_v1_hierarchies_read_only_in_a_cgroup_namespace() {
+    let t = rootfs("cgroup");
+    let spec = Spec::new(|w| {
+        proc_mount(w);
+        mount(w, "cgroup", "/sys/fs/cgroup", "cgroup", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, "");
+    });
+    // A cgroup namespace of its own (-C): each hierarchy's root is init's cgroup.
+    let (c, _fd) = command_in(
+        &["-C", "--propagation", "private"],
+        &[],
+        &t,
+        &spec,
+        &[],
+        "",
+        "ls /sys/fs/cgroup; echo ---; cat /sys/fs/cgroup/pids/cgroup.procs; mkdir /sys/fs/cgroup/pids/x && echo MADE; \
+         touch /sys/fs/cgroup/y && echo MADE; echo ---; grep -c ' /sys/fs/cgroup/.* ro,' /proc/self/mountinfo",
+    );
+    let o = run(c);
+    assert_eq!(o.code, Some(0), "{o:?}");
+    let parts: Vec<&str> = o.stdout.split("---\n").collect();
+    let host: Vec<String> = fs::read_to_string("/proc/self/cgroup")
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.splitn(3, ':').collect();
+            (f[0] != "0" && !f[1].is_empty()).then(|| f[1].trim_start_matches("name=").to_string())
+        })
+        .collect();
+    for h in &host {
+        assert!(parts[0].lines().any(|l| l == h), "{h} missing: {o:?}");
+    }
+    // Only the container's own processes: PID 1 (init's exec'd sh) and cat.
+    assert_eq!(parts[1].lines().count(), 2, "{o:?}");
+    assert_eq!(o.stderr.matches("Read-only file system").count(), 2, "{o:?}");
+    assert_eq!(parts[2].trim().parse::<usize>().unwrap(), host.len(), "{o:?}");
 }
