@@ -143,9 +143,10 @@ fn mounts_bind_ro_tmpfs_size_rbind_and_targets_stay_in_the_root() {
         mount(w, &t.s("data"), "/data", "", MS_BIND | MS_RDONLY, "");
         mount(w, "tmpfs", "/tmp2", "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=1777");
         mount(w, &t.s("tree"), "/tree", "", MS_BIND | MS_REC, "");
-        mount(w, "tmpfs", "/x", "tmpfs", 0, "size=64k");
         // A file as the source: the mount point is made as an empty file.
         mount(w, &t.s("data/hello"), "/etc/hello", "", MS_BIND, "");
+        // Last: had it gone over the host's /tmp, it would hide the sources above.
+        mount(w, "tmpfs", "/x", "tmpfs", 0, "size=64k");
     });
     // The submount of the rbind's source, made in the test's own namespace.
     let prep = format!("mount -t tmpfs -o size=8k sub {}", t.s("tree/sub"));
