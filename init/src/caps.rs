@@ -196,7 +196,10 @@ pub fn restrict(keep: u64) -> Result<(), Error<'static>> {
     if msg::debug_enabled() {
         msg::debug(&[b"bounding set reduced up to ", name(last), b" (the kernel's last capability)"]);
     }
-    set(&Sets::restricted(now()?, keep))?;
+    apply(
+        &Sets::restricted(now()?, keep),
+        b"capset: effective and permitted reduced to the default set, inheritable empty",
+    )?;
     no_new_privs()
 }
 
@@ -211,6 +214,10 @@ pub fn now() -> Result<CapSets, Error<'static>> {
 /// keeps the ambient set across execve, which is how a non-root process keeps
 /// capabilities: a file without file capabilities gets permitted = ambient).
 pub fn set(s: &Sets) -> Result<(), Error<'static>> {
+    apply(s, b"capset: effective, permitted, inheritable set")
+}
+
+fn apply(s: &Sets, said: &'static [u8]) -> Result<(), Error<'static>> {
     let c = CapSets { effective: s.effective, permitted: s.permitted, inheritable: s.inheritable };
     sys::capset(c).map_err(|e| {
         let err = Error::new(e, &[b"capset(effective, permitted, inheritable)"]);
@@ -219,7 +226,7 @@ pub fn set(s: &Sets) -> Result<(), Error<'static>> {
             _ => err,
         }
     })?;
-    msg::debug(&[b"capset: effective, permitted, inheritable set"]);
+    msg::debug(&[said]);
     sys::prctl3(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0)
         .map_err(|e| Error::new(e, &[b"prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)"]))?;
     for cap in (0..64).filter(|c| s.ambient & (1 << c) != 0) {
@@ -228,7 +235,7 @@ pub fn set(s: &Sets) -> Result<(), Error<'static>> {
                 .hint("an ambient capability must be permitted and inheritable")
         })?;
     }
-    msg::debug(&[b"ambient set"]);
+    msg::debug(&[if s.ambient == 0 { b"ambient set cleared" } else { b"ambient set raised" }]);
     Ok(())
 }
 

@@ -133,10 +133,10 @@ fn mount(root: i32, m: &Mount<'static>) -> Result<(), Error<'static>> {
         == S_IFDIR;
     let fd = inroot::mount_point(root, t, dir).map_err(|e| {
         let err = Error::new(e, &[b"mount point ", t, b" in the new root"]);
-        if e == Errno::EROFS {
-            err.hint("a read-only rootfs: the mount point must exist in it")
-        } else {
-            err
+        match e {
+            Errno::EROFS => err.hint("a read-only rootfs: the mount point must exist in it"),
+            Errno::ENOSYS => err.hint("openat2 (RESOLVE_IN_ROOT) needs Linux 5.6"),
+            _ => err,
         }
     })?;
     let mut pb = [0u8; 32];
