@@ -562,3 +562,32 @@ fn cgroup_v1_hierarchies_read_only_in_a_cgroup_namespace() {
     assert_eq!(o.stderr.matches("Read-only file system").count(), 2, "{o:?}");
     assert_eq!(parts[2].trim().parse::<usize>().unwrap(), host.len(), "{o:?}");
 }
+
+#[test]
+fn devices_in_a_user_namespace_are_the_hosts_nodes_bound() {
+    let t = rootfs("userns");
+    let spec = Spec::new(|w| {
+        proc_mount(w);
+        mount(w, "tmpfs", "/dev", "tmpfs", MS_NOSUID, "mode=755");
+        w.record(
+            spec::DEVICE,
+            &[
+                Field::Bytes(b"/dev/null"),
+                Field::U64(b'c' as u64),
+                Field::U64(1),
+                Field::U64(3),
+                Field::U64(0o666),
+                Field::U64(NONE),
+                Field::U64(NONE),
+            ],
+        );
+    });
+    // uid 0 mapped to the host's root only: no mknod there (no --userns given:
+    // init learns it from the EPERM).
+    let script =
+        "stat -c '%t %T' /dev/null; echo gone > /dev/null && echo written; grep -c ' /dev/null ' /proc/self/mountinfo";
+    let (c, _fd) = command_in(&["-U", "--map-root-user", "--propagation", "private"], &[], &t, &spec, &[], "", script);
+    let o = run(c);
+    assert_eq!(o.code, Some(0), "{o:?}");
+    assert_eq!(o.stdout, "1 3\nwritten\n1\n", "{o:?}");
+}

@@ -181,16 +181,27 @@ fn device(root: i32, d: &Device<'static>, userns: bool) -> Result<(), Error<'sta
         b'p' => S_IFIFO,
         _ => S_IFCHR,
     };
-    if userns && kind != S_IFIFO {
-        // A user namespace may not mknod devices: bind the host's node (its path
-        // is the same; before the pivot "/" is the host's).
-        let fd = inroot::mount_point(root, d.path, false).map_err(|e| Error::new(e, &what))?;
-        let (mut sb, mut pb) = ([0u8; PATH_MAX], [0u8; 32]);
-        msg::debug(&[b"bind the host's ", d.path]);
-        let r = sys::mount(Some(cstr(d.path, &mut sb)), fd_path(fd, &mut pb), None, MS_BIND, None);
-        let _ = sys::close(fd);
-        return r.map_err(|e| Error::new(e, &[b"mount(", d.path, b", MS_BIND) of the host's device"]));
+    // A user namespace may not mknod devices (EPERM even for its root; with
+    // --userns init knows, else the EPERM tells): bind the host's node instead,
+    // as rootless runc does (its path is the same; before the pivot "/" is the
+    // host's). A device cgroup's EPERM ends up here too, harmlessly: it denies
+    // the open of the bound node as well.
+    if !userns || kind == S_IFIFO {
+        match mknod(root, d, kind) {
+            Err(e) if e.errno == Errno::EPERM && kind != S_IFIFO => {}
+            r => return r,
+        }
     }
+    let fd = inroot::mount_point(root, d.path, false).map_err(|e| Error::new(e, &what))?;
+    let (mut sb, mut pb) = ([0u8; PATH_MAX], [0u8; 32]);
+    msg::debug(&[b"bind the host's ", d.path]);
+    let r = sys::mount(Some(cstr(d.path, &mut sb)), fd_path(fd, &mut pb), None, MS_BIND, None);
+    let _ = sys::close(fd);
+    r.map_err(|e| Error::new(e, &[b"mount(", d.path, b", MS_BIND) of the host's device"]))
+}
+
+fn mknod(root: i32, d: &Device<'static>, kind: u32) -> Result<(), Error<'static>> {
+    let what: [&[u8]; 3] = [b"mknod(", d.path, b") in the new root"];
     inroot::mkdir_parents(root, d.path).map_err(|e| Error::new(e, &what))?;
     let (parent, name) = inroot::split_last(inroot::relative(d.path));
     let pfd = inroot::open(root, parent, O_PATH | O_DIRECTORY).map_err(|e| Error::new(e, &what))?;
