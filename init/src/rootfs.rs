@@ -1,8 +1,10 @@
 //! Step 3 of the setup: the container's root filesystem.
 //!
 //! mount(MS_REC|MS_PRIVATE "/") -> overlay (or bind) on DIR -> chdir(DIR) ->
-//! [--dev: DIR/dev] -> mount proc on DIR/proc -> pivot_root(".", ".") ->
-//! umount2(".", MNT_DETACH) -> chdir("/") -> [--mask-proc].
+//! [--dev: DIR/dev] -> [--spec-fd: its mounts, devices, links] -> mount proc on
+//! DIR/proc (unless the spec mounts one) -> [ROOT_READONLY] -> pivot_root(".", ".")
+//! -> umount2(".", MNT_DETACH) -> chdir("/") -> [--mask-proc].
+//! (--spec-fd's ROOT_PROPAGATION replaces MS_PRIVATE; NO_PIVOT replaces the pivot.)
 //!
 //! The caller must have given init a new mount namespace (unshare -m /
 //! CLONE_NEWNS): pivot_root re-roots every process of the mount namespace whose
