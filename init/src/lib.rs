@@ -21,7 +21,7 @@
 //! - `msg`    error text (step, path, errno), numbers, stderr and debug output
 //! - `sys`    the raw system calls
 //! - `spec`   --spec-fd: the in-container part of an OCI bundle's spec, as records (format only)
-//! - `specrun` --spec-fd: loads and checks the records, and the phases that run them:
+//! - `specrun` --spec-fd: loads and checks the records (decoded by `records`), and the phases that run them:
 //!   `mounts` (+ `inroot`, `cgroup1`) before and after the pivot, `user` (rlimits, ids,
 //!   capabilities), `start` (the wait for `start`, hooks)
 //! - `waiter` --wait-child: what host-setup's supervisor becomes once init runs
@@ -42,6 +42,7 @@ pub mod mounts;
 pub mod msg;
 pub mod pid1;
 pub mod ready;
+pub mod records;
 pub mod rootfs;
 pub mod seccomp;
 pub mod signals;

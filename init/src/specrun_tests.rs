@@ -1,5 +1,5 @@
 use super::*;
-use crate::spec::{Field, Writer};
+use crate::spec::{Field, Writer, NONE};
 
 fn stream(f: impl FnOnce(&mut Writer<&mut dyn FnMut(&[u8])>)) -> &'static [u8] {
     let mut buf = Vec::new();

@@ -1,0 +1,160 @@
+//! `init --spec-fd N`, the process phase and the start: rlimits, oom_score_adj,
+//! user, the capability sets, no_new_privs, cwd (read back from
+//! /proc/self/status and limits), the wait for `start` on the exec fifo and the
+//! startContainer hooks. As tests/initspec.rs (shared helpers: specfd.rs).
+
+mod dropin;
+mod specfd;
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::time::Duration;
+
+use dropin::{collect, lossy, start};
+use init::spec::{self, Field, NONE};
+use lab_tests::wait_for;
+use nix::fcntl::OFlag;
+use specfd::*;
+
+// ==== the process ==========================================================================
+
+#[test]
+fn rlimits_oom_user_caps_nnp_cwd() {
+    let t = rootfs("user");
+    fs::create_dir_all(t.path("root/work")).unwrap();
+    let (chown, kill, net_bind, net_raw) = (0u32, 5u32, 10u32, 13u32);
+    let bit = |c: u32| 1u64 << c;
+    let spec = Spec::new(|w| {
+        proc_mount(w);
+        w.record(spec::RLIMIT, &[Field::U64(7), Field::U64(123), Field::U64(456)]); // NOFILE
+        w.record(spec::RLIMIT, &[Field::U64(4), Field::U64(0), Field::U64(NONE)]); // CORE 0 unlimited
+        w.record(spec::OOM_SCORE_ADJ, &[Field::U64(321)]);
+        w.record(spec::USER, &[Field::U64(1000), Field::U64(1001), Field::U64(0o027), Field::U64(5), Field::U64(60)]);
+        w.record(
+            spec::CAPS,
+            &[
+                Field::U64(bit(chown) | bit(kill) | bit(net_bind) | bit(net_raw)),
+                Field::U64(bit(kill) | bit(net_bind)),
+                Field::U64(bit(kill) | bit(net_bind)),
+                Field::U64(bit(net_bind)),
+                Field::U64(bit(net_bind)),
+            ],
+        );
+        w.record(spec::NO_NEW_PRIVS, &[]);
+        w.record(spec::CWD, &[Field::Bytes(b"/work")]);
+    });
+    let script = "cat /proc/self/status; echo ---; cat /proc/self/limits; echo ---; cat /proc/self/oom_score_adj; pwd";
+    let o = run_spec(&t, &spec, &[], "", script);
+    assert_eq!(o.code, Some(0), "{o:?}");
+    let parts: Vec<&str> = o.stdout.split("---\n").collect();
+    let st = parts[0];
+    assert_eq!(line(st, "Uid:").split_whitespace().collect::<Vec<_>>(), ["1000"; 4], "{st}");
+    assert_eq!(line(st, "Gid:").split_whitespace().collect::<Vec<_>>(), ["1001"; 4], "{st}");
+    assert_eq!(line(st, "Groups:"), "5 60", "{st}");
+    assert_eq!(line(st, "Umask:"), "0027", "{st}");
+    assert_eq!(line(st, "NoNewPrivs:"), "1", "{st}");
+    let hex = |c: u64| format!("{c:016x}");
+    assert_eq!(line(st, "CapBnd:"), hex(bit(chown) | bit(kill) | bit(net_bind) | bit(net_raw)), "{st}");
+    // uid 1000 after execve: permitted and effective are the ambient set (no file caps).
+    assert_eq!(line(st, "CapAmb:"), hex(bit(net_bind)), "{st}");
+    assert_eq!(line(st, "CapInh:"), hex(bit(net_bind)), "{st}");
+    assert_eq!(line(st, "CapPrm:"), hex(bit(net_bind)), "{st}");
+    assert_eq!(line(st, "CapEff:"), hex(bit(net_bind)), "{st}");
+    let limits = parts[1];
+    let nofile: Vec<&str> = line(limits, "Max open files").split_whitespace().collect();
+    assert_eq!(&nofile[..2], ["123", "456"], "{limits}");
+    let core: Vec<&str> = line(limits, "Max core file size").split_whitespace().collect();
+    assert_eq!(&core[..2], ["0", "unlimited"], "{limits}");
+    assert_eq!(parts[2], "321\n/work\n", "{o:?}");
+}
+
+#[test]
+fn a_missing_cwd_fails_the_start() {
+    let t = rootfs("cwd");
+    let spec = Spec::new(|w| w.record(spec::CWD, &[Field::Bytes(b"/no/such/dir")]));
+    let o = run_spec(&t, &spec, &[], "", "echo RAN");
+    assert_eq!(o.code, Some(125), "{o:?}");
+    assert_eq!(o.stderr, "init: chdir(/no/such/dir): ENOENT: no such file or directory; the spec's cwd\n", "{o:?}");
+    assert_eq!(o.stdout, "");
+}
+
+// ==== start ===================================================================================
+
+#[test]
+fn the_process_waits_for_start_then_hooks_run_before_it() {
+    let t = rootfs("fifo");
+    let fifo = t.path("exec.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622)).unwrap();
+    let spec = Spec::new(|w| {
+        proc_mount(w);
+        w.record(spec::START_FIFO, &[Field::Bytes(fifo.to_str().unwrap().as_bytes())]);
+        w.record(
+            spec::HOOK,
+            &[
+                Field::Bytes(b"/bin/sh"),
+                Field::U64(10),
+                Field::U64(3),
+                Field::Bytes(b"sh"),
+                Field::Bytes(b"-c"),
+                Field::Bytes(b"echo \"hook $WHO\" > /hooked"),
+                Field::Bytes(b"WHO=startContainer"),
+            ],
+        );
+    });
+    let (mut c, _fd) = command(&t, &spec, &["--ready-fd", "11"], "", "cat /hooked > /ran");
+    let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).unwrap();
+    let wraw = w.as_raw_fd();
+    unsafe {
+        c.pre_exec(move || {
+            if libc::dup2(wraw, 11) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut running = start(&mut c);
+    drop(w);
+    let (buf, _eof) = collect(File::from(r));
+    // `create` returns on this line: init is set up and blocked on the fifo.
+    wait_for("ok on the ready fd", || lossy(&buf).contains('\n').then_some(()));
+    assert_eq!(lossy(&buf), "ok\n");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!t.path("root/ran").exists() && !t.path("root/hooked").exists(), "ran before start");
+    // `start`: open for reading (init is the writer), take its byte.
+    let mut got = Vec::new();
+    File::open(&fifo).unwrap().read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"0");
+    let o = running.wait();
+    assert_eq!(o.code, Some(0), "{o:?}");
+    assert_eq!(fs::read_to_string(t.path("root/ran")).unwrap(), "hook startContainer\n");
+}
+
+#[test]
+fn a_failing_or_hanging_hook_fails_the_start() {
+    let t = rootfs("hook");
+    let hook = |script: &'static [u8], timeout: u64| {
+        Spec::new(move |w| {
+            w.record(
+                spec::HOOK,
+                &[
+                    Field::Bytes(b"/bin/sh"),
+                    Field::U64(timeout),
+                    Field::U64(3),
+                    Field::Bytes(b"sh"),
+                    Field::Bytes(b"-c"),
+                    Field::Bytes(script),
+                ],
+            )
+        })
+    };
+    let o = run_spec(&t, &hook(b"exit 3", 0), &[], "", "echo RAN");
+    assert_eq!(o.code, Some(125), "{o:?}");
+    assert_eq!(o.stderr, "init: startContainer hook /bin/sh failed (exit status not 0)\n", "{o:?}");
+    assert_eq!(o.stdout, "");
+    let o = run_spec(&t, &hook(b"sleep 100", 1), &[], "", "echo RAN");
+    assert_eq!(o.code, Some(125), "{o:?}");
+    assert!(o.stderr.contains("startContainer hook /bin/sh: ETIMEDOUT"), "{o:?}");
+    assert_eq!(o.stdout, "");
+}
