@@ -23,6 +23,7 @@ pub mod memfd;
 pub mod mountinfo;
 pub mod net;
 pub mod network;
+pub mod oci;
 pub mod plan;
 pub mod preconditions;
 pub mod relay;
