@@ -53,26 +53,54 @@ pub struct Extra {
 /// The rlimits of this process, which a container started now inherits (host-setup
 /// sets none of its own). RLIM_INFINITY is u64::MAX in both the kernel and OCI.
 pub fn own_rlimits() -> Vec<(oci::PosixRlimitType, u64, u64)> {
+    own_rlimit_types()
+        .into_iter()
+        .zip(RESOURCES)
+        .filter_map(|(t, r)| getrlimit(r).ok().map(|(soft, hard)| (t, soft, hard)))
+        .collect()
+}
+
+/// RLIMIT_* in the kernel's order (0 = CPU .. 15 = RTTIME).
+const RESOURCES: [Resource; 16] = [
+    Resource::RLIMIT_CPU,
+    Resource::RLIMIT_FSIZE,
+    Resource::RLIMIT_DATA,
+    Resource::RLIMIT_STACK,
+    Resource::RLIMIT_CORE,
+    Resource::RLIMIT_RSS,
+    Resource::RLIMIT_NPROC,
+    Resource::RLIMIT_NOFILE,
+    Resource::RLIMIT_MEMLOCK,
+    Resource::RLIMIT_AS,
+    Resource::RLIMIT_LOCKS,
+    Resource::RLIMIT_SIGPENDING,
+    Resource::RLIMIT_MSGQUEUE,
+    Resource::RLIMIT_NICE,
+    Resource::RLIMIT_RTPRIO,
+    Resource::RLIMIT_RTTIME,
+];
+
+/// OCI's names of RESOURCES, in the same order.
+pub fn own_rlimit_types() -> [oci::PosixRlimitType; 16] {
     use oci::PosixRlimitType as T;
-    let all = [
-        (T::RlimitCpu, Resource::RLIMIT_CPU),
-        (T::RlimitFsize, Resource::RLIMIT_FSIZE),
-        (T::RlimitData, Resource::RLIMIT_DATA),
-        (T::RlimitStack, Resource::RLIMIT_STACK),
-        (T::RlimitCore, Resource::RLIMIT_CORE),
-        (T::RlimitRss, Resource::RLIMIT_RSS),
-        (T::RlimitNproc, Resource::RLIMIT_NPROC),
-        (T::RlimitNofile, Resource::RLIMIT_NOFILE),
-        (T::RlimitMemlock, Resource::RLIMIT_MEMLOCK),
-        (T::RlimitAs, Resource::RLIMIT_AS),
-        (T::RlimitLocks, Resource::RLIMIT_LOCKS),
-        (T::RlimitSigpending, Resource::RLIMIT_SIGPENDING),
-        (T::RlimitMsgqueue, Resource::RLIMIT_MSGQUEUE),
-        (T::RlimitNice, Resource::RLIMIT_NICE),
-        (T::RlimitRtprio, Resource::RLIMIT_RTPRIO),
-        (T::RlimitRttime, Resource::RLIMIT_RTTIME),
-    ];
-    all.into_iter().filter_map(|(t, r)| getrlimit(r).ok().map(|(soft, hard)| (t, soft, hard))).collect()
+    [
+        T::RlimitCpu,
+        T::RlimitFsize,
+        T::RlimitData,
+        T::RlimitStack,
+        T::RlimitCore,
+        T::RlimitRss,
+        T::RlimitNproc,
+        T::RlimitNofile,
+        T::RlimitMemlock,
+        T::RlimitAs,
+        T::RlimitLocks,
+        T::RlimitSigpending,
+        T::RlimitMsgqueue,
+        T::RlimitNice,
+        T::RlimitRtprio,
+        T::RlimitRttime,
+    ]
 }
 
 /// The bundle's config.json for `spec`, its root at `rootfs` (relative to the bundle).
@@ -109,10 +137,17 @@ pub fn config(spec: &Spec, extra: &Extra, rootfs: &Path) -> Result<oci::Spec> {
         };
         linux = linux.uid_mappings(vec![map(ids.uid)?]).gid_mappings(vec![map(ids.gid)?]);
     }
+    // Always set: the crate's builder fills in its own lists (with /sys/firmware)
+    // where none is given.
+    let (masked, read_only): (Vec<String>, Vec<String>) = match contain {
+        true => (
+            init::maskproc::MASKED.iter().map(|p| c(p)).collect(),
+            init::maskproc::READ_ONLY.iter().map(|p| c(p)).collect(),
+        ),
+        false => (vec![], vec![]),
+    };
+    linux = linux.masked_paths(masked).readonly_paths(read_only);
     if contain {
-        linux = linux
-            .masked_paths(init::maskproc::MASKED.iter().map(|p| c(p)).collect::<Vec<_>>())
-            .readonly_paths(init::maskproc::READ_ONLY.iter().map(|p| c(p)).collect::<Vec<_>>());
         if let Some(p) = spec.seccomp.profile()? {
             linux = linux.seccomp(seccomp_of(&p)?);
         }
@@ -329,4 +364,98 @@ pub fn to_json(config: &oci::Spec) -> Result<String> {
 /// The rootfs dir inside a bundle.
 pub fn rootfs_dir(bundle: &Path) -> PathBuf {
     bundle.join("rootfs")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::Options;
+
+    fn spec(name: &str, f: impl FnOnce(&mut Options)) -> Spec {
+        let mut o = Options { net: Some("none".into()), ..Options::default() };
+        f(&mut o);
+        Spec::new(name, &o).unwrap()
+    }
+
+    fn json(s: &Spec, extra: &Extra) -> serde_json::Value {
+        let text = to_json(&config(s, extra, Path::new("rootfs")).unwrap()).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn a_contained_container_says_what_init_does() {
+        let s = spec("green", |o| o.command = vec!["sleep".into(), "9".into()]);
+        let ids = IdMap { uid: 1_000_000_000, gid: 1_000_065_536, count: 65536 };
+        let c = json(&s, &Extra { ids: Some(ids), v1: true, ..Extra::default() });
+        assert_eq!(c["ociVersion"], OCI_VERSION);
+        assert_eq!(c["root"]["path"], "rootfs");
+        assert_eq!(c["hostname"], "GREEN");
+        assert_eq!(c["process"]["args"], serde_json::json!(["sleep", "9"]));
+        assert_eq!(c["process"]["env"][0], format!("PATH={}", crate::contract::CONTAINER_PATH));
+        assert_eq!(c["process"]["noNewPrivileges"], true);
+        let bounding = c["process"]["capabilities"]["bounding"].as_array().unwrap();
+        assert_eq!(bounding.len(), init::caps::DEFAULT.len());
+        assert_eq!(bounding[0], "CAP_AUDIT_WRITE", "sorted");
+        assert_eq!(c["process"]["capabilities"]["inheritable"], serde_json::json!([]));
+        let l = &c["linux"];
+        assert_eq!(
+            l["uidMappings"],
+            serde_json::json!([{"containerID": 0, "hostID": 1_000_000_000u32, "size": 65536}])
+        );
+        assert_eq!(l["gidMappings"][0]["hostID"], 1_000_065_536u32);
+        let ns: Vec<&str> = l["namespaces"].as_array().unwrap().iter().map(|n| n["type"].as_str().unwrap()).collect();
+        assert_eq!(ns, ["pid", "ipc", "uts", "mount", "network", "cgroup", "user"]);
+        assert!(l["namespaces"].as_array().unwrap().iter().all(|n| n["path"].is_null()), "all new");
+        let r = &l["resources"];
+        assert_eq!((r["cpu"]["quota"].as_i64(), r["cpu"]["period"].as_u64()), (Some(40_000), Some(100_000)));
+        assert_eq!(r["memory"]["limit"], r["memory"]["swap"], "swap off");
+        assert_eq!(r["memory"]["swappiness"], 0);
+        assert_eq!(r["pids"]["limit"], 512);
+        assert_eq!(r["devices"][0], serde_json::json!({"allow": false, "access": "rwm"}), "deny all first");
+        assert_eq!(r["devices"].as_array().unwrap().len(), 1 + devices::ALLOWED.len());
+        assert_eq!(l["maskedPaths"][1], "/proc/kcore");
+        let dests: Vec<&str> =
+            c["mounts"].as_array().unwrap().iter().map(|m| m["destination"].as_str().unwrap()).collect();
+        assert_eq!(dests, ["/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys"]);
+        assert_eq!(c["mounts"][2]["options"][2], "newinstance");
+        assert_eq!(l["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
+    }
+
+    #[test]
+    fn a_privileged_container_has_everything_and_no_command_is_the_shell() {
+        let s = spec("red", |o| o.privileged = true);
+        let c = json(&s, &Extra::default());
+        assert_eq!(c["process"]["args"], serde_json::json!([NO_COMMAND]));
+        assert_eq!(c["process"]["noNewPrivileges"], false);
+        assert_eq!(c["process"]["capabilities"]["bounding"].as_array().unwrap().len(), init::caps::NAMES.len());
+        let l = &c["linux"];
+        assert!(l["seccomp"].is_null() && l["uidMappings"].is_null(), "{l}");
+        assert_eq!((&l["maskedPaths"], &l["readonlyPaths"]), (&serde_json::json!([]), &serde_json::json!([])));
+        assert!(l["resources"]["pids"].is_null() && l["resources"]["memory"]["swappiness"].is_null());
+        assert_eq!(l["resources"]["devices"], serde_json::json!([{"allow": true, "access": "rwm"}]));
+        assert_eq!(c["mounts"].as_array().unwrap().len(), 1, "init mounts only /proc");
+        let over = Extra { command: vec!["id".into()], ..Extra::default() };
+        assert_eq!(json(&s, &over)["process"]["args"], serde_json::json!(["id"]), "-- CMD wins");
+    }
+
+    #[test]
+    fn docker_default_profile_in_oci_form() {
+        let p = seccomp::default_profile(seccomp::Arch::X86_64);
+        let v = serde_json::to_value(seccomp_of(&p).unwrap()).unwrap();
+        assert_eq!(v["architectures"], serde_json::json!(["SCMP_ARCH_X86_64"]));
+        assert!(v["defaultErrnoRet"].is_null(), "EPERM is the default's errno");
+        let calls = v["syscalls"].as_array().unwrap();
+        let allowed: Vec<&str> = calls[0]["names"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+        assert!(allowed.contains(&"read") && allowed.contains(&"execve"));
+        for denied in seccomp::DENIED.iter().chain(&["clone", "clone3", "socket"]) {
+            assert!(!allowed.contains(denied), "{denied} is not allowed unconditionally");
+        }
+        let one = |name: &str| calls.iter().filter(|c| c["names"] == serde_json::json!([name])).collect::<Vec<_>>();
+        assert_eq!(one("clone3")[0]["errnoRet"], libc::ENOSYS);
+        let clone = &one("clone")[0]["args"][0];
+        assert_eq!(clone["op"], "SCMP_CMP_MASKED_EQ");
+        assert_eq!((clone["value"].as_u64(), clone["valueTwo"].as_u64()), (Some(0x7e02_0000), Some(0)));
+        assert_eq!(one("socket").len(), 3);
+        assert_eq!(one("personality").len(), 5);
+    }
 }

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use super::export::{self, Extra};
 use super::export_rootfs::{self, Counts, Layer};
 use crate::error::{Result, SysContext};
-use crate::state::{Journal, Paths};
+use crate::state::{Journal, Paths, Role};
+use oci_spec::runtime::PosixRlimitType;
 
 /// The bundle dir's mode: others may traverse it, which a user-namespaced
 /// container's root (an unprivileged host uid) needs to reach rootfs.
@@ -83,9 +84,55 @@ fn write(paths: &Paths, spec: &crate::spec::Spec, journal: &Journal, dir: &Path,
     fs::create_dir(&rootfs).sys(|| format!("export: mkdir {}", rootfs.display()))?;
     let counts = export_rootfs::flatten(&layers, &rootfs)?;
     let v1 = crate::cgroup::Cgroups::detect().map(|c| c.version() == 1).unwrap_or(false);
-    let extra = Extra { ids, command: command.to_vec(), v1, rlimits: export::own_rlimits() };
+    // A running container's own limits; else those it would inherit now.
+    let live = journal
+        .proc(Role::Init)
+        .filter(|p| p.alive())
+        .and_then(|p| fs::read_to_string(format!("/proc/{}/limits", p.pid)).ok());
+    let rlimits = live.map(|t| rlimits_of(&t)).filter(|r| r.len() == 16).unwrap_or_else(export::own_rlimits);
+    let extra = Extra { ids, command: command.to_vec(), v1, rlimits };
     let config = export::config(spec, &extra, Path::new("rootfs"))?;
     let path = dir.join("config.json");
     fs::write(&path, export::to_json(&config)?).sys(|| format!("export: write {}", path.display()))?;
     Ok(counts)
+}
+
+/// /proc/PID/limits: one line per RLIMIT_* in the kernel's order (0 = CPU ..
+/// 15 = RTTIME), after a header; soft and hard in the columns after the name,
+/// which is padded to 26 characters; "unlimited" is RLIM_INFINITY.
+pub fn rlimits_of(text: &str) -> Vec<(PosixRlimitType, u64, u64)> {
+    let types = export::own_rlimit_types();
+    let value = |v: &str| if v == "unlimited" { Some(u64::MAX) } else { v.parse().ok() };
+    text.lines()
+        .skip(1)
+        .zip(types)
+        .filter_map(|(l, t)| {
+            let mut cols = l.get(26..)?.split_whitespace();
+            Some((t, value(cols.next()?)?, value(cols.next()?)?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_limits_parse_in_the_kernels_order() {
+        let text = "Limit                     Soft Limit           Hard Limit           Units     \n\
+Max cpu time              unlimited            unlimited            seconds   \n\
+Max file size             unlimited            unlimited            bytes     \n\
+Max data size             unlimited            unlimited            bytes     \n\
+Max stack size            8388608              unlimited            bytes     \n\
+Max core file size        0                    unlimited            bytes     \n\
+Max resident set          unlimited            unlimited            bytes     \n\
+Max processes             96367                96367                processes \n\
+Max open files            1024                 20000                files     \n";
+        let r = rlimits_of(text);
+        assert_eq!(r.len(), 8);
+        assert_eq!(r[3], (PosixRlimitType::RlimitStack, 8 << 20, u64::MAX));
+        assert_eq!(r[7], (PosixRlimitType::RlimitNofile, 1024, 20000));
+        let own = rlimits_of(&fs::read_to_string("/proc/self/limits").unwrap());
+        assert_eq!(own, export::own_rlimits(), "what getrlimit says, in the same order");
+    }
 }
