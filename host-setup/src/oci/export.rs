@@ -130,7 +130,9 @@ pub fn config(spec: &Spec, extra: &Extra, rootfs: &Path) -> Result<oci::Spec> {
     let mut linux = oci::LinuxBuilder::default()
         .namespaces(namespaces(spec)?)
         .resources(resources(spec, extra.v1)?)
-        .rootfs_propagation("rprivate");
+        // The rootfs's own propagation; runtime-spec 1.0.2's schema knows only
+        // private, shared, slave and unbindable (runc also takes "rprivate").
+        .rootfs_propagation("private");
     if let Some(ids) = extra.ids {
         let map = |host: u32| {
             b(oci::LinuxIdMappingBuilder::default().container_id(0u32).host_id(host).size(ids.count).build())
