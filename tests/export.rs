@@ -146,6 +146,40 @@ fn same_under_runc(lab: &Lab, runc: &Runc, layer: &TempDir, extra: &[&str]) -> (
     (stdout(&r), out, bundle)
 }
 
+/// `hsrun --root ROOT run --bundle DIR ID` (the project's own OCI runtime) in the
+/// foreground, its cgroups under the lab's parent; nothing of it may stay.
+fn hsrun_run(lab: &Lab, bundle: &Path, id: &str) -> Output {
+    let root = TempDir::new("hsrun-root");
+    set_cgroups_path(bundle, &format!("/{}/{id}", lab.cgroup_parent));
+    let o = Command::new(lab_tests::bin("hsrun"))
+        .arg("--root")
+        .arg(&root.0)
+        .args(["run", "--bundle", bundle.to_str().unwrap(), id])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run hsrun");
+    let mut left: Vec<String> =
+        walk(&root.0).into_iter().filter(|p| p != &root.path("containers")).map(|p| p.display().to_string()).collect();
+    left.extend(
+        cgroup_dirs(&lab.cgroup_parent, id).into_iter().filter(|d| d.exists()).map(|d| d.display().to_string()),
+    );
+    assert!(left.is_empty(), "after hsrun run: {left:?}");
+    o
+}
+
+/// Every path under `dir`, not `dir` itself.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        out.push(e.path());
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            out.extend(walk(&e.path()));
+        }
+    }
+    out
+}
+
 #[test]
 fn runc_runs_the_exported_container_as_host_setup_runs_it() {
     require_root();
@@ -153,6 +187,10 @@ fn runc_runs_the_exported_container_as_host_setup_runs_it() {
     let runc = Runc::new(&lab);
     let layer = busybox_layer();
     let (out, _dir, bundle) = same_under_runc(&lab, &runc, &layer, &["--no-userns"]);
+    // Our own runtime runs the same bundle with the same result.
+    let h = hsrun_run(&lab, &bundle, &format!("hs-export-h{}", lab.tag()));
+    assert!(h.status.success(), "hsrun run: {}", text(&h));
+    assert_eq!(stdout(&h), out, "hsrun run of the bundle against runc run");
     for want in [
         format!("H{}\n", lab.tag()),
         "uid=0 gid=0".to_string(),
