@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use argh::FromArgs;
 
+mod cli_export;
 mod cli_network;
 use cli_network::NetworkCmd;
 
@@ -61,6 +62,7 @@ enum Cmd {
     Logs(LogsCmd),
     Verify(VerifyCmd),
     Network(NetworkCmd),
+    Export(cli_export::ExportCmd),
 }
 
 /// The options that say what a container is; shared by `up` and `run`.
@@ -362,6 +364,7 @@ fn run(cli: Cli, shorthand: Option<(String, bool)>) -> Result<i32> {
             Ok(0)
         }
         Cmd::Network(n) => cli_network::run(&paths, n, &root),
+        Cmd::Export(c) => cli_export::run(&paths, c, &root),
         Cmd::Verify(c) => {
             for n in &c.names {
                 spec::validate_name(n)?;

@@ -4,6 +4,9 @@
 //! records (contract_spec.rs). `--root DIR` is host-setup's state dir: `host-setup
 //! --state-dir DIR status` shows these containers, and `delete` is `down`.
 //!
+//! `host-setup export` is the other direction: a container of ours -> a bundle
+//! (export.rs, export_rootfs.rs, export_cmd.rs).
+//!
 //! One file per verb group; a verb is one arm in cli.rs's `verb` and one file.
 
 pub mod cli;
@@ -11,6 +14,9 @@ pub mod config;
 pub mod console;
 pub mod create;
 pub mod delete;
+pub mod export;
+pub mod export_cmd;
+pub mod export_rootfs;
 pub mod hooks;
 pub mod kill;
 pub mod log;
