@@ -1,0 +1,4 @@
+//! Images: references, platforms, the registry client (placeholder until
+//! imgstore's mod.rs is merged).
+pub mod platform;
+pub mod reference;
