@@ -1,6 +1,8 @@
 //! Images: a content-addressed store of blobs in the state dir, layers unpacked
 //! once (by diff ID) into overlay lower dirs, and the image list.
 //!
+//! - `reference` Docker's reference rules (registry helper)
+//! - `platform` which manifest of an index this host runs (registry helper)
 //! - `digest`   `sha256:HEX`, and a reader that hashes and limits what it reads
 //! - `store`    blobs, layer dirs, locks; `unpack(manifest)` gives an image's layer dirs
 //! - `repos`    repositories.json: reference -> manifest digest
@@ -13,6 +15,8 @@
 pub mod digest;
 pub mod layerfs;
 pub mod manifest;
+pub mod platform;
+pub mod reference;
 pub mod repos;
 pub mod store;
 pub mod unpack;
