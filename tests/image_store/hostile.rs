@@ -22,6 +22,9 @@ fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
     v
 }
 
+/// What a hostile layer holds.
+type Entries = Box<dyn Fn(&mut Tar)>;
+
 struct Case {
     what: &'static str,
     /// words the error must contain
@@ -39,7 +42,7 @@ fn hostile_archives_are_refused() {
     let c = c.trim_end_matches('/');
     // From the layer's temporary dir, enough ../ to reach / (it is 6 deep).
     let up = "../".repeat(10);
-    let cases: Vec<(Case, Box<dyn Fn(&mut Tar)>)> = vec![
+    let cases: Vec<(Case, Entries)> = vec![
         (
             Case { what: "dotdot", expect: "'..'", extra: &[] },
             Box::new({
