@@ -212,7 +212,7 @@ fn run_with_the_unpacked_layers() {
     l.index(&[(&m, None, None)]);
     lab.ok(&["image", "import", &tmp.s("layout"), "--name", "imgtest/run:1"]);
     let dirs: Vec<String> = layer_dirs(&lab, &layers).iter().map(|p| p.display().to_string()).collect();
-    let script = "cat /somefile; cat /etc/kept; ls /opq; test -e /etc/deleted-file && echo DELETED-FILE-SEEN; \
+    let script = "cat /somefile; cat /etc/kept; echo /opq/*; test -e /etc/deleted-file && echo DELETED-FILE-SEEN; \
                   test -e /private && echo PRIVATE-SEEN; ls -ln /setuid /owned";
     for (suffix, userns) in [("u", None), ("n", Some("--no-userns"))] {
         let name = lab.name(suffix);
@@ -225,7 +225,9 @@ fn run_with_the_unpacked_layers() {
         let o = lab.run(&args);
         let out = String::from_utf8_lossy(&o.stdout);
         assert!(o.status.success(), "{}", text(&o));
-        assert!(out.starts_with("hello from the image\nlayer 2 replaced it\nnew\n"), "{userns:?}: {}", text(&o));
+        let lines: Vec<&str> = out.lines().collect();
+        // /opq/new alone: the opaque dir hides layer 1's old1 and sub.
+        assert_eq!(lines[..3], ["hello from the image", "layer 2 replaced it", "/opq/new"], "{userns:?}: {}", text(&o));
         assert!(!out.contains("SEEN"), "{userns:?}: a whiteout did not hide a file: {out}");
         // The owners as the container sees them: 0 (its root) and 1234:5678,
         // the same inside a user namespace (the layer is mapped by an idmapped mount).
