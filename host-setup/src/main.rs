@@ -17,7 +17,9 @@ use std::time::Duration;
 use argh::FromArgs;
 
 mod cli_export;
+mod cli_image;
 mod cli_network;
+use cli_image::ImageCmd;
 use cli_network::NetworkCmd;
 
 use host_setup::ctx::{Bins, Mode};
@@ -63,6 +65,7 @@ enum Cmd {
     Verify(VerifyCmd),
     Network(NetworkCmd),
     Export(cli_export::ExportCmd),
+    Image(ImageCmd),
 }
 
 /// The options that say what a container is; shared by `up` and `run`.
@@ -365,6 +368,7 @@ fn run(cli: Cli, shorthand: Option<(String, bool)>) -> Result<i32> {
         }
         Cmd::Network(n) => cli_network::run(&paths, n, &root),
         Cmd::Export(c) => cli_export::run(&paths, c, &root),
+        Cmd::Image(i) => cli_image::run(&paths, i, &root),
         Cmd::Verify(c) => {
             for n in &c.names {
                 spec::validate_name(n)?;
