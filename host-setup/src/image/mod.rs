@@ -19,6 +19,8 @@ pub mod digest;
 pub mod layerfs;
 pub mod manifest;
 pub mod platform;
+pub mod progress;
+pub mod pull;
 pub mod reference;
 pub mod registry;
 pub mod repos;
