@@ -1,6 +1,8 @@
 //! Images: a content-addressed store of blobs in the state dir, layers unpacked
 //! once (by diff ID) into overlay lower dirs, and the image list.
 //!
+//! - `reference` Docker's reference rules (registry helper)
+//! - `platform` which manifest of an index this host runs (registry helper)
 //! - `digest`   `sha256:HEX`, and a reader that hashes and limits what it reads
 //! - `store`    blobs, layer dirs, locks; `unpack(manifest)` gives an image's layer dirs
 //! - `repos`    repositories.json: reference -> manifest digest
@@ -15,7 +17,9 @@
 //! - `pull`     `image pull`: manifest -> platform -> blobs -> store -> unpack
 
 pub mod auth;
+pub mod cmd;
 pub mod digest;
+pub mod import;
 pub mod layerfs;
 pub mod manifest;
 pub mod platform;
