@@ -33,7 +33,8 @@ impl<R: Read> Progress<R> {
             return;
         }
         self.last = Some(now);
-        let _ = write!(std::io::stderr(), "\r{}{}", line(&self.label, self.done, self.total), if end { "\n" } else { "" });
+        let _ =
+            write!(std::io::stderr(), "\r{}{}", line(&self.label, self.done, self.total), if end { "\n" } else { "" });
     }
 }
 

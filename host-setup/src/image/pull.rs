@@ -109,7 +109,10 @@ fn fetch_manifest(
     let d = platform::pick(&index, want)?;
     let want_digest = Digest::from_oci(d.digest())?;
     if d.size() > limit {
-        return Err(Error::Failed(format!("manifest {want_digest}: {} bytes, over the limit of {limit}; refused", d.size())));
+        return Err(Error::Failed(format!(
+            "manifest {want_digest}: {} bytes, over the limit of {limit}; refused",
+            d.size()
+        )));
     }
     let m = reg.manifest(&want_digest.to_string(), limit)?;
     if m.digest != want_digest.to_string() || m.bytes.len() as u64 != d.size() {
