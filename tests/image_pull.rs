@@ -295,6 +295,64 @@ fn redirects_to_blob_storage_get_no_credentials() {
     assert!(seen.lock().unwrap().iter().filter(|r| r.header("authorization").is_some()).count() >= 4);
 }
 
+/// The token flow (distribution's docs/spec/auth/token.md): the registry
+/// answers 401 with a Bearer challenge naming a realm; the token server there
+/// takes basic credentials and gives a token, which every later request carries.
+#[test]
+fn bearer_token_from_the_realm_the_registry_names() {
+    let tmp = TempDir::new("pull-token");
+    let (layout, m) = base_layout(&tmp);
+    let (tport, tseen) = fake::serve(|req| {
+        let q = req.path.replace("%3A", ":").replace("%2F", "/");
+        if req.header("authorization") != Some("Basic Ym9iOnB3") {
+            return fake::Response::status(401, &[]);
+        }
+        if !q.contains("scope=repository:team/app:pull") || !q.contains("service=fake-registry") {
+            return fake::Response::status(400, &[]);
+        }
+        fake::Response::ok(br#"{"token":"tok-123","expires_in":300}"#.to_vec(), "application/json")
+    });
+    let blobs = layout.dir.join("blobs/sha256");
+    let mdig = m.digest.clone();
+    let (port, seen) = fake::serve(move |req| {
+        if req.header("authorization") != Some("Bearer tok-123") {
+            let c = format!(
+                r#"Bearer realm="http://127.0.0.1:{tport}/token",service="fake-registry",scope="repository:team/app:pull""#
+            );
+            return fake::Response::status(401, &[("WWW-Authenticate", &c)]);
+        }
+        let d = if req.path.contains("/manifests/") {
+            mdig.clone()
+        } else {
+            req.path.rsplit('/').next().unwrap().to_string()
+        };
+        fs::read(blobs.join(d.trim_start_matches("sha256:"))).map_or(fake::Response::status(404, &[]), |b| {
+            fake::Response::ok(b, "application/vnd.oci.image.manifest.v1+json")
+        })
+    });
+    let host = format!("127.0.0.1:{port}");
+    let r = format!("{host}/team/app:v1");
+    let write_auth = |file: &str, pw: &str| {
+        let json = format!(r#"{{"auths":{{"{host}/team":{{"username":"bob","password":"{pw}"}}}}}}"#);
+        fs::write(tmp.path(file), json).unwrap();
+        tmp.s(file)
+    };
+    let (good, bad) = (write_auth("good.json", "pw"), write_auth("bad.json", "nope"));
+    let lab = Lab::new();
+    let e = pull_err(&lab, &[&r, "--insecure-registry", &host], &[("REGISTRY_AUTH_FILE", &bad)]);
+    assert!(e.contains(&format!("token server http://127.0.0.1:{tport}/token: 401 unauthorized")), "{e}");
+    assert!(e.contains("wrong user name or password"), "{e}");
+    tseen.lock().unwrap().clear();
+    seen.lock().unwrap().clear();
+
+    let (_, digest, dirs) = pull_ok(&lab, &[&r, "--insecure-registry", &host], &[("REGISTRY_AUTH_FILE", &good)]);
+    assert_eq!(digest, m.digest);
+    assert!(dirs[1].join("bin/busybox").is_file());
+    assert_eq!(tseen.lock().unwrap().len(), 1, "one token for the whole pull");
+    let bearer = seen.lock().unwrap().iter().filter(|r| r.header("authorization") == Some("Bearer tok-123")).count();
+    assert_eq!(bearer, 4, "manifest, config and two layers with the token");
+}
+
 /// A layout with one 100 MB layer of random bytes (plain tar: no time in gzip).
 fn big_layout(tmp: &TempDir) -> (Layout, Desc, Desc) {
     let t = tmp.path("big");
