@@ -29,6 +29,8 @@ pub mod reference;
 pub mod registry;
 pub mod repos;
 pub mod store;
+#[cfg(test)]
+mod store_tests;
 pub mod unpack;
 
 pub use digest::Digest;
