@@ -46,7 +46,7 @@ pub fn pull(store: &Store, reference: &str, opts: &PullOptions) -> Result<Pulled
     let r = Reference::parse(reference)?;
     let want = opts.platform.clone().unwrap_or_else(Platform::host);
     let pinned = match &r.digest {
-        Some(d) => Some(Digest::parse(&d.to_string())?),
+        Some(d) => Some(Digest::from_oci(d)?),
         None => None,
     };
     let reg = Registry::new(&r, &opts.insecure)?;
