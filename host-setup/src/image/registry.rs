@@ -265,7 +265,14 @@ impl Registry {
     }
 
     fn transport_error(&self, url: &str, t: ureq::Transport) -> Error {
-        let mut msg = format!("GET {url}: {t}");
+        // Transport's own Display repeats the URL: kind and message only.
+        let mut msg = format!("GET {url}: {}", t.kind());
+        if let Some(m) = t.message() {
+            msg.push_str(&format!(": {m}"));
+        }
+        if let Some(src) = std::error::Error::source(&t) {
+            msg.push_str(&format!(": {src}"));
+        }
         if !self.insecure && matches!(t.kind(), ureq::ErrorKind::ConnectionFailed | ureq::ErrorKind::Io) {
             msg.push_str(&format!(
                 "; a registry that speaks plain http must be named with --insecure-registry {}",
