@@ -1,4 +1,4 @@
-//! `host-setup image import|ls|rm|prune`: the command line (argh) of image/.
+//! `host-setup image pull|import|ls|rm|prune`: the command line (argh) of image/.
 
 use std::path::PathBuf;
 
@@ -10,7 +10,7 @@ use host_setup::state::Paths;
 
 #[derive(FromArgs)]
 #[argh(subcommand, name = "image")]
-/// Images in the state dir: import an archive, ls, rm, prune (layers unpacked once, shared by every container).
+/// Images in the state dir: pull from a registry, import an archive, ls, rm, prune (layers unpacked once, shared by every container).
 pub struct ImageCmd {
     #[argh(subcommand)]
     pub cmd: ImageSub,
@@ -19,10 +19,26 @@ pub struct ImageCmd {
 #[derive(FromArgs)]
 #[argh(subcommand)]
 pub enum ImageSub {
+    Pull(ImagePull),
     Import(ImageImport),
     Ls(ImageLs),
     Rm(ImageRm),
     Prune(ImagePrune),
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "pull")]
+/// Pull an image from a registry (distribution API v2) and unpack its layers: busybox, registry.example:5000/app:1.2, name@sha256:...
+pub struct ImagePull {
+    /// the image reference
+    #[argh(positional)]
+    pub reference: String,
+    /// a registry (host[:port]) spoken to over plain http, without TLS; repeatable
+    #[argh(option)]
+    pub insecure_registry: Vec<String>,
+    /// the platform to pick from a multi-arch image (default: the host's, e.g. linux/amd64)
+    #[argh(option)]
+    pub platform: Option<String>,
 }
 
 #[derive(FromArgs)]
@@ -66,6 +82,21 @@ pub struct ImagePrune {}
 pub fn run(paths: &Paths, c: ImageCmd, root: &dyn Fn() -> Result<()>) -> Result<i32> {
     let size = |s: &Option<String>, what| s.as_deref().map(|t| host_setup::spec::parse_size(t, what, "1G")).transpose();
     match c.cmd {
+        ImageSub::Pull(p) => {
+            let opts = host_setup::image::pull::PullOptions {
+                insecure: p.insecure_registry,
+                platform: p.platform.as_deref().map(host_setup::image::platform::Platform::parse).transpose()?,
+            };
+            host_setup::image::reference::Reference::parse(&p.reference)?;
+            root()?;
+            let store = Store::open(paths)?;
+            let done = host_setup::image::pull::pull(&store, &p.reference, &opts)?;
+            println!("{} {}", done.reference, done.image.manifest);
+            for d in done.image.dirs.iter().rev() {
+                println!("layer {}", d.display());
+            }
+            log::debug!("pull: {} blobs downloaded, {} requests", done.downloaded, done.requests);
+        }
         ImageSub::Import(i) => {
             let (blob, unpacked) =
                 (size(&i.max_layer_size, "layer size")?, size(&i.max_unpacked_size, "unpacked size")?);

@@ -11,14 +11,22 @@
 //! - `layerfs`  writing those entries without following a symlink or leaving the dir
 //! - `import`   `docker save` archives and OCI layouts (dir or tar)
 //! - `cmd`      `image import|ls|rm|prune`
+//! - `reference` image references as Docker parses them
+//! - `platform` the host's manifest in an index (containerd's matcher)
+//! - `registry` the distribution API v2 client; `auth` its credentials and challenges
+//! - `pull`     `image pull`: manifest -> platform -> blobs -> store -> unpack
 
+pub mod auth;
 pub mod cmd;
 pub mod digest;
 pub mod import;
 pub mod layerfs;
 pub mod manifest;
 pub mod platform;
+pub mod progress;
+pub mod pull;
 pub mod reference;
+pub mod registry;
 pub mod repos;
 pub mod store;
 #[cfg(test)]
