@@ -22,6 +22,7 @@ pub mod made;
 pub mod memfd;
 pub mod mountinfo;
 pub mod net;
+pub mod oci;
 pub mod network;
 pub mod plan;
 pub mod preconditions;
