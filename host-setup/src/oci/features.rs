@@ -6,11 +6,12 @@
 
 use serde_json::{json, Value};
 
-use super::cap_names;
+use super::cli::Global;
+use super::names;
 
 /// The versions of config.json we read (oci-spec's runtime types).
 pub const OCI_VERSION_MIN: &str = "1.0.0";
-pub const OCI_VERSION_MAX: &str = "1.2.0";
+pub const OCI_VERSION_MAX: &str = super::config::OCI_VERSION;
 
 /// Every hook kind is run (prestart and createRuntime on the host, createContainer
 /// and startContainer in the container, poststart, poststop).
@@ -83,7 +84,8 @@ const SECCOMP_KNOWN_FLAGS: [&str; 3] =
 
 /// The document, as `hsrun features` prints it.
 pub fn document() -> Value {
-    let caps: Vec<&str> = cap_names::NAMES.iter().take(cap_names::last_cap() as usize + 1).copied().collect();
+    let caps: Vec<String> =
+        names::CAPS.iter().take(names::last_cap() as usize + 1).map(|c| format!("CAP_{c}")).collect();
     json!({
         "ociVersionMin": OCI_VERSION_MIN,
         "ociVersionMax": OCI_VERSION_MAX,
@@ -113,7 +115,7 @@ pub fn document() -> Value {
 }
 
 /// `hsrun features` (no arguments).
-pub fn main(args: &[String]) -> crate::error::Result<i32> {
+pub fn main(_: &Global, args: &[String]) -> crate::error::Result<i32> {
     if let Some(a) = args.first() {
         return Err(crate::usage!("features: takes no arguments (got {a:?})"));
     }

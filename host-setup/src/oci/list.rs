@@ -3,26 +3,27 @@
 //! OWNER`, the JSON array of runc's container state, or only the IDs.
 
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
-
 use serde_json::{json, Value};
 
-use super::running::Running;
-use super::verb_args::{self, flag, value};
+use super::cli::{opt, parse, Global};
+use super::state::{State, Status};
 use crate::error::{Result, SysContext};
+use crate::state::Paths;
 
-/// The containers under `root`, sorted by ID; a missing root is none.
-pub fn all(root: &Path) -> Result<Vec<Running>> {
-    let rd = match std::fs::read_dir(root) {
+/// The containers under `--root` (ROOT/containers/ID/oci.json), sorted by ID;
+/// a missing root is none. host-setup's own containers there have no oci.json.
+pub fn all(paths: &Paths) -> Result<Vec<State>> {
+    let dir = paths.containers();
+    let rd = match std::fs::read_dir(&dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-        r => r.sys(|| format!("read dir {}", root.display()))?,
+        r => r.sys(|| format!("read dir {}", dir.display()))?,
     };
-    let mut out: Vec<Running> = rd
+    let mut out: Vec<State> = rd
         .flatten()
         .filter(|e| e.path().join("oci.json").is_file())
-        .filter_map(|e| Running::load(root, &e.file_name().to_string_lossy()).ok())
+        .filter_map(|e| State::load(paths, &e.file_name().to_string_lossy()).ok())
         .collect();
-    out.sort_by(|a, b| a.saved.id.cmp(&b.saved.id));
+    out.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(out)
 }
 
@@ -39,23 +40,23 @@ fn owner(uid: u32) -> String {
 }
 
 /// runc's containerState for one container.
-fn entry(c: &Running) -> Value {
-    let status = c.status();
-    let config: Value = std::fs::read_to_string(&c.saved.config)
+fn entry(paths: &Paths, c: &State) -> Value {
+    let status = c.status(paths);
+    let config: Value = std::fs::read_to_string(&c.config)
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or(Value::Null);
-    let rootfs = config["root"]["path"].as_str().map(|p| c.saved.bundle.join(p)).unwrap_or_default();
-    let uid = std::fs::metadata(&c.dir).map(|m| m.uid()).unwrap_or(0);
+    let rootfs = config["root"]["path"].as_str().map(|p| c.bundle.join(p)).unwrap_or_default();
+    let uid = std::fs::metadata(paths.container(&c.id)).map(|m| m.uid()).unwrap_or(0);
     json!({
-        "ociVersion": config["ociVersion"].as_str().unwrap_or(""),
-        "id": c.saved.id,
-        "pid": if status == "stopped" { 0 } else { c.saved.pid },
-        "status": status,
-        "bundle": c.saved.bundle,
+        "ociVersion": c.oci_version,
+        "id": c.id,
+        "pid": if status == Status::Stopped { 0 } else { c.pid },
+        "status": status.word(),
+        "bundle": c.bundle,
         "rootfs": rootfs,
-        "created": c.saved.created,
-        "annotations": config["annotations"],
+        "created": c.created,
+        "annotations": c.annotations,
         "owner": owner(uid),
     })
 }
@@ -77,26 +78,27 @@ fn table(rows: &[Vec<String>]) -> String {
     out
 }
 
-pub fn main(root: &Path, args: &[String]) -> Result<i32> {
-    let p = verb_args::parse("list", args, &[value(&["format", "f"]), flag(&["quiet", "q"])])?;
-    if let Some(a) = p.rest.first() {
+pub fn main(g: &Global, args: &[String]) -> Result<i32> {
+    let p = parse("list", args, &[opt(&["format", "f"], true), opt(&["quiet", "q"], false)], None)?;
+    if let Some(a) = p.args.first() {
         return Err(crate::usage!("list: takes no arguments (got {a:?})"));
     }
-    let all = all(root)?;
-    if p.on("quiet") {
+    let paths = g.paths();
+    let all = all(&paths)?;
+    if p.flag("quiet") {
         for c in &all {
-            println!("{}", c.saved.id);
+            println!("{}", c.id);
         }
         return Ok(0);
     }
-    match p.get("format").unwrap_or("table") {
+    match p.value("format").unwrap_or("table") {
         "json" => {
-            let v: Vec<Value> = all.iter().map(entry).collect();
+            let v: Vec<Value> = all.iter().map(|c| entry(&paths, c)).collect();
             println!("{}", serde_json::to_string(&v).map_err(|e| crate::failed!("list: {e}"))?);
         }
         "table" => {
             let mut rows = vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from).to_vec()];
-            for e in all.iter().map(entry) {
+            for e in all.iter().map(|c| entry(&paths, c)) {
                 let s = |k: &str| e[k].as_str().map(String::from).unwrap_or_else(|| e[k].to_string());
                 rows.push(vec![s("id"), s("pid"), s("status"), s("bundle"), s("created"), s("owner")]);
             }

@@ -10,8 +10,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::running::Running;
-use super::verb_args;
+use super::cli::{parse, Global};
+use super::state::{State, Status};
 use crate::cgroup::keyed_u64;
 use crate::error::{Result, SysContext};
 
@@ -30,15 +30,6 @@ fn freezer(dirs: &[PathBuf]) -> Option<Freezer> {
         return Some(Freezer::V1(d.clone()));
     }
     dirs.iter().find(|d| d.join("cgroup.freeze").exists()).map(|d| Freezer::V2(d.clone()))
-}
-
-/// Whether the container's cgroup is frozen now (None: no freezer, or gone).
-/// A freeze still in progress (v1 FREEZING) is not frozen.
-pub fn frozen(dirs: &[PathBuf]) -> Option<bool> {
-    match freezer(dirs)? {
-        Freezer::V1(d) => Some(std::fs::read_to_string(d.join("freezer.state")).ok()?.trim() == "FROZEN"),
-        Freezer::V2(d) => Some(keyed_u64(&d.join("cgroup.events"), "frozen")? == 1),
-    }
 }
 
 fn write(path: &Path, value: &str) -> Result<()> {
@@ -103,33 +94,31 @@ pub fn set(dirs: &[PathBuf], freeze: bool) -> Result<()> {
     }
 }
 
-fn one_id(verb: &str, args: &[String]) -> Result<String> {
-    let p = verb_args::parse(verb, args, &[])?;
-    match p.rest.as_slice() {
-        [id] => Ok(id.clone()),
-        _ => Err(crate::usage!("{verb}: takes exactly one container id: hsrun {verb} ID")),
-    }
+/// The container of `hsrun VERB ID`.
+fn load(g: &Global, verb: &str, args: &[String]) -> Result<State> {
+    let p = parse(verb, args, &[], None)?;
+    State::load(&g.paths(), p.id(verb)?)
 }
 
 /// `hsrun pause ID`: a running (or created) container only.
-pub fn pause(root: &Path, args: &[String]) -> Result<i32> {
-    let c = Running::load(root, &one_id("pause", args)?)?;
-    match c.status() {
-        "running" | "created" => {}
-        s => return Err(crate::failed!("pause {}: container is {s}, not running", c.saved.id)),
+pub fn pause(g: &Global, args: &[String]) -> Result<i32> {
+    let st = load(g, "pause", args)?;
+    match st.status(&g.paths()) {
+        Status::Running | Status::Created => {}
+        s => return Err(crate::failed!("pause {}: the container is {}, not running", st.id, s.word())),
     }
-    set(&c.saved.cgroup_dirs, true)?;
+    set(&st.cgroup_dirs, true)?;
     Ok(0)
 }
 
 /// `hsrun resume ID`: a paused container only.
-pub fn resume(root: &Path, args: &[String]) -> Result<i32> {
-    let c = Running::load(root, &one_id("resume", args)?)?;
-    match c.status() {
-        "paused" => {}
-        s => return Err(crate::failed!("resume {}: container is {s}, not paused", c.saved.id)),
+pub fn resume(g: &Global, args: &[String]) -> Result<i32> {
+    let st = load(g, "resume", args)?;
+    match st.status(&g.paths()) {
+        Status::Paused => {}
+        s => return Err(crate::failed!("resume {}: the container is {}, not paused", st.id, s.word())),
     }
-    set(&c.saved.cgroup_dirs, false)?;
+    set(&st.cgroup_dirs, false)?;
     Ok(0)
 }
 
@@ -148,9 +137,8 @@ mod tests {
         std::fs::write(v2.join("cgroup.freeze"), "0\n").unwrap();
         std::fs::write(v2.join("cgroup.events"), "populated 1\nfrozen 1\n").unwrap();
         assert_eq!(freezer(&[mem.clone(), v1.clone()]), Some(Freezer::V1(v1.clone())));
-        assert_eq!(frozen(&[v1.clone()]), Some(false), "FREEZING is not frozen yet");
-        assert_eq!(frozen(&[v2.clone()]), Some(true));
-        assert_eq!(frozen(&[mem.clone()]), None);
+        assert_eq!(freezer(&[v2.clone()]), Some(Freezer::V2(v2.clone())));
+        assert_eq!(freezer(&[mem.clone()]), None);
         assert!(set(&[mem], true).unwrap_err().to_string().contains("no freezer"));
         std::fs::remove_dir_all(&d).unwrap();
     }

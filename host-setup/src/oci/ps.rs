@@ -4,10 +4,10 @@
 //! (or `ps PS_ARGS`) run on the host, with only the lines of those pids kept.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use super::running::Running;
-use super::verb_args::{self, value};
+use super::cli::{opt, parse, Global};
+use super::state::State;
 use crate::error::{Result, SysContext};
 
 /// Host pids in `dir` and every cgroup below it, sorted.
@@ -42,14 +42,13 @@ pub fn filter_table(text: &str, pids: &[i32]) -> Result<String> {
     Ok(out)
 }
 
-pub fn main(root: &Path, args: &[String]) -> Result<i32> {
-    let p = verb_args::parse("ps", args, &[value(&["format", "f"])])?;
-    let Some((id, ps_args)) = p.rest.split_first() else {
-        return Err(crate::usage!("ps: needs a container id: hsrun ps [--format table|json] ID [PS_ARGS...]"));
-    };
-    let c = Running::load(root, id)?;
-    let pids = pids(&c.saved.cgroup_dirs);
-    match p.get("format").unwrap_or("table") {
+pub fn main(g: &Global, args: &[String]) -> Result<i32> {
+    // After the id, everything is ps's own arguments.
+    let p = parse("ps", args, &[opt(&["format", "f"], true)], Some(1))?;
+    let st = State::load(&g.paths(), p.id("ps")?)?;
+    let ps_args = &p.args[1..];
+    let pids = pids(&st.cgroup_dirs);
+    match p.value("format").unwrap_or("table") {
         "json" => {
             if !ps_args.is_empty() {
                 return Err(crate::usage!("ps: PS_ARGS go with --format table only"));

@@ -7,13 +7,12 @@
 //! weights, `unified` keys) is refused, never dropped silently.
 
 use std::io::Read;
-use std::path::Path;
 
 use oci_spec::runtime::LinuxResources;
 
-use super::running::Running;
+use super::cli::{opt, parse, Global, Opt, Parsed};
+use super::state::{State, Status};
 use super::update_cgroup;
-use super::verb_args::{self, value};
 use crate::error::{Result, SysContext};
 
 /// What to change; None: leave as it is. Byte and quota values: -1 is "no limit".
@@ -109,29 +108,29 @@ pub fn bytes(flag: &str, v: &str) -> Result<i64> {
         .ok_or_else(|| crate::usage!("update: --{flag} {v:?}: a size in bytes (512m, 1g) or -1"))
 }
 
-const OPTS: &[verb_args::Opt] = &[
-    value(&["resources", "r"]),
-    value(&["memory"]),
-    value(&["memory-swap"]),
-    value(&["memory-reservation"]),
-    value(&["kernel-memory"]),
-    value(&["kernel-memory-tcp"]),
-    value(&["cpu-quota"]),
-    value(&["cpu-period"]),
-    value(&["cpu-share", "cpu-shares"]),
-    value(&["cpu-rt-runtime"]),
-    value(&["cpu-rt-period"]),
-    value(&["cpuset-cpus"]),
-    value(&["cpuset-mems"]),
-    value(&["pids-limit"]),
-    value(&["blkio-weight"]),
-    value(&["l3-cache-schema"]),
-    value(&["mem-bw-schema"]),
+const OPTS: &[Opt] = &[
+    opt(&["resources", "r"], true),
+    opt(&["memory"], true),
+    opt(&["memory-swap"], true),
+    opt(&["memory-reservation"], true),
+    opt(&["kernel-memory"], true),
+    opt(&["kernel-memory-tcp"], true),
+    opt(&["cpu-quota"], true),
+    opt(&["cpu-period"], true),
+    opt(&["cpu-share", "cpu-shares"], true),
+    opt(&["cpu-rt-runtime"], true),
+    opt(&["cpu-rt-period"], true),
+    opt(&["cpuset-cpus"], true),
+    opt(&["cpuset-mems"], true),
+    opt(&["pids-limit"], true),
+    opt(&["blkio-weight"], true),
+    opt(&["l3-cache-schema"], true),
+    opt(&["mem-bw-schema"], true),
 ];
 
 /// The changes the command line asks for (`--resources` and flags: flags win, as in runc).
-pub fn changes(p: &verb_args::Parsed) -> Result<Changes> {
-    let mut c = match p.get("resources") {
+pub fn changes(p: &Parsed) -> Result<Changes> {
+    let mut c = match p.value("resources") {
         None => Changes::default(),
         Some(file) => {
             let text = if file == "-" {
@@ -150,35 +149,42 @@ pub fn changes(p: &verb_args::Parsed) -> Result<Changes> {
     for f in
         ["kernel-memory", "kernel-memory-tcp", "cpu-rt-runtime", "cpu-rt-period", "l3-cache-schema", "mem-bw-schema"]
     {
-        if p.get(f).is_some() {
+        if p.value(f).is_some() {
             return Err(crate::usage!("update: --{f} is not supported by hsrun"));
         }
     }
-    if p.get("blkio-weight").is_some_and(|w| w != "0") {
+    if p.value("blkio-weight").is_some_and(|w| w != "0") {
         return Err(crate::usage!("update: --blkio-weight: no blkio/io controller in the container's cgroups"));
     }
-    let size = |f: &str| p.get(f).map(|v| bytes(f, v)).transpose();
+    let size = |f: &str| p.value(f).map(|v| bytes(f, v)).transpose();
     c.memory = size("memory")?.or(c.memory);
     c.memory_swap = size("memory-swap")?.or(c.memory_swap);
     c.memory_reservation = size("memory-reservation")?.or(c.memory_reservation);
-    c.cpu_quota = p.number("cpu-quota")?.or(c.cpu_quota);
-    c.cpu_period = p.number("cpu-period")?.or(c.cpu_period);
-    c.cpu_shares = p.number("cpu-share")?.or(c.cpu_shares);
-    c.pids_limit = p.number("pids-limit")?.or(c.pids_limit);
-    c.cpuset_cpus = p.get("cpuset-cpus").map(String::from).or(c.cpuset_cpus);
-    c.cpuset_mems = p.get("cpuset-mems").map(String::from).or(c.cpuset_mems);
+    c.cpu_quota = number(p, "cpu-quota")?.or(c.cpu_quota);
+    c.cpu_period = number(p, "cpu-period")?.or(c.cpu_period);
+    c.cpu_shares = number(p, "cpu-share")?.or(c.cpu_shares);
+    c.pids_limit = number(p, "pids-limit")?.or(c.pids_limit);
+    c.cpuset_cpus = p.value("cpuset-cpus").map(String::from).or(c.cpuset_cpus);
+    c.cpuset_mems = p.value("cpuset-mems").map(String::from).or(c.cpuset_mems);
     Ok(c)
 }
 
-pub fn main(root: &Path, args: &[String]) -> Result<i32> {
-    let p = verb_args::parse("update", args, OPTS)?;
-    let [id] = p.rest.as_slice() else {
-        return Err(crate::usage!("update: takes one container id: hsrun update [--resources FILE|-] [flags] ID"));
-    };
-    let c = Running::load(root, id)?;
+/// A numeric option, or a usage error naming it.
+fn number<T: std::str::FromStr>(p: &Parsed, name: &str) -> Result<Option<T>> {
+    p.value(name).map(|v| v.parse().map_err(|_| crate::usage!("update: --{name}: {v:?} is not a number"))).transpose()
+}
+
+pub fn main(g: &Global, args: &[String]) -> Result<i32> {
+    let p = parse("update", args, OPTS, None)?;
+    let id = p.id("update")?;
+    let st = State::load(&g.paths(), id)?;
     let changes = changes(&p)?;
-    c.require_alive("update")?;
-    update_cgroup::apply(&c.saved.cgroup_dirs, &changes)?;
+    match st.status(&g.paths()) {
+        Status::Stopped => return Err(crate::failed!("update {id}: the container is stopped")),
+        Status::Creating => return Err(crate::failed!("update {id}: the container is still being created")),
+        _ => {}
+    }
+    update_cgroup::apply(&st.cgroup_dirs, &changes)?;
     Ok(0)
 }
 
