@@ -37,7 +37,7 @@ impl Oci {
             std::fs::create_dir_all(rootfs.join(d)).unwrap();
         }
         std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("busybox-static is missing");
-        for a in ["sh", "sleep", "echo", "cat", "id", "pwd", "env", "true", "ps", "tty", "stat"] {
+        for a in ["sh", "sleep", "echo", "cat", "id", "pwd", "env", "true", "ps", "tty", "stat", "grep"] {
             symlink("busybox", rootfs.join("bin").join(a)).unwrap();
         }
         Oci { dir, tag, ids: Default::default() }
@@ -73,10 +73,7 @@ impl Oci {
         let st = self.saved(id);
         let dirs: Vec<PathBuf> =
             st["cgroup_dirs"].as_array().unwrap().iter().map(|d| PathBuf::from(d.as_str().unwrap())).collect();
-        dirs.iter()
-            .map(|d| d.join(file))
-            .find(|f| f.exists())
-            .unwrap_or_else(|| panic!("no {file} in {dirs:?}"))
+        dirs.iter().map(|d| d.join(file)).find(|f| f.exists()).unwrap_or_else(|| panic!("no {file} in {dirs:?}"))
     }
 
     /// ROOT/containers/ID/oci.json.
@@ -91,8 +88,15 @@ impl Oci {
         self.ids.lock().unwrap().push(id.clone());
         let bundle = self.dir.path(&id);
         std::fs::create_dir_all(&bundle).unwrap();
-        let caps = json!(["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_KILL", "CAP_SETGID", "CAP_SETUID",
-            "CAP_NET_BIND_SERVICE"]);
+        let caps = json!([
+            "CAP_CHOWN",
+            "CAP_DAC_OVERRIDE",
+            "CAP_FOWNER",
+            "CAP_KILL",
+            "CAP_SETGID",
+            "CAP_SETUID",
+            "CAP_NET_BIND_SERVICE"
+        ]);
         let config = json!({
             "ociVersion": "1.0.2",
             "process": {
@@ -105,7 +109,9 @@ impl Oci {
             "hostname": "verbs",
             "mounts": [
                 {"destination": "/proc", "type": "proc", "source": "proc"},
-                {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]}
+                {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]},
+                {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+                 "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]}
             ],
             "linux": {
                 "cgroupsPath": format!("/{}/{id}", self.cg_parent()),
@@ -134,6 +140,17 @@ impl Oci {
     fn status(&self, id: &str) -> String {
         let st: Value = serde_json::from_slice(&self.ok(&["state", id]).stdout).unwrap();
         st["status"].as_str().unwrap().to_string()
+    }
+
+    /// `hsrun exec --detach ARGS`: the process keeps hsrun's stdout and stderr, so
+    /// they go to files (a pipe would stay open as long as the process runs).
+    fn exec_detached(&self, args: &[&str]) -> (std::process::ExitStatus, String) {
+        let err = self.dir.path(&format!("exec-{}.stderr", seq()));
+        let mut a = vec!["exec", "--detach"];
+        a.extend_from_slice(args);
+        let status =
+            self.hsrun(&a).stdout(Stdio::null()).stderr(std::fs::File::create(&err).unwrap()).status().unwrap();
+        (status, std::fs::read_to_string(&err).unwrap_or_default())
     }
 
     /// `hsrun exec ARGS` with its output.
@@ -202,7 +219,8 @@ fn exec_user_cwd_env_caps() {
     assert_eq!(l[5].split_whitespace().nth(1), Some("1"), "{l:?}");
     // As root: the config's capability set, exactly (CAP_KILL is bit 5), and --cap adds one.
     let o = oci.exec(&["--cap", "CAP_NET_RAW", &id, "grep", "CapBnd", "/proc/self/status"]);
-    let mask = u64::from_str_radix(stdout(&o).split_whitespace().nth(1).unwrap(), 16).unwrap();
+    let mask = stdout(&o).split_whitespace().nth(1).and_then(|m| u64::from_str_radix(m, 16).ok());
+    let mask = mask.unwrap_or_else(|| panic!("no CapBnd: {}", text(&o)));
     let want = [0, 1, 3, 5, 6, 7, 10, 13].iter().fold(0u64, |m, b| m | 1 << b);
     assert_eq!(mask, want, "{}", text(&o));
 }
@@ -213,8 +231,8 @@ fn exec_detach_writes_the_pid_file() {
     let id = oci.container("det", &["sleep", "1000"]);
     let pid_file = oci.dir.path("exec.pid");
     let t0 = Instant::now();
-    let o = oci.exec(&["--detach", "--pid-file", pid_file.to_str().unwrap(), &id, "sleep", "500"]);
-    assert!(o.status.success(), "{}", text(&o));
+    let (status, err) = oci.exec_detached(&["--pid-file", pid_file.to_str().unwrap(), &id, "sleep", "500"]);
+    assert!(status.success(), "{status:?}: {err}");
     assert!(t0.elapsed() < Duration::from_secs(10), "--detach returns at once");
     let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
     let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
@@ -242,6 +260,10 @@ fn exec_detach_writes_the_pid_file() {
     let me = all.as_array().unwrap().iter().find(|c| c["id"] == id.as_str()).expect("listed");
     assert_eq!((me["status"].as_str(), me["pid"].as_i64()), (Some("running"), Some(oci.pid(&id) as i64)));
     assert_eq!(lines(&oci.ok(&["list", "-q"])), [id.clone()]);
+    // A command that cannot be exec'd fails hsrun itself, as with runc.
+    let (status, err) = oci.exec_detached(&[&id, "no-such-command"]);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("no-such-command"), "{err}");
 }
 
 /// Receive one fd sent with SCM_RIGHTS on `sock`.
@@ -267,12 +289,20 @@ fn exec_tty_through_the_console_socket() {
     let sock = oci.dir.path("console.sock");
     let listener = UnixListener::bind(&sock).unwrap();
     let pid_file = oci.dir.path("tty.pid");
-    let o = oci.exec(&["-t", "-d", "--console-socket", sock.to_str().unwrap(), "--pid-file", pid_file.to_str().unwrap(),
-        &id, "sh"]);
-    assert!(o.status.success(), "{}", text(&o));
+    let (status, err) = oci.exec_detached(&[
+        "-t",
+        "--console-socket",
+        sock.to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        &id,
+        "sh",
+    ]);
+    assert!(status.success(), "{status:?}: {err}");
     let (conn, _) = listener.accept().unwrap();
     let mut master = std::fs::File::from(recv_fd(&conn));
-    master.write_all(b"tty >/dev/null && echo on-a-tty-$((6*7))\n").unwrap();
+    // The container's own devpts: ttyname inside finds /dev/pts/N.
+    master.write_all(b"tty && echo on-a-tty-$((6*7))\n").unwrap();
     let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let (mut r, o2) = (master.try_clone().unwrap(), out.clone());
     std::thread::spawn(move || {
@@ -285,6 +315,7 @@ fn exec_tty_through_the_console_socket() {
         }
     });
     wait_for("the shell's answer on the pty", || out.lock().unwrap().contains("on-a-tty-42").then_some(()));
+    assert!(out.lock().unwrap().contains("/dev/pts/"), "{}", out.lock().unwrap());
     let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
     master.write_all(b"exit\n").unwrap();
     wait_for("the shell to exit", || {
@@ -374,8 +405,12 @@ fn verbs_refuse_a_stopped_container() {
     for verb in [&["exec", &id, "true"][..], &["pause", &id], &["update", "--memory", "100m", &id]] {
         let o = oci.run(verb);
         assert_eq!(o.status.code(), Some(1), "{verb:?}: {}", text(&o));
-        assert!(String::from_utf8_lossy(&o.stderr).contains("stopped") || String::from_utf8_lossy(&o.stderr).contains("not running"),
-            "{verb:?}: {}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("stopped")
+                || String::from_utf8_lossy(&o.stderr).contains("not running"),
+            "{verb:?}: {}",
+            text(&o)
+        );
     }
     let o = oci.run(&["exec", "no-such-container", "true"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
@@ -393,7 +428,8 @@ fn features_document() {
     assert!(f["mountOptions"].as_array().unwrap().iter().any(|o| o == "rbind"));
     let linux = &f["linux"];
     let ns: Vec<&str> = linux["namespaces"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
-    assert_eq!(ns.len(), 7, "{ns:?}");
+    assert_eq!(ns.len(), 6, "{ns:?}");
+    assert!(!ns.contains(&"user"), "create refuses a user namespace: {ns:?}");
     assert!(linux["capabilities"].as_array().unwrap().iter().any(|c| c == "CAP_SYS_ADMIN"));
     assert_eq!(linux["cgroup"]["v1"], true);
     assert_eq!(linux["cgroup"]["v2"], true);

@@ -61,6 +61,7 @@ pub fn exec(paths: &Paths, name: &str, cmd: &[String], default_init: &Path) -> R
         image: image.as_ref(),
         filter: filter.as_ref(),
         spec: None,
+        ready: None,
         stdio,
         cwd: None,
     };
@@ -148,6 +149,9 @@ pub struct Launch<'a> {
     pub filter: Option<&'a OwnedFd>,
     /// init's --spec-fd records, on SPEC_FD.
     pub spec: Option<&'a OwnedFd>,
+    /// The write end of init's ready pipe, on READY_FD (init --ready-fd): `ok`
+    /// right before the command's execve, an error line if that fails.
+    pub ready: Option<&'a OwnedFd>,
     /// fds 0-2 (None: ours as they are, in a new session).
     pub stdio: Option<ChildStdio>,
     /// The working directory, relative to the container's root (None: "/"). A
@@ -163,8 +167,7 @@ pub fn spawn(e: &Entry, l: &Launch, who: &str) -> Result<Pid> {
     // setns(CLONE_NEWPID) changes the pid namespace of our *children* only: enter it
     // here, then fork, and the child is a member of the container's pid namespace.
     if let Some(pid_ns) = &e.pid_ns {
-        nix::sched::setns(pid_ns, CloneFlags::CLONE_NEWPID)
-            .sys(|| format!("setns(/proc/{}/ns/pid)", e.init.pid))?;
+        nix::sched::setns(pid_ns, CloneFlags::CLONE_NEWPID).sys(|| format!("setns(/proc/{}/ns/pid)", e.init.pid))?;
     }
     forward::block()?;
     let (child, born_in) = match born_in_cgroup(&e.cgroup_dirs)? {
@@ -183,8 +186,7 @@ pub fn spawn(e: &Entry, l: &Launch, who: &str) -> Result<Pid> {
             // and reports 127/126 itself if it cannot.
             Some(fd) => exec_init(
                 fd.as_raw_fd(),
-                l.filter.map(|f| f.as_raw_fd()),
-                l.spec.map(|f| f.as_raw_fd()),
+                [l.filter, l.spec, l.ready].map(|f| f.map(|f| f.as_raw_fd())),
                 &l.argv,
                 &l.env,
             ),
@@ -244,18 +246,23 @@ const IMAGE_FD: RawFd = SECCOMP_FD + 1;
 /// The fd number of init's --spec-fd records in the child (after the image).
 pub const SPEC_FD: RawFd = IMAGE_FD + 1;
 
-/// Exec init from its sealed memfd, the filter (if any) on SECCOMP_FD, the spec
-/// records (if any) on SPEC_FD; returns 126 if that fails. Nothing else of ours
-/// stays open: fds 0-2 (ours or the relay's, see relay.rs), the filter, the
-/// records, and the image (close-on-exec).
-fn exec_init(fd: RawFd, filter: Option<RawFd>, spec: Option<RawFd>, argv: &[CString], env: &[CString]) -> i32 {
-    // All out of the way first: any may sit on SECCOMP_FD..=SPEC_FD now.
-    let (image, filter, spec) = (sys::dup_high(fd), filter.map(sys::dup_high), spec.map(sys::dup_high));
-    let placed = sys::place_fd(image, IMAGE_FD, true)
-        .and_then(|()| filter.map_or(Ok(()), |f| sys::place_fd(f, SECCOMP_FD, false)))
-        .and_then(|()| spec.map_or(Ok(()), |f| sys::place_fd(f, SPEC_FD, false)));
+/// Exec init from its sealed memfd with `[filter, spec, ready]` (each if given)
+/// on SECCOMP_FD, SPEC_FD and READY_FD; returns 126 if that fails. Nothing else
+/// of ours stays open: fds 0-2 (ours or the relay's, see relay.rs), those, and
+/// the image (close-on-exec).
+fn exec_init(fd: RawFd, extra: [Option<RawFd>; 3], argv: &[CString], env: &[CString]) -> i32 {
+    const TO: [RawFd; 3] = [SECCOMP_FD, SPEC_FD, contract::READY_FD];
+    // All out of the way first: any may sit on one of the target numbers now.
+    let image = sys::dup_high(fd);
+    let extra = extra.map(|f| f.map(sys::dup_high));
+    let mut placed = sys::place_fd(image, IMAGE_FD, true);
+    for (from, to) in extra.iter().zip(TO) {
+        if let Some(from) = from {
+            placed = placed.and_then(|()| sys::place_fd(*from, to, false));
+        }
+    }
     sys::close_from(SPEC_FD + 1);
-    let keep = |fd: RawFd| fd == IMAGE_FD || (fd == SECCOMP_FD && filter.is_some()) || (fd == SPEC_FD && spec.is_some());
+    let keep = |fd: RawFd| fd == IMAGE_FD || TO.iter().zip(&extra).any(|(to, f)| *to == fd && f.is_some());
     for fd in (3..=SPEC_FD).filter(|&fd| !keep(fd)) {
         let _ = nix::unistd::close(fd);
     }

@@ -25,7 +25,7 @@ use oci_spec::runtime::{Capability, LinuxCapabilities, Process, Spec as OciSpec}
 
 use super::cli::{opt, parse, Global, Opt, Parsed};
 use super::state::{State, Status};
-use super::{config, console};
+use super::{config, exec_tty};
 use crate::error::{Result, SysContext};
 use crate::exec::{spawn, Entry, Launch, SPEC_FD};
 use crate::relay::ChildStdio;
@@ -104,7 +104,11 @@ pub fn process(p: &Parsed, cmd: &[String], config: &OciSpec) -> Result<Process> 
     if !caps.is_empty() {
         let mut c = proc.capabilities().clone().unwrap_or_default();
         for name in caps {
-            let full = if name.to_ascii_uppercase().starts_with("CAP_") { name.to_ascii_uppercase() } else { format!("CAP_{}", name.to_ascii_uppercase()) };
+            let full = if name.to_ascii_uppercase().starts_with("CAP_") {
+                name.to_ascii_uppercase()
+            } else {
+                format!("CAP_{}", name.to_ascii_uppercase())
+            };
             let cap: Capability = serde_json::from_value(serde_json::Value::String(full))
                 .map_err(|_| crate::usage!("exec: --cap {name:?}: not a capability"))?;
             add_cap(&mut c, cap);
@@ -138,10 +142,13 @@ fn add_cap(c: &mut LinuxCapabilities, cap: Capability) {
     }
 }
 
-/// init's argv for the process.
-pub fn init_argv(args: &[String], filtered: bool) -> Vec<String> {
+/// init's argv for the process (`ready`: with --ready-fd, for --detach).
+pub fn init_argv(args: &[String], filtered: bool, ready: bool) -> Vec<String> {
     use init::flag;
     let mut a: Vec<String> = ["init", flag::RESTRICT, flag::EXEC].map(String::from).to_vec();
+    if ready {
+        a.extend([flag::READY_FD.to_string(), crate::contract::READY_FD.to_string()]);
+    }
     if filtered {
         a.extend([flag::SECCOMP_FD.to_string(), crate::contract::SECCOMP_FD.to_string()]);
     }
@@ -212,34 +219,47 @@ pub fn main(g: &Global, args: &[String]) -> Result<i32> {
     let image = crate::memfd::sealed_init(&init_bin)?;
     let entry = Entry::open(id, st.init(), &st.cgroup_dirs)?;
 
-    // The terminal: the master to the engine now (we keep the slave for the child),
-    // or a pty relayed to ours.
-    let (slave, relay) = match (terminal, socket) {
-        (true, Some(sock)) => {
-            let c = console::open(&sock)?;
-            let slave = c.slave.try_clone().sys(|| "dup the pty slave".into())?;
-            c.send()?;
-            (Some(slave), None)
+    // The terminal: the master to the engine now (we keep the slave for the
+    // child), or relayed to ours.
+    let pty = if terminal { Some(exec_tty::open(st.pid)?) } else { None };
+    let relay = match (&pty, &socket) {
+        (Some(pty), Some(sock)) => {
+            exec_tty::send(sock, pty)?;
+            None
         }
-        (true, None) => {
-            let pty = nix::pty::openpty(crate::sys::window_size(0).as_ref(), None)
-                .map_err(|e| crate::error::Error::sys("openpty", e))?;
-            (Some(pty.slave), Some(std::fs::File::from(pty.master)))
-        }
-        (false, _) => (None, None),
+        (Some(pty), None) => Some(pty.master.try_clone().sys(|| "dup the pty master".into())?),
+        (None, _) => None,
+    };
+    let slave = pty.map(|p| p.slave);
+    // --detach: hsrun exits 0 only once the command has been exec'd (init says
+    // `ok` right before execve, an error if it fails), as runc does; the pid
+    // file then names the command, not a process still on its way there.
+    let ready = if detach {
+        Some(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).sys(|| "pipe2 for init's ready report".into())?)
+    } else {
+        None
     };
     let launch = Launch {
-        argv: crate::sys::cstrings(&init_argv(&args, filter.is_some()))?,
+        argv: crate::sys::cstrings(&init_argv(&args, filter.is_some(), detach))?,
         env: crate::sys::cstrings(&proc.env().clone().unwrap_or_default())?,
         image: Some(&image),
         filter: filter.as_ref(),
         spec: Some(&records),
+        ready: ready.as_ref().map(|(_, w)| w),
         // Without a terminal the process gets our fds 0-2: the engine's pipes.
         stdio: slave.as_ref().map(|s| ChildStdio::Tty(s.as_raw_fd())),
         cwd: None,
     };
     let child = spawn(&entry, &launch, "hsrun")?;
     drop(slave);
+    if let Some((r, w)) = ready {
+        drop(w);
+        if let Err(e) = crate::spawn::wait_ready(std::fs::File::from(r), std::time::Duration::from_secs(60)) {
+            // init exits after its report: reap it (it is our child).
+            let _ = crate::sys::wait_exit(child);
+            return Err(e);
+        }
+    }
     if let Some(f) = p.value("pid-file") {
         let path = std::env::current_dir().sys(|| "getcwd".into())?.join(f);
         super::state::write_atomic(&path, child.as_raw().to_string().as_bytes())?;
@@ -248,7 +268,12 @@ pub fn main(g: &Global, args: &[String]) -> Result<i32> {
         return Ok(0);
     }
     match relay {
-        Some(master) => crate::tty::relay(&master, child),
+        Some(master) => {
+            if let Some(ws) = crate::sys::window_size(0) {
+                crate::sys::set_window_size(master.as_raw_fd(), &ws);
+            }
+            crate::tty::relay(&master, child)
+        }
         None => crate::forward::wait(child),
     }
 }
@@ -274,7 +299,22 @@ mod tests {
     fn options_over_the_containers_process() {
         let p = parse(
             "exec",
-            &v(&["-e", "A=2", "--env", "B=3", "--cwd", "/tmp", "-u", "1000:100", "--cap", "NET_RAW", "--no-new-privs", "x", "id", "-u"]),
+            &v(&[
+                "-e",
+                "A=2",
+                "--env",
+                "B=3",
+                "--cwd",
+                "/tmp",
+                "-u",
+                "1000:100",
+                "--cap",
+                "NET_RAW",
+                "--no-new-privs",
+                "x",
+                "id",
+                "-u",
+            ]),
             &OPTS,
             Some(1),
         )
@@ -288,8 +328,9 @@ mod tests {
         assert!(caps.bounding().as_ref().unwrap().contains(&Capability::NetRaw));
         assert!(caps.ambient().is_none(), "no inheritable set: no ambient");
         assert_eq!(proc.no_new_privileges(), Some(true));
-        let argv = init_argv(&v(&["id"]), true);
+        let argv = init_argv(&v(&["id"]), true, false);
         assert_eq!(argv, v(&["init", "--restrict", "--exec", "--seccomp-fd", "5", "--spec-fd", "7", "--", "id"]));
+        assert_eq!(init_argv(&v(&["id"]), false, true)[3..5], v(&["--ready-fd", "3"]));
         let bad = parse("exec", &v(&["-u", "bob", "x", "id"]), &OPTS, Some(1)).unwrap();
         assert!(process(&bad, &bad.args[1..], &config()).is_err());
         let none = parse("exec", &v(&["x"]), &OPTS, Some(1)).unwrap();

@@ -13,56 +13,22 @@ use super::names;
 pub const OCI_VERSION_MIN: &str = "1.0.0";
 pub const OCI_VERSION_MAX: &str = super::config::OCI_VERSION;
 
-/// Every hook kind is run (prestart and createRuntime on the host, createContainer
-/// and startContainer in the container, poststart, poststop).
+/// Every hook kind is run (prestart, createRuntime and createContainer on the
+/// host, startContainer by init in the container, poststart, poststop).
 pub const HOOKS: [&str; 6] =
     ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"];
 
-/// mount(2) options a config.json mount may carry (flags, propagation, recursive
-/// read-only); anything else is passed on as filesystem data.
-pub const MOUNT_OPTIONS: [&str; 39] = [
-    "async",
-    "atime",
-    "bind",
-    "defaults",
-    "dev",
-    "diratime",
-    "dirsync",
-    "exec",
-    "iversion",
-    "lazytime",
-    "mand",
-    "noatime",
-    "nodev",
-    "nodiratime",
-    "noexec",
-    "noiversion",
-    "nolazytime",
-    "nomand",
-    "norelatime",
-    "nostrictatime",
-    "nosuid",
-    "nosymfollow",
-    "private",
-    "rbind",
-    "relatime",
-    "remount",
-    "ro",
-    "rprivate",
-    "rro",
-    "rshared",
-    "rslave",
-    "runbindable",
-    "rw",
-    "shared",
-    "slave",
-    "strictatime",
-    "suid",
-    "sync",
-    "unbindable",
-];
+/// The mount options config.json's mounts may carry: mounts.rs's flag and
+/// propagation words (anything else goes to the filesystem as data), sorted.
+pub fn mount_options() -> Vec<&'static str> {
+    let mut o: Vec<&str> =
+        super::mounts::FLAGS.iter().map(|f| f.0).chain(super::mounts::PROPAGATION.iter().map(|p| p.0)).collect();
+    o.sort_unstable();
+    o
+}
 
-const NAMESPACES: [&str; 7] = ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"];
+/// to_spec.rs refuses a user namespace (and there is no time namespace).
+const NAMESPACES: [&str; 6] = ["cgroup", "ipc", "mount", "network", "pid", "uts"];
 
 /// The actions, operators and architectures seccomp/docker.rs compiles.
 const SECCOMP_ACTIONS: [&str; 8] = [
@@ -90,7 +56,7 @@ pub fn document() -> Value {
         "ociVersionMin": OCI_VERSION_MIN,
         "ociVersionMax": OCI_VERSION_MAX,
         "hooks": HOOKS,
-        "mountOptions": MOUNT_OPTIONS.to_vec(),
+        "mountOptions": mount_options(),
         "linux": {
             "namespaces": NAMESPACES,
             "capabilities": caps,
@@ -106,7 +72,7 @@ pub fn document() -> Value {
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },
             "intelRdt": { "enabled": false },
-            "mountExtensions": { "idmap": { "enabled": true } },
+            "mountExtensions": { "idmap": { "enabled": false } },
         },
         "annotations": {
             "io.github.host-setup.version": env!("CARGO_PKG_VERSION"),
@@ -134,10 +100,10 @@ mod tests {
         assert_eq!(f.oci_version_max(), OCI_VERSION_MAX);
         let linux = f.linux().as_ref().unwrap();
         assert!(linux.capabilities().as_ref().unwrap().contains(&"CAP_SYS_ADMIN".to_string()));
-        assert_eq!(linux.namespaces().as_ref().unwrap().len(), 7);
+        assert_eq!(linux.namespaces().as_ref().unwrap().len(), 6);
         assert_eq!(f.hooks().as_ref().unwrap().len(), 6);
-        let mut sorted = MOUNT_OPTIONS.to_vec();
-        sorted.sort_unstable();
-        assert_eq!(sorted, MOUNT_OPTIONS, "kept sorted, as runc prints them");
+        let o = mount_options();
+        assert!(o.contains(&"rbind") && o.contains(&"rslave") && o.contains(&"nosuid"), "{o:?}");
+        assert!(!o.contains(&"idmap"), "refused by mounts.rs");
     }
 }

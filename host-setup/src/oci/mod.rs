@@ -12,6 +12,7 @@ pub mod console;
 pub mod create;
 pub mod delete;
 pub mod exec;
+mod exec_tty;
 pub mod features;
 pub mod hooks;
 pub mod kill;
