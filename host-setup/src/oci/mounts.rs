@@ -11,7 +11,7 @@ const MS_RDONLY: u64 = libc::MS_RDONLY;
 const MS_REC: u64 = libc::MS_REC;
 
 /// (word, flag, clears): `ro` sets MS_RDONLY, `rw` clears it.
-const FLAGS: [(&str, u64, bool); 28] = [
+pub const FLAGS: [(&str, u64, bool); 28] = [
     ("ro", MS_RDONLY, false),
     ("rw", MS_RDONLY, true),
     ("nosuid", libc::MS_NOSUID, false),
@@ -42,7 +42,7 @@ const FLAGS: [(&str, u64, bool); 28] = [
     ("loud", libc::MS_SILENT, true),
 ];
 
-const PROPAGATION: [(&str, u64); 8] = [
+pub const PROPAGATION: [(&str, u64); 8] = [
     ("private", libc::MS_PRIVATE),
     ("rprivate", libc::MS_PRIVATE | MS_REC),
     ("shared", libc::MS_SHARED),
