@@ -86,11 +86,9 @@ fn podman_runs_containers_with_our_runtime() {
     let pid: i32 =
         ok(&mut p.cmd(&["inspect", "--format", "{{.State.Pid}}", &d]), "podman inspect").trim().parse().unwrap();
     assert!(is_our_init(pid), "PID 1 is not our init (--init-path)");
-    assert!(
-        p.s.path("runtime-root").join(ok(&mut p.cmd(&["inspect", "--format", "{{.Id}}", &d]), "id").trim()).exists(),
-        "podman did not call the runtime with --root {}",
-        p.s.s("runtime-root")
-    );
+    let id = ok(&mut p.cmd(&["inspect", "--format", "{{.Id}}", &d]), "podman inspect").trim().to_string();
+    let state = p.s.path("runtime-root").join(&id);
+    assert!(state.exists(), "podman did not call the runtime with --root {}", p.s.s("runtime-root"));
     let o = dropin::run(p.cmd(&["exec", &d, "sh", "-c", "readlink /proc/1/exe; exit 3"]));
     assert_eq!((o.code, o.stdout.as_str()), (Some(3), "/run/podman-init\n"), "podman exec: {o:?}");
     assert_eq!(image::limits(pid), (64 << 20, "50000 100000".to_string()), "--memory 64m --cpus 0.5 in the kernel");
@@ -101,6 +99,7 @@ fn podman_runs_containers_with_our_runtime() {
     // too; removed by name afterwards): it must hold no process.
     let procs = fs::read_to_string(cg.join("cgroup.procs")).unwrap_or_default();
     assert!(procs.trim().is_empty(), "processes left in {} after podman rm: {procs}", cg.display());
+    assert!(!state.exists(), "the runtime's state {} is left after podman rm", state.display());
     let left = ok(&mut p.cmd(&["ps", "--all", "--quiet"]), "podman ps");
     assert!(left.trim().is_empty(), "containers left: {left}");
     p.s.assert_clean();
