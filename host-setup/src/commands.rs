@@ -63,6 +63,8 @@ fn up_locked(u: &Up, lock: &mut Lock, term: Option<tty::Terminal>, pipes: Option
             println!("{} is up: init pid {}, netns {}{linked}", spec.name, init.pid, spec.netns);
             Ok(0)
         }
+        // hsrun's create (src/oci/) calls plan::up itself.
+        Mode::Detached => Ok(0),
         Mode::Foreground => {
             // We are init's parent: wait for it, passing on the signals we get.
             let init = nix::unistd::Pid::from_raw(init.pid);

@@ -50,6 +50,9 @@ pub struct InitArgs {
     pub seccomp: Seccomp,
     /// --userns: init's user namespace and where init attaches the idmapped layers.
     pub userns: Option<Userns>,
+    /// A container described in full (an OCI bundle): its own argv, clone flags,
+    /// environment and the records on --spec-fd (contract_spec.rs).
+    pub explicit: Option<crate::contract_spec::ExplicitLaunch>,
 }
 
 /// What `--userns` adds to the launch (src/userns/).
@@ -67,6 +70,9 @@ fn s(p: &std::path::Path) -> String {
 impl InitArgs {
     /// init's argv (argv[0] is the binary's path, for ps).
     pub fn argv(&self) -> Vec<String> {
+        if let Some(x) = &self.explicit {
+            return crate::contract_spec::argv(self, x);
+        }
         let mut a = vec![s(&self.init_bin)];
         let mut opt = |name: &str, value: String| a.extend([name.to_string(), value]);
         // With --userns the host joins init to its cgroups and netns (spawn.rs):
@@ -113,7 +119,7 @@ impl InitArgs {
 
     /// Whether init gets a seccomp filter.
     pub fn filtered(&self) -> bool {
-        self.contain && self.seccomp != Seccomp::Unconfined
+        (self.contain || self.explicit.is_some()) && self.seccomp != Seccomp::Unconfined
     }
 
     /// The tutorial's shell commands for what init does (4-1 3) to 4-2 5)).
@@ -298,6 +304,7 @@ mod tests {
             contain: true,
             seccomp: Seccomp::Default,
             userns: None,
+            explicit: None,
         }
     }
 

@@ -32,6 +32,9 @@ impl Bins {
 pub enum Mode {
     Background,
     Foreground,
+    /// No supervisor and no wait (an OCI runtime's `create`): init is left to the
+    /// caller, whose engine's shim is a subreaper and reaps it.
+    Detached,
 }
 
 pub struct Ctx<'a> {

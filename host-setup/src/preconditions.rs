@@ -37,7 +37,9 @@ pub fn check(spec: &Spec, paths: &Paths, cgroups: &Cgroups, cgroup_parent: &str,
             bins.init.display()
         ));
     }
-    if net::netns_exists(&spec.netns) {
+    // A namespace joined by path exists, of course.
+    let joins = spec.explicit.as_ref().is_some_and(|e| e.namespaces.net != crate::spec::Ns::New);
+    if !joins && net::netns_exists(&spec.netns) {
         return Err(crate::precondition!(
             "network namespace {} already exists and host-setup did not make it for {}: remove it (ip netns delete {}) or use another name",
             spec.netns,
@@ -45,7 +47,14 @@ pub fn check(spec: &Spec, paths: &Paths, cgroups: &Cgroups, cgroup_parent: &str,
             spec.netns
         ));
     }
-    for dir in cgroups.dirs(cgroup_parent, &spec.name) {
+    let dirs = match &spec.explicit {
+        Some(e) => {
+            let (parent, name) = e.cgroup_path.rsplit_once('/').unwrap_or(("", &e.cgroup_path));
+            cgroups.dirs(parent, name)
+        }
+        None => cgroups.dirs(cgroup_parent, &spec.name),
+    };
+    for dir in dirs {
         if dir.exists() {
             return Err(crate::precondition!(
                 "cgroup {} already exists and host-setup did not make it for {}: remove it (rmdir) or use another name",

@@ -36,11 +36,22 @@ const INIT_FD: RawFd = READY_FD + 1;
 /// end of its ready pipe.
 pub fn spawn(args: &InitArgs, stdio: Option<ChildStdio>) -> Result<(Pid, File)> {
     let mut argv = sys::cstrings(&args.argv())?;
-    let envp = sys::cstrings(&contract::container_env())?;
+    let envp = match &args.explicit {
+        Some(x) => sys::cstrings(&x.env)?,
+        None => sys::cstrings(&contract::container_env())?,
+    };
+    // A container described in full: its records on a sealed memfd (contract_spec.rs).
+    let records = match &args.explicit {
+        Some(x) => Some(crate::memfd::sealed_memfd(c"host-setup-spec", &x.records)?),
+        None => None,
+    };
     let image = crate::memfd::sealed_init(&args.init_bin)?;
     let filter = if args.filtered() { args.seccomp.memfd()? } else { None };
     let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).sys(|| "pipe".into())?;
-    let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWPID;
+    let mut flags = match &args.explicit {
+        Some(x) => x.clone_flags,
+        None => libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWPID,
+    };
     // --userns: the child waits on this socket until the host has set up its user
     // namespace, and gets the idmapped layers with the go-ahead (handoff()).
     let handoff = match &args.userns {
@@ -109,23 +120,27 @@ pub fn spawn(args: &InitArgs, stdio: Option<ChildStdio>) -> Result<(Pid, File)> 
         // Move all out of the way first: any may sit on fd 3, 4, 5 or 6.. now.
         let (w, img) = (sys::dup_high(ready_w.as_raw_fd()), sys::dup_high(image.as_raw_fd()));
         let bpf = filter.as_ref().map(|f| sys::dup_high(f.as_raw_fd()));
+        let spec = records.as_ref().map(|f| sys::dup_high(f.as_raw_fd()));
         for l in &mut layers[..nlayers] {
             *l = sys::dup_high(*l);
         }
         let mut placed = sys::place_fd(w, READY_FD, false)
             .and_then(|()| sys::place_fd(img, INIT_FD, true))
             .and_then(|()| bpf.map_or(Ok(()), |f| sys::place_fd(f, SECCOMP_FD, false)));
+        // With records there are no layers (a plain root dir): SPEC_FD is free.
+        placed = placed.and_then(|()| spec.map_or(Ok(()), |f| sys::place_fd(f, crate::contract_spec::SPEC_FD, false)));
         for (i, l) in layers[..nlayers].iter().enumerate() {
             placed = placed.and_then(|()| sys::place_fd(*l, init::flag::LOWER_FD + i as RawFd, false));
         }
         // Nothing else of the host may reach the container: every fd our caller left
         // open without O_CLOEXEC would otherwise be init's, readable through /proc/1/fd.
         sys::close_from(match (nlayers, bpf) {
+            _ if spec.is_some() => crate::contract_spec::SPEC_FD + 1,
             (n, _) if n > 0 => init::flag::LOWER_FD + n as RawFd,
             (_, Some(_)) => SECCOMP_FD + 1,
             _ => INIT_FD + 1,
         });
-        if bpf.is_none() && nlayers > 0 {
+        if bpf.is_none() && (nlayers > 0 || spec.is_some()) {
             let _ = nix::unistd::close(SECCOMP_FD); // a gap below the layers
         }
         let errno = match placed {

@@ -34,6 +34,15 @@ pub fn start(ctx: &mut Ctx, args: &InitArgs) -> Result<Proc> {
             Ok(init)
         }
         Mode::Background => start_supervised(ctx, args),
+        Mode::Detached => {
+            // The wait for `start`: init opens this fifo for writing, which blocks
+            // until `start` opens it for reading.
+            if let Some(fifo) = ctx.spec.explicit.as_ref().and_then(|e| e.inside.start_fifo.as_ref()) {
+                let mode = nix::sys::stat::Mode::from_bits_truncate(0o600);
+                nix::unistd::mkfifo(fifo, mode).sys(|| format!("mkfifo {}", fifo.display()))?;
+            }
+            spawn_ready(ctx, args, ctx.console)
+        }
     }
 }
 

@@ -47,6 +47,8 @@ pub struct Opts<'a> {
     pub ready_fd: Option<i32>,
     /// --seccomp-fd: where the seccomp filter is read from.
     pub seccomp_fd: Option<i32>,
+    /// --spec-fd: where the spec's records are read from (src/specrun.rs).
+    pub spec_fd: Option<i32>,
     pub pause: bool,
     pub pgroup: bool,
     pub exec: bool,
@@ -225,14 +227,21 @@ pub fn parse<'a>(argv: impl IntoIterator<Item = &'a CStr>) -> Result<Parsed<'a>,
                 flag::UPPER => &mut o.upper,
                 flag::WORK => &mut o.work,
                 flag::HOSTNAME => &mut o.hostname,
-                // flag::READY_FD or flag::SECCOMP_FD, the fd options
+                // flag::READY_FD, flag::SECCOMP_FD or flag::SPEC_FD, the fd options
                 fd_flag => match parse_fd(value.to_bytes()) {
                     Some(fd) => {
-                        *(if fd_flag == flag::SECCOMP_FD { &mut o.seccomp_fd } else { &mut o.ready_fd }) = Some(fd);
+                        *(match fd_flag {
+                            flag::SECCOMP_FD => &mut o.seccomp_fd,
+                            flag::SPEC_FD => &mut o.spec_fd,
+                            _ => &mut o.ready_fd,
+                        }) = Some(fd);
                         continue;
                     }
                     None if fd_flag == flag::SECCOMP_FD => {
                         return usage("--seccomp-fd needs a number >= 3, not: ", value.to_bytes())
+                    }
+                    None if fd_flag == flag::SPEC_FD => {
+                        return usage("--spec-fd needs a number >= 3, not: ", value.to_bytes())
                     }
                     None => return usage("--ready-fd needs a number >= 3, not: ", value.to_bytes()),
                 },

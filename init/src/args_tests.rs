@@ -85,6 +85,9 @@ fn values_after_equals_sign() {
     assert_eq!(o.seccomp_fd, None);
     assert_eq!(opts(&["--seccomp-fd=5", "--ready-fd", "4"]).seccomp_fd, Some(5));
     assert_eq!(opts(&["--seccomp-fd", "6", "--ready-fd=4"]).ready_fd, Some(4));
+    assert_eq!(opts(&["--spec-fd", "7", "--ready-fd=4"]).spec_fd, Some(7));
+    assert_eq!(opts(&["--spec-fd=8"]).spec_fd, Some(8));
+    assert_eq!(o.spec_fd, None);
     assert_eq!(s(o.rootfs), Some("/c/m"));
     assert_eq!(s(o.hostname), Some("a=b"));
     assert_eq!(o.ready_fd, Some(3));
@@ -197,6 +200,7 @@ fn usage_errors() {
     assert_eq!(err(&["--ready-fd", "9999999999"]), "--ready-fd needs a number >= 3, not: 9999999999");
     assert_eq!(err(&["--seccomp-fd", "x"]), "--seccomp-fd needs a number >= 3, not: x");
     assert_eq!(err(&["--seccomp-fd=1"]), "--seccomp-fd needs a number >= 3, not: 1");
+    assert_eq!(err(&["--spec-fd", "2"]), "--spec-fd needs a number >= 3, not: 2");
     assert_eq!(err(&["--upper", "/u", "--rootfs", "/r", "--lower", "/l"]), "--upper and --work go together");
     assert_eq!(err(&["--work", "/w", "--upper", "/u", "--rootfs", "/r"]), "--upper and --work need --lower");
     assert_eq!(err(&["--lower", "/l"]), "--lower needs --rootfs (where to mount the overlay)");

@@ -133,11 +133,30 @@ pub fn reduced(now: CapSets, keep: u64) -> CapSets {
     CapSets { effective: p, permitted: p, inheritable: 0 }
 }
 
+/// The five capability sets a spec's CAPS record asks for (bit n = capability n).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sets {
+    pub bounding: u64,
+    pub effective: u64,
+    pub permitted: u64,
+    pub inheritable: u64,
+    pub ambient: u64,
+}
+
+impl Sets {
+    /// `--restrict`'s sets: `keep` as the bounding set, effective and
+    /// permitted `now`'s permitted within it (see [`reduced`]), the rest empty.
+    pub fn restricted(now: CapSets, keep: u64) -> Sets {
+        let r = reduced(now, keep);
+        Sets { bounding: keep, effective: r.effective, permitted: r.permitted, inheritable: 0, ambient: 0 }
+    }
+}
+
 /// Drops every capability outside `keep` from the bounding set, up to the
 /// kernel's last capability (found by probing: PR_CAPBSET_READ says EINVAL past
 /// it, so no /proc is needed, which matters for `--exec` after a chroot).
 /// Capabilities already out of the set are left alone. Returns the last cap.
-fn drop_bounding(keep: u64) -> Result<u32, Error<'static>> {
+pub fn drop_bounding(keep: u64) -> Result<u32, Error<'static>> {
     let mut cap = 0;
     while cap < 64 {
         match sys::prctl3(PR_CAPBSET_READ, cap as usize, 0) {
@@ -177,12 +196,44 @@ pub fn restrict(keep: u64) -> Result<(), Error<'static>> {
     if msg::debug_enabled() {
         msg::debug(&[b"bounding set reduced up to ", name(last), b" (the kernel's last capability)"]);
     }
-    let now = sys::capget().map_err(|e| Error::new(e, &[b"capget()"]))?;
-    sys::capset(reduced(now, keep)).map_err(|e| Error::new(e, &[b"capset(effective, permitted, inheritable)"]))?;
-    msg::debug(&[b"capset: effective and permitted reduced to the default set, inheritable empty"]);
+    set(&Sets::restricted(now()?, keep))?;
+    no_new_privs()
+}
+
+/// capget of this process.
+pub fn now() -> Result<CapSets, Error<'static>> {
+    sys::capget().map_err(|e| Error::new(e, &[b"capget()"]))
+}
+
+/// Steps 2 and 3 of [`restrict`] for any sets: capset(effective, permitted,
+/// inheritable), then the ambient set cleared and each of `s.ambient` raised
+/// (the kernel allows only capabilities both permitted and inheritable; it
+/// keeps the ambient set across execve, which is how a non-root process keeps
+/// capabilities: a file without file capabilities gets permitted = ambient).
+pub fn set(s: &Sets) -> Result<(), Error<'static>> {
+    let c = CapSets { effective: s.effective, permitted: s.permitted, inheritable: s.inheritable };
+    sys::capset(c).map_err(|e| {
+        let err = Error::new(e, &[b"capset(effective, permitted, inheritable)"]);
+        match e {
+            Errno::EPERM => err.hint("a set beyond the permitted one, or inheritable beyond bounding"),
+            _ => err,
+        }
+    })?;
+    msg::debug(&[b"capset: effective, permitted, inheritable set"]);
     sys::prctl3(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0)
         .map_err(|e| Error::new(e, &[b"prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)"]))?;
-    msg::debug(&[b"ambient set cleared"]);
+    for cap in (0..64).filter(|c| s.ambient & (1 << c) != 0) {
+        sys::prctl3(PR_CAP_AMBIENT, sys::spec::PR_CAP_AMBIENT_RAISE, cap as usize).map_err(|e| {
+            Error::new(e, &[b"prctl(PR_CAP_AMBIENT_RAISE, ", name(cap), b")"])
+                .hint("an ambient capability must be permitted and inheritable")
+        })?;
+    }
+    msg::debug(&[b"ambient set"]);
+    Ok(())
+}
+
+/// no_new_privs (step 4 of [`restrict`]).
+pub fn no_new_privs() -> Result<(), Error<'static>> {
     sys::prctl(PR_SET_NO_NEW_PRIVS, 1).map_err(|e| Error::new(e, &[b"prctl(PR_SET_NO_NEW_PRIVS, 1)"]))?;
     msg::debug(&[b"no_new_privs set"]);
     Ok(())

@@ -61,4 +61,4 @@ pub const WAIT_CHILD: &str = "--wait-child";
 pub const END: &str = "--";
 
 /// The options that take a value (`--opt VALUE` or `--opt=VALUE`).
-pub const WITH_VALUE: [&str; 9] = [CGROUP, NETNS, ROOTFS, LOWER, UPPER, WORK, HOSTNAME, READY_FD, SECCOMP_FD];
+pub const WITH_VALUE: [&str; 10] = [CGROUP, NETNS, ROOTFS, LOWER, UPPER, WORK, HOSTNAME, READY_FD, SECCOMP_FD, SPEC_FD];

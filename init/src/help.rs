@@ -112,6 +112,13 @@ setup options (host-setup's; each one a step before CMD starts):
                    records, at most 4096) from fd N and close it; install it
                    (after --restrict's no_new_privs) as the last step before
                    CMD starts: init and CMD both run under it
+  --spec-fd N      read the in-container part of a spec (an OCI bundle's) as
+                   records from fd N (a sealed memfd; src/spec.rs): mounts,
+                   devices and links in the new root before the pivot (targets
+                   resolved inside it), masked and read-only paths, sysctls,
+                   domainname, rlimits, oom_score_adj, user, the five
+                   capability sets, no_new_privs, cwd; then the wait for
+                   `start` (ready says ok first) and startContainer hooks
   --ready-fd N     on fd N (>= 3), once CMD runs (with --pause: once setup is
                    done): \"ok\\n\", or \"error\\tERRNO\\tWHAT\\tHINT\\n\"; then
                    close it
@@ -126,6 +133,9 @@ ignored signals unchanged, and no fd above 2. Once CMD runs, init's own
 command line reads \"init -- CMD ARGS\" (no setup paths in /proc/1/cmdline).
 Setup order: cgroups, cgroup namespace, netns, rootfs (with /dev), pivot_root,
 /proc (masked), hostname, then --restrict, then --seccomp-fd's filter.
+--spec-fd: mounts before the pivot; sysctls, read-only and masked paths after
+the hostname; rlimits, user, capabilities, no_new_privs, cwd, the wait for
+start and hooks right before the filter.
 
 exit status:
   CMD's status, or 128+N if CMD was killed by signal N (0 if given to -e)

@@ -21,18 +21,24 @@
 //! - `msg`    error text (step, path, errno), numbers, stderr and debug output
 //! - `sys`    the raw system calls
 //! - `spec`   --spec-fd: the in-container part of an OCI bundle's spec, as records (format only)
+//! - `specrun` --spec-fd: loads and checks the records, and the phases that run them:
+//!   `mounts` (+ `inroot`, `cgroup1`) before and after the pivot, `user` (rlimits, ids,
+//!   capabilities), `start` (the wait for `start`, hooks)
 //! - `waiter` --wait-child: what host-setup's supervisor becomes once init runs
 #![cfg_attr(not(test), no_std)]
 
 pub mod args;
 pub mod caps;
+pub mod cgroup1;
 pub mod dev;
 pub mod exec;
 pub mod flag;
 pub mod help;
+pub mod inroot;
 pub mod join;
 pub mod logpipe;
 pub mod maskproc;
+pub mod mounts;
 pub mod msg;
 pub mod pid1;
 pub mod ready;
@@ -40,7 +46,10 @@ pub mod rootfs;
 pub mod seccomp;
 pub mod signals;
 pub mod spec;
+pub mod specrun;
+pub mod start;
 pub mod sys;
 pub mod title;
+pub mod user;
 pub mod userns;
 pub mod waiter;

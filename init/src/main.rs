@@ -7,6 +7,9 @@
 //! 5. --restrict: non-dumpable, capabilities, no_new_privs (youki/runc order:
 //!    after every mount, right before CMD)
 //!    then --seccomp-fd's filter, read early, installed last (src/seccomp.rs)
+//! --spec-fd's records (src/specrun.rs) are read before step 1 and run within
+//! steps 3-5: mounts before the pivot, masks and sysctls after the hostname,
+//! rlimits, user and capabilities in 5, then the wait for `start` and hooks.
 //! 6. rewrite init's argv, then start CMD (supervised, or --exec, or --pause)
 #![no_std]
 #![no_main]
@@ -21,7 +24,8 @@ use init::help::{HELP, LICENSE, VERSION};
 use init::msg::{self, fmt_i64, Error};
 use init::pid1::{self, Duties, EXIT_SETUP};
 use init::rootfs::{self, Rootfs};
-use init::{caps, join, ready, seccomp, signals, sys, title};
+use init::specrun::Spec;
+use init::{caps, join, ready, seccomp, signals, start, sys, title, user};
 
 const EXIT_USAGE: i32 = 2;
 
@@ -69,7 +73,11 @@ fn main(argc: usize, argv: *const *const c_char, envp: *const *const c_char) -> 
         }
     }
 
-    if let Err(e) = setup(&o) {
+    // --spec-fd: mapped and checked whole before any step, so a malformed
+    // stream changes nothing.
+    let spec = o.spec_fd.map(|fd| Spec::load(fd).unwrap_or_else(|e| ready::fail(o.ready_fd, &e, EXIT_SETUP)));
+
+    if let Err(e) = setup(&o, spec) {
         ready::fail(o.ready_fd, &e, EXIT_SETUP)
     }
 
@@ -84,11 +92,26 @@ fn main(argc: usize, argv: *const *const c_char, envp: *const *const c_char) -> 
         // init's own inherited fds too (CMD never gets them anyway): the host's
         // pipes and files must not stay open in the container's PID 1 (trap 8).
         msg::debug(&[b"close init's inherited fds above 2"]);
-        exec::close_fds_except(o.ready_fd.unwrap_or(-1));
+        match &spec {
+            Some(s) => s.close_fds_except(o.ready_fd.unwrap_or(-1)),
+            None => exec::close_fds_except(o.ready_fd.unwrap_or(-1)),
+        }
         // Not with --exec: execve resets the flag for CMD anyway.
         let dumpable = if o.exec { Ok(()) } else { caps::non_dumpable() };
-        if let Err(e) = dumpable.and_then(|()| caps::restrict(caps::DEFAULT_MASK)) {
+        // With a spec, its process phase applies the capabilities (below).
+        let restricted = if spec.is_some() { Ok(()) } else { caps::restrict(caps::DEFAULT_MASK) };
+        if let Err(e) = dumpable.and(restricted) {
             ready::fail(o.ready_fd, &e, EXIT_SETUP)
+        }
+    }
+    // 5c. the spec's rlimits, user, capabilities (--restrict's if it has none),
+    // no_new_privs, cwd; then the wait for `start` (which says `ok` on the
+    // ready fd and closes it) and the startContainer hooks.
+    if let Some(s) = &spec {
+        match user::process(s, o.restrict).and_then(|()| start::run(s, o.ready_fd, inherited)) {
+            Ok(true) => o.ready_fd = None,
+            Ok(false) => {}
+            Err(e) => ready::fail(o.ready_fd, &e, EXIT_SETUP),
         }
     }
 
@@ -130,7 +153,11 @@ fn print_and_exit(text: &str) -> ! {
 }
 
 /// Steps 1-4, only those whose flags were given. Any error ends init with 125.
-fn setup<'a>(o: &Opts<'a>) -> Result<(), Error<'a>> {
+fn setup<'a>(o: &Opts<'a>, spec: Option<Spec>) -> Result<(), Error<'a>> {
+    if spec.is_some_and(|s| s.root_records) && o.rootfs.is_none() {
+        let what: &[&[u8]] = &[b"--spec-fd: MOUNT, DEVICE, SYMLINK, ROOT_* and NO_PIVOT records"];
+        return Err(Error::new(sys::Errno::EINVAL, what).hint("they need --rootfs"));
+    }
     // 1. cgroups before anything else: nothing init starts may run outside the limits.
     for dir in o.cgroups() {
         join::cgroup(dir)?;
@@ -146,7 +173,7 @@ fn setup<'a>(o: &Opts<'a>) -> Result<(), Error<'a>> {
     // 3. the root filesystem: private "/", overlay or bind, /dev, pivot_root, /proc, masks.
     if let Some(dir) = o.rootfs {
         let (dev, mask_proc, userns) = (o.dev, o.mask_proc, o.userns);
-        rootfs::enter(Rootfs { dir, lower: o.lower, upper: o.upper, work: o.work, dev, mask_proc, userns })?;
+        rootfs::enter(Rootfs { dir, lower: o.lower, upper: o.upper, work: o.work, dev, mask_proc, userns, spec })?;
     }
     // 4. the hostname, in the UTS namespace the caller created.
     if let Some(name) = o.hostname {
@@ -159,6 +186,10 @@ fn setup<'a>(o: &Opts<'a>) -> Result<(), Error<'a>> {
                 err
             }
         })?;
+    }
+    // 4b. the spec's domainname, sysctls, read-only and masked paths.
+    if let Some(s) = spec {
+        s.after_pivot()?;
     }
     Ok(())
 }

@@ -16,11 +16,13 @@
 use core::ffi::CStr;
 
 use crate::msg::{self, Error};
+use crate::specrun::Spec;
+use crate::sys::spec::{MS_MOVE, MS_SHARED, MS_UNBINDABLE};
 use crate::sys::{
     self, Errno, MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_REC, O_CLOEXEC, O_DIRECTORY,
     O_PATH,
 };
-use crate::{dev, maskproc, userns};
+use crate::{dev, maskproc, mounts, userns};
 
 /// The kernel reads at most one page of mount options.
 const OPTIONS_MAX: usize = 4096;
@@ -38,6 +40,9 @@ pub struct Rootfs<'a> {
     pub mask_proc: bool,
     /// --userns: layers attached from fds, userxattr, bound device nodes (src/userns.rs).
     pub userns: bool,
+    /// --spec-fd: "/"'s propagation, the spec's mounts, devices and links
+    /// before the pivot (src/mounts.rs), ROOT_READONLY, NO_PIVOT.
+    pub spec: Option<Spec>,
 }
 
 /// Builds "lowerdir=L[,upperdir=U,workdir=W]" + NUL in `buf`; None if it exceeds a page.
@@ -90,8 +95,15 @@ pub fn enter(r: Rootfs<'_>) -> Result<(), Error<'_>> {
     // On systemd hosts "/" is a shared mount, and a new mount namespace copies it
     // as shared: pivot_root then fails with EINVAL, and every mount below would
     // propagate back to the host. Make our whole tree private first (MS_REC).
-    msg::debug(&[b"make / private (MS_REC|MS_PRIVATE)"]);
-    sys::mount(None, c"/", None, MS_REC | MS_PRIVATE, None).map_err(|e| {
+    // A spec's ROOT_PROPAGATION goes on "/" instead, except a shared or
+    // unbindable one: pivot_root refuses a shared new root or parent (EINVAL),
+    // and an unbindable "/" cannot be bound onto itself below. Those are made
+    // private first and get their propagation after the pivot (a shared "/"
+    // is then a peer group of the container's own, not the host's).
+    let wanted = r.spec.map_or(MS_REC | MS_PRIVATE, |s| s.propagation);
+    let first = if wanted & (MS_SHARED | MS_UNBINDABLE) != 0 { MS_REC | MS_PRIVATE } else { wanted };
+    msg::debug(&[b"set the propagation of / (MS_REC|MS_PRIVATE unless the spec says)"]);
+    sys::mount(None, c"/", None, first, None).map_err(|e| {
         let err = Error::new(e, &[b"mount(/, MS_REC|MS_PRIVATE)"]);
         match e {
             Errno::EINVAL => err.hint("\"/\" is not a mount point: run init in a new mount namespace, not a chroot"),
@@ -136,19 +148,39 @@ pub fn enter(r: Rootfs<'_>) -> Result<(), Error<'_>> {
     if r.dev {
         dev::populate(dir, r.userns)?;
     }
+    if let Some(s) = r.spec {
+        mounts::before_pivot(&s, r.userns)?;
+    }
 
     // A /proc of this pid namespace (init is its PID 1), in the new root before the
     // pivot, as runc mounts it. Not after: in a user namespace the kernel mounts a
     // proc only where one is fully visible already (the host's, which the pivot
     // takes away); and between pivot_root(".", ".") and the detach, "/proc" would
     // name the host's.
-    msg::debug(&[b"mount proc on ", d, b"/proc"]);
-    match sys::mkdir(c"proc", 0o555) {
-        Ok(()) | Err(Errno::EEXIST) => {}
-        Err(e) => return Err(Error::new(e, &[b"mkdir(", d, b"/proc)"])),
+    // (A spec that mounts /proc itself, with its own options, gets only that one.)
+    if !r.spec.is_some_and(|s| s.mounts_proc) {
+        msg::debug(&[b"mount proc on ", d, b"/proc"]);
+        match sys::mkdir(c"proc", 0o555) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(Error::new(e, &[b"mkdir(", d, b"/proc)"])),
+        }
+        sys::mount(Some(c"proc"), c"proc", Some(c"proc"), MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
+            .map_err(|e| Error::new(e, &[b"mount(proc, ", d, b"/proc)"]))?;
     }
-    sys::mount(Some(c"proc"), c"proc", Some(c"proc"), MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
-        .map_err(|e| Error::new(e, &[b"mount(proc, ", d, b"/proc)"]))?;
+    if r.spec.is_some_and(|s| s.root_readonly) {
+        mounts::root_readonly()?;
+    }
+    if r.spec.is_some_and(|s| s.no_pivot) {
+        // runc --no-pivot (a rootfs on ramfs, where pivot_root says EINVAL): move
+        // the new root over "/" and chroot into it. Weaker: the old root stays
+        // under it in the namespace, reachable by whoever may chroot again.
+        msg::debug(&[b"no pivot: mount(., /, MS_MOVE) + chroot(.)"]);
+        sys::mount(Some(c"."), c"/", None, MS_MOVE, None)
+            .map_err(|e| Error::new(e, &[b"mount(", d, b", /, MS_MOVE)"]))?;
+        sys::spec::chroot(c".").map_err(|e| Error::new(e, &[b"chroot(", d, b")"]))?;
+        sys::chdir(c"/").map_err(|e| Error::new(e, &[b"chdir(/)"]))?;
+        return after_pivot(r, wanted);
+    }
 
     // pivot_root(".", ".") stacks the old root on top of DIR at "/"; the umount
     // of "." then starts from DIR, moves up that stack and detaches the old root
@@ -171,7 +203,14 @@ pub fn enter(r: Rootfs<'_>) -> Result<(), Error<'_>> {
     msg::debug(&[b"detach the old root (umount2(., MNT_DETACH))"]);
     sys::umount2(c".", MNT_DETACH).map_err(|e| Error::new(e, &[b"umount2(old root, MNT_DETACH)"]))?;
     sys::chdir(c"/").map_err(|e| Error::new(e, &[b"chdir(/)"]))?;
+    after_pivot(r, wanted)
+}
 
+fn after_pivot(r: Rootfs<'_>, propagation: usize) -> Result<(), Error<'_>> {
+    if propagation & (MS_SHARED | MS_UNBINDABLE) != 0 {
+        sys::mount(None, c"/", None, propagation, None)
+            .map_err(|e| Error::new(e, &[b"mount(/, the spec's root propagation)"]))?;
+    }
     if r.mask_proc {
         maskproc::apply()?;
     }
@@ -209,6 +248,7 @@ mod tests {
             dev: true,
             mask_proc: true,
             userns: false,
+            spec: None,
         };
         let e = enter(r).unwrap_err();
         assert_eq!(e.errno, Errno::ENOENT);

@@ -8,12 +8,14 @@
 //! what we enable there is journalled and undone, see subtree.rs).
 
 pub mod devices;
+mod explicit;
 pub mod live;
 mod op;
 pub mod subtree;
 mod v1;
 mod v2;
 
+pub use explicit::explicit_ops;
 pub use op::Op;
 
 use std::fs;
@@ -242,6 +244,17 @@ pub(crate) fn mkdir(dir: &Path) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(e).sys(|| format!("mkdir {}", dir.display())),
     }
+}
+
+/// mkdir -p: the parents first, those there already fine.
+pub(crate) fn mkdir_all(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(p) = dir.parent() {
+        mkdir_all(p)?;
+    }
+    mkdir(dir)
 }
 
 /// Write one value into a cgroup control file (`echo 40000 > cpu.cfs_quota_us`).

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 
-use super::{devices, mkdir, subtree, v2, write};
+use super::{devices, mkdir, mkdir_all, subtree, v2, write};
 use crate::error::Result;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,7 +53,8 @@ impl Op {
                         mkdir(d)?;
                         v2::enable_for_children(d)?;
                     }
-                    mkdir(dir.parent().expect("a cgroup dir has a parent"))?;
+                    // An OCI cgroupsPath may be nested (`a/b/ID`): its parents too.
+                    mkdir_all(dir.parent().expect("a cgroup dir has a parent"))?;
                     match mkdir(dir) {
                         Err(e) if e.errno() == Some(Errno::ENOENT) && tries < 3 => tries += 1,
                         other => return other,

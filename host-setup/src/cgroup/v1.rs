@@ -80,6 +80,11 @@ impl Mounts {
         self.mount_points().into_iter().map(|m| m.join(parent).join(name)).collect()
     }
 
+    /// The dir of cgroup `rel` in `controller`'s hierarchy, if it is mounted.
+    pub fn controller_dir(&self, controller: &str, rel: &str) -> Option<PathBuf> {
+        self.by_controller.get(controller).map(|m| m.join(rel))
+    }
+
     fn dir_of(&self, controller: &str, parent: &str, name: &str) -> Option<PathBuf> {
         self.by_controller.get(controller).map(|m| m.join(parent).join(name))
     }

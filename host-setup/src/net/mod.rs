@@ -67,6 +67,11 @@ pub fn netns_exists(name: &str) -> bool {
 /// A namespace name: a plain file name under /run/netns. Kept to letters, digits and
 /// `-_.` so it is safe in paths and in the `--explain` shell lines.
 pub fn check_netns_name(name: &str) -> Result<()> {
+    // An absolute path: a namespace bound at a file of its own (an OCI
+    // container's, in its directory), made and removed the same way.
+    if name.starts_with('/') && !name.split('/').any(|c| c == "..") {
+        return Ok(());
+    }
     let why = if name.is_empty() {
         "it is empty"
     } else if name.len() > 255 {

@@ -13,9 +13,11 @@ use crate::error::Result;
 use crate::seccomp::Seccomp;
 use crate::usage;
 
+mod explicit;
 mod join;
 mod values;
 
+pub use explicit::*;
 pub use join::*;
 pub use values::*;
 
@@ -69,6 +71,10 @@ pub struct Spec {
     /// The main process's log: size limit and rotation (logs.rs).
     #[serde(default)]
     pub log: crate::logs::Limits,
+    /// Described in full by the caller (an OCI bundle, explicit.rs) instead of
+    /// the defaults above; the steps read it where it is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explicit: Option<Box<Explicit>>,
 }
 
 fn unconfined() -> Seccomp {
@@ -281,6 +287,7 @@ impl Spec {
             join,
             disk,
             log: crate::logs::Limits::parse(opts.log_max_size.as_deref(), opts.log_max_files.as_deref())?,
+            explicit: None,
         })
     }
 

@@ -15,6 +15,10 @@ impl Step for Cgroups {
     }
 
     fn plan(&self, ctx: &Ctx) -> Result<Vec<Action>> {
+        if let Some(e) = &ctx.spec.explicit {
+            let ops = crate::cgroup::explicit_ops(ctx.cgroups, &e.cgroup_path, &e.resources)?;
+            return Ok(ops.into_iter().map(Action::Cgroup).collect());
+        }
         let ops = ctx.cgroups.ops(ctx.cgroup_parent, &ctx.spec.name, &ctx.spec.limits);
         Ok(ops.into_iter().map(Action::Cgroup).collect())
     }

@@ -17,6 +17,10 @@ impl Step for Dirs {
 
     fn plan(&self, ctx: &Ctx) -> Result<Vec<Action>> {
         let (p, n) = (ctx.paths, &ctx.spec.name);
+        if ctx.spec.explicit.is_some() {
+            // No overlay: the directory holds the exec fifo and the netns file.
+            return Ok(vec![Action::Dirs { root: p.container(n), subdirs: vec![], owned: vec![], owner: None }]);
+        }
         let mut subdirs = vec![p.upper(n), p.work(n), p.merge(n)];
         if ctx.ids.is_some() {
             // The mount points of the idmapped layers (init attaches them there).

@@ -6,6 +6,7 @@
 use super::Step;
 use crate::action::Action;
 use crate::contract::{InitArgs, Userns};
+use crate::contract_spec::ExplicitLaunch;
 use crate::ctx::Ctx;
 use crate::error::Result;
 use crate::net;
@@ -19,6 +20,26 @@ impl Step for Launch {
 
     fn plan(&self, ctx: &Ctx) -> Result<Vec<Action>> {
         let (p, spec) = (ctx.paths, ctx.spec);
+        if let Some(e) = &spec.explicit {
+            // The root as it is (init binds it), the namespaces and records as given.
+            return Ok(vec![Action::Launch(InitArgs {
+                init_bin: ctx.bins.init.clone(),
+                cgroup_dirs: ctx.cgroup_dirs.clone(),
+                born_in_cgroup: ctx.cgroups.version() == 2 && ctx.cgroup_dirs.len() == 1,
+                netns: spec.netns.clone().into(),
+                rootfs: e.root.clone(),
+                lower: vec![],
+                upper: Default::default(),
+                work: Default::default(),
+                hostname: e.hostname.clone().unwrap_or_default(),
+                command: spec.command.clone(),
+                pid1: spec.pid1,
+                contain: false,
+                seccomp: spec.seccomp.clone(),
+                userns: None,
+                explicit: Some(ExplicitLaunch::new(e)),
+            })]);
+        }
         Ok(vec![Action::Launch(InitArgs {
             init_bin: ctx.bins.init.clone(),
             cgroup_dirs: ctx.cgroup_dirs.clone(),
@@ -37,6 +58,7 @@ impl Step for Launch {
                 ids,
                 mount_points: (0..ctx.layer_dirs.len()).map(|i| p.lower(&spec.name, i)).collect(),
             }),
+            explicit: None,
         })])
     }
 }

@@ -22,6 +22,11 @@ impl Step for Layers {
         true
     }
 
+    // A container described in full has a plain directory as its root instead.
+    fn applies(&self, spec: &crate::spec::Spec) -> bool {
+        spec.explicit.is_none()
+    }
+
     fn plan(&self, ctx: &Ctx) -> Result<Vec<Action>> {
         let b = Builder::new(ctx.paths.layers(), ctx.bins.own_dir.clone());
         let mut actions = vec![];

@@ -21,8 +21,17 @@ impl Step for Netns {
         true
     }
 
+    // A container described in full may join a namespace or keep the host's.
+    fn applies(&self, spec: &crate::spec::Spec) -> bool {
+        spec.explicit.as_ref().is_none_or(|e| e.namespaces.net == crate::spec::Ns::New)
+    }
+
     fn plan(&self, ctx: &Ctx) -> Result<Vec<Action>> {
         let ns = &ctx.spec.netns;
+        if ctx.spec.explicit.is_some() {
+            // runc's: a new namespace gets its loopback up, and nothing else.
+            return Ok(vec![Action::Net(Op::AddNetns(ns.clone())), Action::Net(Op::LoopbackUp(ns.clone()))]);
+        }
         let set = |s: Sysctl| Action::Net(Op::NetnsSysctl { netns: ns.clone(), set: s });
         let mut actions = vec![Action::Net(Op::AddNetns(ns.clone())), Action::Net(Op::LoopbackUp(ns.clone()))];
         // Ports below 1024 open to anyone in this netns, as Docker does: binding them

@@ -13,6 +13,7 @@ use syscalls::{syscall, Sysno};
 mod caps;
 pub mod files;
 mod signals;
+pub mod spec;
 
 pub use caps::{capget, capset, seccomp_set_filter, CapSets};
 pub use signals::{signal_disposition, sigsetmask, sigwait};

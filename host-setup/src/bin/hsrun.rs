@@ -1,0 +1,6 @@
+//! hsrun: an OCI runtime (runc's command line) over host-setup's engine; see
+//! host_setup::oci.
+
+fn main() {
+    std::process::exit(host_setup::oci::cli::main(std::env::args().collect()));
+}

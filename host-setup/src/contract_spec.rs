@@ -1,0 +1,258 @@
+//! The in-container part of a container described in full (spec::Explicit),
+//! as the records init reads on `--spec-fd N` (format: init/src/spec.rs, one
+//! definition for both sides), and init's command line for it. A unit test
+//! decodes what is encoded here with init's own `Reader`.
+
+use std::os::fd::RawFd;
+
+use init::flag;
+use init::spec::{self as rec, Field, Writer};
+
+use crate::contract::{InitArgs, READY_FD, SECCOMP_FD};
+use crate::spec::{Explicit, Inside};
+
+/// The fd on which init reads the records (`init --spec-fd 6`): after the
+/// seccomp filter's; a container described in full has no layers on LOWER_FD.
+pub const SPEC_FD: RawFd = SECCOMP_FD + 1;
+
+/// What the launch of a container described in full adds to init's arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExplicitLaunch {
+    /// CLONE_NEW* of the namespaces made at clone (spec::Namespaces::clone_flags).
+    pub clone_flags: libc::c_int,
+    /// A new cgroup namespace (init --cgroupns).
+    pub cgroupns: bool,
+    /// The process's environment, exactly.
+    pub env: Vec<String>,
+    /// The records, encoded.
+    pub records: Vec<u8>,
+}
+
+impl ExplicitLaunch {
+    pub fn new(e: &Explicit) -> ExplicitLaunch {
+        ExplicitLaunch {
+            clone_flags: e.namespaces.clone_flags(),
+            cgroupns: e.namespaces.cgroup == crate::spec::Ns::New,
+            env: e.env.clone(),
+            records: encode(&e.inside),
+        }
+    }
+}
+
+fn b(s: &str) -> Field<'_> {
+    Field::Bytes(s.as_bytes())
+}
+
+/// `inside` as records, in the order of init/src/spec.rs's table.
+pub fn encode(i: &Inside) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut w = Writer::new(|bytes: &[u8]| out.extend_from_slice(bytes));
+    if let Some(p) = i.root_propagation {
+        w.record(rec::ROOT_PROPAGATION, &[Field::U64(p)]);
+    }
+    for m in &i.mounts {
+        let f = [
+            b(&m.source),
+            b(&m.target),
+            b(&m.fstype),
+            Field::U64(m.flags),
+            b(&m.data),
+            Field::U64(m.propagation),
+            Field::U64(rec::NONE),
+        ];
+        w.record(rec::MOUNT, &f);
+    }
+    for d in &i.devices {
+        let f = [
+            b(&d.path),
+            Field::U64(d.kind as u64),
+            Field::U64(d.major),
+            Field::U64(d.minor),
+            Field::U64(d.mode as u64),
+            Field::U64(d.uid as u64),
+            Field::U64(d.gid as u64),
+        ];
+        w.record(rec::DEVICE, &f);
+    }
+    for (target, link) in &i.symlinks {
+        w.record(rec::SYMLINK, &[b(target), b(link)]);
+    }
+    if i.root_readonly {
+        w.record(rec::ROOT_READONLY, &[]);
+    }
+    if i.no_pivot {
+        w.record(rec::NO_PIVOT, &[]);
+    }
+    for p in &i.masked {
+        w.record(rec::MASK, &[b(p)]);
+    }
+    for p in &i.readonly {
+        w.record(rec::READONLY, &[b(p)]);
+    }
+    for (k, v) in &i.sysctl {
+        w.record(rec::SYSCTL, &[b(k), b(v)]);
+    }
+    if let Some(d) = &i.domainname {
+        w.record(rec::DOMAINNAME, &[b(d)]);
+    }
+    for r in &i.rlimits {
+        w.record(rec::RLIMIT, &[Field::U64(r.resource as u64), Field::U64(r.soft), Field::U64(r.hard)]);
+    }
+    if let Some(v) = i.oom_score_adj {
+        w.record(rec::OOM_SCORE_ADJ, &[Field::U64(v as u64)]);
+    }
+    let u = &i.user;
+    let mut f =
+        vec![Field::U64(u.uid as u64), Field::U64(u.gid as u64), Field::U64(u.umask.map_or(rec::NONE, u64::from))];
+    f.extend(u.additional_gids.iter().map(|g| Field::U64(*g as u64)));
+    w.record(rec::USER, &f);
+    if let Some(c) = &i.caps {
+        let f = [c.bounding, c.effective, c.permitted, c.inheritable, c.ambient].map(Field::U64);
+        w.record(rec::CAPS, &f);
+    }
+    if i.no_new_privs {
+        w.record(rec::NO_NEW_PRIVS, &[]);
+    }
+    if !i.cwd.is_empty() {
+        w.record(rec::CWD, &[b(&i.cwd)]);
+    }
+    let fifo = i.start_fifo.as_ref().map(|p| p.display().to_string());
+    if let Some(p) = &fifo {
+        w.record(rec::START_FIFO, &[b(p)]);
+    }
+    for h in &i.hooks {
+        let mut f = vec![b(&h.path), Field::U64(h.timeout.unwrap_or(0)), Field::U64(h.args.len() as u64)];
+        f.extend(h.args.iter().map(|a| b(a)));
+        f.extend(h.env.iter().map(|e| b(e)));
+        w.record(rec::HOOK, &f);
+    }
+    w.end();
+    out
+}
+
+fn s(p: &std::path::Path) -> String {
+    p.display().to_string()
+}
+
+/// init's argv for a container described in full: its cgroups, netns and root,
+/// the records on SPEC_FD, then `--exec -- ARGS` (the process is PID 1, as with runc).
+pub fn argv(a: &InitArgs, x: &ExplicitLaunch) -> Vec<String> {
+    let mut v = vec![s(&a.init_bin)];
+    let mut opt = |name: &str, value: String| v.extend([name.to_string(), value]);
+    for d in a.cgroup_dirs.iter().filter(|_| !a.born_in_cgroup) {
+        opt(flag::CGROUP, s(d));
+    }
+    if !a.netns.as_os_str().is_empty() {
+        opt(flag::NETNS, s(&a.netns));
+    }
+    opt(flag::ROOTFS, s(&a.rootfs));
+    if !a.hostname.is_empty() {
+        opt(flag::HOSTNAME, a.hostname.clone());
+    }
+    opt(flag::READY_FD, READY_FD.to_string());
+    if a.filtered() {
+        opt(flag::SECCOMP_FD, SECCOMP_FD.to_string());
+    }
+    opt(flag::SPEC_FD, SPEC_FD.to_string());
+    if x.cgroupns {
+        v.push(flag::CGROUPNS.into());
+    }
+    v.extend([flag::EXEC.to_string(), flag::END.to_string()]);
+    v.extend(a.command.iter().cloned());
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use init::spec::Reader;
+
+    use super::*;
+    use crate::spec::{Caps, Hook, Mount, Rlimit, User};
+
+    #[test]
+    fn init_reads_what_is_encoded() {
+        let i = Inside {
+            root_propagation: Some(libc::MS_SLAVE | libc::MS_REC),
+            mounts: vec![Mount {
+                source: "proc".into(),
+                target: "/proc".into(),
+                fstype: "proc".into(),
+                flags: libc::MS_NOSUID,
+                data: String::new(),
+                propagation: 0,
+            }],
+            masked: vec!["/proc/kcore".into()],
+            sysctl: [("net.ipv4.ip_forward".to_string(), "1".to_string())].into(),
+            rlimits: vec![Rlimit { resource: 7, soft: 100, hard: 200 }],
+            user: User { uid: 1000, gid: 1001, umask: None, additional_gids: vec![5, 6] },
+            caps: Some(Caps { bounding: 1, effective: 2, permitted: 3, inheritable: 4, ambient: 5 }),
+            cwd: "/tmp".into(),
+            start_fifo: Some("/run/hsrun/containers/x/exec.fifo".into()),
+            hooks: vec![Hook {
+                path: "/bin/true".into(),
+                args: vec!["true".into(), "a".into()],
+                env: vec!["A=1".into()],
+                timeout: Some(3),
+            }],
+            ..Default::default()
+        };
+        let bytes = encode(&i);
+        let mut r = Reader::new(&bytes).unwrap();
+        let mut tags = vec![];
+        while let Some(mut rec) = r.next_record().unwrap() {
+            tags.push(rec.tag);
+            match rec.tag {
+                rec::ROOT_PROPAGATION => assert_eq!(rec.u64().unwrap(), libc::MS_SLAVE | libc::MS_REC),
+                rec::MOUNT => {
+                    assert_eq!(rec.remaining(), 7);
+                    assert_eq!(rec.bytes().unwrap(), b"proc");
+                    assert_eq!(rec.bytes().unwrap(), b"/proc");
+                    assert_eq!(rec.bytes().unwrap(), b"proc");
+                    assert_eq!(rec.u64().unwrap(), libc::MS_NOSUID);
+                    assert_eq!(rec.bytes().unwrap(), b"");
+                    assert_eq!(rec.u64().unwrap(), 0);
+                    assert_eq!(rec.u64().unwrap(), rec::NONE);
+                }
+                rec::MASK => assert_eq!(rec.bytes().unwrap(), b"/proc/kcore"),
+                rec::SYSCTL => {
+                    assert_eq!((rec.bytes().unwrap(), rec.bytes().unwrap()), (&b"net.ipv4.ip_forward"[..], &b"1"[..]))
+                }
+                rec::RLIMIT => assert_eq!([rec.u64().unwrap(), rec.u64().unwrap(), rec.u64().unwrap()], [7, 100, 200]),
+                rec::USER => {
+                    let v: Vec<u64> = (0..rec.remaining()).map(|_| rec.u64().unwrap()).collect();
+                    assert_eq!(v, [1000, 1001, rec::NONE, 5, 6]);
+                }
+                rec::CAPS => {
+                    let v: Vec<u64> = (0..5).map(|_| rec.u64().unwrap()).collect();
+                    assert_eq!(v, [1, 2, 3, 4, 5]);
+                }
+                rec::CWD => assert_eq!(rec.bytes().unwrap(), b"/tmp"),
+                rec::START_FIFO => assert_eq!(rec.bytes().unwrap(), b"/run/hsrun/containers/x/exec.fifo"),
+                rec::HOOK => {
+                    assert_eq!(rec.bytes().unwrap(), b"/bin/true");
+                    assert_eq!((rec.u64().unwrap(), rec.u64().unwrap()), (3, 2));
+                    assert_eq!((rec.bytes().unwrap(), rec.bytes().unwrap()), (&b"true"[..], &b"a"[..]));
+                    assert_eq!(rec.bytes().unwrap(), b"A=1");
+                    assert_eq!(rec.remaining(), 0);
+                }
+                t => panic!("unexpected record {t}"),
+            }
+        }
+        // The table's order: the wait for start after everything but the startContainer hooks.
+        assert_eq!(
+            tags,
+            [
+                rec::ROOT_PROPAGATION,
+                rec::MOUNT,
+                rec::MASK,
+                rec::SYSCTL,
+                rec::RLIMIT,
+                rec::USER,
+                rec::CAPS,
+                rec::CWD,
+                rec::START_FIFO,
+                rec::HOOK
+            ]
+        );
+    }
+}

@@ -1,0 +1,51 @@
+//! `delete ID [--force]`: the journal's teardown, as `down` (`--force` kills a
+//! running container first; without it a running one is refused), then the
+//! poststop hooks. Nothing is left: the container's dir, cgroups, netns bind.
+
+use std::time::Duration;
+
+use super::cli::{opt, parse, Global};
+use super::state::{State, Status};
+use crate::error::Result;
+use crate::plan;
+use crate::state::{Journal, Lock};
+
+pub fn main(g: &Global, args: &[String]) -> Result<i32> {
+    let p = parse("delete", args, &[opt(&["force", "f"], false)], None)?;
+    delete(g, p.id("delete")?, p.flag("force"))?;
+    Ok(0)
+}
+
+pub fn delete(g: &Global, id: &str, force: bool) -> Result<()> {
+    let paths = g.paths();
+    if !super::state::exists(&paths, id) {
+        return Err(crate::failed!("container {id} does not exist"));
+    }
+    let lock = Lock::acquire(&paths, id, || eprintln!("hsrun: waiting for another hsrun working on {id}"))?;
+    // No state yet (a create killed half-way): the journal alone says what to undo.
+    let st = State::load(&paths, id).ok();
+    if let Some(st) = &st {
+        let s = st.status(&paths);
+        // runc's: a created container is deleted without --force (its process never ran).
+        if matches!(s, Status::Running | Status::Paused) && !force {
+            lock.finish();
+            return Err(crate::failed!(
+                "cannot delete container {id}: it is {}; stop it first or use --force",
+                s.word()
+            ));
+        }
+    }
+    let j = Journal::read(&paths, id)?.unwrap_or_default();
+    let explicit = j.spec().and_then(|s| s.explicit).map(|b| *b);
+    let res = plan::teardown(&paths, id, &j, Duration::from_secs(0));
+    // Whatever the journal did not name (a create killed before its first record).
+    let _ = crate::state::remove_tree(&paths.container(id));
+    lock.finish();
+    res?;
+    if let (Some(e), Some(st)) = (explicit, st) {
+        if let Err(err) = super::hooks::run_all("poststop", &e.hooks.poststop, &st.spec_state(Status::Stopped)) {
+            log::warn!("{err}");
+        }
+    }
+    Ok(())
+}

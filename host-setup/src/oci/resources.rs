@@ -1,0 +1,65 @@
+//! config.json's `linux.resources` in general terms (spec::Resources); the
+//! cgroups step writes them as v1 or v2 files (cgroup/explicit.rs).
+
+use oci_spec::runtime::LinuxResources;
+
+use crate::error::Result;
+use crate::spec::{DeviceRule, Resources};
+
+fn unsupported(what: &str) -> crate::error::Error {
+    crate::failed!("config.json: linux.resources.{what}: not supported by this runtime")
+}
+
+pub fn from_oci(r: Option<&LinuxResources>) -> Result<Resources> {
+    let Some(r) = r else { return Ok(Resources::default()) };
+    let mut out = Resources::default();
+    if let Some(m) = r.memory() {
+        out.memory = m.limit();
+        out.memory_swap = m.swap();
+        out.memory_reservation = m.reservation();
+        if m.kernel().is_some() || m.kernel_tcp().is_some() {
+            return Err(unsupported("memory.kernel (deprecated, gone from cgroup v2)"));
+        }
+        if m.disable_oom_killer() == Some(true) {
+            return Err(unsupported("memory.disableOOMKiller"));
+        }
+    }
+    if let Some(c) = r.cpu() {
+        out.cpu_shares = c.shares();
+        out.cpu_quota = c.quota();
+        out.cpu_period = c.period();
+        out.cpus = c.cpus().clone().filter(|s| !s.is_empty());
+        out.mems = c.mems().clone().filter(|s| !s.is_empty());
+        if c.realtime_runtime().is_some() || c.realtime_period().is_some() {
+            return Err(unsupported("cpu.realtimeRuntime"));
+        }
+    }
+    out.pids = r.pids().as_ref().map(|p| p.limit());
+    for d in r.devices().iter().flatten() {
+        let kind = match d.typ() {
+            None => 'a',
+            Some(t) => t.as_str().chars().next().unwrap_or('a'),
+        };
+        out.devices.push(DeviceRule {
+            allow: d.allow(),
+            kind,
+            major: d.major(),
+            minor: d.minor(),
+            access: d.access().clone().unwrap_or_else(|| "rwm".into()),
+        });
+    }
+    out.unified = r.unified().clone().unwrap_or_default().into_iter().collect();
+    if r.block_io().is_some() {
+        return Err(unsupported("blockIO"));
+    }
+    if r.hugepage_limits().as_ref().is_some_and(|v| !v.is_empty()) {
+        return Err(unsupported("hugepageLimits"));
+    }
+    if r.network().is_some() {
+        return Err(unsupported("network"));
+    }
+    if r.rdma().as_ref().is_some_and(|v| !v.is_empty()) {
+        return Err(unsupported("rdma"));
+    }
+    Ok(out)
+}

@@ -1,0 +1,270 @@
+//! config.json -> host-setup's Spec: the same steps as `host-setup up` then run
+//! it (spec/explicit.rs says how each step reads the explicit part). Everything
+//! the runtime spec asks for lands somewhere; what cannot is refused here.
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec as OciSpec};
+
+use super::{config, mounts, names, process, resources};
+use crate::cgroup::Limits;
+use crate::error::Result;
+use crate::seccomp::Seccomp;
+use crate::spec::{Device, Explicit, Hook, Hooks, Inside, Namespaces, Ns, Pid1, Spec};
+use crate::state::Paths;
+
+/// What `create` adds to the bundle.
+pub struct Create<'a> {
+    pub id: &'a str,
+    pub bundle: &'a Path,
+    pub paths: &'a Paths,
+    /// `--no-pivot`: MS_MOVE and chroot instead of pivot_root.
+    pub no_pivot: bool,
+    /// Where containers without a cgroupsPath go.
+    pub cgroup_parent: &'a str,
+}
+
+/// Where the container's new network namespace is bound (so an engine's CNI can
+/// enter it by path as well as by /proc/PID/ns/net).
+pub fn netns_file(paths: &Paths, id: &str) -> PathBuf {
+    paths.container(id).join("netns")
+}
+
+/// The exec fifo: init waits opening it for writing until `start` opens it for reading.
+pub fn exec_fifo(paths: &Paths, id: &str) -> PathBuf {
+    paths.container(id).join("exec.fifo")
+}
+
+fn bad(what: &str, why: impl std::fmt::Display) -> crate::error::Error {
+    crate::failed!("config.json: {what}: {why}")
+}
+
+pub fn to_spec(oci: &OciSpec, c: &Create) -> Result<Spec> {
+    let root = config::root_dir(oci, c.bundle)?;
+    let linux = oci.linux().clone().unwrap_or_default();
+    let process = oci.process().as_ref().ok_or_else(|| bad("process", "missing: create needs a process to run"))?;
+    let args = process.args().clone().unwrap_or_default();
+    if args.first().is_none_or(|a| a.is_empty()) {
+        return Err(bad("process.args", "empty: give the program to run"));
+    }
+    let namespaces = namespaces(oci)?;
+    if namespaces.user != Ns::Host {
+        return Err(bad(
+            "linux.namespaces",
+            "a user namespace is not supported by this runtime yet (run the container without one)",
+        ));
+    }
+    if oci.hostname().is_some() && namespaces.uts != Ns::New {
+        return Err(bad("hostname", "setting it needs a new uts namespace"));
+    }
+    let netns = match &namespaces.net {
+        Ns::New => netns_file(c.paths, c.id).display().to_string(),
+        Ns::Join(p) => p.display().to_string(),
+        Ns::Host => String::new(),
+    };
+    let mut inside = Inside {
+        root_readonly: oci.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false),
+        no_pivot: c.no_pivot,
+        masked: linux.masked_paths().clone().unwrap_or_default(),
+        readonly: linux.readonly_paths().clone().unwrap_or_default(),
+        sysctl: linux.sysctl().clone().unwrap_or_default().into_iter().collect(),
+        domainname: oci.domainname().clone(),
+        start_fifo: Some(exec_fifo(c.paths, c.id)),
+        ..Default::default()
+    };
+    if let Some(p) = linux.rootfs_propagation() {
+        let flags = mounts::propagation(p)
+            .ok_or_else(|| bad("linux.rootfsPropagation", format!("{p:?} is not a propagation")))?;
+        inside.root_propagation = Some(flags);
+    }
+    for m in oci.mounts().clone().unwrap_or_default() {
+        let dest = m.destination().display().to_string();
+        let src = m.source().as_ref().map(|s| s.display().to_string());
+        inside.mounts.push(mounts::mount(
+            &dest,
+            m.typ().as_deref(),
+            src.as_deref(),
+            &m.options().clone().unwrap_or_default(),
+        )?);
+    }
+    inside.devices = devices(&linux)?;
+    inside.symlinks = [
+        ("/proc/self/fd", "/dev/fd"),
+        ("/proc/self/fd/0", "/dev/stdin"),
+        ("/proc/self/fd/1", "/dev/stdout"),
+        ("/proc/self/fd/2", "/dev/stderr"),
+        ("pts/ptmx", "/dev/ptmx"),
+    ]
+    .map(|(t, l)| (t.to_string(), l.to_string()))
+    .to_vec();
+    process::fill(process, &mut inside)?;
+    let hooks = oci.hooks().clone().unwrap_or_default();
+    let conv = |v: &Option<Vec<oci_spec::runtime::Hook>>| -> Vec<Hook> { v.iter().flatten().map(hook).collect() };
+    inside.hooks = conv(hooks.start_container());
+    let mut create_runtime = conv(hooks.prestart());
+    create_runtime.extend(conv(hooks.create_runtime()));
+    let seccomp = match linux.seccomp() {
+        None => Seccomp::Unconfined,
+        Some(s) => {
+            let text = serde_json::to_string(s).map_err(|e| bad("linux.seccomp", e))?;
+            let s = Seccomp::File { path: c.bundle.join("config.json"), text };
+            s.profile().map_err(|e| bad("linux.seccomp", e))?;
+            s
+        }
+    };
+    let explicit = Explicit {
+        root,
+        id_map: None,
+        cgroup_path: cgroup_path(linux.cgroups_path().as_deref(), c)?,
+        resources: resources::from_oci(linux.resources().as_ref())?,
+        hostname: oci.hostname().clone(),
+        env: process.env().clone().unwrap_or_default(),
+        terminal: process.terminal().unwrap_or(false),
+        inside,
+        hooks: Hooks {
+            create_runtime,
+            create_container: conv(hooks.create_container()),
+            poststart: conv(hooks.poststart()),
+            poststop: conv(hooks.poststop()),
+        },
+        namespaces,
+    };
+    Ok(Spec {
+        name: c.id.to_string(),
+        netns,
+        hostname: oci.hostname().clone().unwrap_or_default(),
+        net: None,
+        limits: Limits { pids_max: None, restrict_devices: false, ..Limits::TUTORIAL },
+        layers: vec![],
+        command: args,
+        pid1: Pid1::Exec,
+        privileged: false,
+        seccomp,
+        userns: false,
+        join: None,
+        disk: None,
+        log: Default::default(),
+        explicit: Some(Box::new(explicit)),
+    })
+}
+
+fn hook(h: &oci_spec::runtime::Hook) -> Hook {
+    let path = h.path().display().to_string();
+    Hook {
+        args: h.args().clone().unwrap_or_else(|| vec![path.clone()]),
+        path,
+        env: h.env().clone().unwrap_or_default(),
+        timeout: h.timeout().filter(|t| *t > 0).map(|t| t as u64),
+    }
+}
+
+fn namespaces(oci: &OciSpec) -> Result<Namespaces> {
+    // Absent: the host's. Each type at most once.
+    let mut n = Namespaces {
+        net: Ns::Host,
+        pid: Ns::Host,
+        ipc: Ns::Host,
+        uts: Ns::Host,
+        mount: Ns::Host,
+        cgroup: Ns::Host,
+        user: Ns::Host,
+    };
+    let list = oci.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();
+    let mut seen = vec![];
+    for ns in &list {
+        let t = ns.typ();
+        if seen.contains(&t) {
+            return Err(bad("linux.namespaces", format!("{t:?} is given twice")));
+        }
+        seen.push(t);
+        let v = match ns.path() {
+            Some(p) => Ns::Join(p.clone()),
+            None => Ns::New,
+        };
+        let slot = match t {
+            LinuxNamespaceType::Network => &mut n.net,
+            LinuxNamespaceType::Pid => &mut n.pid,
+            LinuxNamespaceType::Ipc => &mut n.ipc,
+            LinuxNamespaceType::Uts => &mut n.uts,
+            LinuxNamespaceType::Mount => &mut n.mount,
+            LinuxNamespaceType::Cgroup => &mut n.cgroup,
+            LinuxNamespaceType::User => &mut n.user,
+            other => return Err(bad("linux.namespaces", format!("{other:?}: not supported by this runtime"))),
+        };
+        if let (Ns::Join(p), false) = (&v, matches!(t, LinuxNamespaceType::Network)) {
+            return Err(bad(
+                "linux.namespaces",
+                format!("joining a {t:?} namespace by path ({}) is not supported (only network)", p.display()),
+            ));
+        }
+        *slot = v;
+    }
+    if n.mount != Ns::New {
+        return Err(bad("linux.namespaces", "a container needs a mount namespace of its own (type \"mount\")"));
+    }
+    Ok(n)
+}
+
+/// `/default/ID` -> `default/ID`; none: PARENT/ID.
+fn cgroup_path(p: Option<&Path>, c: &Create) -> Result<String> {
+    let Some(p) = p else { return Ok(format!("{}/{}", c.cgroup_parent, c.id)) };
+    let s = p.display().to_string();
+    if s.contains(':') && !s.starts_with('/') {
+        return Err(bad(
+            "linux.cgroupsPath",
+            format!("{s:?} is a systemd slice:prefix:name path: this runtime manages cgroupfs paths only (no --systemd-cgroup)"),
+        ));
+    }
+    let parts: Vec<&str> = s.split('/').filter(|x| !x.is_empty()).collect();
+    if parts.is_empty() || parts.iter().any(|x| *x == "." || *x == "..") {
+        return Err(bad("linux.cgroupsPath", format!("{s:?} is not a cgroup path")));
+    }
+    Ok(parts.join("/"))
+}
+
+/// runc's default devices, then the config's (a config entry replaces a default of the same path).
+fn devices(linux: &oci_spec::runtime::Linux) -> Result<Vec<Device>> {
+    let dev =
+        |path: &str, minor, major| Device { path: path.into(), kind: b'c', major, minor, mode: 0o666, uid: 0, gid: 0 };
+    let mut out = vec![
+        dev("/dev/null", 3, 1),
+        dev("/dev/zero", 5, 1),
+        dev("/dev/full", 7, 1),
+        dev("/dev/random", 8, 1),
+        dev("/dev/urandom", 9, 1),
+        dev("/dev/tty", 0, 5),
+    ];
+    for d in linux.devices().clone().unwrap_or_default() {
+        let path = d.path().display().to_string();
+        if !path.starts_with("/dev/") {
+            return Err(bad("linux.devices", format!("{path}: a device must be under /dev")));
+        }
+        use oci_spec::runtime::LinuxDeviceType as T;
+        let kind = match d.typ() {
+            T::C | T::U => b'c',
+            T::B => b'b',
+            T::P => b'p',
+            T::A => return Err(bad("linux.devices", format!("{path}: type \"a\" is not a device"))),
+        };
+        out.retain(|x| x.path != path);
+        out.push(Device {
+            path,
+            kind,
+            major: d.major() as u64,
+            minor: d.minor() as u64,
+            mode: d.file_mode().unwrap_or(0o666),
+            uid: d.uid().unwrap_or(0),
+            gid: d.gid().unwrap_or(0),
+        });
+    }
+    Ok(out)
+}
+
+/// For process.rs: an rlimit's or capability's name as the kernel's number.
+pub(super) fn number(kind: &str, name: &str) -> Result<u32> {
+    let n = match kind {
+        "capability" => names::cap(name).filter(|n| *n <= names::last_cap()),
+        _ => names::rlimit(name),
+    };
+    n.ok_or_else(|| bad("process", format!("{kind} {name}: not known to this kernel")))
+}

@@ -1,0 +1,225 @@
+//! A container described in full by its caller instead of host-setup's defaults:
+//! an OCI bundle's config.json today (src/oci/), an image run with `-v`, `-u`,
+//! `-w`, `--read-only` tomorrow. The same steps read it: the root is a plain
+//! directory (no layers, no overlay), the namespaces are new, joined by path or
+//! the host's, the id maps are given (not taken from the pool), the cgroup path
+//! and resources are given, and `inside` is what init does in the new root (sent
+//! as records, contract_spec.rs).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::userns::IdMap;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Explicit {
+    /// The root filesystem: a directory used as it is (init binds it).
+    pub root: PathBuf,
+    pub namespaces: Namespaces,
+    /// The user namespace's maps, as given (None: no user namespace).
+    #[serde(default)]
+    pub id_map: Option<IdMap>,
+    /// The container's cgroup, relative to each hierarchy's root: `default/ID`.
+    pub cgroup_path: String,
+    #[serde(default)]
+    pub resources: Resources,
+    /// None: the UTS namespace keeps the name it was born with.
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// The process's environment, exactly (nothing of host-setup's own).
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// The process gets a terminal (a pty whose master goes to the caller).
+    #[serde(default)]
+    pub terminal: bool,
+    #[serde(default)]
+    pub inside: Inside,
+    /// Hooks host-setup runs on the host, with the state on stdin.
+    #[serde(default)]
+    pub hooks: Hooks,
+}
+
+/// One namespace: a new one, one joined by its path, or the host's (absent).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ns {
+    #[default]
+    New,
+    Join(PathBuf),
+    Host,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Namespaces {
+    pub net: Ns,
+    pub pid: Ns,
+    pub ipc: Ns,
+    pub uts: Ns,
+    pub mount: Ns,
+    pub cgroup: Ns,
+    pub user: Ns,
+}
+
+impl Namespaces {
+    /// The clone(2) flags of the namespaces made new at clone time (the net
+    /// namespace is made by the netns step, the cgroup one by init, the user one
+    /// by spawn.rs).
+    pub fn clone_flags(&self) -> libc::c_int {
+        let mut f = 0;
+        for (ns, flag) in [
+            (&self.mount, libc::CLONE_NEWNS),
+            (&self.uts, libc::CLONE_NEWUTS),
+            (&self.ipc, libc::CLONE_NEWIPC),
+            (&self.pid, libc::CLONE_NEWPID),
+        ] {
+            if *ns == Ns::New {
+                f |= flag;
+            }
+        }
+        f
+    }
+}
+
+/// cgroup limits as the OCI runtime spec names them (cgroup.rs writes them as v1 or v2 files).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Resources {
+    pub memory: Option<i64>,
+    /// Memory plus swap (-1: unlimited).
+    pub memory_swap: Option<i64>,
+    pub memory_reservation: Option<i64>,
+    pub cpu_shares: Option<u64>,
+    pub cpu_quota: Option<i64>,
+    pub cpu_period: Option<u64>,
+    pub cpus: Option<String>,
+    pub mems: Option<String>,
+    pub pids: Option<i64>,
+    pub devices: Vec<DeviceRule>,
+    /// cgroup v2 files, written as given.
+    pub unified: BTreeMap<String, String>,
+}
+
+/// A device cgroup rule: `allow`, kind a/c/b, major and minor (None: any), access "rwm".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRule {
+    pub allow: bool,
+    pub kind: char,
+    pub major: Option<i64>,
+    pub minor: Option<i64>,
+    pub access: String,
+}
+
+impl DeviceRule {
+    /// The v1 devices.allow/deny line: `c 1:3 rwm`.
+    pub fn v1_line(&self) -> String {
+        let n = |v: Option<i64>| v.map_or("*".to_string(), |v| v.to_string());
+        if self.kind == 'a' {
+            return "a".into();
+        }
+        format!("{} {}:{} {}", self.kind, n(self.major), n(self.minor), self.access)
+    }
+}
+
+/// What init does inside, in the order it does it (init/src/spec.rs's table).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Inside {
+    /// Of "/" (MS_* flags; None: private, recursively).
+    pub root_propagation: Option<u64>,
+    pub mounts: Vec<Mount>,
+    pub devices: Vec<Device>,
+    /// (target, link path).
+    pub symlinks: Vec<(String, String)>,
+    pub root_readonly: bool,
+    pub no_pivot: bool,
+    pub masked: Vec<String>,
+    pub readonly: Vec<String>,
+    pub sysctl: BTreeMap<String, String>,
+    pub domainname: Option<String>,
+    pub rlimits: Vec<Rlimit>,
+    pub oom_score_adj: Option<i64>,
+    pub user: User,
+    pub caps: Option<Caps>,
+    pub no_new_privs: bool,
+    pub cwd: String,
+    /// The exec fifo init waits on until `start` (a host path).
+    pub start_fifo: Option<PathBuf>,
+    /// Hooks init runs inside after the wait, before exec (startContainer).
+    pub hooks: Vec<Hook>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mount {
+    pub source: String,
+    /// Inside the new root: `/proc`.
+    pub target: String,
+    pub fstype: String,
+    /// MS_* flags.
+    pub flags: u64,
+    pub data: String,
+    /// MS_SHARED, MS_SLAVE, MS_PRIVATE, MS_UNBINDABLE (| MS_REC); 0: none.
+    pub propagation: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    pub path: String,
+    /// b'c', b'b' or b'p'.
+    pub kind: u8,
+    pub major: u64,
+    pub minor: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rlimit {
+    pub resource: u32,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct User {
+    pub uid: u32,
+    pub gid: u32,
+    pub umask: Option<u32>,
+    pub additional_gids: Vec<u32>,
+}
+
+/// The five capability sets, as bit masks (1 << CAP_*).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Caps {
+    pub bounding: u64,
+    pub effective: u64,
+    pub permitted: u64,
+    pub inheritable: u64,
+    pub ambient: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hook {
+    pub path: String,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    /// Seconds; None: no limit.
+    pub timeout: Option<u64>,
+}
+
+/// The hooks run on the host, each kind in order (runtime-spec "Lifecycle").
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Hooks {
+    /// prestart (deprecated) and createRuntime: after the namespaces exist, before pivot.
+    pub create_runtime: Vec<Hook>,
+    /// createContainer: run on the host too (see README, "OCI runtime").
+    pub create_container: Vec<Hook>,
+    pub poststart: Vec<Hook>,
+    pub poststop: Vec<Hook>,
+}
