@@ -99,8 +99,7 @@ pub fn cgroup_file(pid: i32, controller: &str, v1_file: &str, v2_file: &str) -> 
             // After " - ": fstype, source, super options (the v1 controllers).
             let f: Vec<&str> = post.split(' ').collect();
             let has_opt = |o: &str| f.get(2).is_some_and(|so| so.split(',').any(|x| x == o));
-            (f[0] == fstype && opt.map(has_opt) != Some(false))
-                .then(|| PathBuf::from(pre.split(' ').nth(4).unwrap()))
+            (f[0] == fstype && opt.map(has_opt) != Some(false)).then(|| PathBuf::from(pre.split(' ').nth(4).unwrap()))
         })
     };
     for line in cg.lines() {
