@@ -91,3 +91,26 @@ pub fn is_our_init(pid: i32) -> bool {
     let ours = std::fs::metadata(lab_tests::bin("init")).unwrap();
     std::fs::metadata(format!("/proc/{pid}/exe")).is_ok_and(|m| (m.dev(), m.ino()) == (ours.dev(), ours.ino()))
 }
+
+/// What the runtime itself says of the container: `RUNTIME --root ROOT state ID`
+/// (the OCI interface; runc keeps ROOT/ID, hsrun ROOT/containers/ID), its JSON if
+/// it knows the container.
+pub fn runtime_state(root: &Path, id: &str) -> Option<String> {
+    let o = Command::new(runtime()).arg("--root").arg(root).args(["state", id]).stdin(Stdio::null()).output().unwrap();
+    o.status.success().then(|| lab_tests::stdout(&o))
+}
+
+/// Nothing of the container is left in the runtime's root: `state` does not know
+/// it and no path under ROOT names it.
+pub fn assert_runtime_forgot(root: &Path, id: &str) {
+    assert_eq!(runtime_state(root, id), None, "the runtime still knows {id} after delete (--root {})", root.display());
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            assert!(e.file_name().to_str() != Some(id), "the runtime's state {} is left", e.path().display());
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                todo.push(e.path());
+            }
+        }
+    }
+}

@@ -12,7 +12,10 @@ use std::process::{Child, Command};
 
 use crate::docker_host::{end, need, spawn_logged};
 use crate::engine_host::Scratch;
-use crate::{cgroups_named, containerd_turn, dropin, image, is_our_init, mounts_under, ok, runtime, unique};
+use crate::{
+    assert_runtime_forgot, cgroups_named, containerd_turn, dropin, image, is_our_init, mounts_under, ok, runtime,
+    runtime_state, unique,
+};
 use lab_tests::{bin, wait_for};
 
 struct Containerd {
@@ -85,12 +88,16 @@ impl Containerd {
         assert!(!left(&["tasks", "ls"]).contains(id), "a task is left: {}", left(&["tasks", "ls"]));
         let snaps = left(&["snapshots", "--snapshotter", "native", "ls"]);
         assert!(!snaps.lines().any(|l| l.starts_with(id)), "its snapshot is left:\n{snaps}");
-        let state = self.s.path("runtime-root").join(id);
-        assert!(!state.exists(), "the runtime's state {} is left", state.display());
+        assert_runtime_forgot(&self.runtime_root(), id);
         let cg = cgroups_named(&format!("{}/{id}", self.ns));
         assert!(cg.is_empty(), "its cgroups are left: {cg:?}");
         let m = mounts_under(&self.s.tmp.0);
         assert!(m.is_empty(), "mounts are left: {m:?}");
+    }
+
+    /// The runtime's `--root`: the shim appends the namespace to ctr's --runc-root.
+    fn runtime_root(&self) -> PathBuf {
+        self.s.path("runtime-root").join(&self.ns)
     }
 
     /// The host pid of the task `id` (`ctr task ls`: TASK PID STATUS) and its status.
@@ -149,6 +156,9 @@ fn containerd_kill_exec_ps_pause_resume() {
     run.wait_stdout("the container to start", |s| s.contains("ready"));
     let (pid, status) = c.task("k1");
     assert_eq!(status, "RUNNING");
+    let st = runtime_state(&c.runtime_root(), "k1").expect("the runtime's `state k1` fails while it runs");
+    let v: serde_json::Value = serde_json::from_str(&st).unwrap_or_else(|e| panic!("`state k1`: {e}: {st}"));
+    assert!(v["status"] == "running" && v["pid"] == pid, "`state k1` while it runs (PID 1 is {pid}): {st}");
     assert!(is_our_init(pid), "PID 1 of k1 is not our init, bound at /sbin/hsinit");
 
     // ps: the runtime's `ps --format json`, host pids.

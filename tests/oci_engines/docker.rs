@@ -9,7 +9,10 @@ use std::fs;
 use std::time::{Duration, Instant};
 
 use crate::docker_host::Docker;
-use crate::{cgroups_named, containerd_turn, dropin, image, is_our_init, ok, runtime, unique};
+use crate::{
+    assert_runtime_forgot, cgroups_named, containerd_turn, dropin, image, is_our_init, ok, runtime, runtime_state,
+    unique,
+};
 
 #[test]
 fn docker_runs_containers_with_our_runtime() {
@@ -62,8 +65,12 @@ fn docker_runs_containers_with_our_runtime() {
         "the shim of {c} does not call {}: {opts}",
         rt.display()
     );
-    let state = d.s.path("exec/runtime-runc/moby").join(&id);
-    assert!(state.exists(), "no runtime state at {}", state.display());
+    let root = d.s.path("exec/runtime-runc/moby");
+    assert!(
+        runtime_state(&root, &id).is_some_and(|s| s.contains("running")),
+        "`state` of {c} in --root {}",
+        root.display()
+    );
     let o = dropin::run(d.cli(&["exec", &c, "sh", "-c", "readlink /proc/1/exe; exit 3"]));
     assert_eq!((o.code, o.stdout.as_str()), (Some(3), "/sbin/docker-init\n"), "docker exec: {o:?}");
     assert_eq!(image::limits(pid), (64 << 20, "50000 100000".to_string()), "--memory 64m --cpus 0.5 in the kernel");
@@ -71,7 +78,7 @@ fn docker_runs_containers_with_our_runtime() {
     assert!(!dropin::alive(pid), "the container's PID 1 outlived docker rm -f");
     let cg = cgroups_named(&format!("docker/{id}"));
     assert!(cg.is_empty(), "its cgroups are left after docker rm: {cg:?}");
-    assert!(!state.exists(), "the runtime's state {} is left after docker rm", state.display());
+    assert_runtime_forgot(&root, &id);
     let left = ok(&mut d.cli(&["ps", "--all", "--quiet"]), "docker ps");
     assert!(left.trim().is_empty(), "containers left: {left}");
 
