@@ -17,6 +17,7 @@ pub mod error;
 pub mod exec;
 pub mod fault;
 pub mod forward;
+pub mod image;
 pub mod layers;
 pub mod logs;
 pub mod made;

@@ -390,6 +390,8 @@ mod fs;
 mod net;
 mod tty;
 mod userns;
+/// Extended attributes by path (image unpacking, tests): `sys::xattr::set`.
+pub mod xattr;
 pub use fs::*;
 pub use net::*;
 pub use tty::*;

@@ -1,0 +1,26 @@
+//! Images: a content-addressed store of blobs in the state dir, layers unpacked
+//! once (by diff ID) into overlay lower dirs, and the image list.
+//!
+//! - `reference` Docker's reference rules (registry helper)
+//! - `platform` which manifest of an index this host runs (registry helper)
+//! - `digest`   `sha256:HEX`, and a reader that hashes and limits what it reads
+//! - `store`    blobs, layer dirs, locks; `unpack(manifest)` gives an image's layer dirs
+//! - `repos`    repositories.json: reference -> manifest digest
+//! - `manifest` a stored manifest and config read back (layers, diff IDs, defaults)
+//! - `unpack`   a layer tar (plain, gzip, zstd) checked entry by entry
+//! - `layerfs`  writing those entries without following a symlink or leaving the dir
+//! - `import`   `docker save` archives and OCI layouts (dir or tar)
+//! - `cmd`      `image import|ls|rm|prune`
+
+pub mod digest;
+pub mod layerfs;
+pub mod manifest;
+pub mod platform;
+pub mod reference;
+pub mod repos;
+pub mod store;
+pub mod unpack;
+
+pub use digest::Digest;
+pub use manifest::{Image, ImageConfig};
+pub use store::{Limits, Store};
