@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use argh::FromArgs;
 
+mod cli_image;
 mod cli_network;
+use cli_image::ImageCmd;
 use cli_network::NetworkCmd;
 
 use host_setup::ctx::{Bins, Mode};
@@ -61,6 +63,7 @@ enum Cmd {
     Logs(LogsCmd),
     Verify(VerifyCmd),
     Network(NetworkCmd),
+    Image(ImageCmd),
 }
 
 /// The options that say what a container is; shared by `up` and `run`.
@@ -362,6 +365,7 @@ fn run(cli: Cli, shorthand: Option<(String, bool)>) -> Result<i32> {
             Ok(0)
         }
         Cmd::Network(n) => cli_network::run(&paths, n, &root),
+        Cmd::Image(i) => cli_image::run(&paths, i, &root),
         Cmd::Verify(c) => {
             for n in &c.names {
                 spec::validate_name(n)?;

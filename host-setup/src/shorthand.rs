@@ -6,7 +6,7 @@ use crate::spec;
 use crate::state::Paths;
 
 /// The sub-commands (argh's names).
-pub const SUBCOMMANDS: [&str; 8] = ["up", "run", "exec", "down", "status", "logs", "verify", "network"];
+pub const SUBCOMMANDS: [&str; 9] = ["up", "run", "exec", "down", "status", "logs", "verify", "network", "image"];
 
 /// `host-setup red ...` means `host-setup up red ...`: insert "up" before the first
 /// word that is not a global option or a sub-command. Returns the new argv and,

@@ -12,7 +12,9 @@
 //! - `import`   `docker save` archives and OCI layouts (dir or tar)
 //! - `cmd`      `image import|ls|rm|prune`
 
+pub mod cmd;
 pub mod digest;
+pub mod import;
 pub mod layerfs;
 pub mod manifest;
 pub mod platform;

@@ -189,6 +189,14 @@ impl Store {
         Ok(v)
     }
 
+    /// A blob's first bytes (what compression a layer has).
+    pub fn read_head(&self, d: &Digest) -> Result<Vec<u8>> {
+        let path = self.blob_path(d);
+        let mut v = vec![];
+        File::open(&path).and_then(|f| f.take(8).read_to_end(&mut v)).sys(|| format!("read {}", path.display()))?;
+        Ok(v)
+    }
+
     /// Names the image `reference` (replacing what it named before).
     pub fn tag(&self, reference: &str, manifest: &Digest) -> Result<()> {
         super::repos::validate(reference)?;

@@ -22,8 +22,8 @@ pub use join::*;
 pub use values::*;
 
 /// Names that are sub-commands and therefore cannot name a container.
-pub const RESERVED: [&str; 10] =
-    ["up", "run", "exec", "down", "status", "logs", "verify", "network", "help", "version"];
+pub const RESERVED: [&str; 11] =
+    ["up", "run", "exec", "down", "status", "logs", "verify", "network", "image", "help", "version"];
 
 /// The tutorial's limits: 40 % of one CPU, 200 MiB, no swap.
 pub const DEFAULT_CPU_PERCENT: u64 = 40;

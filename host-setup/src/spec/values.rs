@@ -95,7 +95,7 @@ pub fn parse_disk(text: &str) -> Result<u64> {
     Ok(bytes)
 }
 
-fn parse_size(text: &str, what: &str, example: &str) -> Result<u64> {
+pub fn parse_size(text: &str, what: &str, example: &str) -> Result<u64> {
     let bad = || usage!("invalid {what} {text:?}: give bytes or a number with K, M or G (e.g. {example})");
     let t = text.trim();
     let digits = t.bytes().take_while(u8::is_ascii_digit).count();
