@@ -13,6 +13,7 @@
 //! - `cmd`      `image import|ls|rm|prune`
 
 pub mod cmd;
+pub mod config_defaults;
 pub mod digest;
 pub mod import;
 pub mod layerfs;
