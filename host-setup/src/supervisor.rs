@@ -38,8 +38,14 @@ pub fn start(ctx: &mut Ctx, args: &InitArgs) -> Result<Proc> {
             // The wait for `start`: init opens this fifo for writing, which blocks
             // until `start` opens it for reading.
             if let Some(fifo) = ctx.spec.explicit.as_ref().and_then(|e| e.inside.start_fifo.as_ref()) {
-                let mode = nix::sys::stat::Mode::from_bits_truncate(0o600);
+                // 0622 as runc makes it: init opens it (reopening an O_PATH fd it took
+                // before the pivot) after it became the process's user, who may not be
+                // root. Only through that fd: the container's dir is root's, 0700.
+                let mode = nix::sys::stat::Mode::from_bits_truncate(0o622);
                 nix::unistd::mkfifo(fifo, mode).sys(|| format!("mkfifo {}", fifo.display()))?;
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(fifo, std::fs::Permissions::from_mode(0o622))
+                    .sys(|| format!("chmod 622 {}", fifo.display()))?;
             }
             spawn_ready(ctx, args, ctx.console)
         }

@@ -18,7 +18,10 @@ pub fn from_oci(r: Option<&LinuxResources>) -> Result<Resources> {
         out.memory_swap = m.swap();
         out.memory_reservation = m.reservation();
         if m.kernel().is_some() || m.kernel_tcp().is_some() {
-            return Err(unsupported("memory.kernel (deprecated, gone from cgroup v2)"));
+            // runc 1.1's reading too: deprecated by the kernel (5.4) and gone from v2.
+            log::warn!(
+                "config.json: linux.resources.memory.kernel and kernelTCP are deprecated by the kernel: not set"
+            );
         }
         if m.disable_oom_killer() == Some(true) {
             return Err(unsupported("memory.disableOOMKiller"));
