@@ -43,7 +43,7 @@ impl Digest {
 
     /// From an oci-spec descriptor's digest (refusing sha512 and others).
     pub fn from_oci(d: &oci_spec::image::Digest) -> Result<Digest> {
-        Digest::parse(&d.to_string())
+        Digest::parse(d.as_ref())
     }
 
     pub fn to_oci(&self) -> oci_spec::image::Digest {

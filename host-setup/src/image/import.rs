@@ -46,6 +46,23 @@ fn norm(name: &str) -> Result<String> {
     Ok(comps.iter().map(|c| c.to_string_lossy()).collect::<Vec<_>>().join("/"))
 }
 
+/// A symlink's target inside the archive, `..` resolved by name, never above its root.
+fn resolve(base: &Path, target: &Path) -> Result<String> {
+    let bad = || crate::failed!("archive link to {}: outside the archive; refused", target.display());
+    let mut out: Vec<String> = base.iter().map(|c| c.to_string_lossy().into_owned()).collect();
+    for c in target.components() {
+        match c {
+            std::path::Component::Normal(n) => out.push(n.to_string_lossy().into_owned()),
+            std::path::Component::ParentDir => {
+                out.pop().ok_or_else(bad)?;
+            }
+            std::path::Component::CurDir => {}
+            _ => return Err(bad()),
+        }
+    }
+    Ok(out.join("/"))
+}
+
 fn blob_name(d: &Digest) -> String {
     format!("blobs/sha256/{}", d.hex())
 }
@@ -71,7 +88,7 @@ impl Source {
                     } else {
                         Path::new(&name).parent().unwrap_or(Path::new(""))
                     };
-                    Member::Link(norm(&base.join(t).to_string_lossy())?)
+                    Member::Link(resolve(base, &t)?)
                 }
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
                     let size = e.size();

@@ -258,15 +258,18 @@ impl LayerFs {
     /// `trusted.overlay.opaque` (read by an overlay mounted without `userxattr`)
     /// and `user.overlay.opaque` (read with it, as in a user namespace).
     pub fn opaque(&mut self, dir: &[OsString]) -> R<()> {
-        let at = match dir.split_last() {
-            None => self.path.clone(),
+        // The parent's fd stays open while its /proc/self/fd path is used.
+        let parent = match dir.split_last() {
+            None => None,
             Some((name, _)) => {
                 let (parent, _) = self.parent(dir)?;
-                if self.dir(dir, true)?.is_none() {
-                    return Err(format!("{} is missing", show(dir)));
-                }
-                xattr::at(parent.as_fd(), name)
+                self.dir(dir, true)?;
+                Some((parent, name))
             }
+        };
+        let at = match &parent {
+            None => self.path.clone(),
+            Some((fd, name)) => xattr::at(fd.as_fd(), name),
         };
         for k in ["trusted.overlay.opaque", "user.overlay.opaque"] {
             xattr::set(&at, OsStr::new(k), b"y").map_err(|e| sys(format!("setxattr {k} on {}", show(dir)), e))?;

@@ -22,6 +22,8 @@ pub mod platform;
 pub mod reference;
 pub mod repos;
 pub mod store;
+#[cfg(test)]
+mod store_tests;
 pub mod unpack;
 
 pub use digest::Digest;

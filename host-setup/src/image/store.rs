@@ -182,7 +182,9 @@ impl Store {
         let f = File::open(&path).sys(|| format!("open {}", path.display()))?;
         let len = f.metadata().sys(|| format!("stat {}", path.display()))?.len();
         if len > limit {
-            return Err(crate::failed!("blob {d}: {len} bytes, over the limit of {limit} for a manifest or config"));
+            return Err(crate::failed!(
+                "blob {d}: {len} bytes, over the limit of {limit} for a manifest or config; refused"
+            ));
         }
         let mut v = Vec::with_capacity(len as usize);
         f.take(limit).read_to_end(&mut v).sys(|| format!("read {}", path.display()))?;
