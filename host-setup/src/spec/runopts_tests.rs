@@ -23,15 +23,21 @@ fn image(dir: &Path) -> ResolvedImage {
 
 /// A container `green` with `o`, the command `cmd` after --, and the image.
 fn spec_with(o: &RunOptions, cmd: &[&str], img: bool) -> Result<Spec> {
-    let dir = std::env::temp_dir().join(format!("hs-runopts-{}", std::process::id()));
+    // One dir per call: the tests run in parallel threads.
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("hs-runopts-{}-{n}", std::process::id()));
     std::fs::create_dir_all(dir.join("etc")).unwrap();
     std::fs::write(dir.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n").unwrap();
     std::fs::write(dir.join("etc/group"), "app:x:1000:\nextra:x:2000:app\n").unwrap();
     let opts = super::super::Options { command: cmd.iter().map(|s| s.to_string()).collect(), ..Default::default() };
     let mut spec = Spec::new("green", &opts)?;
-    let mut c = check(o, &host)?;
-    apply(&mut spec, o, &mut c, img.then(|| image(&dir)))?;
-    Ok(spec)
+    let mut c = check(o, &host).inspect_err(|_| {
+        let _ = std::fs::remove_dir_all(&dir);
+    })?;
+    let r = apply(&mut spec, o, &mut c, img.then(|| image(&dir)));
+    std::fs::remove_dir_all(&dir).unwrap();
+    r.map(|()| spec)
 }
 
 #[test]
