@@ -55,7 +55,7 @@ pub struct InitArgs {
     pub explicit: Option<crate::contract_spec::ExplicitLaunch>,
     /// The run options of one of host-setup's own containers (contract_run.rs):
     /// its environment and the records on --spec-fd.
-    pub run: Option<crate::contract_run::RunLaunch>,
+    pub run: Option<Box<crate::contract_run::RunLaunch>>,
 }
 
 /// What `--userns` adds to the launch (src/userns/).

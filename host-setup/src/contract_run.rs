@@ -5,9 +5,9 @@
 //!
 //! Under a user namespace a volume is handed to init as a detached idmapped
 //! mount (as the layers are, src/userns/): only the host may idmap a mount of
-//! its own filesystems. init gets those fds right after the layers' (LOWER_FD
-//! + layers + i), named by the MOUNT record's src_fd; the records themselves go
-//! on the fd after them. Without one, init binds the host path itself.
+//! its own filesystems. init gets those fds right after the layers' (fd
+//! LOWER_FD+layers+i), named by the MOUNT record's src_fd; the records
+//! themselves go on the fd after them. Without one, init binds the host path itself.
 
 use std::os::fd::RawFd;
 use std::path::PathBuf;

@@ -61,7 +61,7 @@ impl Step for Launch {
                 mount_points: (0..ctx.layer_dirs.len()).map(|i| p.lower(&spec.name, i)).collect(),
             }),
             explicit: None,
-            run: spec.run.as_ref().map(|r| RunLaunch::new(r, ctx.ids.is_some(), ctx.layer_dirs.len())),
+            run: spec.run.as_ref().map(|r| Box::new(RunLaunch::new(r, ctx.ids.is_some(), ctx.layer_dirs.len()))),
         })])
     }
 }
