@@ -53,6 +53,9 @@ pub struct InitArgs {
     /// A container described in full (an OCI bundle): its own argv, clone flags,
     /// environment and the records on --spec-fd (contract_spec.rs).
     pub explicit: Option<crate::contract_spec::ExplicitLaunch>,
+    /// The run options of one of host-setup's own containers (contract_run.rs):
+    /// its environment and the records on --spec-fd.
+    pub run: Option<Box<crate::contract_run::RunLaunch>>,
 }
 
 /// What `--userns` adds to the launch (src/userns/).
@@ -65,6 +68,10 @@ pub struct Userns {
 
 fn s(p: &std::path::Path) -> String {
     p.display().to_string()
+}
+
+fn opt_spec(a: &mut Vec<String>, fd: RawFd) {
+    a.extend([flag::SPEC_FD.to_string(), fd.to_string()]);
 }
 
 impl InitArgs {
@@ -99,6 +106,9 @@ impl InitArgs {
         }
         if self.userns.is_some() {
             a.push(flag::USERNS.into());
+        }
+        if let Some(r) = self.run.as_ref().filter(|r| !r.records.is_empty()) {
+            opt_spec(&mut a, r.spec_fd);
         }
         if self.contain {
             a.extend([flag::CGROUPNS, flag::DEV, flag::MASK_PROC, flag::RESTRICT].map(String::from));
@@ -193,6 +203,13 @@ impl InitArgs {
                 "  mount --bind /dev/null /proc/kcore ...; mount -o remount,bind,ro /proc/sys ...".to_string(),
                 "  capsh --drop=<all but Docker's default set> --no-new-privs --   # for the command".to_string(),
             ]);
+        }
+        if let Some(r) = &self.run {
+            // The run options' mounts go in before /proc and the pivot.
+            let at = out.iter().position(|l| l.contains("mount -t proc")).unwrap_or(out.len());
+            let mounts = crate::spec::runopts_show::shell_mounts(&r.run, &self.rootfs, self.userns.is_some());
+            out.splice(at..at, mounts);
+            out.push(crate::spec::runopts_show::shell_process(&r.run, &r.env));
         }
         if self.filtered() {
             out.push(format!("  # seccomp: {}, installed last", self.seccomp.describe()));
@@ -305,6 +322,7 @@ mod tests {
             seccomp: Seccomp::Default,
             userns: None,
             explicit: None,
+            run: None,
         }
     }
 

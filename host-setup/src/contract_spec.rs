@@ -45,12 +45,19 @@ fn b(s: &str) -> Field<'_> {
 
 /// `inside` as records, in the order of init/src/spec.rs's table.
 pub fn encode(i: &Inside) -> Vec<u8> {
+    encode_with(i, &[])
+}
+
+/// The same, `src_fds[n]` the fd of the detached mount MOUNT record n attaches
+/// (an idmapped volume, contract_run.rs); None or absent: none.
+pub fn encode_with(i: &Inside, src_fds: &[Option<RawFd>]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut w = Writer::new(|bytes: &[u8]| out.extend_from_slice(bytes));
     if let Some(p) = i.root_propagation {
         w.record(rec::ROOT_PROPAGATION, &[Field::U64(p)]);
     }
-    for m in &i.mounts {
+    for (n, m) in i.mounts.iter().enumerate() {
+        let src_fd = src_fds.get(n).copied().flatten().map_or(rec::NONE, |fd| fd as u64);
         let f = [
             b(&m.source),
             b(&m.target),
@@ -58,7 +65,7 @@ pub fn encode(i: &Inside) -> Vec<u8> {
             Field::U64(m.flags),
             b(&m.data),
             Field::U64(m.propagation),
-            Field::U64(rec::NONE),
+            Field::U64(src_fd),
         ];
         w.record(rec::MOUNT, &f);
     }

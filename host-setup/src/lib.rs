@@ -10,6 +10,7 @@ pub mod action;
 pub mod cgroup;
 pub mod commands;
 pub mod contract;
+pub mod contract_run;
 pub mod contract_spec;
 pub mod ctx;
 pub mod disk;

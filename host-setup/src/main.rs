@@ -25,7 +25,7 @@ use cli_network::NetworkCmd;
 use host_setup::ctx::{Bins, Mode};
 use host_setup::error::Result;
 use host_setup::shorthand::{check_shorthand, with_implicit_up};
-use host_setup::spec::{self, Spec};
+use host_setup::spec;
 use host_setup::state::{self, Paths};
 use host_setup::{commands, exec, status, status_json, sys};
 
@@ -138,6 +138,33 @@ macro_rules! container_cmd {
             /// how many log files to keep, the current one included (default 3)
             #[argh(option)]
             log_max_files: Option<String>,
+            /// run an image (see host-setup image ls): its layers instead of tools and myroot, its Entrypoint, Cmd, Env, WorkingDir and User as defaults
+            #[argh(option)]
+            image: Option<String>,
+            /// an environment variable: K=V, or K for the host's value (repeatable)
+            #[argh(option, short = 'e')]
+            env: Vec<String>,
+            /// a file of K=V lines (# comments) for the environment (repeatable)
+            #[argh(option)]
+            env_file: Vec<PathBuf>,
+            /// the main process's working directory (absolute)
+            #[argh(option, short = 'w')]
+            workdir: Option<String>,
+            /// the main process's user: UID[:GID] or a NAME[:GROUP] of the image's /etc/passwd and /etc/group
+            #[argh(option, short = 'u')]
+            user: Option<String>,
+            /// replace the image's Entrypoint (and clear its Cmd); '' for none
+            #[argh(option)]
+            entrypoint: Option<String>,
+            /// a host directory inside: HOSTDIR:DIR[:ro] (idmapped under a user namespace: files keep their host owners)
+            #[argh(option, short = 'v')]
+            volume: Vec<String>,
+            /// a tmpfs inside: DIR[:size=64m,mode=1777,...] (nosuid, nodev, noexec unless told)
+            #[argh(option)]
+            tmpfs: Vec<String>,
+            /// a read-only root (the upper dir unused); /tmp and /run are tmpfs
+            #[argh(switch)]
+            read_only: bool,
             /// print the steps as the tutorial's shell commands and change nothing
             #[argh(switch)]
             explain: bool,
@@ -147,6 +174,20 @@ macro_rules! container_cmd {
         }
 
         impl $ty {
+            fn run_options(&self) -> spec::runopts::RunOptions {
+                spec::runopts::RunOptions {
+                    image: self.image.clone(),
+                    env: self.env.clone(),
+                    env_file: self.env_file.clone(),
+                    workdir: self.workdir.clone(),
+                    user: self.user.clone(),
+                    entrypoint: self.entrypoint.clone(),
+                    volumes: self.volume.clone(),
+                    tmpfs: self.tmpfs.clone(),
+                    read_only: self.read_only,
+                }
+            }
+
             fn options(&self) -> host_setup::error::Result<spec::Options> {
                 Ok(spec::Options {
                     address: self.address.clone(),
@@ -323,16 +364,12 @@ fn run(cli: Cli, shorthand: Option<(String, bool)>) -> Result<i32> {
                 }
                 check_shorthand(&word, with_options, &paths)?;
             }
-            let spec = Spec::new(&c.name, &c.options()?)?;
+            let spec = spec::runopts::build(&c.name, &c.options()?, &c.run_options(), &paths, false)?;
             root()?;
             commands::up(&paths, &parent, &spec, c.init.clone(), c.explain, Mode::Background)
         }
         Cmd::Run(c) => {
-            let mut opts = c.options()?;
-            if opts.command.is_empty() {
-                opts.command = vec!["/bin/sh".into()];
-            }
-            let spec = Spec::new(&c.name, &opts)?;
+            let spec = spec::runopts::build(&c.name, &c.options()?, &c.run_options(), &paths, true)?;
             root()?;
             commands::up(&paths, &parent, &spec, c.init.clone(), c.explain, Mode::Foreground)
         }

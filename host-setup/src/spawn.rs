@@ -36,14 +36,21 @@ const INIT_FD: RawFd = READY_FD + 1;
 /// end of its ready pipe.
 pub fn spawn(args: &InitArgs, stdio: Option<ChildStdio>) -> Result<(Pid, File)> {
     let mut argv = sys::cstrings(&args.argv())?;
-    let envp = match &args.explicit {
-        Some(x) => sys::cstrings(&x.env)?,
-        None => sys::cstrings(&contract::container_env())?,
+    let envp = match (&args.explicit, &args.run) {
+        (Some(x), _) => sys::cstrings(&x.env)?,
+        (None, Some(r)) => sys::cstrings(&r.env)?,
+        (None, None) => sys::cstrings(&contract::container_env())?,
     };
-    // A container described in full: its records on a sealed memfd (contract_spec.rs).
-    let records = match &args.explicit {
-        Some(x) => Some(crate::memfd::sealed_memfd(c"host-setup-spec", &x.records)?),
-        None => None,
+    // A container described in full, or the run options: records on a sealed
+    // memfd (contract_spec.rs, contract_run.rs), read on spec_fd.
+    let (records, spec_fd) = match (&args.explicit, &args.run) {
+        (Some(x), _) => {
+            (Some(crate::memfd::sealed_memfd(c"host-setup-spec", &x.records)?), crate::contract_spec::SPEC_FD)
+        }
+        (None, Some(r)) if !r.records.is_empty() => {
+            (Some(crate::memfd::sealed_memfd(c"host-setup-spec", &r.records)?), r.spec_fd)
+        }
+        _ => (None, crate::contract_spec::SPEC_FD),
     };
     let image = crate::memfd::sealed_init(&args.init_bin)?;
     let filter = if args.filtered() { args.seccomp.memfd()? } else { None };
@@ -127,15 +134,16 @@ pub fn spawn(args: &InitArgs, stdio: Option<ChildStdio>) -> Result<(Pid, File)> 
         let mut placed = sys::place_fd(w, READY_FD, false)
             .and_then(|()| sys::place_fd(img, INIT_FD, true))
             .and_then(|()| bpf.map_or(Ok(()), |f| sys::place_fd(f, SECCOMP_FD, false)));
-        // With records there are no layers (a plain root dir): SPEC_FD is free.
-        placed = placed.and_then(|()| spec.map_or(Ok(()), |f| sys::place_fd(f, crate::contract_spec::SPEC_FD, false)));
+        // The layers' (and idmapped volumes') fds from LOWER_FD on, the records
+        // after them (spec_fd: SPEC_FD when there are none).
         for (i, l) in layers[..nlayers].iter().enumerate() {
             placed = placed.and_then(|()| sys::place_fd(*l, init::flag::LOWER_FD + i as RawFd, false));
         }
+        placed = placed.and_then(|()| spec.map_or(Ok(()), |f| sys::place_fd(f, spec_fd, false)));
         // Nothing else of the host may reach the container: every fd our caller left
         // open without O_CLOEXEC would otherwise be init's, readable through /proc/1/fd.
         sys::close_from(match (nlayers, bpf) {
-            _ if spec.is_some() => crate::contract_spec::SPEC_FD + 1,
+            _ if spec.is_some() => spec_fd + 1,
             (n, _) if n > 0 => init::flag::LOWER_FD + n as RawFd,
             (_, Some(_)) => SECCOMP_FD + 1,
             _ => INIT_FD + 1,
@@ -172,8 +180,14 @@ pub fn spawn(args: &InitArgs, stdio: Option<ChildStdio>) -> Result<(Pid, File)> 
 fn hand_off(pid: i32, u: &contract::Userns, args: &InitArgs, sock: &OwnedFd) -> Result<()> {
     log::debug!("write uid_map and gid_map of {pid}: {}", u.ids.describe());
     userns::write_maps(pid, &u.ids)?;
-    let layers = userns::idmapped_layers(pid, &args.lower)?;
-    log::debug!("send {} idmapped layer mounts to {pid}", layers.len());
+    let mut layers = userns::idmapped_layers(pid, &args.lower)?;
+    if let Some(r) = &args.run {
+        layers.extend(userns::idmapped_volumes(pid, &r.idmapped)?);
+    }
+    if layers.len() > sys::MAX_FDS {
+        return Err(crate::usage!("--userns: at most {} layers and volumes", sys::MAX_FDS));
+    }
+    log::debug!("send {} idmapped layer and volume mounts to {pid}", layers.len());
     sys::send_fds(sock, &layers).sys(|| format!("sendmsg(SCM_RIGHTS) of the layers to {pid}"))
 }
 

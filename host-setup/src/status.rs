@@ -102,6 +102,9 @@ pub fn report(paths: &Paths, names: &[String]) -> Result<String> {
         }
         let cmd = if spec.command.is_empty() { "(init --pause)".to_string() } else { spec.command.join(" ") };
         writeln!(out, "  command   {cmd}").ok();
+        for (k, v) in spec.run.as_deref().map(crate::spec::runopts_show::status_lines).unwrap_or_default() {
+            writeln!(out, "  {k:<9} {v}").ok();
+        }
         let dir = paths.container(&name);
         let (size, limit) = (crate::spec::format_bytes(crate::logs::total_size(&dir)), spec.log.describe());
         writeln!(out, "  log       {} ({size}, {limit})", dir.join(crate::logs::FILE).display()).ok();

@@ -71,6 +71,8 @@ struct Container {
     layers: Vec<PathBuf>,
     cgroups: Vec<PathBuf>,
     command: Vec<String>,
+    /// --image and the run options (-e, -w, -u, -v, --tmpfs, --read-only); null without.
+    run: Option<crate::spec::runopts_show::RunView>,
 }
 
 #[derive(Serialize)]
@@ -217,6 +219,7 @@ fn container(paths: &Paths, cg: Option<&Cgroups>, name: String) -> Result<Contai
         layers: j.layer_dirs(),
         cgroups: dirs,
         command: spec.command.clone(),
+        run: spec.run.as_deref().map(crate::spec::runopts_show::view),
         name,
     })
 }

@@ -45,6 +45,20 @@ fn layers_in_use(paths: &Paths) -> Result<BTreeMap<PathBuf, String>> {
     Ok(used)
 }
 
+/// The container whose spec says it runs the image `manifest`, if any.
+fn image_user(paths: &Paths, manifest: &Digest) -> Result<Option<String>> {
+    for name in paths.container_names() {
+        let uses = Journal::read(paths, &name)?
+            .and_then(|j| j.spec())
+            .and_then(|s| s.run.and_then(|r| r.image))
+            .is_some_and(|i| i.manifest == manifest.to_string());
+        if uses {
+            return Ok(Some(name));
+        }
+    }
+    Ok(None)
+}
+
 /// The store's names for `r`: as typed, in canonical form, or every name of a
 /// manifest digest.
 fn resolve(names: &BTreeMap<String, Digest>, r: &str) -> Vec<String> {
@@ -68,6 +82,10 @@ pub fn rm(paths: &Paths, refs: &[String]) -> Result<Prune> {
             return Err(crate::failed!("image rm {r}: no such image (see host-setup image ls)"));
         }
         for n in found {
+            // A container's spec names the image it runs (spec/runopts.rs).
+            if let Some(c) = image_user(paths, &names[&n])? {
+                return Err(crate::failed!("image rm {n}: container {c} uses it; run host-setup down {c} first"));
+            }
             let image = manifest::load(&store, &names[&n])?;
             for l in &image.layers {
                 let dir = store.layer_path(&l.diff_id);

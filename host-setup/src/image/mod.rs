@@ -18,6 +18,7 @@
 
 pub mod auth;
 pub mod cmd;
+pub mod config_defaults;
 pub mod digest;
 pub mod import;
 pub mod layerfs;

@@ -145,6 +145,7 @@ pub fn to_spec(oci: &OciSpec, c: &Create) -> Result<Spec> {
         disk: None,
         log: Default::default(),
         explicit: Some(Box::new(explicit)),
+        run: None,
     })
 }
 

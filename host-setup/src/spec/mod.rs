@@ -15,6 +15,8 @@ use crate::usage;
 
 mod explicit;
 mod join;
+pub mod runopts;
+pub mod runopts_show;
 mod values;
 
 pub use explicit::*;
@@ -75,6 +77,10 @@ pub struct Spec {
     /// the defaults above; the steps read it where it is given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub explicit: Option<Box<Explicit>>,
+    /// `--image`, -e, -w, -u, -v, --tmpfs, --read-only (runopts.rs): the image
+    /// used, the environment, and what init does inside (records on --spec-fd).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<Box<runopts::RunSpec>>,
 }
 
 fn unconfined() -> Seccomp {
@@ -288,6 +294,7 @@ impl Spec {
             disk,
             log: crate::logs::Limits::parse(opts.log_max_size.as_deref(), opts.log_max_files.as_deref())?,
             explicit: None,
+            run: None,
         })
     }
 

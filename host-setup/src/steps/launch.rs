@@ -6,6 +6,7 @@
 use super::Step;
 use crate::action::Action;
 use crate::contract::{InitArgs, Userns};
+use crate::contract_run::RunLaunch;
 use crate::contract_spec::ExplicitLaunch;
 use crate::ctx::Ctx;
 use crate::error::Result;
@@ -38,6 +39,7 @@ impl Step for Launch {
                 seccomp: spec.seccomp.clone(),
                 userns: None,
                 explicit: Some(ExplicitLaunch::new(e)),
+                run: None,
             })]);
         }
         Ok(vec![Action::Launch(InitArgs {
@@ -59,6 +61,7 @@ impl Step for Launch {
                 mount_points: (0..ctx.layer_dirs.len()).map(|i| p.lower(&spec.name, i)).collect(),
             }),
             explicit: None,
+            run: spec.run.as_ref().map(|r| Box::new(RunLaunch::new(r, ctx.ids.is_some(), ctx.layer_dirs.len()))),
         })])
     }
 }

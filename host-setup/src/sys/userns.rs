@@ -41,8 +41,13 @@ const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 /// mount `mnt` (and everything below it): its files' owners show through the
 /// user namespace's maps, and it is read-only.
 pub fn idmap_read_only(mnt: &OwnedFd, userns: &OwnedFd) -> std::result::Result<(), Errno> {
+    idmap(mnt, userns, true)
+}
+
+/// The same, read-only or not (a volume, `-v`).
+pub fn idmap(mnt: &OwnedFd, userns: &OwnedFd, read_only: bool) -> std::result::Result<(), Errno> {
     let attr = MountAttr {
-        attr_set: MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY,
+        attr_set: MOUNT_ATTR_IDMAP | if read_only { MOUNT_ATTR_RDONLY } else { 0 },
         attr_clr: 0,
         propagation: 0,
         userns_fd: userns.as_raw_fd() as u64,

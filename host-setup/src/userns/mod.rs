@@ -111,6 +111,33 @@ pub fn idmapped_layers(pid: i32, layers: &[PathBuf]) -> Result<Vec<OwnedFd>> {
     layers.iter().map(|dir| idmapped(dir, &userns)).collect()
 }
 
+/// Each volume (`-v`) as a detached mount idmapped through `pid`'s user
+/// namespace: a file of host uid N shows inside as N, and what the container's
+/// uid N writes is host uid N's on disk.
+pub fn idmapped_volumes(pid: i32, volumes: &[(PathBuf, bool)]) -> Result<Vec<OwnedFd>> {
+    let ns = format!("/proc/{pid}/ns/user");
+    let userns: OwnedFd = File::open(&ns).sys(|| format!("open {ns}"))?.into();
+    let mut out = vec![];
+    for (dir, ro) in volumes {
+        let d = dir.display();
+        let mnt = sys::open_tree_clone(dir).sys(|| format!("-v {d}: open_tree({d}, OPEN_TREE_CLONE)"))?;
+        // EINVAL: the filesystem lacks FS_ALLOW_IDMAP (tmpfs before Linux 6.3,
+        // ramfs, proc, most network filesystems), or the mount is itself idmapped.
+        sys::idmap(&mnt, &userns, *ro).map_err(|e| {
+            let err = Error::sys(format!("-v {d}: mount_setattr({d}, MOUNT_ATTR_IDMAP)"), e);
+            match e {
+                nix::errno::Errno::EINVAL => err.hint(
+                    "its filesystem cannot be idmapped, so its files could not keep their host owners: use a \
+                     directory on ext4, xfs, btrfs (tmpfs from Linux 6.3), or give --no-userns",
+                ),
+                _ => err,
+            }
+        })?;
+        out.push(mnt);
+    }
+    Ok(out)
+}
+
 fn idmapped(dir: &Path, userns: &OwnedFd) -> Result<OwnedFd> {
     let d = dir.display();
     let mnt = sys::open_tree_clone(dir).sys(|| format!("open_tree({d}, OPEN_TREE_CLONE)"))?;
