@@ -15,36 +15,24 @@
 //! deepest first) and every mount under its temporary directory, and fails if
 //! anything is still there afterwards or an engine's process outlived it
 //! (tests/engine_host.rs).
+mod docker_host;
 mod dropin;
 mod engine_host;
 
 use std::fs;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use docker_host::{need, Docker};
 use engine_host::Scratch;
-use lab_tests::{bin, wait_for};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use lab_tests::bin;
 
 /// The engines' default stop timeout, passed explicitly: without SIGTERM reaching
 /// the command, `stop` would wait this long and then SIGKILL it (137).
 const STOP_TIMEOUT: &str = "10";
 /// `stop` must end the container well within that (it takes ~0.2 s here).
 const STOP_WITHIN: Duration = Duration::from_secs(5);
-/// Debian's docker.io CLI; a `docker` earlier in PATH may be another one.
-const DOCKER: &str = "/usr/bin/docker";
-
-/// Fails with the package to install when a program the test runs is missing.
-fn need(tools: &[(&str, &str)]) {
-    let path = std::env::var("PATH").unwrap_or_default();
-    for (tool, pkg) in tools {
-        let found = tool.starts_with('/') && Path::new(tool).exists()
-            || path.split(':').any(|d| Path::new(d).join(tool).exists());
-        assert!(found, "{tool} is missing: apt-get install -y {pkg} (.ci/run installs it)");
-    }
-}
 
 /// The container's root: busybox-static and the directories the engines mount on.
 fn make_rootfs(dir: &Path) {
@@ -158,106 +146,6 @@ fn podman_runs_our_init_as_the_containers_init() {
 }
 
 // ---- docker ------------------------------------------------------------------------
-
-/// A containerd and a dockerd of the test's own: sockets, state, data and pid
-/// file under the scratch directory; no iptables, no bridge, no IP forwarding
-/// (the host's network stays as it is); our init as `init-path`.
-struct Docker {
-    s: Scratch,
-    containerd: Child,
-    dockerd: Child,
-}
-
-fn spawn_logged(cmd: &mut Command, log: &Path) -> Child {
-    let f = fs::File::create(log).unwrap();
-    cmd.stdin(Stdio::null()).stdout(f.try_clone().unwrap()).stderr(f);
-    cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"))
-}
-
-/// SIGTERM, up to 20 s to exit, then SIGKILL; the child is reaped.
-fn end(child: &mut Child, what: &str) {
-    if let Ok(None) = child.try_wait() {
-        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if let Ok(None) = child.try_wait() {
-            eprintln!("{what} ({}) ignored SIGTERM for 20 s: SIGKILL", child.id());
-            let _ = child.kill();
-        }
-    }
-    let _ = child.wait();
-}
-
-impl Docker {
-    fn start() -> Docker {
-        need(&[(DOCKER, "docker.io"), ("dockerd", "docker.io"), ("containerd", "containerd"), ("runc", "runc")]);
-        let s = Scratch::new(
-            "docker",
-            "docker",
-            &["/run/docker", "/run/docker/plugins", "/run/containerd", "/run/containerd/s"],
-        );
-        // "@" stands for the scratch directory.
-        let containerd_conf = "version = 2\nroot = \"@/containerd/root\"\nstate = \"@/containerd/state\"\n\
-             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\n  address = \"@/containerd.sock\"\n\
-             [ttrpc]\n  address = \"@/containerd.sock.ttrpc\"\n\
-             [plugins.\"io.containerd.internal.v1.opt\"]\n  path = \"@/containerd/opt\"\n";
-        fs::write(s.path("containerd.toml"), containerd_conf.replace('@', s.tmp.0.to_str().unwrap())).unwrap();
-        let daemon_json = r#"{"data-root": "@/data", "exec-root": "@/exec", "pidfile": "@/docker.pid",
-  "hosts": ["unix://@/docker.sock"], "containerd": "@/containerd.sock", "deprecated-key-path": "@/key.json",
-  "iptables": false, "ip6tables": false, "ip-forward": false, "ip-masq": false, "bridge": "none",
-  "default-ulimits": {"nofile": {"Name": "nofile", "Hard": 20000, "Soft": 20000}}, "init-path": "INIT"}"#;
-        let daemon_json =
-            daemon_json.replace('@', s.tmp.0.to_str().unwrap()).replace("INIT", bin("init").to_str().unwrap());
-        fs::write(s.path("daemon.json"), daemon_json).unwrap();
-
-        let containerd = spawn_logged(
-            Command::new("containerd").args(["--config", &s.s("containerd.toml")]),
-            &s.path("containerd.log"),
-        );
-        let dockerd =
-            spawn_logged(Command::new("dockerd").args(["--config-file", &s.s("daemon.json")]), &s.path("dockerd.log"));
-        let mut d = Docker { s, containerd, dockerd };
-        let log = d.s.path("dockerd.log");
-        wait_for("dockerd to answer on its socket", || {
-            if let Ok(Some(st)) = d.dockerd.try_wait() {
-                panic!("dockerd exited ({st}) before it answered:\n{}", fs::read_to_string(&log).unwrap_or_default());
-            }
-            d.cli(&["version"]).stdin(Stdio::null()).output().is_ok_and(|o| o.status.success()).then_some(())
-        });
-        let pidfile = fs::read_to_string(d.s.path("docker.pid")).unwrap_or_default();
-        assert_eq!(pidfile.trim(), d.dockerd.id().to_string(), "dockerd's pid file is not our dockerd's");
-        d
-    }
-
-    fn cli(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(DOCKER);
-        c.env("DOCKER_HOST", format!("unix://{}", self.s.s("docker.sock")))
-            .env("DOCKER_CONFIG", self.s.path("cli"))
-            .args(args);
-        c
-    }
-
-    /// Removes every container, then ends dockerd and containerd.
-    fn stop(&mut self) {
-        if let Ok(None) = self.dockerd.try_wait() {
-            let ids = self.cli(&["ps", "--all", "--quiet"]).stdin(Stdio::null()).output();
-            let ids = ids.map(|o| lab_tests::stdout(&o)).unwrap_or_default();
-            for id in ids.split_whitespace() {
-                let _ = self.cli(&["rm", "--force", id]).stdin(Stdio::null()).output();
-            }
-        }
-        end(&mut self.dockerd, "dockerd");
-        end(&mut self.containerd, "containerd");
-    }
-}
-
-impl Drop for Docker {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 /// Y of `tini version X - git.Y` (up to the next " - ", if any) on init's first
 /// line: the commit `docker info` should show.

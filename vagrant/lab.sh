@@ -49,6 +49,15 @@ build_and_install() {
     # init and escape_chroot live next to host-setup: that is where it looks for them.
     $SUDO install -m 0755 "$out/host-setup" "$out/init" "$out/escape_chroot" "$PREFIX/lib/host-setup/"
     $SUDO ln -sf "$PREFIX/lib/host-setup/host-setup" "$HS"
+    # hsrun, the OCI runtime engines are pointed at (README "Driving hsrun from an
+    # engine"): beside init too, which it finds next to its own binary (the link is
+    # resolved through /proc/self/exe).
+    if [ -x "$out/hsrun" ]; then
+        $SUDO install -m 0755 "$out/hsrun" "$PREFIX/lib/host-setup/"
+        $SUDO ln -sf "$PREFIX/lib/host-setup/hsrun" "$PREFIX/bin/hsrun"
+    else
+        echo "lab.sh: $out/hsrun was not built: the OCI runtime is not installed" >&2
+    fi
 }
 
 up() {

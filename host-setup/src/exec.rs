@@ -5,7 +5,7 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use nix::sched::CloneFlags;
@@ -29,38 +29,7 @@ pub fn exec(paths: &Paths, name: &str, cmd: &[String], default_init: &Path) -> R
         crate::precondition!("{name} is not running (its init has exited): see host-setup status {name}")
     })?;
 
-    // Open everything by path *before* entering anything: these paths only mean
-    // what we want in the host's mount namespace.
-    let ns = |kind: &str| -> Result<File> {
-        let p = format!("/proc/{}/ns/{kind}", init.pid);
-        File::open(&p).sys(|| format!("open {p}"))
-    };
-    // cgroup after joining the cgroups (its root is the cgroup we are in then,
-    // like init's), mount last, because after it the host's /proc is out of reach.
-    // With --userns: the netns (the host's) before the user namespace, whose
-    // root we become; the others are the user namespace's and come after it.
-    let userns = j.spec().is_some_and(|s| s.userns);
-    let mut namespaces = vec![(ns("net")?, CloneFlags::CLONE_NEWNET, "net")];
-    if userns {
-        namespaces.push((ns("user")?, CloneFlags::CLONE_NEWUSER, "user"));
-    }
-    namespaces.extend([
-        (ns("ipc")?, CloneFlags::CLONE_NEWIPC, "ipc"),
-        (ns("uts")?, CloneFlags::CLONE_NEWUTS, "uts"),
-        (ns("cgroup")?, CloneFlags::CLONE_NEWCGROUP, "cgroup"),
-        (ns("mnt")?, CloneFlags::CLONE_NEWNS, "mnt"),
-    ]);
-    let pid_ns = ns("pid")?;
-    let root_path = format!("/proc/{}/root", init.pid);
-    let root = File::open(&root_path).sys(|| format!("open {root_path}"))?;
-    let mut cgroup_procs = vec![];
-    for dir in j.cgroup_dirs() {
-        cgroup_procs.push(crate::cgroup::join_file(&dir)?);
-    }
-    // The pid could have been reused between the check and the opens.
-    if !init.alive() || Proc::of(init.pid).ok().map(|p| p.start) != Some(init.start) {
-        return Err(crate::precondition!("{name} stopped while host-setup exec was entering it"));
-    }
+    let entry = Entry::open(name, init, &j.cgroup_dirs())?;
 
     let privileged = j.spec().is_some_and(|s| s.privileged);
     let filter = match j.spec() {
@@ -74,8 +43,6 @@ pub fn exec(paths: &Paths, name: &str, cmd: &[String], default_init: &Path) -> R
         let init = j.init_bin().unwrap_or_else(|| default_init.to_path_buf());
         (contract::exec_argv(&cmd, filter.is_some()), Some(crate::memfd::sealed_init(&init)?))
     };
-    let c_argv = sys::cstrings(&argv)?;
-    let c_env = sys::cstrings(&contract::container_env())?;
 
     // On a terminal, a new one for the command (see tty.rs), opened while we can;
     // else pipes we relay (relay.rs): never our own fds 0-2.
@@ -88,32 +55,16 @@ pub fn exec(paths: &Paths, name: &str, cmd: &[String], default_init: &Path) -> R
         (Some(t), _) => Some(ChildStdio::Tty(t.slave.as_raw_fd())),
         (None, p) => p.as_ref().map(Pipes::child),
     };
-    // setns(CLONE_NEWPID) changes the pid namespace of our *children* only: enter it
-    // here, then fork, and the child is a member of the container's pid namespace.
-    nix::sched::setns(&pid_ns, CloneFlags::CLONE_NEWPID).sys(|| format!("setns(/proc/{}/ns/pid)", init.pid))?;
-    forward::block()?;
-    let (child, born_in) = match born_in_cgroup(&j.cgroup_dirs())? {
-        Some(child) => (child, true),
-        None => (sys::fork("fork")?, false),
+    let launch = Launch {
+        argv: sys::cstrings(&argv)?,
+        env: sys::cstrings(&contract::container_env())?,
+        image: image.as_ref(),
+        filter: filter.as_ref(),
+        spec: None,
+        stdio,
+        cwd: None,
     };
-    let Some(child) = child else {
-        sys::reset_signals_in_child();
-        ChildStdio::install_in_child(stdio);
-        let cgroups = if born_in { &[][..] } else { &cgroup_procs[..] };
-        let code = match enter(cgroups, &namespaces, &root, init) {
-            Ok(()) => match &image {
-                // init searches $PATH, applies the restrictions, execs the command,
-                // and reports 127/126 itself if it cannot.
-                Some(fd) => exec_init(fd.as_raw_fd(), filter.as_ref().map(|f| f.as_raw_fd()), &c_argv, &c_env),
-                None => exec_in_path(&argv[0], &c_argv, &c_env),
-            },
-            Err(e) => {
-                eprintln!("host-setup: exec in {name}: {e}");
-                125
-            }
-        };
-        sys::exit_child(code);
-    };
+    let child = spawn(&entry, &launch, "host-setup")?;
     match (term, pipes) {
         (Some(t), _) => {
             drop(t.slave);
@@ -122,6 +73,129 @@ pub fn exec(paths: &Paths, name: &str, cmd: &[String], default_init: &Path) -> R
         (None, Some(p)) => p.relay(child),
         (None, None) => forward::wait(child),
     }
+}
+
+/// Everything entering a running container takes, opened by path from the host
+/// *before* anything is entered (these paths only mean what we want in the host's
+/// mount namespace): the namespaces of its PID 1 that are not ours, its root, the
+/// files that join its cgroups.
+pub struct Entry {
+    init: Proc,
+    namespaces: Vec<(File, CloneFlags, &'static str)>,
+    pid_ns: Option<File>,
+    root: File,
+    cgroup_dirs: Vec<PathBuf>,
+    cgroup_procs: Vec<(File, PathBuf)>,
+}
+
+/// Whether an open namespace file is the namespace we are in already (setns into
+/// one's own user namespace is EINVAL; the others would be no-ops).
+fn ours(f: &File, kind: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (f.metadata(), std::fs::metadata(format!("/proc/self/ns/{kind}"))) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+impl Entry {
+    /// Open `init`'s namespaces, root and `cgroup_dirs`; `name` is for messages.
+    pub fn open(name: &str, init: Proc, cgroup_dirs: &[PathBuf]) -> Result<Entry> {
+        let ns = |kind: &str| -> Result<File> {
+            let p = format!("/proc/{}/ns/{kind}", init.pid);
+            File::open(&p).sys(|| format!("open {p}"))
+        };
+        // cgroup after joining the cgroups (its root is the cgroup we are in then,
+        // like init's), mount last, because after it the host's /proc is out of reach.
+        // With a user namespace: the netns (maybe the host's) before it, whose root
+        // we become; the others are the user namespace's and come after it.
+        let mut namespaces = vec![];
+        for (kind, flag) in [
+            ("net", CloneFlags::CLONE_NEWNET),
+            ("user", CloneFlags::CLONE_NEWUSER),
+            ("ipc", CloneFlags::CLONE_NEWIPC),
+            ("uts", CloneFlags::CLONE_NEWUTS),
+            ("cgroup", CloneFlags::CLONE_NEWCGROUP),
+            ("mnt", CloneFlags::CLONE_NEWNS),
+        ] {
+            let f = ns(kind)?;
+            if !ours(&f, kind) {
+                namespaces.push((f, flag, kind));
+            }
+        }
+        let pid_ns = Some(ns("pid")?).filter(|f| !ours(f, "pid"));
+        let root_path = format!("/proc/{}/root", init.pid);
+        let root = File::open(&root_path).sys(|| format!("open {root_path}"))?;
+        let mut cgroup_procs = vec![];
+        for dir in cgroup_dirs {
+            cgroup_procs.push(crate::cgroup::join_file(dir)?);
+        }
+        // The pid could have been reused between the check and the opens.
+        if !init.alive() || Proc::of(init.pid).ok().map(|p| p.start) != Some(init.start) {
+            return Err(crate::precondition!("{name} stopped while exec was entering it"));
+        }
+        Ok(Entry { init, namespaces, pid_ns, root, cgroup_dirs: cgroup_dirs.to_vec(), cgroup_procs })
+    }
+}
+
+/// What runs once inside: init from its sealed image (`image`, with `argv` init's
+/// command line) or, without one, `argv[0]` searched in the container's PATH.
+pub struct Launch<'a> {
+    pub argv: Vec<CString>,
+    pub env: Vec<CString>,
+    pub image: Option<&'a OwnedFd>,
+    /// The seccomp program, on SECCOMP_FD (init --seccomp-fd).
+    pub filter: Option<&'a OwnedFd>,
+    /// init's --spec-fd records, on SPEC_FD.
+    pub spec: Option<&'a OwnedFd>,
+    /// fds 0-2 (None: ours as they are, in a new session).
+    pub stdio: Option<ChildStdio>,
+    /// The working directory, relative to the container's root (None: "/"). A
+    /// --spec-fd CWD record, applied by init as the user, is the other way.
+    pub cwd: Option<CString>,
+}
+
+/// Fork a process into `e`'s container (pid namespace, cgroups, namespaces, root)
+/// that execs `l`; returns its host pid. Signals of `forward::signals()` are
+/// blocked here (before the fork), for the caller to forward. `who` prefixes the
+/// child's own error message (exit 125 if it cannot enter).
+pub fn spawn(e: &Entry, l: &Launch, who: &str) -> Result<Pid> {
+    // setns(CLONE_NEWPID) changes the pid namespace of our *children* only: enter it
+    // here, then fork, and the child is a member of the container's pid namespace.
+    if let Some(pid_ns) = &e.pid_ns {
+        nix::sched::setns(pid_ns, CloneFlags::CLONE_NEWPID)
+            .sys(|| format!("setns(/proc/{}/ns/pid)", e.init.pid))?;
+    }
+    forward::block()?;
+    let (child, born_in) = match born_in_cgroup(&e.cgroup_dirs)? {
+        Some(child) => (child, true),
+        None => (sys::fork("fork")?, false),
+    };
+    if let Some(child) = child {
+        return Ok(child);
+    }
+    sys::reset_signals_in_child();
+    ChildStdio::install_in_child(l.stdio);
+    let cgroups = if born_in { &[][..] } else { &e.cgroup_procs[..] };
+    let code = match enter(cgroups, &e.namespaces, &e.root, e.init, l.cwd.as_deref()) {
+        Ok(()) => match l.image {
+            // init searches $PATH, applies the restrictions, execs the command,
+            // and reports 127/126 itself if it cannot.
+            Some(fd) => exec_init(
+                fd.as_raw_fd(),
+                l.filter.map(|f| f.as_raw_fd()),
+                l.spec.map(|f| f.as_raw_fd()),
+                &l.argv,
+                &l.env,
+            ),
+            None => exec_in_path(&l.argv, &l.env),
+        },
+        Err(err) => {
+            eprintln!("{who}: exec: {err}");
+            125
+        }
+    };
+    sys::exit_child(code);
 }
 
 /// cgroup v2 (one dir, with cgroup.controllers): fork into the container's cgroup
@@ -139,6 +213,7 @@ fn enter(
     namespaces: &[(File, CloneFlags, &str)],
     root: &File,
     init: Proc,
+    cwd: Option<&std::ffi::CStr>,
 ) -> Result<()> {
     for (f, p) in cgroups {
         // "0" is "the writing thread" (v1's tasks; the child of fork has one) or
@@ -157,22 +232,31 @@ fn enter(
     nix::unistd::fchdir(root).sys(|| format!("fchdir(/proc/{}/root)", init.pid))?;
     nix::unistd::chroot(".").sys(|| "chroot(.)".into())?;
     nix::unistd::chdir("/").sys(|| "chdir(/)".into())?;
+    if let Some(cwd) = cwd {
+        nix::unistd::chdir(cwd).sys(|| format!("chdir({})", cwd.to_string_lossy()))?;
+    }
     Ok(())
 }
 
 /// The fd number init's image has in the child, between fork and exec.
 const IMAGE_FD: RawFd = SECCOMP_FD + 1;
 
-/// Exec init from its sealed memfd, the filter (if any) on SECCOMP_FD; returns
-/// 126 if that fails. Nothing else of ours stays open: fds 0-2 (ours or the
-/// relay's, see relay.rs), the filter, and the image (close-on-exec).
-fn exec_init(fd: RawFd, filter: Option<RawFd>, argv: &[CString], env: &[CString]) -> i32 {
-    // Both out of the way first: either may sit on SECCOMP_FD now.
-    let (image, filter) = (sys::dup_high(fd), filter.map(sys::dup_high));
+/// The fd number of init's --spec-fd records in the child (after the image).
+pub const SPEC_FD: RawFd = IMAGE_FD + 1;
+
+/// Exec init from its sealed memfd, the filter (if any) on SECCOMP_FD, the spec
+/// records (if any) on SPEC_FD; returns 126 if that fails. Nothing else of ours
+/// stays open: fds 0-2 (ours or the relay's, see relay.rs), the filter, the
+/// records, and the image (close-on-exec).
+fn exec_init(fd: RawFd, filter: Option<RawFd>, spec: Option<RawFd>, argv: &[CString], env: &[CString]) -> i32 {
+    // All out of the way first: any may sit on SECCOMP_FD..=SPEC_FD now.
+    let (image, filter, spec) = (sys::dup_high(fd), filter.map(sys::dup_high), spec.map(sys::dup_high));
     let placed = sys::place_fd(image, IMAGE_FD, true)
-        .and_then(|()| filter.map_or(Ok(()), |f| sys::place_fd(f, SECCOMP_FD, false)));
-    sys::close_from(IMAGE_FD + 1);
-    for fd in (3..IMAGE_FD).filter(|&fd| fd != SECCOMP_FD || filter.is_none()) {
+        .and_then(|()| filter.map_or(Ok(()), |f| sys::place_fd(f, SECCOMP_FD, false)))
+        .and_then(|()| spec.map_or(Ok(()), |f| sys::place_fd(f, SPEC_FD, false)));
+    sys::close_from(SPEC_FD + 1);
+    let keep = |fd: RawFd| fd == IMAGE_FD || (fd == SECCOMP_FD && filter.is_some()) || (fd == SPEC_FD && spec.is_some());
+    for fd in (3..=SPEC_FD).filter(|&fd| !keep(fd)) {
         let _ = nix::unistd::close(fd);
     }
     let errno = match placed {
@@ -185,7 +269,8 @@ fn exec_init(fd: RawFd, filter: Option<RawFd>, argv: &[CString], env: &[CString]
 
 /// execve with the container's PATH; returns 127 (not found) or 126 (cannot run)
 /// after printing why, as a shell would.
-fn exec_in_path(cmd: &str, argv: &[CString], env: &[CString]) -> i32 {
+fn exec_in_path(argv: &[CString], env: &[CString]) -> i32 {
+    let cmd = argv.first().map(|c| c.to_string_lossy().into_owned()).unwrap_or_default();
     let candidates: Vec<String> = if cmd.contains('/') {
         vec![cmd.to_string()]
     } else {

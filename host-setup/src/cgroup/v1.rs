@@ -12,6 +12,10 @@ use crate::error::Result;
 /// it, memory for the limit, pids against fork bombs, devices for the allow list.
 pub const CONTROLLERS: [&str; 5] = ["cpu", "cpuacct", "memory", "pids", "devices"];
 
+/// Used when the host mounts them, not required: freezer for `hsrun pause`
+/// (v2's cgroup.freeze needs no controller).
+pub const OPTIONAL: [&str; 1] = ["freezer"];
+
 #[derive(Debug, Clone, Default)]
 pub struct Mounts {
     /// controller -> mount point, e.g. "cpu" -> /sys/fs/cgroup/cpu (or .../cpu,cpuacct).
@@ -38,7 +42,7 @@ impl Mounts {
                 continue;
             }
             for opt in super_opts.split(',') {
-                if CONTROLLERS.contains(&opt) {
+                if CONTROLLERS.contains(&opt) || OPTIONAL.contains(&opt) {
                     by_controller
                         .entry(opt.to_string())
                         .or_insert_with(|| PathBuf::from(crate::mountinfo::unescape(mount_point)));
@@ -66,8 +70,8 @@ impl Mounts {
     /// Distinct mount points in controller order (co-mounted controllers share one).
     fn mount_points(&self) -> Vec<&PathBuf> {
         let mut out: Vec<&PathBuf> = Vec::new();
-        for c in CONTROLLERS {
-            if let Some(p) = self.by_controller.get(c) {
+        for c in CONTROLLERS.iter().chain(&OPTIONAL) {
+            if let Some(p) = self.by_controller.get(*c) {
                 if !out.contains(&p) {
                     out.push(p);
                 }

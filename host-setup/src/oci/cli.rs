@@ -39,6 +39,13 @@ fn verb(name: &str) -> Option<Verb> {
         "state" => super::start::state_main,
         "kill" => super::kill::main,
         "delete" => super::delete::main,
+        "exec" => super::exec::main,
+        "ps" => super::ps::main,
+        "list" => super::list::main,
+        "pause" => super::pause::pause,
+        "resume" => super::pause::resume,
+        "update" => super::update::main,
+        "features" => super::features::main,
         _ => return None,
     })
 }
@@ -150,6 +157,14 @@ commands:
   state ID            the runtime-spec state as JSON
   kill ID [SIGNAL] [--all]
   delete ID [--force]
+  exec ID CMD [ARGS...] | exec --process FILE ID   [--detach --pid-file F --tty --console-socket S
+                        --cwd DIR --env K=V --user UID[:GID] --cap CAP --no-new-privs]
+  ps [--format table|json] ID [PS_ARGS...]
+  list [--format table|json] [--quiet]
+  pause ID, resume ID   the cgroup freezer
+  update ID --resources FILE|-   or --memory, --memory-swap, --cpu-quota, --cpu-period, --cpu-share,
+                        --cpuset-cpus, --cpuset-mems, --pids-limit
+  features            the runtime-spec features document
 ";
 
 /// hsrun's whole life: parse, run the verb, report an error runc's way (stderr,

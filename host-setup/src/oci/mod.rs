@@ -11,16 +11,23 @@ pub mod config;
 pub mod console;
 pub mod create;
 pub mod delete;
+pub mod exec;
+pub mod features;
 pub mod hooks;
 pub mod kill;
+pub mod list;
 pub mod log;
 mod mounts;
 pub mod names;
+pub mod pause;
 mod process;
+pub mod ps;
 mod resources;
 pub mod start;
 pub mod state;
 pub mod to_spec;
+pub mod update;
+pub mod update_cgroup;
 
 /// Where containers without a cgroupsPath go: PARENT/ID.
 pub const CGROUP_PARENT: &str = "hsrun";

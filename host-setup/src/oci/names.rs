@@ -1,7 +1,7 @@
 //! The names config.json uses for capabilities and rlimits, as the kernel's numbers.
 
 /// CAP_* in the kernel's order (include/uapi/linux/capability.h).
-const CAPS: [&str; 41] = [
+pub const CAPS: [&str; 41] = [
     "CHOWN",
     "DAC_OVERRIDE",
     "DAC_READ_SEARCH",

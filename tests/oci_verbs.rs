@@ -1,0 +1,403 @@
+//! hsrun's verbs besides create/start/kill/delete, against real containers made
+//! by `hsrun create` + `start` from a busybox bundle: exec (output, exit code,
+//! --detach + --pid-file, user/cwd/env, --process, a tty through a console
+//! socket the test listens on), ps, list, pause/resume (the freezer), update
+//! (read back from the cgroup files), features. Each test has its own --root,
+//! bundle and cgroup parent (`hsverbs-TAG`), all removed on drop.
+
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::fs::symlink;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use lab_tests::{bin, require_root, seq, stdout, text, wait_for, TempDir};
+use serde_json::{json, Value};
+
+/// A private hsrun world: --root, a busybox rootfs, one bundle per container.
+struct Oci {
+    dir: TempDir,
+    tag: String,
+    ids: std::sync::Mutex<Vec<String>>,
+}
+
+fn v2() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+impl Oci {
+    fn new() -> Oci {
+        require_root();
+        let tag = format!("{}{}", std::process::id() % 100_000, seq());
+        let dir = TempDir::new("hsverbs");
+        let rootfs = dir.path("rootfs");
+        for d in ["bin", "proc", "dev", "tmp"] {
+            std::fs::create_dir_all(rootfs.join(d)).unwrap();
+        }
+        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("busybox-static is missing");
+        for a in ["sh", "sleep", "echo", "cat", "id", "pwd", "env", "true", "ps", "tty", "stat"] {
+            symlink("busybox", rootfs.join("bin").join(a)).unwrap();
+        }
+        Oci { dir, tag, ids: Default::default() }
+    }
+
+    fn root(&self) -> String {
+        self.dir.s("root")
+    }
+
+    fn hsrun(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin("hsrun"));
+        c.args(["--root", &self.root()]).args(args).stdin(Stdio::null()).env_remove("RUST_LOG");
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.hsrun(args).output().expect("run hsrun")
+    }
+
+    fn ok(&self, args: &[&str]) -> Output {
+        let o = self.run(args);
+        assert!(o.status.success(), "hsrun {}: {}", args.join(" "), text(&o));
+        o
+    }
+
+    /// The cgroup parent of this world's containers, relative to a hierarchy.
+    fn cg_parent(&self) -> String {
+        format!("hsverbs-{}", self.tag)
+    }
+
+    /// The container's cgroup dir holding `file` (v1: the hierarchy that has it).
+    fn cgroup_file(&self, id: &str, file: &str) -> PathBuf {
+        let st = self.saved(id);
+        let dirs: Vec<PathBuf> =
+            st["cgroup_dirs"].as_array().unwrap().iter().map(|d| PathBuf::from(d.as_str().unwrap())).collect();
+        dirs.iter()
+            .map(|d| d.join(file))
+            .find(|f| f.exists())
+            .unwrap_or_else(|| panic!("no {file} in {dirs:?}"))
+    }
+
+    /// ROOT/containers/ID/oci.json.
+    fn saved(&self, id: &str) -> Value {
+        let p = Path::new(&self.root()).join("containers").join(id).join("oci.json");
+        serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+    }
+
+    /// Create and start a container running `args` as its PID 1; returns its id.
+    fn container(&self, suffix: &str, args: &[&str]) -> String {
+        let id = format!("v{}-{suffix}", self.tag);
+        self.ids.lock().unwrap().push(id.clone());
+        let bundle = self.dir.path(&id);
+        std::fs::create_dir_all(&bundle).unwrap();
+        let caps = json!(["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_KILL", "CAP_SETGID", "CAP_SETUID",
+            "CAP_NET_BIND_SERVICE"]);
+        let config = json!({
+            "ociVersion": "1.0.2",
+            "process": {
+                "terminal": false, "user": {"uid": 0, "gid": 0}, "args": args, "cwd": "/",
+                "env": ["PATH=/bin", "HOME=/", "FROM_CONFIG=yes"],
+                "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+                "noNewPrivileges": true
+            },
+            "root": {"path": self.dir.s("rootfs")},
+            "hostname": "verbs",
+            "mounts": [
+                {"destination": "/proc", "type": "proc", "source": "proc"},
+                {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]}
+            ],
+            "linux": {
+                "cgroupsPath": format!("/{}/{id}", self.cg_parent()),
+                "namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "ipc"}, {"type": "uts"}],
+                "resources": {"memory": {"limit": 256 << 20}, "pids": {"limit": 100}}
+            }
+        });
+        std::fs::write(bundle.join("config.json"), serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+        // The container keeps create's stdio: nothing the test would wait on.
+        let err = self.dir.path(&format!("{id}.stderr"));
+        let o = self
+            .hsrun(&["create", "--bundle", bundle.to_str().unwrap(), &id])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .status()
+            .unwrap();
+        assert!(o.success(), "hsrun create {id}: {o:?}: {}", std::fs::read_to_string(&err).unwrap_or_default());
+        self.ok(&["start", &id]);
+        id
+    }
+
+    fn pid(&self, id: &str) -> i32 {
+        self.saved(id)["pid"].as_i64().unwrap() as i32
+    }
+
+    fn status(&self, id: &str) -> String {
+        let st: Value = serde_json::from_slice(&self.ok(&["state", id]).stdout).unwrap();
+        st["status"].as_str().unwrap().to_string()
+    }
+
+    /// `hsrun exec ARGS` with its output.
+    fn exec(&self, args: &[&str]) -> Output {
+        let mut a = vec!["exec"];
+        a.extend_from_slice(args);
+        self.run(&a)
+    }
+}
+
+impl Drop for Oci {
+    fn drop(&mut self) {
+        for id in self.ids.lock().unwrap().iter() {
+            let _ = self.run(&["delete", "--force", id]);
+        }
+        let parent = self.cg_parent();
+        let hierarchies: Vec<PathBuf> = if v2() {
+            vec![PathBuf::from("/sys/fs/cgroup")]
+        } else {
+            std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten().map(|e| e.path()).collect()
+        };
+        for h in hierarchies {
+            let _ = std::fs::remove_dir(h.join(&parent));
+        }
+    }
+}
+
+fn lines(o: &Output) -> Vec<String> {
+    stdout(o).lines().map(String::from).collect()
+}
+
+#[test]
+fn exec_output_exit_code_and_process_file() {
+    let oci = Oci::new();
+    let id = oci.container("out", &["sleep", "1000"]);
+    let o = oci.exec(&[&id, "sh", "-c", "echo hello from $(cat /proc/sys/kernel/hostname); exit 7"]);
+    assert_eq!(o.status.code(), Some(7), "{}", text(&o));
+    assert_eq!(stdout(&o), "hello from verbs\n");
+    // In the container's pid namespace: its PID 1 is the container's process.
+    let o = oci.exec(&[&id, "cat", "/proc/1/cmdline"]);
+    assert_eq!(stdout(&o).replace('\0', " ").trim(), "sleep 1000", "{}", text(&o));
+    // Not found: the shell's 127.
+    assert_eq!(oci.exec(&[&id, "no-such-command"]).status.code(), Some(127));
+    // --process: a runtime-spec Process as containerd's shim writes it.
+    let process = json!({"args": ["sh", "-c", "echo $GREETING; pwd; id -u"], "cwd": "/tmp",
+        "env": ["PATH=/bin", "GREETING=hi"], "user": {"uid": 42, "gid": 42}});
+    let file = oci.dir.path("process.json");
+    std::fs::write(&file, process.to_string()).unwrap();
+    let o = oci.exec(&["--process", file.to_str().unwrap(), &id]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(lines(&o), ["hi", "/tmp", "42"]);
+}
+
+#[test]
+fn exec_user_cwd_env_caps() {
+    let oci = Oci::new();
+    let id = oci.container("user", &["sleep", "1000"]);
+    let o = oci.exec(&["-u", "1000:1001", "--cwd", "/tmp", "-e", "FOO=bar", "-e", "FROM_CONFIG=over", &id, "sh", "-c",
+        "id -u; id -g; pwd; echo $FOO $FROM_CONFIG $HOME; grep CapEff /proc/self/status; grep NoNewPrivs /proc/self/status"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let l = lines(&o);
+    assert_eq!(&l[..4], ["1000", "1001", "/tmp", "bar over /"], "{}", text(&o));
+    // A non-root user keeps no effective capabilities (no ambient set), and the
+    // config's noNewPrivileges holds for exec too.
+    assert_eq!(l[4].split_whitespace().nth(1), Some("0000000000000000"), "{l:?}");
+    assert_eq!(l[5].split_whitespace().nth(1), Some("1"), "{l:?}");
+    // As root: the config's capability set, exactly (CAP_KILL is bit 5), and --cap adds one.
+    let o = oci.exec(&["--cap", "CAP_NET_RAW", &id, "grep", "CapBnd", "/proc/self/status"]);
+    let mask = u64::from_str_radix(stdout(&o).split_whitespace().nth(1).unwrap(), 16).unwrap();
+    let want = [0, 1, 3, 5, 6, 7, 10, 13].iter().fold(0u64, |m, b| m | 1 << b);
+    assert_eq!(mask, want, "{}", text(&o));
+}
+
+#[test]
+fn exec_detach_writes_the_pid_file() {
+    let oci = Oci::new();
+    let id = oci.container("det", &["sleep", "1000"]);
+    let pid_file = oci.dir.path("exec.pid");
+    let t0 = Instant::now();
+    let o = oci.exec(&["--detach", "--pid-file", pid_file.to_str().unwrap(), &id, "sleep", "500"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(t0.elapsed() < Duration::from_secs(10), "--detach returns at once");
+    let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
+    assert_eq!(cmdline.replace('\0', " ").trim(), "sleep 500");
+    // It lives in the container: its pid namespace and its cgroups.
+    let ns = |p: i32| std::fs::read_link(format!("/proc/{p}/ns/pid")).unwrap();
+    assert_eq!(ns(pid), ns(oci.pid(&id)));
+    let procs = std::fs::read_to_string(oci.cgroup_file(&id, "cgroup.procs")).unwrap();
+    assert!(procs.lines().any(|l| l == pid.to_string()), "{pid} not in {procs}");
+    // ps --format json: exactly the container's processes, PID 1 and this one.
+    let o = oci.ok(&["ps", "--format", "json", &id]);
+    let mut pids: Vec<i64> = serde_json::from_slice(&o.stdout).unwrap();
+    pids.sort_unstable();
+    let mut want = vec![oci.pid(&id) as i64, pid as i64];
+    want.sort_unstable();
+    assert_eq!(pids, want, "{}", text(&o));
+    // The table: ps -ef's header and the container's lines only.
+    let o = oci.ok(&["ps", &id]);
+    let l = lines(&o);
+    assert!(l[0].contains("PID") && l[0].contains("CMD"), "{l:?}");
+    assert_eq!(l.len(), 3, "{l:?}");
+    assert!(l[1..].iter().all(|x| x.contains("sleep")), "{l:?}");
+    // list: the container, running.
+    let all: Value = serde_json::from_slice(&oci.ok(&["list", "--format", "json"]).stdout).unwrap();
+    let me = all.as_array().unwrap().iter().find(|c| c["id"] == id.as_str()).expect("listed");
+    assert_eq!((me["status"].as_str(), me["pid"].as_i64()), (Some("running"), Some(oci.pid(&id) as i64)));
+    assert_eq!(lines(&oci.ok(&["list", "-q"])), [id.clone()]);
+}
+
+/// Receive one fd sent with SCM_RIGHTS on `sock`.
+fn recv_fd(sock: &std::os::unix::net::UnixStream) -> OwnedFd {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::AsRawFd;
+    let mut buf = [0u8; 256];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC).unwrap();
+    for c in msg.cmsgs().unwrap() {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            return unsafe { OwnedFd::from_raw_fd(fds[0]) };
+        }
+    }
+    panic!("no fd on the console socket");
+}
+
+#[test]
+fn exec_tty_through_the_console_socket() {
+    let oci = Oci::new();
+    let id = oci.container("tty", &["sleep", "1000"]);
+    let sock = oci.dir.path("console.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let pid_file = oci.dir.path("tty.pid");
+    let o = oci.exec(&["-t", "-d", "--console-socket", sock.to_str().unwrap(), "--pid-file", pid_file.to_str().unwrap(),
+        &id, "sh"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let (conn, _) = listener.accept().unwrap();
+    let mut master = std::fs::File::from(recv_fd(&conn));
+    master.write_all(b"tty >/dev/null && echo on-a-tty-$((6*7))\n").unwrap();
+    let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let (mut r, o2) = (master.try_clone().unwrap(), out.clone());
+    std::thread::spawn(move || {
+        let mut b = [0u8; 1024];
+        while let Ok(n) = r.read(&mut b) {
+            if n == 0 {
+                break;
+            }
+            o2.lock().unwrap().push_str(&String::from_utf8_lossy(&b[..n]));
+        }
+    });
+    wait_for("the shell's answer on the pty", || out.lock().unwrap().contains("on-a-tty-42").then_some(()));
+    let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    master.write_all(b"exit\n").unwrap();
+    wait_for("the shell to exit", || {
+        let st = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        (st.is_empty() || st.contains(") Z ")).then_some(())
+    });
+}
+
+/// The counter the container's loop writes (rootfs/tmp/count-ID).
+fn counter(oci: &Oci, id: &str) -> u64 {
+    std::fs::read_to_string(oci.dir.path("rootfs/tmp").join(format!("count-{id}")))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn pause_stops_the_container_and_resume_goes_on() {
+    let oci = Oci::new();
+    let id = format!("v{}-pause", oci.tag);
+    let script = format!("i=0; while :; do i=$((i+1)); echo $i > /tmp/count-{id}; done");
+    let id = oci.container("pause", &["sh", "-c", &script]);
+    wait_for("the counter to run", || (counter(&oci, &id) > 10).then_some(()));
+    oci.ok(&["pause", &id]);
+    assert_eq!(oci.status(&id), "paused");
+    if v2() {
+        let events = std::fs::read_to_string(oci.cgroup_file(&id, "cgroup.events")).unwrap();
+        assert!(events.contains("frozen 1"), "{events}");
+    } else {
+        assert_eq!(std::fs::read_to_string(oci.cgroup_file(&id, "freezer.state")).unwrap().trim(), "FROZEN");
+    }
+    let frozen = counter(&oci, &id);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(counter(&oci, &id), frozen, "the counter grew while paused");
+    // Paused: no exec, no second pause.
+    let o = oci.run(&["pause", &id]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("paused"), "{}", text(&o));
+    oci.ok(&["resume", &id]);
+    assert_eq!(oci.status(&id), "running");
+    wait_for("the counter to grow again", || (counter(&oci, &id) > frozen + 10).then_some(()));
+    let o = oci.run(&["resume", &id]);
+    assert_eq!(o.status.code(), Some(1), "resume of a running container: {}", text(&o));
+}
+
+#[test]
+fn update_writes_the_cgroup_files() {
+    let oci = Oci::new();
+    let id = oci.container("upd", &["sleep", "1000"]);
+    let (mem_file, swap_file) =
+        if v2() { ("memory.max", "memory.swap.max") } else { ("memory.limit_in_bytes", "memory.memsw.limit_in_bytes") };
+    let read = |f: &str| std::fs::read_to_string(oci.cgroup_file(&id, f)).unwrap().trim().to_string();
+    assert_eq!(read(mem_file), (256u64 << 20).to_string(), "the config's limit");
+    // Raising the limit (on v1 memsw has to go first).
+    oci.ok(&["update", "--memory", "300m", &id]);
+    assert_eq!(read(mem_file), (300u64 << 20).to_string());
+    // Lowering, with swap (memory + swap in runc's terms).
+    if oci.cgroup_file(&id, mem_file).with_file_name(swap_file).exists() {
+        oci.ok(&["update", "--memory", "200m", "--memory-swap", "250m", &id]);
+        assert_eq!(read(mem_file), (200u64 << 20).to_string());
+        let swap = if v2() { 50u64 << 20 } else { 250u64 << 20 };
+        assert_eq!(read(swap_file), swap.to_string());
+    }
+    // --resources on stdin, as containerd's shim passes it.
+    let mut c = oci.hsrun(&["update", "--resources", "-", &id]);
+    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(br#"{"pids":{"limit":42},"cpu":{"quota":30000,"period":100000}}"#).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(read("pids.max"), "42");
+    if v2() {
+        assert_eq!(read("cpu.max"), "30000 100000");
+    } else {
+        assert_eq!((read("cpu.cfs_quota_us"), read("cpu.cfs_period_us")), ("30000".into(), "100000".into()));
+    }
+    // What the cgroups cannot take is refused, and nothing is written.
+    let o = oci.run(&["update", "--memory", "100m", "--memory-swap", "50m", &id]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(read(mem_file), (200u64 << 20).to_string());
+}
+
+#[test]
+fn verbs_refuse_a_stopped_container() {
+    let oci = Oci::new();
+    let id = oci.container("stop", &["sh", "-c", "exit 0"]);
+    wait_for("the container to stop", || (oci.status(&id) == "stopped").then_some(()));
+    for verb in [&["exec", &id, "true"][..], &["pause", &id], &["update", "--memory", "100m", &id]] {
+        let o = oci.run(verb);
+        assert_eq!(o.status.code(), Some(1), "{verb:?}: {}", text(&o));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("stopped") || String::from_utf8_lossy(&o.stderr).contains("not running"),
+            "{verb:?}: {}", text(&o));
+    }
+    let o = oci.run(&["exec", "no-such-container", "true"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("does not exist"), "{}", text(&o));
+}
+
+#[test]
+fn features_document() {
+    let oci = Oci::new();
+    let f: Value = serde_json::from_slice(&oci.ok(&["features"]).stdout).unwrap();
+    assert_eq!(f["ociVersionMin"], "1.0.0");
+    assert!(f["ociVersionMax"].as_str().unwrap().starts_with("1."));
+    let hooks: Vec<&str> = f["hooks"].as_array().unwrap().iter().map(|h| h.as_str().unwrap()).collect();
+    assert!(hooks.contains(&"createRuntime") && hooks.contains(&"poststop"), "{hooks:?}");
+    assert!(f["mountOptions"].as_array().unwrap().iter().any(|o| o == "rbind"));
+    let linux = &f["linux"];
+    let ns: Vec<&str> = linux["namespaces"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+    assert_eq!(ns.len(), 7, "{ns:?}");
+    assert!(linux["capabilities"].as_array().unwrap().iter().any(|c| c == "CAP_SYS_ADMIN"));
+    assert_eq!(linux["cgroup"]["v1"], true);
+    assert_eq!(linux["cgroup"]["v2"], true);
+    assert_eq!(linux["seccomp"]["enabled"], true);
+    assert!(linux["seccomp"]["actions"].as_array().unwrap().iter().any(|a| a == "SCMP_ACT_ERRNO"));
+    assert_eq!(linux["apparmor"]["enabled"], false);
+}
