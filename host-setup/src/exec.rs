@@ -163,8 +163,7 @@ pub fn spawn(e: &Entry, l: &Launch, who: &str) -> Result<Pid> {
     // setns(CLONE_NEWPID) changes the pid namespace of our *children* only: enter it
     // here, then fork, and the child is a member of the container's pid namespace.
     if let Some(pid_ns) = &e.pid_ns {
-        nix::sched::setns(pid_ns, CloneFlags::CLONE_NEWPID)
-            .sys(|| format!("setns(/proc/{}/ns/pid)", e.init.pid))?;
+        nix::sched::setns(pid_ns, CloneFlags::CLONE_NEWPID).sys(|| format!("setns(/proc/{}/ns/pid)", e.init.pid))?;
     }
     forward::block()?;
     let (child, born_in) = match born_in_cgroup(&e.cgroup_dirs)? {
@@ -175,6 +174,10 @@ pub fn spawn(e: &Entry, l: &Launch, who: &str) -> Result<Pid> {
         return Ok(child);
     }
     sys::reset_signals_in_child();
+    let console = match l.stdio {
+        Some(ChildStdio::Console { sock, .. }) => Some(sock),
+        _ => None,
+    };
     ChildStdio::install_in_child(l.stdio);
     let cgroups = if born_in { &[][..] } else { &e.cgroup_procs[..] };
     let code = match enter(cgroups, &e.namespaces, &e.root, e.init, l.cwd.as_deref()) {
@@ -185,6 +188,7 @@ pub fn spawn(e: &Entry, l: &Launch, who: &str) -> Result<Pid> {
                 fd.as_raw_fd(),
                 l.filter.map(|f| f.as_raw_fd()),
                 l.spec.map(|f| f.as_raw_fd()),
+                console,
                 &l.argv,
                 &l.env,
             ),
@@ -243,19 +247,31 @@ const IMAGE_FD: RawFd = SECCOMP_FD + 1;
 
 /// The fd number of init's --spec-fd records in the child (after the image).
 pub const SPEC_FD: RawFd = IMAGE_FD + 1;
+/// The socket connected to hsrun exec's --console-socket (init's CONSOLE record).
+pub const CONSOLE_FD: RawFd = SPEC_FD + 1;
 
 /// Exec init from its sealed memfd, the filter (if any) on SECCOMP_FD, the spec
 /// records (if any) on SPEC_FD; returns 126 if that fails. Nothing else of ours
 /// stays open: fds 0-2 (ours or the relay's, see relay.rs), the filter, the
 /// records, and the image (close-on-exec).
-fn exec_init(fd: RawFd, filter: Option<RawFd>, spec: Option<RawFd>, argv: &[CString], env: &[CString]) -> i32 {
-    // All out of the way first: any may sit on SECCOMP_FD..=SPEC_FD now.
+fn exec_init(
+    fd: RawFd,
+    filter: Option<RawFd>,
+    spec: Option<RawFd>,
+    console: Option<RawFd>,
+    argv: &[CString],
+    env: &[CString],
+) -> i32 {
+    // All out of the way first: any may sit on SECCOMP_FD..=CONSOLE_FD now.
     let (image, filter, spec) = (sys::dup_high(fd), filter.map(sys::dup_high), spec.map(sys::dup_high));
+    let console = console.map(sys::dup_high);
     let placed = sys::place_fd(image, IMAGE_FD, true)
         .and_then(|()| filter.map_or(Ok(()), |f| sys::place_fd(f, SECCOMP_FD, false)))
-        .and_then(|()| spec.map_or(Ok(()), |f| sys::place_fd(f, SPEC_FD, false)));
-    sys::close_from(SPEC_FD + 1);
-    let keep = |fd: RawFd| fd == IMAGE_FD || (fd == SECCOMP_FD && filter.is_some()) || (fd == SPEC_FD && spec.is_some());
+        .and_then(|()| spec.map_or(Ok(()), |f| sys::place_fd(f, SPEC_FD, false)))
+        .and_then(|()| console.map_or(Ok(()), |f| sys::place_fd(f, CONSOLE_FD, false)));
+    sys::close_from(if console.is_some() { CONSOLE_FD + 1 } else { SPEC_FD + 1 });
+    let keep =
+        |fd: RawFd| fd == IMAGE_FD || (fd == SECCOMP_FD && filter.is_some()) || (fd == SPEC_FD && spec.is_some());
     for fd in (3..=SPEC_FD).filter(|&fd| !keep(fd)) {
         let _ = nix::unistd::close(fd);
     }

@@ -12,6 +12,7 @@
 //! | root | rootfs::enter, before the pivot | ROOT_PROPAGATION on "/", MOUNT..., DEVICE..., SYMLINK..., ROOT_READONLY, NO_PIVOT |
 //! | after the pivot | after the hostname | DOMAINNAME, SYSCTL..., READONLY..., MASK... |
 //! | process | before CMD | RLIMIT..., OOM_SCORE_ADJ, CAPS' bounding set, USER, CAPS' other sets, NO_NEW_PRIVS, CWD |
+//! | console | right after the pivot (src/console.rs) | CONSOLE |
 //! | start | last before seccomp | START_FIFO (the wait for `start`), HOOK... |
 //!
 //! SYSCTL comes before READONLY and MASK, as in runc's standard_init: the OCI
@@ -45,14 +46,24 @@ pub enum Item<'a> {
     RootPropagation(usize),
     Mount(Mount<'a>),
     Device(Device<'a>),
-    Symlink { target: &'a [u8], link: &'a [u8] },
+    Symlink {
+        target: &'a [u8],
+        link: &'a [u8],
+    },
     RootReadonly,
     NoPivot,
     Mask(&'a [u8]),
     Readonly(&'a [u8]),
-    Sysctl { key: &'a [u8], value: &'a [u8] },
+    Sysctl {
+        key: &'a [u8],
+        value: &'a [u8],
+    },
     Domainname(&'a [u8]),
-    Rlimit { resource: u32, soft: u64, hard: u64 },
+    Rlimit {
+        resource: u32,
+        soft: u64,
+        hard: u64,
+    },
     OomScoreAdj(i64),
     User(User),
     Caps(Sets),
@@ -60,6 +71,8 @@ pub enum Item<'a> {
     Cwd(&'a [u8]),
     StartFifo(&'a [u8]),
     Hook(Hook<'a>),
+    /// The console socket's fd (src/console.rs).
+    Console(i32),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,6 +194,7 @@ pub fn decode(mut r: Record<'_>) -> Result<Item<'_>, &'static str> {
         spec::NO_NEW_PRIVS => Item::NoNewPrivs,
         spec::CWD => Item::Cwd(text(&mut r)?),
         spec::START_FIFO => Item::StartFifo(text(&mut r)?),
+        spec::CONSOLE => Item::Console(i32::try_from(r.u64()?).map_err(|_| "a console fd is an int")?),
         spec::HOOK => {
             let path = text(&mut r)?;
             let timeout = r.u64()?;
@@ -204,7 +218,7 @@ pub fn decode(mut r: Record<'_>) -> Result<Item<'_>, &'static str> {
 
 /// The record's name for messages.
 pub fn tag_name(tag: u8) -> &'static [u8] {
-    const NAMES: [&str; 19] = [
+    const NAMES: [&str; 20] = [
         "END",
         "MOUNT",
         "MASK",
@@ -224,6 +238,7 @@ pub fn tag_name(tag: u8) -> &'static [u8] {
         "HOOK",
         "OOM_SCORE_ADJ",
         "NO_PIVOT",
+        "CONSOLE",
     ];
     NAMES.get(tag as usize).map_or(b"an unknown record", |n| n.as_bytes())
 }

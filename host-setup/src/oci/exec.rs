@@ -27,7 +27,7 @@ use super::cli::{opt, parse, Global, Opt, Parsed};
 use super::state::{State, Status};
 use super::{config, console};
 use crate::error::{Result, SysContext};
-use crate::exec::{spawn, Entry, Launch, SPEC_FD};
+use crate::exec::{spawn, Entry, Launch, CONSOLE_FD, SPEC_FD};
 use crate::relay::ChildStdio;
 use crate::seccomp::Seccomp;
 use crate::spec::Inside;
@@ -104,7 +104,11 @@ pub fn process(p: &Parsed, cmd: &[String], config: &OciSpec) -> Result<Process> 
     if !caps.is_empty() {
         let mut c = proc.capabilities().clone().unwrap_or_default();
         for name in caps {
-            let full = if name.to_ascii_uppercase().starts_with("CAP_") { name.to_ascii_uppercase() } else { format!("CAP_{}", name.to_ascii_uppercase()) };
+            let full = if name.to_ascii_uppercase().starts_with("CAP_") {
+                name.to_ascii_uppercase()
+            } else {
+                format!("CAP_{}", name.to_ascii_uppercase())
+            };
             let cap: Capability = serde_json::from_value(serde_json::Value::String(full))
                 .map_err(|_| crate::usage!("exec: --cap {name:?}: not a capability"))?;
             add_cap(&mut c, cap);
@@ -203,6 +207,12 @@ pub fn main(g: &Global, args: &[String]) -> Result<i32> {
 
     let mut inside = Inside::default();
     super::process::fill(&proc, &mut inside)?;
+    // With --console-socket, init makes the pty inside (CONSOLE) and sends the master.
+    let console = match (terminal, &socket) {
+        (true, Some(sock)) => Some(console::connect(sock)?),
+        _ => None,
+    };
+    inside.console_fd = console.as_ref().map(|_| CONSOLE_FD);
     let records = crate::memfd::sealed_memfd(c"hsrun-exec-spec", &crate::contract_spec::encode(&inside))?;
     let filter = filter(&config, &st.config)?;
     let init_bin = match crate::state::Journal::read(&paths, id)?.and_then(|j| j.init_bin()) {
@@ -212,15 +222,9 @@ pub fn main(g: &Global, args: &[String]) -> Result<i32> {
     let image = crate::memfd::sealed_init(&init_bin)?;
     let entry = Entry::open(id, st.init(), &st.cgroup_dirs)?;
 
-    // The terminal: the master to the engine now (we keep the slave for the child),
-    // or a pty relayed to ours.
-    let (slave, relay) = match (terminal, socket) {
-        (true, Some(sock)) => {
-            let c = console::open(&sock)?;
-            let slave = c.slave.try_clone().sys(|| "dup the pty slave".into())?;
-            c.send()?;
-            (Some(slave), None)
-        }
+    // The terminal: made by init (above), or a pty relayed to ours.
+    let (slave, relay) = match (terminal, &console) {
+        (true, Some(_)) => (None, None),
         (true, None) => {
             let pty = nix::pty::openpty(crate::sys::window_size(0).as_ref(), None)
                 .map_err(|e| crate::error::Error::sys("openpty", e))?;
@@ -235,11 +239,16 @@ pub fn main(g: &Global, args: &[String]) -> Result<i32> {
         filter: filter.as_ref(),
         spec: Some(&records),
         // Without a terminal the process gets our fds 0-2: the engine's pipes.
-        stdio: slave.as_ref().map(|s| ChildStdio::Tty(s.as_raw_fd())),
+        stdio: match (&console, &slave) {
+            (Some(c), _) => Some(ChildStdio::Console { fds: [0, 1, 2], sock: c.as_raw_fd() }),
+            (None, Some(s)) => Some(ChildStdio::Tty(s.as_raw_fd())),
+            (None, None) => None,
+        },
         cwd: None,
     };
     let child = spawn(&entry, &launch, "hsrun")?;
     drop(slave);
+    drop(console);
     if let Some(f) = p.value("pid-file") {
         let path = std::env::current_dir().sys(|| "getcwd".into())?.join(f);
         super::state::write_atomic(&path, child.as_raw().to_string().as_bytes())?;
@@ -274,7 +283,22 @@ mod tests {
     fn options_over_the_containers_process() {
         let p = parse(
             "exec",
-            &v(&["-e", "A=2", "--env", "B=3", "--cwd", "/tmp", "-u", "1000:100", "--cap", "NET_RAW", "--no-new-privs", "x", "id", "-u"]),
+            &v(&[
+                "-e",
+                "A=2",
+                "--env",
+                "B=3",
+                "--cwd",
+                "/tmp",
+                "-u",
+                "1000:100",
+                "--cap",
+                "NET_RAW",
+                "--no-new-privs",
+                "x",
+                "id",
+                "-u",
+            ]),
             &OPTS,
             Some(1),
         )

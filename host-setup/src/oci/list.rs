@@ -2,8 +2,8 @@
 //! `ROOT/ID/oci.json`), as runc lists them: a table `ID PID STATUS BUNDLE CREATED
 //! OWNER`, the JSON array of runc's container state, or only the IDs.
 
-use std::os::unix::fs::MetadataExt;
 use serde_json::{json, Value};
+use std::os::unix::fs::MetadataExt;
 
 use super::cli::{opt, parse, Global};
 use super::state::{State, Status};
@@ -42,10 +42,8 @@ fn owner(uid: u32) -> String {
 /// runc's containerState for one container.
 fn entry(paths: &Paths, c: &State) -> Value {
     let status = c.status(paths);
-    let config: Value = std::fs::read_to_string(&c.config)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(Value::Null);
+    let config: Value =
+        std::fs::read_to_string(&c.config).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(Value::Null);
     let rootfs = config["root"]["path"].as_str().map(|p| c.bundle.join(p)).unwrap_or_default();
     let uid = std::fs::metadata(paths.container(&c.id)).map(|m| m.uid()).unwrap_or(0);
     json!({
