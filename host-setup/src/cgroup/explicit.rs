@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{devices, v2, Cgroups, Op};
+use super::{devices, Cgroups, Op};
 use crate::error::Result;
 use crate::spec::Resources;
 
@@ -136,7 +136,6 @@ pub fn explicit_ops(cg: &Cgroups, rel: &str, r: &Resources) -> Result<Vec<Op>> {
                 }
                 ops.push(Op::write(&dir, k, v));
             }
-            let _ = v2::CONTROLLERS;
             Ok(ops)
         }
     }

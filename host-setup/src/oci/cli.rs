@@ -223,7 +223,7 @@ pub fn main(argv: Vec<String>) -> i32 {
     let Some(run) = verb(name) else {
         return fail(&g, &crate::usage!("unknown command {name:?}: see hsrun --help"));
     };
-    g.log.line("debug", &format!("{}", argv.join(" ")));
+    g.log.line("debug", &argv.join(" "));
     match run(&g, &args[i + 1..]) {
         Ok(code) => code,
         Err(e) => fail(&g, &e),

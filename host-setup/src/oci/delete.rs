@@ -26,8 +26,9 @@ pub fn delete(g: &Global, id: &str, force: bool) -> Result<()> {
     let st = State::load(&paths, id).ok();
     if let Some(st) = &st {
         let s = st.status(&paths);
-        // runc's: a created container is deleted without --force (its process never ran).
-        if matches!(s, Status::Running | Status::Paused) && !force {
+        // The runtime spec: deleting a container that is not stopped is an error
+        // (runc deletes a created one anyway; the validation suite checks the spec).
+        if s != Status::Stopped && !force {
             lock.finish();
             return Err(crate::failed!(
                 "cannot delete container {id}: it is {}; stop it first or use --force",

@@ -4,7 +4,6 @@
 
 use std::io::Read;
 use std::os::fd::AsFd;
-use std::time::Duration;
 
 use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
@@ -59,7 +58,6 @@ pub fn start(g: &Global, id: &str) -> Result<()> {
             log::warn!("{err}");
         }
     }
-    let _ = Duration::ZERO;
     Ok(())
 }
 

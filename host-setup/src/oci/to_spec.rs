@@ -44,7 +44,7 @@ pub fn to_spec(oci: &OciSpec, c: &Create) -> Result<Spec> {
     let linux = oci.linux().clone().unwrap_or_default();
     let process = oci.process().as_ref().ok_or_else(|| bad("process", "missing: create needs a process to run"))?;
     let args = process.args().clone().unwrap_or_default();
-    if args.first().is_none_or(|a| a.is_empty()) {
+    if args.first().map_or(true, |a| a.is_empty()) {
         return Err(bad("process.args", "empty: give the program to run"));
     }
     let namespaces = namespaces(oci)?;

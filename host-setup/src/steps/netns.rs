@@ -23,7 +23,7 @@ impl Step for Netns {
 
     // A container described in full may join a namespace or keep the host's.
     fn applies(&self, spec: &crate::spec::Spec) -> bool {
-        spec.explicit.as_ref().is_none_or(|e| e.namespaces.net == crate::spec::Ns::New)
+        spec.explicit.as_ref().map_or(true, |e| e.namespaces.net == crate::spec::Ns::New)
     }
 
     fn plan(&self, ctx: &Ctx) -> Result<Vec<Action>> {
