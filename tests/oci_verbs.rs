@@ -73,10 +73,7 @@ impl Oci {
         let st = self.saved(id);
         let dirs: Vec<PathBuf> =
             st["cgroup_dirs"].as_array().unwrap().iter().map(|d| PathBuf::from(d.as_str().unwrap())).collect();
-        dirs.iter()
-            .map(|d| d.join(file))
-            .find(|f| f.exists())
-            .unwrap_or_else(|| panic!("no {file} in {dirs:?}"))
+        dirs.iter().map(|d| d.join(file)).find(|f| f.exists()).unwrap_or_else(|| panic!("no {file} in {dirs:?}"))
     }
 
     /// ROOT/containers/ID/oci.json.
@@ -91,8 +88,15 @@ impl Oci {
         self.ids.lock().unwrap().push(id.clone());
         let bundle = self.dir.path(&id);
         std::fs::create_dir_all(&bundle).unwrap();
-        let caps = json!(["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_KILL", "CAP_SETGID", "CAP_SETUID",
-            "CAP_NET_BIND_SERVICE"]);
+        let caps = json!([
+            "CAP_CHOWN",
+            "CAP_DAC_OVERRIDE",
+            "CAP_FOWNER",
+            "CAP_KILL",
+            "CAP_SETGID",
+            "CAP_SETUID",
+            "CAP_NET_BIND_SERVICE"
+        ]);
         let config = json!({
             "ociVersion": "1.0.2",
             "process": {
@@ -105,7 +109,10 @@ impl Oci {
             "hostname": "verbs",
             "mounts": [
                 {"destination": "/proc", "type": "proc", "source": "proc"},
-                {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]}
+                {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]},
+                // exec --tty: init opens the pty from the container's devpts (runc needs it too).
+                {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+                 "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]}
             ],
             "linux": {
                 "cgroupsPath": format!("/{}/{id}", self.cg_parent()),
@@ -267,8 +274,16 @@ fn exec_tty_through_the_console_socket() {
     let sock = oci.dir.path("console.sock");
     let listener = UnixListener::bind(&sock).unwrap();
     let pid_file = oci.dir.path("tty.pid");
-    let o = oci.exec(&["-t", "-d", "--console-socket", sock.to_str().unwrap(), "--pid-file", pid_file.to_str().unwrap(),
-        &id, "sh"]);
+    let o = oci.exec(&[
+        "-t",
+        "-d",
+        "--console-socket",
+        sock.to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        &id,
+        "sh",
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     let (conn, _) = listener.accept().unwrap();
     let mut master = std::fs::File::from(recv_fd(&conn));
@@ -374,8 +389,12 @@ fn verbs_refuse_a_stopped_container() {
     for verb in [&["exec", &id, "true"][..], &["pause", &id], &["update", "--memory", "100m", &id]] {
         let o = oci.run(verb);
         assert_eq!(o.status.code(), Some(1), "{verb:?}: {}", text(&o));
-        assert!(String::from_utf8_lossy(&o.stderr).contains("stopped") || String::from_utf8_lossy(&o.stderr).contains("not running"),
-            "{verb:?}: {}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("stopped")
+                || String::from_utf8_lossy(&o.stderr).contains("not running"),
+            "{verb:?}: {}",
+            text(&o)
+        );
     }
     let o = oci.run(&["exec", "no-such-container", "true"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
