@@ -14,6 +14,8 @@ use crate::spec::{Explicit, Inside};
 /// The fd on which init reads the records (`init --spec-fd 6`): after the
 /// seccomp filter's; a container described in full has no layers on LOWER_FD.
 pub const SPEC_FD: RawFd = SECCOMP_FD + 1;
+/// Where spawn.rs puts the socket connected to `--console-socket` (CONSOLE).
+pub const CONSOLE_FD: RawFd = SPEC_FD + 1;
 
 /// What the launch of a container described in full adds to init's arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +36,7 @@ impl ExplicitLaunch {
             clone_flags: e.namespaces.clone_flags(),
             cgroupns: e.namespaces.cgroup == crate::spec::Ns::New,
             env: e.env.clone(),
-            records: encode(&e.inside),
+            records: encode(&Inside { console_fd: e.terminal.then_some(CONSOLE_FD), ..e.inside.clone() }),
         }
     }
 }
@@ -89,6 +91,9 @@ pub fn encode_with(i: &Inside, src_fds: &[Option<RawFd>]) -> Vec<u8> {
     }
     if i.no_pivot {
         w.record(rec::NO_PIVOT, &[]);
+    }
+    if let Some(fd) = i.console_fd {
+        w.record(rec::CONSOLE, &[Field::U64(fd as u64)]);
     }
     for p in &i.masked {
         w.record(rec::MASK, &[b(p)]);

@@ -40,6 +40,12 @@ const QUIET: Duration = Duration::from_secs(1);
 pub enum ChildStdio {
     Tty(RawFd),
     Fds([RawFd; 3]),
+    /// fds 0-2 as Fds, and a socket connected to the engine's console socket
+    /// that init gets on CONSOLE_FD (it makes the pty inside: init/src/console.rs).
+    Console {
+        fds: [RawFd; 3],
+        sock: RawFd,
+    },
 }
 
 impl ChildStdio {
@@ -48,7 +54,7 @@ impl ChildStdio {
     pub fn install_in_child(stdio: Option<ChildStdio>) {
         match stdio {
             Some(ChildStdio::Tty(t)) => sys::new_session_in_child(Some(t)),
-            Some(ChildStdio::Fds(fds)) => {
+            Some(ChildStdio::Fds(fds) | ChildStdio::Console { fds, .. }) => {
                 sys::new_session_in_child(None);
                 for (to, from) in fds.into_iter().enumerate() {
                     if sys::place_fd(from, to as RawFd, false).is_err() {

@@ -102,6 +102,10 @@ pub fn spawn(args: &InitArgs, stdio: Option<ChildStdio>) -> Result<(Pid, File)> 
     let Some(pid) = child else {
         // The child: PID 1 of the new pid namespace. Only its own fds from here to exec.
         sys::reset_signals_in_child();
+        let console = match stdio {
+            Some(ChildStdio::Console { sock, .. }) => Some(sock),
+            _ => None,
+        };
         ChildStdio::install_in_child(stdio);
         let mut layers = [0; sys::MAX_FDS];
         let mut nlayers = 0;
@@ -128,6 +132,7 @@ pub fn spawn(args: &InitArgs, stdio: Option<ChildStdio>) -> Result<(Pid, File)> 
         let (w, img) = (sys::dup_high(ready_w.as_raw_fd()), sys::dup_high(image.as_raw_fd()));
         let bpf = filter.as_ref().map(|f| sys::dup_high(f.as_raw_fd()));
         let spec = records.as_ref().map(|f| sys::dup_high(f.as_raw_fd()));
+        let console = console.map(sys::dup_high);
         for l in &mut layers[..nlayers] {
             *l = sys::dup_high(*l);
         }
@@ -140,9 +145,13 @@ pub fn spawn(args: &InitArgs, stdio: Option<ChildStdio>) -> Result<(Pid, File)> 
             placed = placed.and_then(|()| sys::place_fd(*l, init::flag::LOWER_FD + i as RawFd, false));
         }
         placed = placed.and_then(|()| spec.map_or(Ok(()), |f| sys::place_fd(f, spec_fd, false)));
+        // The console socket right after the records (only hsrun's containers have
+        // one, and they have no layers: spec_fd + 1 is contract_spec's CONSOLE_FD).
+        placed = placed.and_then(|()| console.map_or(Ok(()), |f| sys::place_fd(f, spec_fd + 1, false)));
         // Nothing else of the host may reach the container: every fd our caller left
         // open without O_CLOEXEC would otherwise be init's, readable through /proc/1/fd.
         sys::close_from(match (nlayers, bpf) {
+            _ if console.is_some() => spec_fd + 2,
             _ if spec.is_some() => spec_fd + 1,
             (n, _) if n > 0 => init::flag::LOWER_FD + n as RawFd,
             (_, Some(_)) => SECCOMP_FD + 1,

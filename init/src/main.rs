@@ -6,10 +6,12 @@
 //! 3. rootfs (+ --dev) + pivot_root + /proc (+ --mask-proc)  4. hostname
 //! 5. --restrict: non-dumpable, capabilities, no_new_privs (youki/runc order:
 //!    after every mount, right before CMD)
-//!    then --seccomp-fd's filter, read early, installed last (src/seccomp.rs)
+//!    then --seccomp-fd's filter, read early, installed last (src/seccomp.rs);
+//!    without no_new_privs, before the capabilities are dropped (runc's order)
 //!
 //! --spec-fd's records (src/specrun.rs) are read before step 1 and run within
-//! steps 3-5: mounts before the pivot, masks and sysctls after the hostname,
+//! steps 3-5: mounts before the pivot, the terminal (CONSOLE) right after it,
+//! masks and sysctls after the hostname,
 //! rlimits, user and capabilities in 5, then the wait for `start` and hooks.
 //! 6. rewrite init's argv, then start CMD (supervised, or --exec, or --pause)
 #![no_std]
@@ -84,6 +86,24 @@ fn main(argc: usize, argv: *const *const c_char, envp: *const *const c_char) -> 
 
     // 5b. read the seccomp filter now: its fd is closed with the others below.
     let filter = o.seccomp_fd.map(|fd| seccomp::read(fd).unwrap_or_else(|e| ready::fail(o.ready_fd, &e, EXIT_SETUP)));
+    // 5a. without no_new_privs, seccomp(2) needs CAP_SYS_ADMIN (the kernel's
+    // rule), which the capability sets below may drop: the filter goes on now,
+    // before them, as runc's standard_init does (a config with noNewPrivileges
+    // unset and no CAP_SYS_ADMIN: Podman's and Docker's defaults). Everything
+    // init calls from here to exec (close_range, prctl, capset, setgroups,
+    // setresuid, chdir, the start fifo, the hooks' fork/execve/wait4) must then
+    // pass the filter: runc has the same constraint, and Docker's and Podman's
+    // default profiles allow them. With no_new_privs it goes on last (5b).
+    let nnp = o.restrict || spec.is_some_and(|s| s.find(init::spec::NO_NEW_PRIVS).is_some());
+    let filter = match filter {
+        Some(f) if !nnp => {
+            if let Err(e) = seccomp::install(&f) {
+                ready::fail(o.ready_fd, &e, EXIT_SETUP)
+            }
+            None
+        }
+        f => f,
+    };
 
     // 5. --restrict, last, once nothing needs privileges any more. init applies it
     // to itself right before it forks CMD (or execs it, with --exec), so CMD
@@ -117,7 +137,8 @@ fn main(argc: usize, argv: *const *const c_char, envp: *const *const c_char) -> 
     }
 
     // 5b. the filter, after no_new_privs, as the last step before CMD: init and
-    // CMD both run under it (src/seccomp.rs says why).
+    // CMD both run under it (src/seccomp.rs says why). Without no_new_privs it
+    // is already on (5a).
     if let Some(f) = &filter {
         if let Err(e) = seccomp::install(f) {
             ready::fail(o.ready_fd, &e, EXIT_SETUP)
@@ -175,6 +196,11 @@ fn setup<'a>(o: &Opts<'a>, spec: Option<Spec>) -> Result<(), Error<'a>> {
     if let Some(dir) = o.rootfs {
         let (dev, mask_proc, userns) = (o.dev, o.mask_proc, o.userns);
         rootfs::enter(Rootfs { dir, lower: o.lower, upper: o.upper, work: o.work, dev, mask_proc, userns, spec })?;
+    }
+    // 3b. the spec's terminal: a pty of the container's devpts, after its
+    // mounts and before read-only paths and masks (runc's setupConsole).
+    if let Some(s) = spec {
+        init::console::setup(&s)?;
     }
     // 4. the hostname, in the UTS namespace the caller created.
     if let Some(name) = o.hostname {

@@ -31,6 +31,8 @@ pub enum Item<'a> {
     Cwd(&'a [u8]),
     StartFifo(&'a [u8]),
     Hook(Hook<'a>),
+    /// The console socket's fd (src/console.rs).
+    Console(i32),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,6 +166,7 @@ pub fn decode(mut r: Record<'_>) -> Result<Item<'_>, &'static str> {
         spec::NO_NEW_PRIVS => Item::NoNewPrivs,
         spec::CWD => Item::Cwd(text(&mut r)?),
         spec::START_FIFO => Item::StartFifo(text(&mut r)?),
+        spec::CONSOLE => Item::Console(i32::try_from(r.u64()?).map_err(|_| "a console fd is an int")?),
         spec::HOOK => {
             let path = text(&mut r)?;
             let timeout = r.u64()?;
@@ -187,7 +190,7 @@ pub fn decode(mut r: Record<'_>) -> Result<Item<'_>, &'static str> {
 
 /// The record's name for messages.
 pub fn tag_name(tag: u8) -> &'static [u8] {
-    const NAMES: [&str; 19] = [
+    const NAMES: [&str; 20] = [
         "END",
         "MOUNT",
         "MASK",
@@ -207,6 +210,7 @@ pub fn tag_name(tag: u8) -> &'static [u8] {
         "HOOK",
         "OOM_SCORE_ADJ",
         "NO_PIVOT",
+        "CONSOLE",
     ];
     NAMES.get(tag as usize).map_or(b"an unknown record", |n| n.as_bytes())
 }

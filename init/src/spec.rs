@@ -23,6 +23,7 @@
 //! | SYMLINK | target, link path | before the pivot |
 //! | ROOT_READONLY | - | after the mounts, before the pivot |
 //! | NO_PIVOT | - | MS_MOVE + chroot instead of pivot_root (runc --no-pivot) |
+//! | CONSOLE | fd (a unix socket connected to `--console-socket`) | right after the pivot: a pty of the container's devpts on 0-2, its master sent on fd |
 //! | MASK | path | after the pivot: /dev/null over a file, an empty read-only tmpfs over a dir |
 //! | READONLY | path | after the pivot: bind-remount read-only |
 //! | SYSCTL | key (`net.ipv4.ip_forward`), value | after the pivot, into /proc/sys |
@@ -60,6 +61,7 @@ pub const SYMLINK: u8 = 15;
 pub const HOOK: u8 = 16;
 pub const OOM_SCORE_ADJ: u8 = 17;
 pub const NO_PIVOT: u8 = 18;
+pub const CONSOLE: u8 = 19;
 
 /// One field of a record, to write.
 #[derive(Debug, Clone, Copy)]

@@ -12,6 +12,7 @@
 //! | root | rootfs::enter, before the pivot | ROOT_PROPAGATION on "/", MOUNT..., DEVICE..., SYMLINK..., ROOT_READONLY, NO_PIVOT |
 //! | after the pivot | after the hostname | DOMAINNAME, SYSCTL..., READONLY..., MASK... |
 //! | process | before CMD | RLIMIT..., OOM_SCORE_ADJ, CAPS' bounding set, USER, CAPS' other sets, NO_NEW_PRIVS, CWD |
+//! | console | right after the pivot (src/console.rs) | CONSOLE |
 //! | start | last before seccomp | START_FIFO (the wait for `start`), HOOK... |
 //!
 //! SYSCTL comes before READONLY and MASK, as in runc's standard_init: the OCI

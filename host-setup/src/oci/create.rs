@@ -99,12 +99,13 @@ pub fn create(g: &Global, id: &str, o: &CreateOpts) -> Result<State> {
     let bins = Bins::locate(None)?;
     let e = spec.explicit.as_deref().expect("to_spec fills it");
     let console = match (e.terminal, &o.console_socket) {
-        (true, Some(s)) => Some(console::open(s)?),
+        (true, Some(s)) => Some(console::connect(s)?),
         (true, None) => return Err(crate::usage!("process.terminal is true: --console-socket is needed")),
         (false, _) => None,
     };
+    // With a terminal, init replaces fds 0-2 with the pty it makes (CONSOLE).
     let stdio = match &console {
-        Some(c) => ChildStdio::Tty(c.slave.as_raw_fd()),
+        Some(c) => ChildStdio::Console { fds: [0, 1, 2], sock: c.as_raw_fd() },
         None => ChildStdio::Fds([0, 1, 2]),
     };
     let mut lock = lock(g, id)?;
@@ -121,7 +122,8 @@ pub fn create(g: &Global, id: &str, o: &CreateOpts) -> Result<State> {
         mode: Mode::Detached,
         console: Some(stdio),
     };
-    let res = plan::up(&u, &mut lock).and_then(|init| finish(&paths, id, &o.bundle, &oci, init, e, o, console));
+    let res = plan::up(&u, &mut lock).and_then(|init| finish(&paths, id, &o.bundle, &oci, init, e, o));
+    drop(console);
     if res.is_err() {
         let j = Journal::read(&paths, id).ok().flatten().unwrap_or_default();
         if let Err(e2) = plan::teardown(&paths, id, &j, Duration::from_secs(0)) {
@@ -132,7 +134,6 @@ pub fn create(g: &Global, id: &str, o: &CreateOpts) -> Result<State> {
     res
 }
 
-#[allow(clippy::too_many_arguments)]
 fn finish(
     paths: &crate::state::Paths,
     id: &str,
@@ -141,7 +142,6 @@ fn finish(
     init: crate::state::Proc,
     e: &crate::spec::Explicit,
     o: &CreateOpts,
-    console: Option<console::Console>,
 ) -> Result<State> {
     let dir = paths.container(id);
     let config = dir.join("config.json");
@@ -159,9 +159,6 @@ fn finish(
         config,
     };
     st.save(paths)?;
-    if let Some(c) = console {
-        c.send()?;
-    }
     let state_json = st.spec_state(Status::Created);
     hooks::run_all("createRuntime", &e.hooks.create_runtime, &state_json)?;
     hooks::run_all("createContainer", &e.hooks.create_container, &state_json)?;

@@ -52,8 +52,20 @@ pub fn from_oci(r: Option<&LinuxResources>) -> Result<Resources> {
         });
     }
     out.unified = r.unified().clone().unwrap_or_default().into_iter().collect();
-    if r.block_io().is_some() {
-        return Err(unsupported("blockIO"));
+    if let Some(b) = r.block_io() {
+        // Docker 20.10 always sends `"blockIO": {"weight": 0}`: runc treats a
+        // weight (or leafWeight) of 0 and empty device lists as not set.
+        let set = |w: Option<u16>| w.is_some_and(|w| w != 0);
+        let lists = [
+            b.weight_device().as_ref().map_or(0, |v| v.len()),
+            b.throttle_read_bps_device().as_ref().map_or(0, |v| v.len()),
+            b.throttle_write_bps_device().as_ref().map_or(0, |v| v.len()),
+            b.throttle_read_iops_device().as_ref().map_or(0, |v| v.len()),
+            b.throttle_write_iops_device().as_ref().map_or(0, |v| v.len()),
+        ];
+        if set(b.weight()) || set(b.leaf_weight()) || lists.iter().any(|&n| n > 0) {
+            return Err(unsupported("blockIO (a weight or device limits)"));
+        }
     }
     if r.hugepage_limits().as_ref().is_some_and(|v| !v.is_empty()) {
         return Err(unsupported("hugepageLimits"));

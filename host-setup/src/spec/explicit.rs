@@ -146,6 +146,9 @@ pub struct Inside {
     pub caps: Option<Caps>,
     pub no_new_privs: bool,
     pub cwd: String,
+    /// The fd on which init finds a unix socket connected to the engine's
+    /// `--console-socket`: init makes the terminal inside (CONSOLE record).
+    pub console_fd: Option<i32>,
     /// The exec fifo init waits on until `start` (a host path).
     pub start_fifo: Option<PathBuf>,
     /// Hooks init runs inside after the wait, before exec (startContainer).

@@ -14,6 +14,7 @@ mod caps;
 pub mod files;
 mod signals;
 pub mod spec;
+pub mod tty;
 
 pub use caps::{capget, capset, seccomp_set_filter, CapSets};
 pub use signals::{signal_disposition, sigsetmask, sigwait};
