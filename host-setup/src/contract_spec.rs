@@ -20,6 +20,8 @@ pub const SPEC_FD: RawFd = SECCOMP_FD + 1;
 pub struct ExplicitLaunch {
     /// CLONE_NEW* of the namespaces made at clone (spec::Namespaces::clone_flags).
     pub clone_flags: libc::c_int,
+    /// Namespaces joined by path before the clone (nsjoin.rs): (path, CLONE_NEW*).
+    pub joins: Vec<(std::path::PathBuf, libc::c_int)>,
     /// A new cgroup namespace (init --cgroupns).
     pub cgroupns: bool,
     /// The process's environment, exactly.
@@ -32,6 +34,7 @@ impl ExplicitLaunch {
     pub fn new(e: &Explicit) -> ExplicitLaunch {
         ExplicitLaunch {
             clone_flags: e.namespaces.clone_flags(),
+            joins: e.namespaces.joins(),
             cgroupns: e.namespaces.cgroup == crate::spec::Ns::New,
             env: e.env.clone(),
             records: encode(&e.inside),

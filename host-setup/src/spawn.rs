@@ -76,6 +76,13 @@ pub fn spawn(args: &InitArgs, stdio: Option<ChildStdio>) -> Result<(Pid, File)> 
         Some(_) => Some(userns::InNetns::enter(&args.netns)?),
         None => None,
     };
+    // Namespaces joined by path (an OCI bundle's): this thread enters them, the
+    // child is born in them (a joined pid namespace too: setns(CLONE_NEWPID) only
+    // sets the namespace of this thread's children), and this thread goes back.
+    let joined = match &args.explicit {
+        Some(x) if !x.joins.is_empty() => Some(crate::nsjoin::Joined::enter(&x.joins)?),
+        _ => None,
+    };
     // --userns on cgroup v1: init, root of its user namespace only, may not open the
     // host root's cgroup files; the child writes "0" into these, opened here.
     let mut join_files = vec![];
@@ -152,6 +159,7 @@ pub fn spawn(args: &InitArgs, stdio: Option<ChildStdio>) -> Result<(Pid, File)> 
         sys::exit_child(125);
     };
     drop(in_netns);
+    drop(joined);
     drop(ready_w);
     if let (Some((parent, child)), Some(u)) = (handoff, &args.userns) {
         drop(child);

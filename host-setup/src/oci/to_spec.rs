@@ -191,16 +191,22 @@ fn namespaces(oci: &OciSpec) -> Result<Namespaces> {
             LinuxNamespaceType::User => &mut n.user,
             other => return Err(bad("linux.namespaces", format!("{other:?}: not supported by this runtime"))),
         };
-        if let (Ns::Join(p), false) = (&v, matches!(t, LinuxNamespaceType::Network)) {
+        if let (Ns::Join(p), LinuxNamespaceType::User) = (&v, t) {
             return Err(bad(
                 "linux.namespaces",
-                format!("joining a {t:?} namespace by path ({}) is not supported (only network)", p.display()),
+                format!("joining a user namespace by path ({}) is not supported", p.display()),
             ));
         }
         *slot = v;
     }
-    if n.mount != Ns::New {
-        return Err(bad("linux.namespaces", "a container needs a mount namespace of its own (type \"mount\")"));
+    // runc accepts a container without a mount namespace and then mounts its /proc,
+    // /dev and /sys and pivots in the host's own mount namespace; init would pivot
+    // the host's root: refused (a new or a joined one).
+    if n.mount == Ns::Host {
+        return Err(bad(
+            "linux.namespaces",
+            "a container needs a mount namespace (type \"mount\"), new or joined by path",
+        ));
     }
     Ok(n)
 }

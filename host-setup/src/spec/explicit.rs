@@ -82,6 +82,24 @@ impl Namespaces {
         }
         f
     }
+
+    /// The namespaces joined by path at clone time: (path, CLONE_NEW*) (nsjoin.rs;
+    /// the network namespace is entered by init, the user namespace is not joined).
+    pub fn joins(&self) -> Vec<(PathBuf, libc::c_int)> {
+        let all = [
+            (&self.cgroup, libc::CLONE_NEWCGROUP),
+            (&self.ipc, libc::CLONE_NEWIPC),
+            (&self.uts, libc::CLONE_NEWUTS),
+            (&self.pid, libc::CLONE_NEWPID),
+            (&self.mount, libc::CLONE_NEWNS),
+        ];
+        all.into_iter()
+            .filter_map(|(ns, flag)| match ns {
+                Ns::Join(p) => Some((p.clone(), flag)),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 /// cgroup limits as the OCI runtime spec names them (cgroup.rs writes them as v1 or v2 files).
