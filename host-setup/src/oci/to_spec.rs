@@ -54,8 +54,9 @@ pub fn to_spec(oci: &OciSpec, c: &Create) -> Result<Spec> {
             "a user namespace is not supported by this runtime yet (run the container without one)",
         ));
     }
-    if oci.hostname().is_some() && namespaces.uts != Ns::New {
-        return Err(bad("hostname", "setting it needs a new uts namespace"));
+    // As runc: a joined uts namespace gets the hostname too; the host's never.
+    if oci.hostname().is_some() && namespaces.uts == Ns::Host {
+        return Err(bad("hostname", "setting it needs a uts namespace (new or joined)"));
     }
     let netns = match &namespaces.net {
         Ns::New => netns_file(c.paths, c.id).display().to_string(),
