@@ -385,3 +385,27 @@ fn joins_another_containers_namespaces_by_path() {
     assert_eq!(lines[..2], ["the-pod", "sleep"], "the pod's hostname and its PID 1: {lines:?}");
     assert_ne!(lines[2], "1", "not PID 1: the pod's pid namespace");
 }
+
+/// `run --preserve-fds 2` (systemd socket activation, podman's --preserve-fds):
+/// the caller's fds 3 and 4 are the process's 3 and 4, and nothing of init's is left.
+#[test]
+fn preserve_fds_reach_the_process() {
+    let o = Oci::new();
+    let id = o.id("fds");
+    let (a, c) = (o.dir.path("fd3"), o.dir.path("fd4"));
+    std::fs::write(&a, "three\n").unwrap();
+    std::fs::write(&c, "four\n").unwrap();
+    let bundle = o.bundle(&id, &["sh", "-c", "cat <&3; cat <&4; ls /proc/$$/fd | wc -l"], |_| {});
+    let line = format!(
+        "exec {} --root {} run --preserve-fds 2 --bundle {} {id} 3<{} 4<{}",
+        bin("hsrun").display(),
+        o.root.display(),
+        b(&bundle),
+        a.display(),
+        c.display()
+    );
+    let r = Command::new("sh").args(["-c", &line]).stdin(Stdio::null()).output().unwrap();
+    assert!(r.status.success(), "{}", text(&r));
+    assert_eq!(String::from_utf8_lossy(&r.stdout), "three\nfour\n5\n", "fds 0-4 only: {}", text(&r));
+    assert_eq!(o.leftovers(&id), Vec::<String>::new());
+}

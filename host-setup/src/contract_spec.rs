@@ -15,6 +15,24 @@ use crate::spec::{Explicit, Inside};
 /// seccomp filter's; a container described in full has no layers on LOWER_FD.
 pub const SPEC_FD: RawFd = SECCOMP_FD + 1;
 
+/// init's fds in the child between clone and exec: 3 ready, 4 init's image,
+/// 5 seccomp, 6 records — all moved up by an OCI caller's `--preserve-fds N`,
+/// whose fds 3..3+N the process gets as they are (init --preserve-fds N).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fds {
+    pub ready: RawFd,
+    pub init: RawFd,
+    pub seccomp: RawFd,
+    pub spec: RawFd,
+}
+
+impl Fds {
+    pub fn of(a: &InitArgs) -> Fds {
+        let n = a.explicit.as_ref().map_or(0, |x| x.preserve_fds);
+        Fds { ready: READY_FD + n, init: READY_FD + 1 + n, seccomp: SECCOMP_FD + n, spec: SPEC_FD + n }
+    }
+}
+
 /// What the launch of a container described in full adds to init's arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExplicitLaunch {
@@ -22,6 +40,8 @@ pub struct ExplicitLaunch {
     pub clone_flags: libc::c_int,
     /// Namespaces joined by path before the clone (nsjoin.rs): (path, CLONE_NEW*).
     pub joins: Vec<(std::path::PathBuf, libc::c_int)>,
+    /// The caller's fds 3..3+N the process gets (--preserve-fds N).
+    pub preserve_fds: RawFd,
     /// A new cgroup namespace (init --cgroupns).
     pub cgroupns: bool,
     /// The process's environment, exactly.
@@ -35,6 +55,7 @@ impl ExplicitLaunch {
         ExplicitLaunch {
             clone_flags: e.namespaces.clone_flags(),
             joins: e.namespaces.joins(),
+            preserve_fds: e.preserve_fds as RawFd,
             cgroupns: e.namespaces.cgroup == crate::spec::Ns::New,
             env: e.env.clone(),
             records: encode(&e.inside),
@@ -152,11 +173,15 @@ pub fn argv(a: &InitArgs, x: &ExplicitLaunch) -> Vec<String> {
     if !a.hostname.is_empty() {
         opt(flag::HOSTNAME, a.hostname.clone());
     }
-    opt(flag::READY_FD, READY_FD.to_string());
+    let fds = Fds::of(a);
+    opt(flag::READY_FD, fds.ready.to_string());
     if a.filtered() {
-        opt(flag::SECCOMP_FD, SECCOMP_FD.to_string());
+        opt(flag::SECCOMP_FD, fds.seccomp.to_string());
     }
-    opt(flag::SPEC_FD, SPEC_FD.to_string());
+    opt(flag::SPEC_FD, fds.spec.to_string());
+    if x.preserve_fds > 0 {
+        opt(flag::PRESERVE_FDS, x.preserve_fds.to_string());
+    }
     if x.cgroupns {
         v.push(flag::CGROUPNS.into());
     }

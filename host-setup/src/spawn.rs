@@ -19,16 +19,13 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::unistd::Pid;
 
-use crate::contract::{self, InitArgs, READY_FD, SECCOMP_FD};
+use crate::contract::{self, InitArgs};
 use crate::error::{Error, Result, SysContext};
 use crate::relay::ChildStdio;
 use crate::{sys, userns};
 
 /// How long init may take to report ready before we give up on it.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The fd number init's image has in the child, between clone and exec.
-const INIT_FD: RawFd = READY_FD + 1;
 
 /// Clone a child into new mount, UTS, IPC and PID namespaces and exec init in it,
 /// in a new session, with `stdio` on fds 0-2 (a terminal becomes its controlling
@@ -99,6 +96,9 @@ pub fn spawn(args: &InitArgs, stdio: Option<ChildStdio>) -> Result<(Pid, File)> 
             sys::clone_into_namespaces(flags, WHAT)?
         }
     };
+    // init's fds, above an OCI caller's --preserve-fds range (contract_spec::Fds).
+    let fds = crate::contract_spec::Fds::of(args);
+    let (ready_fd, init_fd, seccomp_fd, spec_fd) = (fds.ready, fds.init, fds.seccomp, fds.spec);
     let Some(pid) = child else {
         // The child: PID 1 of the new pid namespace. Only its own fds from here to exec.
         sys::reset_signals_in_child();
@@ -131,31 +131,31 @@ pub fn spawn(args: &InitArgs, stdio: Option<ChildStdio>) -> Result<(Pid, File)> 
         for l in &mut layers[..nlayers] {
             *l = sys::dup_high(*l);
         }
-        let mut placed = sys::place_fd(w, READY_FD, false)
-            .and_then(|()| sys::place_fd(img, INIT_FD, true))
-            .and_then(|()| bpf.map_or(Ok(()), |f| sys::place_fd(f, SECCOMP_FD, false)));
+        let mut placed = sys::place_fd(w, ready_fd, false)
+            .and_then(|()| sys::place_fd(img, init_fd, true))
+            .and_then(|()| bpf.map_or(Ok(()), |f| sys::place_fd(f, seccomp_fd, false)));
         // With records there are no layers (a plain root dir): SPEC_FD is free.
-        placed = placed.and_then(|()| spec.map_or(Ok(()), |f| sys::place_fd(f, crate::contract_spec::SPEC_FD, false)));
+        placed = placed.and_then(|()| spec.map_or(Ok(()), |f| sys::place_fd(f, spec_fd, false)));
         for (i, l) in layers[..nlayers].iter().enumerate() {
             placed = placed.and_then(|()| sys::place_fd(*l, init::flag::LOWER_FD + i as RawFd, false));
         }
         // Nothing else of the host may reach the container: every fd our caller left
         // open without O_CLOEXEC would otherwise be init's, readable through /proc/1/fd.
         sys::close_from(match (nlayers, bpf) {
-            _ if spec.is_some() => crate::contract_spec::SPEC_FD + 1,
+            _ if spec.is_some() => spec_fd + 1,
             (n, _) if n > 0 => init::flag::LOWER_FD + n as RawFd,
-            (_, Some(_)) => SECCOMP_FD + 1,
-            _ => INIT_FD + 1,
+            (_, Some(_)) => seccomp_fd + 1,
+            _ => init_fd + 1,
         });
         if bpf.is_none() && (nlayers > 0 || spec.is_some()) {
-            let _ = nix::unistd::close(SECCOMP_FD); // a gap below the layers
+            let _ = nix::unistd::close(seccomp_fd); // a gap below the layers
         }
         let errno = match placed {
-            Ok(()) => sys::exec_fd(INIT_FD, &argv, &envp),
+            Ok(()) => sys::exec_fd(init_fd, &argv, &envp),
             Err(e) => e,
         };
         let e = Error::sys(format!("exec {}", args.init_bin.display()), errno);
-        sys::write_fd(READY_FD, contract::error_line(&e).as_bytes());
+        sys::write_fd(ready_fd, contract::error_line(&e).as_bytes());
         sys::exit_child(125);
     };
     drop(in_netns);

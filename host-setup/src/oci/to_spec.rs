@@ -22,6 +22,8 @@ pub struct Create<'a> {
     pub no_pivot: bool,
     /// Where containers without a cgroupsPath go.
     pub cgroup_parent: &'a str,
+    /// `--preserve-fds N`: hsrun's fds 3..3+N become the process's.
+    pub preserve_fds: u32,
 }
 
 /// Where the container's new network namespace is bound (so an engine's CNI can
@@ -129,6 +131,7 @@ pub fn to_spec(oci: &OciSpec, c: &Create) -> Result<Spec> {
             poststop: conv(hooks.poststop()),
         },
         namespaces,
+        preserve_fds: c.preserve_fds,
     };
     Ok(Spec {
         name: c.id.to_string(),

@@ -40,6 +40,9 @@ pub struct Explicit {
     /// Hooks host-setup runs on the host, with the state on stdin.
     #[serde(default)]
     pub hooks: Hooks,
+    /// The caller's fds 3..3+N reach the process as they are (`--preserve-fds N`).
+    #[serde(default)]
+    pub preserve_fds: u32,
 }
 
 /// One namespace: a new one, one joined by its path, or the host's (absent).
