@@ -51,6 +51,13 @@ pub struct ExplicitLaunch {
 }
 
 impl ExplicitLaunch {
+    /// A joined mount namespace need not hold the netns's bind mount (it may
+    /// predate it, or not propagate it): then host-setup enters the netns by its
+    /// host path before the mount namespace, and init is born in it (spawn.rs).
+    pub fn host_enters_netns(&self, netns: &std::path::Path) -> bool {
+        !netns.as_os_str().is_empty() && self.joins.iter().any(|(_, f)| *f == libc::CLONE_NEWNS)
+    }
+
     pub fn new(e: &Explicit) -> ExplicitLaunch {
         ExplicitLaunch {
             clone_flags: e.namespaces.clone_flags(),
@@ -166,7 +173,7 @@ pub fn argv(a: &InitArgs, x: &ExplicitLaunch) -> Vec<String> {
     for d in a.cgroup_dirs.iter().filter(|_| !a.born_in_cgroup) {
         opt(flag::CGROUP, s(d));
     }
-    if !a.netns.as_os_str().is_empty() {
+    if !a.netns.as_os_str().is_empty() && !x.host_enters_netns(&a.netns) {
         opt(flag::NETNS, s(&a.netns));
     }
     opt(flag::ROOTFS, s(&a.rootfs));

@@ -69,8 +69,10 @@ pub fn spawn(args: &InitArgs, stdio: Option<ChildStdio>) -> Result<(Pid, File)> 
     log::debug!("{WHAT}{} + exec {}", if handoff.is_some() { "+CLONE_NEWUSER" } else { "" }, args.argv().join(" "));
     // A user namespace's child joins no netns the host owns later (setns needs the
     // host's CAP_SYS_ADMIN): it is born in it, cloned from a thread that is there.
+    let host_netns = args.explicit.as_ref().is_some_and(|x| x.host_enters_netns(&args.netns));
     let in_netns = match &args.userns {
         Some(_) => Some(userns::InNetns::enter(&args.netns)?),
+        None if host_netns => Some(userns::InNetns::enter(&args.netns)?),
         None => None,
     };
     // Namespaces joined by path (an OCI bundle's): this thread enters them, the
