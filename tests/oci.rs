@@ -334,3 +334,78 @@ impl SignalOrCode for std::process::ExitStatus {
         self.signal().map(|s| -s).or(self.code())
     }
 }
+
+/// The ipc, uts and pid namespaces of a running container, joined by path by a
+/// second one (how Kubernetes' pods share them): same namespaces on the host, the
+/// first's hostname, its processes seen.
+#[test]
+fn joins_another_containers_namespaces_by_path() {
+    let o = Oci::new();
+    let pod = o.id("pod");
+    let bundle = o.bundle(&pod, &["sleep", "100"], |c| c["hostname"] = json!("the-pod"));
+    let (st, out) = o.create(&["create", "--bundle", b(&bundle), &pod], None);
+    assert!(st.success(), "{out}");
+    o.ok(&["start", &pod]);
+    let pid = o.state(&pod)["pid"].as_i64().unwrap();
+    let id = o.id("member");
+    let ns = |t: &str| format!("/proc/{pid}/ns/{t}");
+    let script = "hostname; cat /proc/1/comm; echo $$; sleep 100";
+    let bundle = o.bundle(&id, &["sh", "-c", script], |c| {
+        c.as_object_mut().unwrap().remove("hostname");
+        c["linux"]["namespaces"] = json!([
+            {"type": "pid", "path": ns("pid")}, {"type": "ipc", "path": ns("ipc")},
+            {"type": "uts", "path": ns("uts")}, {"type": "network"}, {"type": "mount"}
+        ]);
+    });
+    let out = o.dir.path("member.out");
+    let f = std::fs::File::create(&out).unwrap();
+    let st = o.cmd(&["create", "--bundle", b(&bundle), &id]).stdout(f.try_clone().unwrap()).stderr(f).status().unwrap();
+    assert!(st.success(), "create: {}", std::fs::read_to_string(&out).unwrap());
+    let member = o.state(&id)["pid"].as_i64().unwrap();
+    for t in ["pid", "ipc", "uts"] {
+        let link = |p: i64| std::fs::read_link(format!("/proc/{p}/ns/{t}")).unwrap();
+        assert_eq!(link(member), link(pid), "{t}: the member is in the pod's namespace");
+    }
+    let mnt = |p: i64| std::fs::read_link(format!("/proc/{p}/ns/mnt")).unwrap();
+    assert_ne!(mnt(member), mnt(pid), "a mount namespace of its own");
+    assert_ne!(
+        std::fs::read_link("/proc/self/ns/uts").unwrap(),
+        std::fs::read_link(ns("uts")).unwrap(),
+        "hsrun went back to its own namespaces"
+    );
+    o.ok(&["start", &id]);
+    let mut lines = vec![];
+    for _ in 0..200 {
+        lines = std::fs::read_to_string(&out).unwrap().lines().map(String::from).collect();
+        if lines.len() >= 3 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert_eq!(lines[..2], ["the-pod", "sleep"], "the pod's hostname and its PID 1: {lines:?}");
+    assert_ne!(lines[2], "1", "not PID 1: the pod's pid namespace");
+}
+
+/// `run --preserve-fds 2` (systemd socket activation, podman's --preserve-fds):
+/// the caller's fds 3 and 4 are the process's 3 and 4, and nothing of init's is left.
+#[test]
+fn preserve_fds_reach_the_process() {
+    let o = Oci::new();
+    let id = o.id("fds");
+    let (a, c) = (o.dir.path("fd3"), o.dir.path("fd4"));
+    std::fs::write(&a, "three\n").unwrap();
+    std::fs::write(&c, "four\n").unwrap();
+    let bundle = o.bundle(&id, &["sh", "-c", "cat <&3; cat <&4; ls /proc/$$/fd | wc -l"], |_| {});
+    let line = format!(
+        "exec {} --root {} run --preserve-fds 2 --bundle {} {id} 3<{} 4<{}",
+        bin("hsrun").display(),
+        o.root.display(),
+        b(&bundle),
+        a.display(),
+        c.display()
+    );
+    let r = Command::new("sh").args(["-c", &line]).stdin(Stdio::null()).output().unwrap();
+    assert!(r.status.success(), "{}", text(&r));
+    assert_eq!(String::from_utf8_lossy(&r.stdout), "three\nfour\n5\n", "fds 0-4 only: {}", text(&r));
+    assert_eq!(o.leftovers(&id), Vec::<String>::new());
+}

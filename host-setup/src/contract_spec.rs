@@ -17,11 +17,33 @@ pub const SPEC_FD: RawFd = SECCOMP_FD + 1;
 /// Where spawn.rs puts the socket connected to `--console-socket` (CONSOLE).
 pub const CONSOLE_FD: RawFd = SPEC_FD + 1;
 
+/// init's fds in the child between clone and exec: 3 ready, 4 init's image,
+/// 5 seccomp, 6 records — all moved up by an OCI caller's `--preserve-fds N`,
+/// whose fds 3..3+N the process gets as they are (init --preserve-fds N).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fds {
+    pub ready: RawFd,
+    pub init: RawFd,
+    pub seccomp: RawFd,
+    pub spec: RawFd,
+}
+
+impl Fds {
+    pub fn of(a: &InitArgs) -> Fds {
+        let n = a.explicit.as_ref().map_or(0, |x| x.preserve_fds);
+        Fds { ready: READY_FD + n, init: READY_FD + 1 + n, seccomp: SECCOMP_FD + n, spec: SPEC_FD + n }
+    }
+}
+
 /// What the launch of a container described in full adds to init's arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExplicitLaunch {
     /// CLONE_NEW* of the namespaces made at clone (spec::Namespaces::clone_flags).
     pub clone_flags: libc::c_int,
+    /// Namespaces joined by path before the clone (nsjoin.rs): (path, CLONE_NEW*).
+    pub joins: Vec<(std::path::PathBuf, libc::c_int)>,
+    /// The caller's fds 3..3+N the process gets (--preserve-fds N).
+    pub preserve_fds: RawFd,
     /// A new cgroup namespace (init --cgroupns).
     pub cgroupns: bool,
     /// The process's environment, exactly.
@@ -31,12 +53,26 @@ pub struct ExplicitLaunch {
 }
 
 impl ExplicitLaunch {
+    /// A joined mount namespace need not hold the netns's bind mount (it may
+    /// predate it, or not propagate it): then host-setup enters the netns by its
+    /// host path before the mount namespace, and init is born in it (spawn.rs).
+    pub fn host_enters_netns(&self, netns: &std::path::Path) -> bool {
+        !netns.as_os_str().is_empty() && self.joins.iter().any(|(_, f)| *f == libc::CLONE_NEWNS)
+    }
+
     pub fn new(e: &Explicit) -> ExplicitLaunch {
         ExplicitLaunch {
             clone_flags: e.namespaces.clone_flags(),
+            joins: e.namespaces.joins(),
+            preserve_fds: e.preserve_fds as RawFd,
             cgroupns: e.namespaces.cgroup == crate::spec::Ns::New,
             env: e.env.clone(),
-            records: encode(&Inside { console_fd: e.terminal.then_some(CONSOLE_FD), ..e.inside.clone() }),
+            // The console socket sits right after the records (spawn.rs), which move up
+            // with --preserve-fds.
+            records: encode(&Inside {
+                console_fd: e.terminal.then_some(CONSOLE_FD + e.preserve_fds as RawFd),
+                ..e.inside.clone()
+            }),
         }
     }
 }
@@ -154,18 +190,22 @@ pub fn argv(a: &InitArgs, x: &ExplicitLaunch) -> Vec<String> {
     for d in a.cgroup_dirs.iter().filter(|_| !a.born_in_cgroup) {
         opt(flag::CGROUP, s(d));
     }
-    if !a.netns.as_os_str().is_empty() {
+    if !a.netns.as_os_str().is_empty() && !x.host_enters_netns(&a.netns) {
         opt(flag::NETNS, s(&a.netns));
     }
     opt(flag::ROOTFS, s(&a.rootfs));
     if !a.hostname.is_empty() {
         opt(flag::HOSTNAME, a.hostname.clone());
     }
-    opt(flag::READY_FD, READY_FD.to_string());
+    let fds = Fds::of(a);
+    opt(flag::READY_FD, fds.ready.to_string());
     if a.filtered() {
-        opt(flag::SECCOMP_FD, SECCOMP_FD.to_string());
+        opt(flag::SECCOMP_FD, fds.seccomp.to_string());
     }
-    opt(flag::SPEC_FD, SPEC_FD.to_string());
+    opt(flag::SPEC_FD, fds.spec.to_string());
+    if x.preserve_fds > 0 {
+        opt(flag::PRESERVE_FDS, x.preserve_fds.to_string());
+    }
     if x.cgroupns {
         v.push(flag::CGROUPNS.into());
     }

@@ -26,6 +26,7 @@ pub mod memfd;
 pub mod mountinfo;
 pub mod net;
 pub mod network;
+pub mod nsjoin;
 pub mod oci;
 pub mod plan;
 pub mod preconditions;

@@ -19,16 +19,13 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::unistd::Pid;
 
-use crate::contract::{self, InitArgs, READY_FD, SECCOMP_FD};
+use crate::contract::{self, InitArgs};
 use crate::error::{Error, Result, SysContext};
 use crate::relay::ChildStdio;
 use crate::{sys, userns};
 
 /// How long init may take to report ready before we give up on it.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The fd number init's image has in the child, between clone and exec.
-const INIT_FD: RawFd = READY_FD + 1;
 
 /// Clone a child into new mount, UTS, IPC and PID namespaces and exec init in it,
 /// in a new session, with `stdio` on fds 0-2 (a terminal becomes its controlling
@@ -79,9 +76,18 @@ pub fn spawn(args: &InitArgs, stdio: Option<ChildStdio>) -> Result<(Pid, File)> 
     log::debug!("{WHAT}{} + exec {}", if handoff.is_some() { "+CLONE_NEWUSER" } else { "" }, args.argv().join(" "));
     // A user namespace's child joins no netns the host owns later (setns needs the
     // host's CAP_SYS_ADMIN): it is born in it, cloned from a thread that is there.
+    let host_netns = args.explicit.as_ref().is_some_and(|x| x.host_enters_netns(&args.netns));
     let in_netns = match &args.userns {
         Some(_) => Some(userns::InNetns::enter(&args.netns)?),
+        None if host_netns => Some(userns::InNetns::enter(&args.netns)?),
         None => None,
+    };
+    // Namespaces joined by path (an OCI bundle's): this thread enters them, the
+    // child is born in them (a joined pid namespace too: setns(CLONE_NEWPID) only
+    // sets the namespace of this thread's children), and this thread goes back.
+    let joined = match &args.explicit {
+        Some(x) if !x.joins.is_empty() => Some(crate::nsjoin::Joined::enter(&x.joins)?),
+        _ => None,
     };
     // --userns on cgroup v1: init, root of its user namespace only, may not open the
     // host root's cgroup files; the child writes "0" into these, opened here.
@@ -99,6 +105,11 @@ pub fn spawn(args: &InitArgs, stdio: Option<ChildStdio>) -> Result<(Pid, File)> 
             sys::clone_into_namespaces(flags, WHAT)?
         }
     };
+    // init's fds, above an OCI caller's --preserve-fds range (contract_spec::Fds).
+    let fds = crate::contract_spec::Fds::of(args);
+    let (ready_fd, init_fd, seccomp_fd) = (fds.ready, fds.init, fds.seccomp);
+    // The run options' records sit after the layers (contract_run.rs); hsrun's after the preserved fds.
+    let spec_fd = if args.explicit.is_some() { fds.spec } else { spec_fd };
     let Some(pid) = child else {
         // The child: PID 1 of the new pid namespace. Only its own fds from here to exec.
         sys::reset_signals_in_child();
@@ -136,11 +147,12 @@ pub fn spawn(args: &InitArgs, stdio: Option<ChildStdio>) -> Result<(Pid, File)> 
         for l in &mut layers[..nlayers] {
             *l = sys::dup_high(*l);
         }
-        let mut placed = sys::place_fd(w, READY_FD, false)
-            .and_then(|()| sys::place_fd(img, INIT_FD, true))
-            .and_then(|()| bpf.map_or(Ok(()), |f| sys::place_fd(f, SECCOMP_FD, false)));
+        let mut placed = sys::place_fd(w, ready_fd, false)
+            .and_then(|()| sys::place_fd(img, init_fd, true))
+            .and_then(|()| bpf.map_or(Ok(()), |f| sys::place_fd(f, seccomp_fd, false)));
         // The layers' (and idmapped volumes') fds from LOWER_FD on, the records
-        // after them (spec_fd: SPEC_FD when there are none).
+        // after them (spec_fd: SPEC_FD when there are none; with --preserve-fds N,
+        // hsrun's containers have no layers and every fd of ours moves up by N).
         for (i, l) in layers[..nlayers].iter().enumerate() {
             placed = placed.and_then(|()| sys::place_fd(*l, init::flag::LOWER_FD + i as RawFd, false));
         }
@@ -154,21 +166,22 @@ pub fn spawn(args: &InitArgs, stdio: Option<ChildStdio>) -> Result<(Pid, File)> 
             _ if console.is_some() => spec_fd + 2,
             _ if spec.is_some() => spec_fd + 1,
             (n, _) if n > 0 => init::flag::LOWER_FD + n as RawFd,
-            (_, Some(_)) => SECCOMP_FD + 1,
-            _ => INIT_FD + 1,
+            (_, Some(_)) => seccomp_fd + 1,
+            _ => init_fd + 1,
         });
         if bpf.is_none() && (nlayers > 0 || spec.is_some()) {
-            let _ = nix::unistd::close(SECCOMP_FD); // a gap below the layers
+            let _ = nix::unistd::close(seccomp_fd); // a gap below the layers
         }
         let errno = match placed {
-            Ok(()) => sys::exec_fd(INIT_FD, &argv, &envp),
+            Ok(()) => sys::exec_fd(init_fd, &argv, &envp),
             Err(e) => e,
         };
         let e = Error::sys(format!("exec {}", args.init_bin.display()), errno);
-        sys::write_fd(READY_FD, contract::error_line(&e).as_bytes());
+        sys::write_fd(ready_fd, contract::error_line(&e).as_bytes());
         sys::exit_child(125);
     };
     drop(in_netns);
+    drop(joined);
     drop(ready_w);
     if let (Some((parent, child)), Some(u)) = (handoff, &args.userns) {
         drop(child);

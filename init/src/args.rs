@@ -49,6 +49,8 @@ pub struct Opts<'a> {
     pub seccomp_fd: Option<i32>,
     /// --spec-fd: where the spec's records are read from (src/specrun.rs).
     pub spec_fd: Option<i32>,
+    /// --preserve-fds N: fds 3..3+N stay open for CMD.
+    pub preserve_fds: i32,
     pub pause: bool,
     pub pgroup: bool,
     pub exec: bool,
@@ -227,6 +229,13 @@ pub fn parse<'a>(argv: impl IntoIterator<Item = &'a CStr>) -> Result<Parsed<'a>,
                 flag::UPPER => &mut o.upper,
                 flag::WORK => &mut o.work,
                 flag::HOSTNAME => &mut o.hostname,
+                flag::PRESERVE_FDS => match decimal(value.to_bytes(), 6) {
+                    Some(n) => {
+                        o.preserve_fds = n as i32;
+                        continue;
+                    }
+                    None => return usage("--preserve-fds needs a number, not: ", value.to_bytes()),
+                },
                 // flag::READY_FD, flag::SECCOMP_FD or flag::SPEC_FD, the fd options
                 fd_flag => match parse_fd(value.to_bytes()) {
                     Some(fd) => {

@@ -104,14 +104,15 @@ pub fn become_foreground() {
     }
 }
 
-/// Closes every fd above 2 except `keep` (pass -1 for none): inherited fds would
-/// let CMD reach host files (/proc/1/fd/N re-opens them).
-pub fn close_fds_except(keep: i32) {
-    if keep >= 3 {
-        close_from_to(3, keep as u32 - 1);
+/// Closes every fd from `first` (3, or above the --preserve-fds range) except
+/// `keep` (pass -1 for none): inherited fds would let CMD reach host files
+/// (/proc/1/fd/N re-opens them).
+pub fn close_fds_except(first: i32, keep: i32) {
+    if keep >= first {
+        close_from_to(first as u32, keep as u32 - 1);
         close_from_to(keep as u32 + 1, u32::MAX);
     } else {
-        close_from_to(3, u32::MAX);
+        close_from_to(first as u32, u32::MAX);
     }
 }
 
@@ -133,10 +134,11 @@ fn close_from_to(first: u32, last: u32) {
 /// dropped (so SIGTERM from the host does nothing to `sleep` or `sh`), orphans
 /// stay zombies unless CMD happens to wait for them, and a non-interactive
 /// `sh -i` exits once it reaps a child it did not start, ending the container.
-pub fn exec_as_pid1(cmd: &Cmd, inherited: Inherited, ready_fd: Option<i32>) -> ! {
+/// fds 3..3+`preserve` stay CMD's (--preserve-fds).
+pub fn exec_as_pid1(cmd: &Cmd, inherited: Inherited, ready_fd: Option<i32>, preserve: i32) -> ! {
     crate::msg::debug(&[b"exec in init's place (no supervision): ", cmd.name().to_bytes()]);
     signals::restore(inherited);
-    close_fds_except(ready_fd.unwrap_or(-1));
+    close_fds_except(3 + preserve, ready_fd.unwrap_or(-1));
     ready::ok_before_exec(ready_fd);
     let e = execvp(cmd);
     ready::fail(ready_fd, &Error::new(e, &[b"exec ", cmd.name().to_bytes(), b" failed"]), exec_exit_code(e))

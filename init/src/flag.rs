@@ -49,6 +49,9 @@ pub const LOWER_FD: i32 = 6;
 /// `--spec-fd N`: read the in-container part of the spec (mounts, user, caps,
 /// rlimits, the wait for `start`, ...) as records from fd N (src/spec.rs).
 pub const SPEC_FD: &str = "--spec-fd";
+/// `--preserve-fds N`: fds 3..3+N are the process's (an OCI runtime's
+/// --preserve-fds: systemd socket activation); init's own fds are above them.
+pub const PRESERVE_FDS: &str = "--preserve-fds";
 /// `--help` (also `-h`).
 pub const HELP: &str = "--help";
 /// `--version` (also `-V`).
@@ -61,4 +64,5 @@ pub const WAIT_CHILD: &str = "--wait-child";
 pub const END: &str = "--";
 
 /// The options that take a value (`--opt VALUE` or `--opt=VALUE`).
-pub const WITH_VALUE: [&str; 10] = [CGROUP, NETNS, ROOTFS, LOWER, UPPER, WORK, HOSTNAME, READY_FD, SECCOMP_FD, SPEC_FD];
+pub const WITH_VALUE: [&str; 11] =
+    [CGROUP, NETNS, ROOTFS, LOWER, UPPER, WORK, HOSTNAME, READY_FD, SECCOMP_FD, SPEC_FD, PRESERVE_FDS];

@@ -112,6 +112,8 @@ setup options (host-setup's; each one a step before CMD starts):
                    records, at most 4096) from fd N and close it; install it
                    (after --restrict's no_new_privs) as the last step before
                    CMD starts: init and CMD both run under it
+  --preserve-fds N fds 3 to 3+N-1 stay open for CMD as they are (an OCI
+                   runtime's --preserve-fds); init's own fds are above them
   --spec-fd N      read the in-container part of a spec (an OCI bundle's) as
                    records from fd N (a sealed memfd; src/spec.rs): mounts,
                    devices and links in the new root before the pivot (targets

@@ -114,8 +114,8 @@ fn main(argc: usize, argv: *const *const c_char, envp: *const *const c_char) -> 
         // pipes and files must not stay open in the container's PID 1 (trap 8).
         msg::debug(&[b"close init's inherited fds above 2"]);
         match &spec {
-            Some(s) => s.close_fds_except(o.ready_fd.unwrap_or(-1)),
-            None => exec::close_fds_except(o.ready_fd.unwrap_or(-1)),
+            Some(s) => s.close_fds_except(3 + o.preserve_fds, o.ready_fd.unwrap_or(-1)),
+            None => exec::close_fds_except(3 + o.preserve_fds, o.ready_fd.unwrap_or(-1)),
         }
         // Not with --exec: execve resets the flag for CMD anyway.
         let dumpable = if o.exec { Ok(()) } else { caps::non_dumpable() };
@@ -164,7 +164,7 @@ fn main(argc: usize, argv: *const *const c_char, envp: *const *const c_char) -> 
         envp,
     };
     if o.exec {
-        exec::exec_as_pid1(&cmd, inherited, o.ready_fd)
+        exec::exec_as_pid1(&cmd, inherited, o.ready_fd, o.preserve_fds)
     }
     pid1::supervise(&cmd, inherited, o.ready_fd, duties)
 }

@@ -162,7 +162,7 @@ pub fn supervise(cmd: &Cmd, inherited: Inherited, ready_fd: Option<i32>, duties:
         let _ = sys::close(status_r);
         exec::become_foreground();
         signals::restore(inherited);
-        exec::close_fds_except(status_w); // status_w is CLOEXEC: execve closes it
+        exec::close_fds_except(3, status_w); // status_w is CLOEXEC: execve closes it
         let e = exec::execvp(cmd);
         let _ = sys::write_all(status_w, &e.into_raw().to_ne_bytes());
         sys::exit(exec::exec_exit_code(e));

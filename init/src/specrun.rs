@@ -153,11 +153,12 @@ impl Spec {
 
     /// Closes every fd above 2 but `ready` and the start fifo (--restrict's
     /// step; exec::close_fds_except keeps only one).
-    pub fn close_fds_except(&self, ready: i32) {
+    /// From `first`: fds below it are the process's (--preserve-fds).
+    pub fn close_fds_except(&self, first: i32, ready: i32) {
         let mut keep = [ready, self.fifo];
         keep.sort_unstable();
-        let mut from = 3;
-        for k in keep.into_iter().filter(|&k| k >= 3) {
+        let mut from = first;
+        for k in keep.into_iter().filter(|&k| k >= first) {
             if k > from {
                 let _ = sys::close_range(from as u32, k as u32 - 1);
             }

@@ -32,20 +32,26 @@ pub struct CreateOpts {
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
     pub no_pivot: bool,
+    /// --preserve-fds N: fds 3..3+N of hsrun reach the process as they are.
+    pub preserve_fds: u32,
 }
 
 fn opts(p: &super::cli::Parsed) -> Result<CreateOpts> {
-    if let Some(n) = p.value("preserve-fds").filter(|n| *n != "0") {
-        return Err(crate::usage!(
-            "--preserve-fds {n}: passing extra fds to the container is not supported (init's own fds 3-6 are in the way)"
-        ));
-    }
+    let preserve_fds = match p.value("preserve-fds") {
+        None => 0,
+        Some(n) => n
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n < 4096)
+            .ok_or_else(|| crate::usage!("--preserve-fds {n}: not a number of fds"))?,
+    };
     let cwd = std::env::current_dir().sys(|| "getcwd".into())?;
     Ok(CreateOpts {
         bundle: cwd.join(p.value("bundle").unwrap_or(".")),
         pid_file: p.value("pid-file").map(|f| cwd.join(f)),
         console_socket: p.value("console-socket").map(|f| cwd.join(f)),
         no_pivot: p.flag("no-pivot"),
+        preserve_fds,
     })
 }
 
@@ -93,6 +99,7 @@ pub fn create(g: &Global, id: &str, o: &CreateOpts) -> Result<State> {
         bundle: &o.bundle,
         paths: &paths,
         no_pivot: o.no_pivot,
+        preserve_fds: o.preserve_fds,
         cgroup_parent: super::CGROUP_PARENT,
     };
     let spec = to_spec::to_spec(&oci, &c)?;

@@ -22,6 +22,8 @@ pub struct Create<'a> {
     pub no_pivot: bool,
     /// Where containers without a cgroupsPath go.
     pub cgroup_parent: &'a str,
+    /// `--preserve-fds N`: hsrun's fds 3..3+N become the process's.
+    pub preserve_fds: u32,
 }
 
 /// Where the container's new network namespace is bound (so an engine's CNI can
@@ -54,8 +56,9 @@ pub fn to_spec(oci: &OciSpec, c: &Create) -> Result<Spec> {
             "a user namespace is not supported by this runtime yet (run the container without one)",
         ));
     }
-    if oci.hostname().is_some() && namespaces.uts != Ns::New {
-        return Err(bad("hostname", "setting it needs a new uts namespace"));
+    // As runc: a joined uts namespace gets the hostname too; the host's never.
+    if oci.hostname().is_some() && namespaces.uts == Ns::Host {
+        return Err(bad("hostname", "setting it needs a uts namespace (new or joined)"));
     }
     let netns = match &namespaces.net {
         Ns::New => netns_file(c.paths, c.id).display().to_string(),
@@ -128,6 +131,7 @@ pub fn to_spec(oci: &OciSpec, c: &Create) -> Result<Spec> {
             poststop: conv(hooks.poststop()),
         },
         namespaces,
+        preserve_fds: c.preserve_fds,
     };
     Ok(Spec {
         name: c.id.to_string(),
@@ -192,16 +196,22 @@ fn namespaces(oci: &OciSpec) -> Result<Namespaces> {
             LinuxNamespaceType::User => &mut n.user,
             other => return Err(bad("linux.namespaces", format!("{other:?}: not supported by this runtime"))),
         };
-        if let (Ns::Join(p), false) = (&v, matches!(t, LinuxNamespaceType::Network)) {
+        if let (Ns::Join(p), LinuxNamespaceType::User) = (&v, t) {
             return Err(bad(
                 "linux.namespaces",
-                format!("joining a {t:?} namespace by path ({}) is not supported (only network)", p.display()),
+                format!("joining a user namespace by path ({}) is not supported", p.display()),
             ));
         }
         *slot = v;
     }
-    if n.mount != Ns::New {
-        return Err(bad("linux.namespaces", "a container needs a mount namespace of its own (type \"mount\")"));
+    // runc accepts a container without a mount namespace and then mounts its /proc,
+    // /dev and /sys and pivots in the host's own mount namespace; init would pivot
+    // the host's root: refused (a new or a joined one).
+    if n.mount == Ns::Host {
+        return Err(bad(
+            "linux.namespaces",
+            "a container needs a mount namespace (type \"mount\"), new or joined by path",
+        ));
     }
     Ok(n)
 }

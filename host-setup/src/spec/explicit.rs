@@ -40,6 +40,9 @@ pub struct Explicit {
     /// Hooks host-setup runs on the host, with the state on stdin.
     #[serde(default)]
     pub hooks: Hooks,
+    /// The caller's fds 3..3+N reach the process as they are (`--preserve-fds N`).
+    #[serde(default)]
+    pub preserve_fds: u32,
 }
 
 /// One namespace: a new one, one joined by its path, or the host's (absent).
@@ -81,6 +84,24 @@ impl Namespaces {
             }
         }
         f
+    }
+
+    /// The namespaces joined by path at clone time: (path, CLONE_NEW*) (nsjoin.rs;
+    /// the network namespace is entered by init, the user namespace is not joined).
+    pub fn joins(&self) -> Vec<(PathBuf, libc::c_int)> {
+        let all = [
+            (&self.cgroup, libc::CLONE_NEWCGROUP),
+            (&self.ipc, libc::CLONE_NEWIPC),
+            (&self.uts, libc::CLONE_NEWUTS),
+            (&self.pid, libc::CLONE_NEWPID),
+            (&self.mount, libc::CLONE_NEWNS),
+        ];
+        all.into_iter()
+            .filter_map(|(ns, flag)| match ns {
+                Ns::Join(p) => Some((p.clone(), flag)),
+                _ => None,
+            })
+            .collect()
     }
 }
 
