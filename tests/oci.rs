@@ -187,6 +187,10 @@ fn create_start_state_delete_leaves_nothing() {
     let e = o.run(&["state", &id]);
     assert_eq!(e.status.code(), Some(1));
     assert!(text(&e).contains("does not exist"), "{}", text(&e));
+    // As runc: `delete --force` of an unknown container succeeds (podman runs it
+    // after its own delete), a plain `delete` does not.
+    assert_eq!(o.run(&["delete", &id]).status.code(), Some(1));
+    o.ok(&["delete", "--force", &id]);
 }
 
 #[test]

@@ -190,7 +190,12 @@ pub fn spawn(e: &Entry, l: &Launch, who: &str) -> Result<Pid> {
             // and reports 127/126 itself if it cannot.
             Some(fd) => exec_init(
                 fd.as_raw_fd(),
-                [l.filter.map(|f| f.as_raw_fd()), l.spec.map(|f| f.as_raw_fd()), l.ready.map(|f| f.as_raw_fd()), console],
+                [
+                    l.filter.map(|f| f.as_raw_fd()),
+                    l.spec.map(|f| f.as_raw_fd()),
+                    l.ready.map(|f| f.as_raw_fd()),
+                    console,
+                ],
                 &l.argv,
                 &l.env,
             ),

@@ -6,7 +6,8 @@ use crate::spec;
 use crate::state::Paths;
 
 /// The sub-commands (argh's names).
-pub const SUBCOMMANDS: [&str; 10] = ["up", "run", "exec", "down", "status", "logs", "verify", "network", "export", "image"];
+pub const SUBCOMMANDS: [&str; 10] =
+    ["up", "run", "exec", "down", "status", "logs", "verify", "network", "export", "image"];
 
 /// `host-setup red ...` means `host-setup up red ...`: insert "up" before the first
 /// word that is not a global option or a sub-command. Returns the new argv and,

@@ -19,6 +19,11 @@ pub fn main(g: &Global, args: &[String]) -> Result<i32> {
 pub fn delete(g: &Global, id: &str, force: bool) -> Result<()> {
     let paths = g.paths();
     if !super::state::exists(&paths, id) {
+        // runc's `delete --force` of an unknown container succeeds: engines call it
+        // to be sure (podman's cleanup runs it after its own delete, and fails on 1).
+        if force {
+            return Ok(());
+        }
         return Err(crate::failed!("container {id} does not exist"));
     }
     let lock = Lock::acquire(&paths, id, || eprintln!("hsrun: waiting for another hsrun working on {id}"))?;
