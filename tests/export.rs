@@ -354,3 +354,68 @@ impl Drop for Tmpfs {
         let _ = Command::new("umount").arg(&self.0).output();
     }
 }
+
+/// An OCI layout of one layer: the busybox layer plus /image-only (a file no
+/// host layer has) and a config whose Cmd cats it (built as tests/runopts.rs does).
+fn busybox_image(t: &TempDir) -> String {
+    let root = busybox_layer();
+    fs::write(root.path("image-only"), "from the image's layer\n").unwrap();
+    std::os::unix::fs::symlink("busybox", root.path("bin/sh")).unwrap();
+    let layout = t.path("layout");
+    fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
+    let blob = |bytes: &[u8]| {
+        use sha2::Digest;
+        let d = format!("sha256:{:x}", sha2::Sha256::digest(bytes));
+        fs::write(layout.join("blobs/sha256").join(&d[7..]), bytes).unwrap();
+        (d, bytes.len())
+    };
+    let tar = t.path("layer.tar");
+    let o = Command::new("tar")
+        .args(["--numeric-owner", "--sort=name", "-C"])
+        .arg(&root.0)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "tar: {}", text(&o));
+    let (layer, lsize) = blob(&fs::read(&tar).unwrap());
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Cmd": ["/bin/cat", "/image-only"], "Env": ["PATH=/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": [layer]}
+    });
+    let (cfg, csize) = blob(config.to_string().as_bytes());
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cfg, "size": csize},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": lsize}]
+    });
+    let (m, msize) = blob(manifest.to_string().as_bytes());
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": m, "size": msize}]});
+    fs::write(layout.join("index.json"), index.to_string()).unwrap();
+    fs::write(layout.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    layout.display().to_string()
+}
+
+#[test]
+fn hsrun_runs_the_bundle_of_an_imported_image() {
+    require_root();
+    let lab = Lab::new();
+    let t = TempDir::new("export-image");
+    let image = format!("export.test/img{}:1", lab.tag());
+    lab.ok(&["image", "import", &busybox_image(&t), "--name", &image]);
+    let name = lab.name("i");
+    lab.ok(&["up", &name, "--image", &image, "--net", "none", "--no-userns"]);
+    let bundle = t.path("bundle");
+    lab.ok(&["export", &name, bundle.to_str().unwrap()]);
+    assert_eq!(config(&bundle)["process"]["args"], serde_json::json!(["/bin/cat", "/image-only"]), "the image's Cmd");
+    // hsrun_run asserts that nothing of hsrun (state, cgroups) stays.
+    let h = hsrun_run(&lab, &bundle, &format!("hs-export-i{}", lab.tag()));
+    assert!(h.status.success(), "hsrun run: {}", text(&h));
+    assert_eq!(stdout(&h), "from the image's layer\n", "{}", text(&h));
+    lab.ok(&["down", &name]);
+    assert_eq!(lab.leftovers(&[&name]), Vec::<String>::new());
+}
