@@ -31,6 +31,9 @@ pub fn check(spec: &Spec, paths: &Paths, cgroups: &Cgroups, cgroup_parent: &str,
         }
     }
     filesystem("overlay", sys::fsopen_probe("overlay"))?;
+    if spec.userns {
+        idmapped_mounts(&spec.name, crate::spec::userns_default(&spec.name, spec.privileged), sys::mount_setattr_probe())?;
+    }
     if !bins.init.is_file() {
         return Err(crate::precondition!(
             "init not found at {}: build it (cargo build --release) or give --init PATH",
@@ -93,13 +96,36 @@ fn filesystem(fstype: &str, probe: std::result::Result<(), nix::errno::Errno>) -
              filesystem and could not load its module (built without it, or no {fstype}.ko for kernel {}: \
              modprobe {fstype} says why)",
             crate::error::errno_text(nix::errno::Errno::ENODEV),
-            nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default()
+            kernel_release()
         )),
         Err(e) => {
             log::debug!("fsopen(\"{fstype}\"): {e:?}: the mount will ask the kernel itself");
             Ok(())
         }
     }
+}
+
+/// Whether a user namespace can have its layers, from what mount_setattr answered
+/// (`probe`): they are idmapped mounts (MOUNT_ATTR_IDMAP, Linux 5.12; overlayfs
+/// inside a user namespace came in 5.11). Refused only for ENOSYS, a kernel older
+/// than 5.12; anything else (EPERM under a restricting seccomp filter) says nothing
+/// about the kernel: the userns step asks again and names its own error.
+fn idmapped_mounts(name: &str, by_default: bool, probe: std::result::Result<(), nix::errno::Errno>) -> Result<()> {
+    match probe {
+        Err(nix::errno::Errno::ENOSYS) => Err(crate::precondition!(
+            "kernel {} has no idmapped mounts (mount_setattr: ENOSYS: {}; Linux 5.12+): {name}'s user namespace{} \
+             needs them for its layers; run with --no-userns or on a newer kernel",
+            kernel_release(),
+            crate::error::errno_text(nix::errno::Errno::ENOSYS),
+            if by_default { " (the default)" } else { " (--userns)" }
+        )),
+        Ok(()) | Err(_) => Ok(()),
+    }
+}
+
+/// uname's release: "5.10.0-32-cloud-amd64".
+fn kernel_release() -> String {
+    nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 /// Addresses of all containers in this state dir, except `except`.
@@ -134,6 +160,34 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("modprobe overlay says why"), "{e}");
+    }
+
+    #[test]
+    fn only_enosys_refuses_a_user_namespace() {
+        idmapped_mounts("green", true, Ok(())).unwrap();
+        // Not allowed to ask (a seccomp filter): the userns step asks itself.
+        idmapped_mounts("green", true, Err(Errno::EPERM)).unwrap();
+        let e = idmapped_mounts("green", true, Err(Errno::ENOSYS)).unwrap_err();
+        assert_eq!(e.exit_code(), 3);
+        let e = e.to_string();
+        let release = kernel_release();
+        assert!(!release.is_empty());
+        assert!(
+            e.starts_with(&format!(
+                "kernel {release} has no idmapped mounts (mount_setattr: ENOSYS: function not implemented; Linux 5.12+): \
+                 green's user namespace (the default) needs them for its layers; run with --no-userns or on a newer kernel"
+            )),
+            "{e}"
+        );
+        let e = idmapped_mounts("red", false, Err(Errno::ENOSYS)).unwrap_err().to_string();
+        assert!(e.contains("red's user namespace (--userns) needs them"), "{e}");
+    }
+
+    #[test]
+    fn mount_setattr_asks_the_kernel() {
+        // Every kernel the tests run on has idmapped mounts (5.12+); the VM with
+        // bullseye's 5.10 sees ENOSYS (tests/vm/oldkernel.sh).
+        assert_eq!(sys::mount_setattr_probe(), Ok(()));
     }
 
     #[test]

@@ -71,6 +71,25 @@ pub fn idmap(mnt: &OwnedFd, userns: &OwnedFd, read_only: bool) -> std::result::R
     Ok(())
 }
 
+/// Whether the kernel has mount_setattr(2), which came with idmapped mounts
+/// (MOUNT_ATTR_IDMAP, Linux 5.12): called with a size of 0, which the kernel
+/// refuses (EINVAL) before it looks at anything else; ENOSYS before 5.12. Nothing
+/// is changed either way.
+pub fn mount_setattr_probe() -> std::result::Result<(), Errno> {
+    // SAFETY: no memory is passed: a null path and a null attr of size 0, which the
+    // kernel rejects on its size check before it reads either.
+    let ret = unsafe {
+        libc::syscall(libc::SYS_mount_setattr, -1, std::ptr::null::<libc::c_char>(), 0, std::ptr::null::<MountAttr>(), 0)
+    };
+    match ret {
+        r if r < 0 => match Errno::last() {
+            Errno::EINVAL => Ok(()),
+            e => Err(e),
+        },
+        _ => Ok(()),
+    }
+}
+
 /// One byte on the socket `sock`, with `fds` attached (SCM_RIGHTS): the receiver
 /// gets its own copies of them.
 pub fn send_fds(sock: &OwnedFd, fds: &[OwnedFd]) -> std::result::Result<(), Errno> {
