@@ -32,7 +32,11 @@ pub fn check(spec: &Spec, paths: &Paths, cgroups: &Cgroups, cgroup_parent: &str,
     }
     filesystem("overlay", sys::fsopen_probe("overlay"))?;
     if spec.userns {
-        idmapped_mounts(&spec.name, crate::spec::userns_default(&spec.name, spec.privileged), sys::mount_setattr_probe())?;
+        idmapped_mounts(
+            &spec.name,
+            crate::spec::userns_default(&spec.name, spec.privileged),
+            sys::mount_setattr_probe(),
+        )?;
     }
     if !bins.init.is_file() {
         return Err(crate::precondition!(

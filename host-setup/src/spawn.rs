@@ -176,7 +176,14 @@ pub fn spawn(args: &InitArgs, stdio: Option<ChildStdio>) -> Result<(Pid, File)> 
             Ok(()) => sys::exec_fd(init_fd, &argv, &envp),
             Err(e) => e,
         };
-        let e = Error::sys(format!("exec {}", args.init_bin.display()), errno);
+        let mut e = Error::sys(format!("exec {}", args.init_bin.display()), errno);
+        // Debian's 5.10 fails execveat(memfd, "", AT_EMPTY_PATH) with ENOENT when
+        // /dev/fd is missing (measured in the bullseye VM, docs/hosts.md; 6.1 does not).
+        if errno == nix::errno::Errno::ENOENT && !std::path::Path::new("/dev/fd").exists() {
+            e = e.hint(
+                "init is exec'd from a memfd, which this kernel resolves through /dev/fd: ln -s /proc/self/fd /dev/fd",
+            );
+        }
         sys::write_fd(ready_fd, contract::error_line(&e).as_bytes());
         sys::exit_child(125);
     };

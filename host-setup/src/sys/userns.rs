@@ -79,7 +79,14 @@ pub fn mount_setattr_probe() -> std::result::Result<(), Errno> {
     // SAFETY: no memory is passed: a null path and a null attr of size 0, which the
     // kernel rejects on its size check before it reads either.
     let ret = unsafe {
-        libc::syscall(libc::SYS_mount_setattr, -1, std::ptr::null::<libc::c_char>(), 0, std::ptr::null::<MountAttr>(), 0)
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            -1,
+            std::ptr::null::<libc::c_char>(),
+            0,
+            std::ptr::null::<MountAttr>(),
+            0,
+        )
     };
     match ret {
         r if r < 0 => match Errno::last() {
