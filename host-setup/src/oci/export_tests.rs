@@ -28,10 +28,7 @@ fn a_contained_container_says_what_init_does() {
     assert_eq!(bounding[0], "CAP_AUDIT_WRITE", "sorted");
     assert_eq!(c["process"]["capabilities"]["inheritable"], serde_json::json!([]));
     let l = &c["linux"];
-    assert_eq!(
-        l["uidMappings"],
-        serde_json::json!([{"containerID": 0, "hostID": 1_000_000_000u32, "size": 65536}])
-    );
+    assert_eq!(l["uidMappings"], serde_json::json!([{"containerID": 0, "hostID": 1_000_000_000u32, "size": 65536}]));
     assert_eq!(l["gidMappings"][0]["hostID"], 1_000_065_536u32);
     let ns: Vec<&str> = l["namespaces"].as_array().unwrap().iter().map(|n| n["type"].as_str().unwrap()).collect();
     assert_eq!(ns, ["pid", "ipc", "uts", "mount", "network", "cgroup", "user"]);
@@ -44,8 +41,7 @@ fn a_contained_container_says_what_init_does() {
     assert_eq!(r["devices"][0], serde_json::json!({"allow": false, "access": "rwm"}), "deny all first");
     assert_eq!(r["devices"].as_array().unwrap().len(), 1 + devices::ALLOWED.len());
     assert_eq!(l["maskedPaths"][1], "/proc/kcore");
-    let dests: Vec<&str> =
-        c["mounts"].as_array().unwrap().iter().map(|m| m["destination"].as_str().unwrap()).collect();
+    let dests: Vec<&str> = c["mounts"].as_array().unwrap().iter().map(|m| m["destination"].as_str().unwrap()).collect();
     assert_eq!(dests, ["/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys"]);
     assert_eq!(c["mounts"][2]["options"][2], "newinstance");
     assert_eq!(l["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
