@@ -361,43 +361,8 @@ fn busybox_image(t: &TempDir) -> String {
     let root = busybox_layer();
     fs::write(root.path("image-only"), "from the image's layer\n").unwrap();
     std::os::unix::fs::symlink("busybox", root.path("bin/sh")).unwrap();
-    let layout = t.path("layout");
-    fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
-    let blob = |bytes: &[u8]| {
-        use sha2::Digest;
-        let d = format!("sha256:{:x}", sha2::Sha256::digest(bytes));
-        fs::write(layout.join("blobs/sha256").join(&d[7..]), bytes).unwrap();
-        (d, bytes.len())
-    };
-    let tar = t.path("layer.tar");
-    let o = Command::new("tar")
-        .args(["--numeric-owner", "--sort=name", "-C"])
-        .arg(&root.0)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "tar: {}", text(&o));
-    let (layer, lsize) = blob(&fs::read(&tar).unwrap());
-    let config = serde_json::json!({
-        "architecture": "amd64", "os": "linux",
-        "config": {"Cmd": ["/bin/cat", "/image-only"], "Env": ["PATH=/bin"]},
-        "rootfs": {"type": "layers", "diff_ids": [layer]}
-    });
-    let (cfg, csize) = blob(config.to_string().as_bytes());
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cfg, "size": csize},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": lsize}]
-    });
-    let (m, msize) = blob(manifest.to_string().as_bytes());
-    let index = serde_json::json!({"schemaVersion": 2, "manifests": [
-        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": m, "size": msize}]});
-    fs::write(layout.join("index.json"), index.to_string()).unwrap();
-    fs::write(layout.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-    layout.display().to_string()
+    let config = serde_json::json!({"Cmd": ["/bin/cat", "/image-only"], "Env": ["PATH=/bin"]});
+    lab_tests::oci_image_fixture::one_layer_layout(t, &root.0, config)
 }
 
 #[test]

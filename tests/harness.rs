@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 mod journal;
 pub use journal::pid_in_journal;
+pub mod oci_image_fixture;
 
 /// Where the project's binaries were built (`tests/run` builds them first).
 /// `HS_BIN_DIR` overrides it, e.g. to test installed binaries.

@@ -1,20 +1,22 @@
 //! hsrun's verbs besides create/start/kill/delete, against real containers made
 //! by `hsrun create` + `start` from a busybox bundle: exec (output, exit code,
-//! --detach + --pid-file, user/cwd/env, --process, a tty through a console
-//! socket the test listens on), ps, list, pause/resume (the freezer), update
-//! (read back from the cgroup files), features. Each test has its own --root,
+//! --detach + --pid-file, user/cwd/env, --process; a tty through a console
+//! socket the test listens on in oci_verbs/tty.rs), ps, list, pause/resume (the
+//! freezer), update (read back from the cgroup files), features. Each test has its own --root,
 //! bundle and cgroup parent (`hsverbs-TAG`), all removed on drop.
 
-use std::io::{Read, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::io::Write;
 use std::os::unix::fs::symlink;
-use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use lab_tests::{bin, require_root, seq, stdout, text, wait_for, TempDir};
 use serde_json::{json, Value};
+
+/// exec --tty: the pty master over a console socket, with and without devpts.
+#[path = "oci_verbs/tty.rs"]
+mod tty;
 
 /// A private hsrun world: --root, a busybox rootfs, one bundle per container.
 struct Oci {
@@ -84,6 +86,11 @@ impl Oci {
 
     /// Create and start a container running `args` as its PID 1; returns its id.
     fn container(&self, suffix: &str, args: &[&str]) -> String {
+        self.container_with(suffix, args, true)
+    }
+
+    /// `container`, with or without a devpts on /dev/pts.
+    fn container_with(&self, suffix: &str, args: &[&str], devpts: bool) -> String {
         let id = format!("v{}-{suffix}", self.tag);
         self.ids.lock().unwrap().push(id.clone());
         let bundle = self.dir.path(&id);
@@ -97,7 +104,7 @@ impl Oci {
             "CAP_SETUID",
             "CAP_NET_BIND_SERVICE"
         ]);
-        let config = json!({
+        let mut config = json!({
             "ociVersion": "1.0.2",
             "process": {
                 "terminal": false, "user": {"uid": 0, "gid": 0}, "args": args, "cwd": "/",
@@ -120,6 +127,9 @@ impl Oci {
                 "resources": {"memory": {"limit": 256 << 20}, "pids": {"limit": 100}}
             }
         });
+        if !devpts {
+            config["mounts"].as_array_mut().unwrap().retain(|m| m["type"] != "devpts");
+        }
         std::fs::write(bundle.join("config.json"), serde_json::to_vec_pretty(&config).unwrap()).unwrap();
         // The container keeps create's stdio: nothing the test would wait on.
         let err = self.dir.path(&format!("{id}.stderr"));
@@ -265,64 +275,6 @@ fn exec_detach_writes_the_pid_file() {
     let (status, err) = oci.exec_detached(&[&id, "no-such-command"]);
     assert_eq!(status.code(), Some(1), "{err}");
     assert!(err.contains("no-such-command"), "{err}");
-}
-
-/// Receive one fd sent with SCM_RIGHTS on `sock`.
-fn recv_fd(sock: &std::os::unix::net::UnixStream) -> OwnedFd {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    use std::os::fd::AsRawFd;
-    let mut buf = [0u8; 256];
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC).unwrap();
-    for c in msg.cmsgs().unwrap() {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            return unsafe { OwnedFd::from_raw_fd(fds[0]) };
-        }
-    }
-    panic!("no fd on the console socket");
-}
-
-#[test]
-fn exec_tty_through_the_console_socket() {
-    let oci = Oci::new();
-    let id = oci.container("tty", &["sleep", "1000"]);
-    let sock = oci.dir.path("console.sock");
-    let listener = UnixListener::bind(&sock).unwrap();
-    let pid_file = oci.dir.path("tty.pid");
-    let (status, err) = oci.exec_detached(&[
-        "-t",
-        "--console-socket",
-        sock.to_str().unwrap(),
-        "--pid-file",
-        pid_file.to_str().unwrap(),
-        &id,
-        "sh",
-    ]);
-    assert!(status.success(), "{status:?}: {err}");
-    let (conn, _) = listener.accept().unwrap();
-    let mut master = std::fs::File::from(recv_fd(&conn));
-    // The container's own devpts: ttyname inside finds /dev/pts/N.
-    master.write_all(b"tty && echo on-a-tty-$((6*7))\n").unwrap();
-    let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let (mut r, o2) = (master.try_clone().unwrap(), out.clone());
-    std::thread::spawn(move || {
-        let mut b = [0u8; 1024];
-        while let Ok(n) = r.read(&mut b) {
-            if n == 0 {
-                break;
-            }
-            o2.lock().unwrap().push_str(&String::from_utf8_lossy(&b[..n]));
-        }
-    });
-    wait_for("the shell's answer on the pty", || out.lock().unwrap().contains("on-a-tty-42").then_some(()));
-    assert!(out.lock().unwrap().contains("/dev/pts/"), "{}", out.lock().unwrap());
-    let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
-    master.write_all(b"exit\n").unwrap();
-    wait_for("the shell to exit", || {
-        let st = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        (st.is_empty() || st.contains(") Z ")).then_some(())
-    });
 }
 
 /// The counter the container's loop writes (rootfs/tmp/count-ID).

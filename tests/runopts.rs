@@ -5,7 +5,6 @@
 //! host is checked (ids, cwd, environment, owners on disk, EROFS, statfs).
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use lab_tests::{bin, stdout, text, Lab, TempDir};
@@ -17,20 +16,6 @@ mod web;
 const IMAGE: &str = "runopts.test/app:1";
 const APPLETS: [&str; 14] =
     ["sh", "id", "env", "pwd", "touch", "stat", "cat", "echo", "sleep", "httpd", "wget", "ls", "mkdir", "true"];
-
-fn sha256(path: &Path) -> String {
-    let o = Command::new("sha256sum").arg(path).output().unwrap();
-    format!("sha256:{}", stdout(&o).split_whitespace().next().unwrap())
-}
-
-/// Stores `bytes` as a blob of the layout `dir`; returns (digest, size).
-fn blob(dir: &Path, bytes: &[u8]) -> (String, usize) {
-    let tmp = dir.join("blob.tmp");
-    std::fs::write(&tmp, bytes).unwrap();
-    let d = sha256(&tmp);
-    std::fs::rename(&tmp, dir.join("blobs/sha256").join(&d[7..])).unwrap();
-    (d, bytes.len())
-}
 
 /// An OCI layout of one layer (busybox-static, /etc/passwd with `app` 1000,
 /// /etc/group with `extra` 2000 listing app, /www) and a config: Entrypoint
@@ -50,46 +35,15 @@ pub fn build_image(t: &TempDir) -> String {
     std::fs::write(root.join("www/index.html"), "hello from an image\n").unwrap();
     std::os::unix::fs::chown(root.join("home/app"), Some(1000), Some(1000)).unwrap();
     std::fs::set_permissions(root.join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
-    let layout = t.path("layout");
-    std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
-    let tar = t.path("layer.tar");
-    let o = Command::new("tar")
-        .args(["--numeric-owner", "--sort=name", "-C"])
-        .arg(&root)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "tar: {}", text(&o));
-    let (layer, lsize) = blob(&layout, &std::fs::read(&tar).unwrap());
     let config = serde_json::json!({
-        "architecture": "amd64", "os": "linux",
-        "config": {
-            "Entrypoint": ["/bin/busybox"],
-            "Cmd": ["sh", "-c", "echo default-cmd; id; pwd; env"],
-            "Env": ["PATH=/bin", "GREETING=hello"],
-            "WorkingDir": "/home/app",
-            "User": "1000",
-            "ExposedPorts": {"80/tcp": {}}
-        },
-        "rootfs": {"type": "layers", "diff_ids": [layer]}
+        "Entrypoint": ["/bin/busybox"],
+        "Cmd": ["sh", "-c", "echo default-cmd; id; pwd; env"],
+        "Env": ["PATH=/bin", "GREETING=hello"],
+        "WorkingDir": "/home/app",
+        "User": "1000",
+        "ExposedPorts": {"80/tcp": {}}
     });
-    let (cfg, csize) = blob(&layout, config.to_string().as_bytes());
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cfg, "size": csize},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": lsize}]
-    });
-    let (m, msize) = blob(&layout, manifest.to_string().as_bytes());
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": m, "size": msize}]
-    });
-    std::fs::write(layout.join("index.json"), index.to_string()).unwrap();
-    std::fs::write(layout.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-    layout.display().to_string()
+    lab_tests::oci_image_fixture::one_layer_layout(t, &root, config)
 }
 
 /// A lab with the image imported.

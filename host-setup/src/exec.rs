@@ -152,7 +152,8 @@ pub struct Launch<'a> {
     /// The write end of init's ready pipe, on READY_FD (init --ready-fd): `ok`
     /// right before the command's execve, an error line if that fails.
     pub ready: Option<&'a OwnedFd>,
-    /// fds 0-2 (None: ours as they are, in a new session).
+    /// fds 0-2 (None: ours as they are, in a new session). Tty or Fds: exec's
+    /// terminal is made here (oci/exec_tty.rs); Console is create's (spawn.rs).
     pub stdio: Option<ChildStdio>,
     /// The working directory, relative to the container's root (None: "/"). A
     /// --spec-fd CWD record, applied by init as the user, is the other way.
@@ -178,10 +179,6 @@ pub fn spawn(e: &Entry, l: &Launch, who: &str) -> Result<Pid> {
         return Ok(child);
     }
     sys::reset_signals_in_child();
-    let console = match l.stdio {
-        Some(ChildStdio::Console { sock, .. }) => Some(sock),
-        _ => None,
-    };
     ChildStdio::install_in_child(l.stdio);
     let cgroups = if born_in { &[][..] } else { &e.cgroup_procs[..] };
     let code = match enter(cgroups, &e.namespaces, &e.root, e.init, l.cwd.as_deref()) {
@@ -190,12 +187,7 @@ pub fn spawn(e: &Entry, l: &Launch, who: &str) -> Result<Pid> {
             // and reports 127/126 itself if it cannot.
             Some(fd) => exec_init(
                 fd.as_raw_fd(),
-                [
-                    l.filter.map(|f| f.as_raw_fd()),
-                    l.spec.map(|f| f.as_raw_fd()),
-                    l.ready.map(|f| f.as_raw_fd()),
-                    console,
-                ],
+                [l.filter.map(|f| f.as_raw_fd()), l.spec.map(|f| f.as_raw_fd()), l.ready.map(|f| f.as_raw_fd())],
                 &l.argv,
                 &l.env,
             ),
@@ -252,17 +244,16 @@ fn enter(
 /// The fd number init's image has in the child, between fork and exec.
 const IMAGE_FD: RawFd = SECCOMP_FD + 1;
 
-/// The fd number of init's --spec-fd records in the child (after the image).
+/// The fd number of init's --spec-fd records in the child (after the image), the
+/// highest init gets.
 pub const SPEC_FD: RawFd = IMAGE_FD + 1;
-/// The socket connected to hsrun exec's --console-socket (init's CONSOLE record).
-pub const CONSOLE_FD: RawFd = SPEC_FD + 1;
 
-/// Exec init from its sealed memfd with `[filter, spec, ready, console]` (each if
-/// given) on SECCOMP_FD, SPEC_FD, READY_FD and CONSOLE_FD; returns 126 if that fails. Nothing else
+/// Exec init from its sealed memfd with `[filter, spec, ready]` (each if given) on
+/// SECCOMP_FD, SPEC_FD and READY_FD; returns 126 if that fails. Nothing else
 /// of ours stays open: fds 0-2 (ours or the relay's, see relay.rs), those, and
 /// the image (close-on-exec).
-fn exec_init(fd: RawFd, extra: [Option<RawFd>; 4], argv: &[CString], env: &[CString]) -> i32 {
-    const TO: [RawFd; 4] = [SECCOMP_FD, SPEC_FD, contract::READY_FD, CONSOLE_FD];
+fn exec_init(fd: RawFd, extra: [Option<RawFd>; 3], argv: &[CString], env: &[CString]) -> i32 {
+    const TO: [RawFd; 3] = [SECCOMP_FD, SPEC_FD, contract::READY_FD];
     // All out of the way first: any may sit on one of the target numbers now.
     let image = sys::dup_high(fd);
     let extra = extra.map(|f| f.map(sys::dup_high));
@@ -272,9 +263,9 @@ fn exec_init(fd: RawFd, extra: [Option<RawFd>; 4], argv: &[CString], env: &[CStr
             placed = placed.and_then(|()| sys::place_fd(*from, to, false));
         }
     }
-    sys::close_from(CONSOLE_FD + 1);
+    sys::close_from(SPEC_FD + 1);
     let keep = |fd: RawFd| fd == IMAGE_FD || TO.iter().zip(&extra).any(|(to, f)| *to == fd && f.is_some());
-    for fd in (3..=CONSOLE_FD).filter(|&fd| !keep(fd)) {
+    for fd in (3..=SPEC_FD).filter(|&fd| !keep(fd)) {
         let _ = nix::unistd::close(fd);
     }
     let errno = match placed {

@@ -47,8 +47,7 @@ pub const CAPS: [&str; 41] = [
 
 /// `CAP_SYS_ADMIN` (or `SYS_ADMIN`) -> 21.
 pub fn cap(name: &str) -> Option<u32> {
-    let n = name.strip_prefix("CAP_").unwrap_or(name);
-    CAPS.iter().position(|c| c.eq_ignore_ascii_case(n)).map(|i| i as u32)
+    number(&CAPS, "CAP_", name)
 }
 
 /// The highest capability this kernel knows (/proc/sys/kernel/cap_last_cap).
@@ -81,8 +80,13 @@ const RLIMITS: [&str; 16] = [
 
 /// `RLIMIT_NOFILE` -> 7.
 pub fn rlimit(name: &str) -> Option<u32> {
-    let n = name.strip_prefix("RLIMIT_").unwrap_or(name);
-    RLIMITS.iter().position(|r| r.eq_ignore_ascii_case(n)).map(|i| i as u32)
+    number(&RLIMITS, "RLIMIT_", name)
+}
+
+/// `name`'s index in `table` (the kernel's number), with or without `prefix`, in any case.
+fn number(table: &[&str], prefix: &str, name: &str) -> Option<u32> {
+    let n = name.strip_prefix(prefix).unwrap_or(name);
+    table.iter().position(|t| t.eq_ignore_ascii_case(n)).map(|i| i as u32)
 }
 
 /// Signal names and numbers as `kill` takes them: `KILL`, `SIGKILL`, `9`.
