@@ -123,12 +123,14 @@ pub fn v2(b: &BlockIo) -> Result<Vec<Write>> {
 
 /// The error for a write none of whose files the kernel has.
 pub fn missing(what: &str, dir: &std::path::Path, files: &[&str]) -> crate::error::Error {
-    crate::failed!(
-        "config.json: {what}: the kernel has no {} in {} (a weight needs the BFQ or CFQ block scheduler; \
-         throttles need CONFIG_BLK_DEV_THROTTLING)",
-        files.join(" nor "),
-        dir.display()
-    )
+    let why = if what.contains("weight") || what.contains("Weight") {
+        " (weights need the BFQ or CFQ block scheduler: the kernel has only the files of the one in use)"
+    } else if what.contains("throttle") {
+        " (throttles need CONFIG_BLK_DEV_THROTTLING)"
+    } else {
+        ""
+    };
+    crate::failed!("config.json: {what}: the kernel has no {} in {}{why}", files.join(" nor "), dir.display())
 }
 
 #[cfg(test)]

@@ -36,6 +36,10 @@ pub(super) fn ops(m: &Mounts, rel: &str, r: &Resources) -> Result<Vec<Op>> {
         if let Some(s) = r.memory_reservation {
             ops.push(Op::write(&mem, "memory.soft_limit_in_bytes", s));
         }
+        if let Some(t) = r.memory_kernel_tcp {
+            let file = vec![mem.join("memory.kmem.tcp.limit_in_bytes")];
+            ops.push(Op::WriteAny { files: file, value: t.to_string(), what: "linux.resources.memory.kernelTCP" });
+        }
         if let Some(s) = r.memory_swappiness {
             if s > 100 {
                 return Err(refuse("memory.swappiness", &format!("{s} is not within 0-100")));

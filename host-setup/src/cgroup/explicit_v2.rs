@@ -53,6 +53,10 @@ pub(super) fn ops(root: &Path, rel: &str, r: &Resources) -> Result<Vec<Op>> {
     if let Some(s) = r.memory_reservation {
         ops.push(Op::write(&dir, "memory.low", max(s)));
     }
+    if r.memory_kernel_tcp.is_some() {
+        // runc's and crun's reading on v2: TCP memory is part of memory.max there.
+        log::warn!("config.json: linux.resources.memory.kernelTCP: cgroup v2 counts it in memory.max: not set");
+    }
     if r.memory_swappiness.is_some() {
         return Err(refuse("memory.swappiness", "cgroup v2 has no per-cgroup swappiness (only vm.swappiness)"));
     }

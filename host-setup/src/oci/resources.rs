@@ -17,12 +17,13 @@ pub fn from_oci(r: Option<&LinuxResources>) -> Result<Resources> {
         out.memory = m.limit();
         out.memory_swap = m.swap();
         out.memory_reservation = m.reservation();
-        if m.kernel().is_some() || m.kernel_tcp().is_some() {
-            // runc 1.1's reading too: deprecated by the kernel (5.4) and gone from v2.
-            log::warn!(
-                "config.json: linux.resources.memory.kernel and kernelTCP are deprecated by the kernel: not set"
-            );
+        if m.kernel().is_some() {
+            // runc 1.1's reading too: deprecated by the kernel (5.4), a write is
+            // accepted and ignored since 6.x (memory.kmem.limit_in_bytes stays
+            // unlimited), and gone from v2.
+            log::warn!("config.json: linux.resources.memory.kernel is deprecated by the kernel: not set");
         }
+        out.memory_kernel_tcp = m.kernel_tcp();
         out.memory_swappiness = m.swappiness();
         out.disable_oom_killer = m.disable_oom_killer() == Some(true);
     }

@@ -125,6 +125,8 @@ pub struct Resources {
     /// Realtime CPU time per period (v1's cpu.rt_runtime_us / cpu.rt_period_us).
     pub cpu_rt_runtime: Option<i64>,
     pub cpu_rt_period: Option<u64>,
+    /// v1's memory.kmem.tcp.limit_in_bytes (v2 has none: a warning).
+    pub memory_kernel_tcp: Option<i64>,
     /// v1's memory.swappiness (0-100).
     pub memory_swappiness: Option<u64>,
     /// v1's memory.oom_control = 1: the container waits instead of being OOM-killed.
