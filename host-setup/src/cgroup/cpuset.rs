@@ -64,17 +64,19 @@ pub fn shell(top: &Path, dir: &Path) -> Vec<String> {
     out
 }
 
-/// A write into cpuset.cpus or cpuset.mems that the kernel refused with EINVAL:
+/// A write into cpuset.cpus or cpuset.mems that the kernel refused with EINVAL or ERANGE:
 /// say what the parent allows.
 pub fn hint(e: Error, file: &Path, value: &str) -> Error {
     let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    if e.errno() != Some(Errno::EINVAL) || !FILES.contains(&name) {
+    // ERANGE: past the last CPU the kernel could ever have (nr_cpu_ids).
+    if !matches!(e.errno(), Some(Errno::EINVAL | Errno::ERANGE)) || !FILES.contains(&name) {
         return e;
     }
     let Some(parent) = file.parent().and_then(Path::parent) else { return e };
     // v1 checks against the parent's cpuset.cpus; v2 against its effective set.
-    let effective = parent.join(name.replace("cpuset.", "cpuset.effective_"));
-    let allowed = fs::read_to_string(&effective).or_else(|_| fs::read_to_string(parent.join(name))).unwrap_or_default();
+    let (v1, v2) = (name.replace("cpuset.", "cpuset.effective_"), format!("{name}.effective"));
+    let allowed =
+        [v2, v1, name.to_string()].iter().find_map(|f| fs::read_to_string(parent.join(f)).ok()).unwrap_or_default();
     e.hint(format!(
         "{value:?} is not within the parent's {} ({:?}) or not a valid list",
         parent.join(name).display(),
