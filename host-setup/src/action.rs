@@ -61,7 +61,7 @@ impl Action {
             Action::Lease(r) => {
                 Some(Record::Made(Resource::Lease { network: r.net.name.clone(), container: r.container.clone() }))
             }
-            Action::Cgroup(cgroup::Op::Enable { dir, user }) => {
+            Action::Cgroup(cgroup::Op::Enable { dir, user, .. }) => {
                 Some(Record::Made(Resource::SubtreeControl { dir: dir.clone(), user: user.clone() }))
             }
             Action::Cgroup(op) => op.makes().map(|d| Record::Made(Resource::Cgroup(d.to_path_buf()))),

@@ -7,8 +7,12 @@
 //! written or removed (the root cgroup's `cgroup.subtree_control` on v2 aside:
 //! what we enable there is journalled and undone, see subtree.rs).
 
+pub mod blkio;
+mod cpuset;
 pub mod devices;
 mod explicit;
+mod explicit_v1;
+mod explicit_v2;
 pub mod live;
 mod op;
 pub mod subtree;

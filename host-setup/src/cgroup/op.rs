@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 
-use super::{devices, mkdir, mkdir_all, subtree, v2, write};
+use super::{blkio, cpuset, devices, mkdir, mkdir_all, subtree, v2, write};
 use crate::error::Result;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,17 +15,26 @@ pub enum Op {
     /// v2: `echo '+cpu +memory +pids' > DIR/cgroup.subtree_control` in a cgroup not
     /// ours (the hierarchy's root), those not enabled yet, claimed for the
     /// container cgroup `user` and given back by the last user (subtree.rs).
-    Enable { dir: PathBuf, user: PathBuf },
+    Enable { dir: PathBuf, user: PathBuf, controllers: Vec<&'static str> },
     /// `mkdir DIR`, its parent (the project's own cgroup) first if it is not there.
     /// On v2, first `echo '+cpu +memory +pids' > D/cgroup.subtree_control` for
     /// each D of `enable_in` (the parent: ours, it goes with its rmdir).
-    Mkdir { dir: PathBuf, enable_in: Vec<PathBuf> },
+    Mkdir { dir: PathBuf, enable_in: Vec<PathBuf>, controllers: Vec<&'static str> },
+    /// v1 cpuset: `mkdir -p DIR` under the hierarchy's `top`. A new cpuset cgroup
+    /// starts with empty cpuset.cpus and cpuset.mems, and no task may join it
+    /// (ENOSPC) until both are set: each dir made here gets its parent's values
+    /// (cpuset.go's ensureParent in runc); a dir that was there is left as it is.
+    MkdirCpuset { top: PathBuf, dir: PathBuf },
     /// `echo VALUE > FILE`; with `if_exists`, only where the kernel has FILE
     /// (memory.memsw.* and memory.swap.max exist only with swap accounting).
     Write { file: PathBuf, value: String, if_exists: bool },
     /// v2 has no devices controller: load the eBPF device filter (devices.rs) and
     /// attach it to DIR.
     DeviceFilter(PathBuf),
+    /// `echo VALUE > F` into the first of `files` the kernel has (blkio.weight or
+    /// blkio.bfq.weight: only the block scheduler's own); none is an error naming
+    /// `what`, the config.json path (blkio.rs).
+    WriteAny { files: Vec<PathBuf>, value: String, what: &'static str },
 }
 
 impl Op {
@@ -36,22 +45,23 @@ impl Op {
     /// The cgroup directory this op makes, if any.
     pub fn makes(&self) -> Option<&Path> {
         match self {
-            Op::Mkdir { dir, .. } => Some(dir),
+            Op::Mkdir { dir, .. } | Op::MkdirCpuset { dir, .. } => Some(dir),
             _ => None,
         }
     }
 
     pub fn run(&self) -> Result<()> {
         match self {
-            Op::Enable { dir, user } => subtree::enable(dir, user, &v2::CONTROLLERS),
-            Op::Mkdir { dir, enable_in } => {
+            Op::Enable { dir, user, controllers } => subtree::enable(dir, user, controllers),
+            Op::MkdirCpuset { top, dir } => cpuset::mkdir(top, dir),
+            Op::Mkdir { dir, enable_in, controllers } => {
                 // A concurrent `down` of the last other container may rmdir the parent
                 // between our mkdirs: then make it (and enable in it) again.
                 let mut tries = 0;
                 loop {
                     for d in enable_in {
                         mkdir(d)?;
-                        v2::enable_for_children(d)?;
+                        v2::enable_for_children(d, controllers)?;
                     }
                     // An OCI cgroupsPath may be nested (`a/b/ID`): its parents too.
                     mkdir_all(dir.parent().expect("a cgroup dir has a parent"))?;
@@ -66,24 +76,33 @@ impl Op {
                     log::debug!("{} is absent: no swap accounting, nothing to limit", file.display());
                     return Ok(());
                 }
-                write(file, value)
+                write(file, value).map_err(|e| cpuset::hint(e, file, value))
             }
             Op::DeviceFilter(dir) => devices::attach_v2(dir),
+            Op::WriteAny { files, value, what } => match files.iter().find(|f| f.exists()) {
+                Some(f) => write(f, value),
+                None => {
+                    let names: Vec<&str> = files.iter().filter_map(|f| f.file_name()?.to_str()).collect();
+                    let dir = files.first().and_then(|f| f.parent()).unwrap_or(Path::new(""));
+                    Err(blkio::missing(what, dir, &names))
+                }
+            },
         }
     }
 
     pub fn shell(&self) -> Vec<String> {
         match self {
-            Op::Enable { dir, .. } => {
-                let enable: Vec<String> = v2::CONTROLLERS.iter().map(|c| format!("+{c}")).collect();
+            Op::Enable { dir, controllers, .. } => {
+                let enable: Vec<String> = controllers.iter().map(|c| format!("+{c}")).collect();
                 vec![format!(
                     "echo '{}' > {}/cgroup.subtree_control   # those not on yet; down of the last container turns them off",
                     enable.join(" "),
                     dir.display()
                 )]
             }
-            Op::Mkdir { dir, enable_in } => {
-                let enable: Vec<String> = v2::CONTROLLERS.iter().map(|c| format!("+{c}")).collect();
+            Op::MkdirCpuset { top, dir } => cpuset::shell(top, dir),
+            Op::Mkdir { dir, enable_in, controllers } => {
+                let enable: Vec<String> = controllers.iter().map(|c| format!("+{c}")).collect();
                 let mut out: Vec<String> = enable_in
                     .iter()
                     .map(|d| {
@@ -100,6 +119,10 @@ impl Op {
                 } else {
                     format!("echo {v} > {}", file.display())
                 }]
+            }
+            Op::WriteAny { files, value, .. } => {
+                let alts: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+                vec![format!("echo '{value}' > {}   # the first of these the kernel has", alts.join(" | "))]
             }
             Op::DeviceFilter(dir) => {
                 vec![format!(

@@ -16,6 +16,13 @@ pub const CONTROLLERS: [&str; 5] = ["cpu", "cpuacct", "memory", "pids", "devices
 /// (v2's cgroup.freeze needs no controller).
 pub const OPTIONAL: [&str; 1] = ["freezer"];
 
+/// Hierarchies an OCI container (explicit.rs) goes in too when mounted: cpuset
+/// and blkio, for `linux.resources.cpu.cpus` and `blockIO`, always (so `hsrun
+/// update` can set them later). The others are only looked up to say why a
+/// resource is refused.
+pub const EXPLICIT: [&str; 2] = ["cpuset", "blkio"];
+const KNOWN: [&str; 3] = ["hugetlb", "net_cls", "net_prio"];
+
 #[derive(Debug, Clone, Default)]
 pub struct Mounts {
     /// controller -> mount point, e.g. "cpu" -> /sys/fs/cgroup/cpu (or .../cpu,cpuacct).
@@ -42,7 +49,7 @@ impl Mounts {
                 continue;
             }
             for opt in super_opts.split(',') {
-                if CONTROLLERS.contains(&opt) || OPTIONAL.contains(&opt) {
+                if [&CONTROLLERS[..], &OPTIONAL, &EXPLICIT, &KNOWN].iter().any(|l| l.contains(&opt)) {
                     by_controller
                         .entry(opt.to_string())
                         .or_insert_with(|| PathBuf::from(crate::mountinfo::unescape(mount_point)));
@@ -80,6 +87,32 @@ impl Mounts {
         out
     }
 
+    /// The mount point of `controller`'s hierarchy, if the host has one.
+    pub fn mount(&self, controller: &str) -> Option<&PathBuf> {
+        self.by_controller.get(controller)
+    }
+
+    /// The mkdirs of an OCI container's cgroup `rel`: one per hierarchy of
+    /// `dirs`, and the cpuset and blkio ones; the cpuset one fills what it makes.
+    pub fn explicit_mkdirs(&self, rel: &str) -> Vec<Op> {
+        let mut points = self.mount_points();
+        for c in EXPLICIT {
+            if let Some(p) = self.by_controller.get(c) {
+                if !points.contains(&p) {
+                    points.push(p);
+                }
+            }
+        }
+        let cpuset = self.by_controller.get("cpuset");
+        points
+            .into_iter()
+            .map(|m| match Some(m) == cpuset {
+                true => Op::MkdirCpuset { top: m.clone(), dir: m.join(rel) },
+                false => Op::Mkdir { dir: m.join(rel), enable_in: vec![], controllers: vec![] },
+            })
+            .collect()
+    }
+
     pub fn dirs(&self, parent: &str, name: &str) -> Vec<PathBuf> {
         self.mount_points().into_iter().map(|m| m.join(parent).join(name)).collect()
     }
@@ -96,8 +129,11 @@ impl Mounts {
     /// The tutorial's `mkdir /sys/fs/cgroup/cpu/red; echo 40000 > cpu.cfs_quota_us; ...`,
     /// for each hierarchy a container goes in.
     pub fn ops(&self, parent: &str, name: &str, limits: &Limits) -> Vec<Op> {
-        let mut ops: Vec<Op> =
-            self.dirs(parent, name).into_iter().map(|dir| Op::Mkdir { dir, enable_in: vec![] }).collect();
+        let mut ops: Vec<Op> = self
+            .dirs(parent, name)
+            .into_iter()
+            .map(|dir| Op::Mkdir { dir, enable_in: vec![], controllers: vec![] })
+            .collect();
         if let Some(cpu) = self.dir_of("cpu", parent, name) {
             // Period first: the quota is checked against it.
             ops.push(Op::write(&cpu, "cpu.cfs_period_us", limits.cpu_period_us));

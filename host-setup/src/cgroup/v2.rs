@@ -127,9 +127,9 @@ fn internal_processes(dir: &Path, todo: &[&str], pids: &[i32]) -> Error {
 
 /// Enable our controllers for the children of `dir`, one at a time (so a failure
 /// names the controller), those not enabled yet.
-pub(super) fn enable_for_children(dir: &Path) -> Result<()> {
+pub(super) fn enable_for_children(dir: &Path, controllers: &[&str]) -> Result<()> {
     let enabled = words(&dir.join("cgroup.subtree_control"))?;
-    for c in CONTROLLERS.iter().filter(|c| !enabled.iter().any(|e| e == *c)) {
+    for c in controllers.iter().filter(|c| !enabled.iter().any(|e| e == *c)) {
         enable_one(dir, c)?;
     }
     Ok(())
@@ -175,8 +175,8 @@ pub fn ops(root: &Path, parent: &str, name: &str, limits: &Limits) -> Vec<Op> {
     let parent_dir = root.join(parent);
     let dir = parent_dir.join(name);
     let mut ops = vec![
-        Op::Enable { dir: root.to_path_buf(), user: dir.clone() },
-        Op::Mkdir { dir: dir.clone(), enable_in: vec![parent_dir] },
+        Op::Enable { dir: root.to_path_buf(), user: dir.clone(), controllers: CONTROLLERS.to_vec() },
+        Op::Mkdir { dir: dir.clone(), enable_in: vec![parent_dir], controllers: CONTROLLERS.to_vec() },
         Op::write(&dir, "cpu.max", format!("{} {}", limits.cpu_quota_us, limits.cpu_period_us)),
         Op::write(&dir, "memory.max", limits.memory_bytes),
         // Without swap accounting (no CONFIG_MEMCG_SWAP, or swapaccount=0) the file is

@@ -3,8 +3,9 @@
 //! `--memory-swap`, `--memory-reservation`, `--cpu-quota`, `--cpu-period`,
 //! `--cpu-share`, `--cpuset-cpus`, `--cpuset-mems`, `--pids-limit`): new limits
 //! for a live container, written into its cgroups (update_cgroup.rs). What the
-//! container's cgroups cannot take (realtime CPU, hugepages, devices, block I/O
-//! weights, `unified` keys) is refused, never dropped silently.
+//! container's cgroups cannot take (realtime CPU, hugepages, devices, `unified`
+//! keys, a block I/O weight without BFQ/CFQ) is refused, never dropped silently.
+//! `--blkio-weight` and `--resources`' blockIO are written as at create (cgroup/blkio.rs).
 
 use std::io::Read;
 
@@ -14,6 +15,7 @@ use super::cli::{opt, parse, Global, Opt, Parsed};
 use super::state::{State, Status};
 use super::update_cgroup;
 use crate::error::{Result, SysContext};
+use crate::spec::BlockIo;
 
 /// What to change; None: leave as it is. Byte and quota values: -1 is "no limit".
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,6 +31,8 @@ pub struct Changes {
     pub cpuset_cpus: Option<String>,
     pub cpuset_mems: Option<String>,
     pub pids_limit: Option<i64>,
+    /// Block I/O weights and throttles (cgroup/blkio.rs); None: no change.
+    pub block_io: Option<BlockIo>,
 }
 
 impl Changes {
@@ -46,19 +50,6 @@ impl Changes {
         }
         if r.rdma().as_ref().is_some_and(|u| !u.is_empty()) || r.network().is_some() {
             return refuse("rdma/network");
-        }
-        if let Some(b) = r.block_io() {
-            // Docker sends a weight of 0 (unset) with every update.
-            let weights = b.weight().unwrap_or(0) != 0 || b.leaf_weight().unwrap_or(0) != 0;
-            let lists = [b.weight_device().as_ref().map(Vec::len), b.throttle_read_bps_device().as_ref().map(Vec::len)]
-                .into_iter()
-                .chain([b.throttle_write_bps_device().as_ref().map(Vec::len)])
-                .chain([b.throttle_read_iops_device().as_ref().map(Vec::len)])
-                .chain([b.throttle_write_iops_device().as_ref().map(Vec::len)])
-                .any(|n| n.unwrap_or(0) > 0);
-            if weights || lists {
-                return refuse("blockIO (no blkio/io controller in the container's cgroups)");
-            }
         }
         let mut c = Changes::default();
         if let Some(m) = r.memory() {
@@ -83,6 +74,8 @@ impl Changes {
         if let Some(p) = r.pids() {
             c.pids_limit = Some(p.limit());
         }
+        // Docker sends a weight of 0 (unset) with every update: no change.
+        c.block_io = r.block_io().as_ref().map(super::resources::block_io).filter(crate::cgroup::blkio::wanted);
         Ok(c)
     }
 }
@@ -153,8 +146,8 @@ pub fn changes(p: &Parsed) -> Result<Changes> {
             return Err(crate::usage!("update: --{f} is not supported by hsrun"));
         }
     }
-    if p.value("blkio-weight").is_some_and(|w| w != "0") {
-        return Err(crate::usage!("update: --blkio-weight: no blkio/io controller in the container's cgroups"));
+    if let Some(w) = number::<u16>(p, "blkio-weight")?.filter(|w| *w != 0) {
+        c.block_io.get_or_insert_with(BlockIo::default).weight = Some(w);
     }
     let size = |f: &str| p.value(f).map(|v| bytes(f, v)).transpose();
     c.memory = size("memory")?.or(c.memory);

@@ -11,6 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use super::update::Changes;
+use crate::cgroup::blkio;
 use crate::cgroup::live::Limit;
 use crate::error::{Result, SysContext};
 
@@ -165,6 +166,25 @@ pub fn plan(dirs: &[PathBuf], c: &Changes) -> Result<Vec<Write>> {
     }
     if let Some(mems) = &c.cpuset_mems {
         w.push((need(dirs, "cpuset.mems", "cpuset mems")?, mems.clone()));
+    }
+    if let Some(b) = &c.block_io {
+        let writes = if v2 { blkio::v2(b)? } else { blkio::v1(b) };
+        for bw in writes {
+            match bw.files.iter().find_map(|f| with(dirs, f)) {
+                Some(f) => w.push((f, bw.value)),
+                None => {
+                    let d = dirs
+                        .iter()
+                        .find(|d| d.join(if v2 { "io.max" } else { "blkio.throttle.read_bps_device" }).exists());
+                    let what = bw.what.replace("linux.resources.", "resources.");
+                    return Err(crate::precondition!(
+                        "update: {what}: no {} in the container's cgroups {}",
+                        bw.files.join(" nor "),
+                        d.map_or(format!("{dirs:?}"), |d| d.display().to_string())
+                    ));
+                }
+            }
+        }
     }
     if let Some(p) = c.pids_limit {
         // runtime-spec: 0 or -1 is no limit.

@@ -122,6 +122,51 @@ pub struct Resources {
     pub devices: Vec<DeviceRule>,
     /// cgroup v2 files, written as given.
     pub unified: BTreeMap<String, String>,
+    /// Realtime CPU time per period (v1's cpu.rt_runtime_us / cpu.rt_period_us).
+    pub cpu_rt_runtime: Option<i64>,
+    pub cpu_rt_period: Option<u64>,
+    /// v1's memory.kmem.tcp.limit_in_bytes (v2 has none: a warning).
+    pub memory_kernel_tcp: Option<i64>,
+    /// v1's memory.swappiness (0-100).
+    pub memory_swappiness: Option<u64>,
+    /// v1's memory.oom_control = 1: the container waits instead of being OOM-killed.
+    pub disable_oom_killer: bool,
+    pub block_io: BlockIo,
+    /// Page size ("2MB") -> bytes: refused (cgroup/explicit.rs says why).
+    pub hugepage_limits: Vec<(String, u64)>,
+    /// `network.classID` / `priorities`: refused (cgroup/explicit.rs says why).
+    pub net_class_id: Option<u32>,
+    pub net_priorities: Vec<(String, u32)>,
+}
+
+/// runtime-spec's `linux.resources.blockIO` (cgroup/blkio.rs writes it as v1 or v2 files).
+/// A weight of 0 is "not set" (Docker sends `"weight": 0` with every container).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BlockIo {
+    pub weight: Option<u16>,
+    pub leaf_weight: Option<u16>,
+    pub weight_device: Vec<WeightDevice>,
+    pub throttle_read_bps: Vec<Throttle>,
+    pub throttle_write_bps: Vec<Throttle>,
+    pub throttle_read_iops: Vec<Throttle>,
+    pub throttle_write_iops: Vec<Throttle>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeightDevice {
+    pub major: i64,
+    pub minor: i64,
+    pub weight: Option<u16>,
+    pub leaf_weight: Option<u16>,
+}
+
+/// A rate limit of one block device: bytes or I/O operations per second.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Throttle {
+    pub major: i64,
+    pub minor: i64,
+    pub rate: u64,
 }
 
 /// A device cgroup rule: `allow`, kind a/c/b, major and minor (None: any), access "rwm".
