@@ -168,11 +168,16 @@ pub fn encode_with(i: &Inside, src_fds: &[Option<RawFd>]) -> Vec<u8> {
     if let Some(p) = &fifo {
         w.record(rec::START_FIFO, &[b(p)]);
     }
-    for h in &i.hooks {
-        let mut f = vec![b(&h.path), Field::U64(h.timeout.unwrap_or(0)), Field::U64(h.args.len() as u64)];
-        f.extend(h.args.iter().map(|a| b(a)));
-        f.extend(h.env.iter().map(|e| b(e)));
-        w.record(rec::HOOK, &f);
+    for (tag, hooks) in [(rec::HOOK, &i.hooks), (rec::CREATE_HOOK, &i.create_hooks)] {
+        for h in hooks {
+            let mut f = vec![b(&h.path), Field::U64(h.timeout.unwrap_or(0)), Field::U64(h.args.len() as u64)];
+            f.extend(h.args.iter().map(|a| b(a)));
+            f.extend(h.env.iter().map(|e| b(e)));
+            w.record(tag, &f);
+        }
+    }
+    if let Some([head, middle, tail]) = &i.hook_state {
+        w.record(rec::STATE, &[b(head), b(middle), b(tail)]);
     }
     w.end();
     out
