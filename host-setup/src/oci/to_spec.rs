@@ -295,3 +295,34 @@ pub(super) fn number(kind: &str, name: &str) -> Result<u32> {
     };
     n.ok_or_else(|| bad("process", format!("{kind} {name}: not known to this kernel")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hook_state_is_the_runtime_spec_state_once_init_fills_it_in() {
+        let oci: OciSpec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs"},
+            "annotations": {"a\"b": "c\nd"}
+        }))
+        .unwrap();
+        let paths = Paths::new(Path::new("/run/x"));
+        let c = Create {
+            id: "c\"1",
+            bundle: Path::new("/b/\"q"),
+            paths: &paths,
+            no_pivot: false,
+            preserve_fds: 0,
+            cgroup_parent: "p",
+        };
+        let [head, middle, tail] = hook_state(&oci, &c);
+        let v: serde_json::Value = serde_json::from_str(&format!("{head}created{middle}1234{tail}")).unwrap();
+        let want = serde_json::json!({
+            "ociVersion": "1.0.2", "id": "c\"1", "status": "created", "pid": 1234,
+            "bundle": "/b/\"q", "annotations": {"a\"b": "c\nd"}
+        });
+        assert_eq!(v, want);
+    }
+}
