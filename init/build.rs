@@ -14,6 +14,16 @@ fn main() {
     println!("cargo:rustc-link-arg-bins=-nostdlib");
     println!("cargo:rustc-link-arg-bins=-static");
     println!("cargo:rerun-if-changed=build.rs");
+    // No unwind tables in the binary: init is panic=abort and never unwinds,
+    // yet rustc and the prebuilt core emit .eh_frame (13 KB, an eighth of init).
+    // `-C force-unwind-tables=no` would need a per-package rustflag (the tests
+    // crate unwinds and needs them), so the linker drops them instead.
+    let out = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
+    let script = Path::new(&out).join("no-eh-frame.ld");
+    std::fs::write(&script, "SECTIONS { /DISCARD/ : { *(.eh_frame) } } INSERT AFTER .text;\n")
+        .expect("write the linker script");
+    println!("cargo:rustc-link-arg-bins=-Wl,--no-eh-frame-hdr");
+    println!("cargo:rustc-link-arg-bins=-Wl,-T,{}", script.display());
 
     println!("cargo:rerun-if-env-changed=INIT_GIT_COMMIT");
     let commit = std::env::var("INIT_GIT_COMMIT").ok().or_else(git_commit);

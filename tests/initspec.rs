@@ -347,3 +347,20 @@ fn devices_in_a_user_namespace_are_the_hosts_nodes_bound() {
     assert_eq!(o.code, Some(0), "{o:?}");
     assert_eq!(o.stdout, "1 3\nwritten\n1\n", "{o:?}");
 }
+
+// ==== size ===========================================================================
+
+/// init stays small (the card: tens of KB; README's table): at most INIT_MAX
+/// bytes, with no unwind tables (init/build.rs drops .eh_frame: panic=abort,
+/// nothing unwinds). 91,200 bytes with the hooks (init/src/hooks.rs).
+#[test]
+fn init_stays_under_its_size_bound_without_unwind_tables() {
+    const INIT_MAX: u64 = 93_000;
+    let init = lab_tests::bin("init");
+    let size = fs::metadata(&init).unwrap().len();
+    assert!(size <= INIT_MAX, "{} is {size} bytes, over {INIT_MAX}: where did they go? (size -A)", init.display());
+    let o = std::process::Command::new("readelf").arg("-SW").arg(&init).output().unwrap();
+    let sections = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && sections.contains(".text"), "readelf -SW: {sections}");
+    assert!(!sections.contains(".eh_frame"), "init has unwind tables again:\n{sections}");
+}

@@ -168,11 +168,16 @@ pub fn encode_with(i: &Inside, src_fds: &[Option<RawFd>]) -> Vec<u8> {
     if let Some(p) = &fifo {
         w.record(rec::START_FIFO, &[b(p)]);
     }
-    for h in &i.hooks {
-        let mut f = vec![b(&h.path), Field::U64(h.timeout.unwrap_or(0)), Field::U64(h.args.len() as u64)];
-        f.extend(h.args.iter().map(|a| b(a)));
-        f.extend(h.env.iter().map(|e| b(e)));
-        w.record(rec::HOOK, &f);
+    for (tag, hooks) in [(rec::HOOK, &i.hooks), (rec::CREATE_HOOK, &i.create_hooks)] {
+        for h in hooks {
+            let mut f = vec![b(&h.path), Field::U64(h.timeout.unwrap_or(0)), Field::U64(h.args.len() as u64)];
+            f.extend(h.args.iter().map(|a| b(a)));
+            f.extend(h.env.iter().map(|e| b(e)));
+            w.record(tag, &f);
+        }
+    }
+    if let Some([head, middle, tail]) = &i.hook_state {
+        w.record(rec::STATE, &[b(head), b(middle), b(tail)]);
     }
     w.end();
     out
@@ -306,5 +311,36 @@ mod tests {
                 rec::HOOK
             ]
         );
+    }
+
+    #[test]
+    fn init_gets_the_create_container_hooks_and_the_state() {
+        use init::records::{decode, Item};
+        let hook = |p: &str| Hook { path: p.into(), args: vec!["h".into()], env: vec![], timeout: None };
+        let i = Inside {
+            hooks: vec![hook("/start")],
+            create_hooks: vec![hook("/create1"), hook("/create2")],
+            hook_state: Some(["{\"status\":\"".into(), "\",\"pid\":".into(), "}".into()]),
+            ..Default::default()
+        };
+        let bytes = encode(&i);
+        let mut r = Reader::new(&bytes).unwrap();
+        let mut got = vec![];
+        while let Some(rec) = r.next_record().unwrap() {
+            let tag = rec.tag;
+            match decode(rec).unwrap() {
+                Item::Hook(h) => got.push(format!("{tag}:{}", String::from_utf8_lossy(h.path))),
+                Item::State { head, middle, tail } => {
+                    // What init writes: head, the status, middle, its pid, tail.
+                    let json = [head, b"creating", middle, b"42", tail].concat();
+                    let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+                    assert_eq!(v, serde_json::json!({"status": "creating", "pid": 42}));
+                    got.push("state".into());
+                }
+                _ => {}
+            }
+        }
+        let (h, c) = (rec::HOOK, rec::CREATE_HOOK);
+        assert_eq!(got, [format!("{h}:/start"), format!("{c}:/create1"), format!("{c}:/create2"), "state".into()]);
     }
 }

@@ -70,7 +70,14 @@ fn spawn_ready(ctx: &mut Ctx, args: &InitArgs, console: Option<ChildStdio>) -> R
     let (pid, ready) = spawn::spawn(args, console)?;
     let init = Proc::of(pid.as_raw())?;
     record(ctx, Record::Started { role: Role::Init, proc: init })?;
+    let asked = std::time::Instant::now();
     if let Err(e) = spawn::wait_ready(ready, spawn::READY_TIMEOUT) {
+        // Silent past the timeout: init may be stuck (a createContainer hook
+        // without a timeout, or one longer than ours) and would then wait on the
+        // exec fifo for ever. Our unreaped child: its pid cannot be another's.
+        if asked.elapsed() >= spawn::READY_TIMEOUT {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        }
         let code = sys::wait_exit(pid).unwrap_or(-1);
         let oom_kills = oom_kills(ctx);
         record(ctx, Record::Exited { code, oom_kills })?;

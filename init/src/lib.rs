@@ -23,7 +23,7 @@
 //! - `spec`   --spec-fd: the in-container part of an OCI bundle's spec, as records (format only)
 //! - `specrun` --spec-fd: loads and checks the records (decoded by `records`), and the phases that run them:
 //!   `mounts` (+ `inroot`, `cgroup1`) before and after the pivot, `user` (rlimits, ids,
-//!   capabilities), `start` (the wait for `start`, hooks)
+//!   capabilities), `start` (the wait for `start`), `hooks` (createContainer, startContainer)
 //! - `waiter` --wait-child: what host-setup's supervisor becomes once init runs
 #![cfg_attr(not(test), no_std)]
 
@@ -35,6 +35,7 @@ pub mod dev;
 pub mod exec;
 pub mod flag;
 pub mod help;
+pub mod hooks;
 pub mod inroot;
 pub mod join;
 pub mod logpipe;

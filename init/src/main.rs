@@ -10,7 +10,8 @@
 //!    without no_new_privs, before the capabilities are dropped (runc's order)
 //!
 //! --spec-fd's records (src/specrun.rs) are read before step 1 and run within
-//! steps 3-5: mounts before the pivot, the terminal (CONSOLE) right after it,
+//! steps 3-5: mounts and createContainer hooks before the pivot, the terminal
+//! (CONSOLE) right after it,
 //! masks and sysctls after the hostname,
 //! rlimits, user and capabilities in 5, then the wait for `start` and hooks.
 //! 6. rewrite init's argv, then start CMD (supervised, or --exec, or --pause)
@@ -80,7 +81,7 @@ fn main(argc: usize, argv: *const *const c_char, envp: *const *const c_char) -> 
     // stream changes nothing.
     let spec = o.spec_fd.map(|fd| Spec::load(fd).unwrap_or_else(|e| ready::fail(o.ready_fd, &e, EXIT_SETUP)));
 
-    if let Err(e) = setup(&o, spec) {
+    if let Err(e) = setup(&o, spec, inherited) {
         ready::fail(o.ready_fd, &e, EXIT_SETUP)
     }
 
@@ -129,10 +130,15 @@ fn main(argc: usize, argv: *const *const c_char, envp: *const *const c_char) -> 
     // no_new_privs, cwd; then the wait for `start` (which says `ok` on the
     // ready fd and closes it) and the startContainer hooks.
     if let Some(s) = &spec {
-        match user::process(s, o.restrict).and_then(|()| start::run(s, o.ready_fd, inherited)) {
+        if let Err(e) = user::process(s, o.restrict) {
+            ready::fail(o.ready_fd, &e, EXIT_SETUP)
+        }
+        match start::run(s, o.ready_fd, inherited) {
             Ok(true) => o.ready_fd = None,
             Ok(false) => {}
-            Err(e) => ready::fail(o.ready_fd, &e, EXIT_SETUP),
+            // With START_FIFO the ready fd is closed (`create` returned): the
+            // error went to `start` through the fifo, and goes to stderr.
+            Err(e) => ready::fail(if s.fifo >= 0 { None } else { o.ready_fd }, &e, EXIT_SETUP),
         }
     }
 
@@ -175,7 +181,7 @@ fn print_and_exit(text: &str) -> ! {
 }
 
 /// Steps 1-4, only those whose flags were given. Any error ends init with 125.
-fn setup<'a>(o: &Opts<'a>, spec: Option<Spec>) -> Result<(), Error<'a>> {
+fn setup<'a>(o: &Opts<'a>, spec: Option<Spec>, inherited: signals::Inherited) -> Result<(), Error<'a>> {
     if spec.is_some_and(|s| s.root_records) && o.rootfs.is_none() {
         let what: &[&[u8]] = &[b"--spec-fd: MOUNT, DEVICE, SYMLINK, ROOT_* and NO_PIVOT records"];
         return Err(Error::new(sys::Errno::EINVAL, what).hint("they need --rootfs"));
@@ -195,7 +201,8 @@ fn setup<'a>(o: &Opts<'a>, spec: Option<Spec>) -> Result<(), Error<'a>> {
     // 3. the root filesystem: private "/", overlay or bind, /dev, pivot_root, /proc, masks.
     if let Some(dir) = o.rootfs {
         let (dev, mask_proc, userns) = (o.dev, o.mask_proc, o.userns);
-        rootfs::enter(Rootfs { dir, lower: o.lower, upper: o.upper, work: o.work, dev, mask_proc, userns, spec })?;
+        let (lower, upper, work) = (o.lower, o.upper, o.work);
+        rootfs::enter(Rootfs { dir, lower, upper, work, dev, mask_proc, userns, spec, inherited })?;
     }
     // 3b. the spec's terminal: a pty of the container's devpts, after its
     // mounts and before read-only paths and masks (runc's setupConsole).

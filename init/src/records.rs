@@ -40,7 +40,14 @@ pub enum Item<'a> {
     NoNewPrivs,
     Cwd(&'a [u8]),
     StartFifo(&'a [u8]),
+    /// HOOK and CREATE_HOOK.
     Hook(Hook<'a>),
+    /// The state JSON around its status and pid (src/hooks.rs).
+    State {
+        head: &'a [u8],
+        middle: &'a [u8],
+        tail: &'a [u8],
+    },
     /// The console socket's fd (src/console.rs).
     Console(i32),
 }
@@ -177,7 +184,8 @@ pub fn decode(mut r: Record<'_>) -> Result<Item<'_>, &'static str> {
         spec::CWD => Item::Cwd(text(&mut r)?),
         spec::START_FIFO => Item::StartFifo(text(&mut r)?),
         spec::CONSOLE => Item::Console(i32::try_from(r.u64()?).map_err(|_| "a console fd is an int")?),
-        spec::HOOK => {
+        spec::STATE => Item::State { head: r.bytes()?, middle: r.bytes()?, tail: r.bytes()? },
+        spec::HOOK | spec::CREATE_HOOK => {
             let path = text(&mut r)?;
             let timeout = r.u64()?;
             let argc = r.u64()? as usize;
@@ -200,7 +208,7 @@ pub fn decode(mut r: Record<'_>) -> Result<Item<'_>, &'static str> {
 
 /// The record's name for messages.
 pub fn tag_name(tag: u8) -> &'static [u8] {
-    const NAMES: [&str; 20] = [
+    const NAMES: [&str; 22] = [
         "END",
         "MOUNT",
         "MASK",
@@ -221,6 +229,8 @@ pub fn tag_name(tag: u8) -> &'static [u8] {
         "OOM_SCORE_ADJ",
         "NO_PIVOT",
         "CONSOLE",
+        "CREATE_HOOK",
+        "STATE",
     ];
     NAMES.get(tag as usize).map_or(b"an unknown record", |n| n.as_bytes())
 }

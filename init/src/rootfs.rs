@@ -2,7 +2,8 @@
 //!
 //! mount(MS_REC|MS_PRIVATE "/") -> overlay (or bind) on DIR -> chdir(DIR) ->
 //! [--dev: DIR/dev] -> [--spec-fd: its mounts, devices, links] -> mount proc on
-//! DIR/proc (unless the spec mounts one) -> [ROOT_READONLY] -> pivot_root(".", ".")
+//! DIR/proc (unless the spec mounts one) -> [createContainer hooks] ->
+//! [ROOT_READONLY] -> pivot_root(".", ".")
 //! -> umount2(".", MNT_DETACH) -> chdir("/") -> [--mask-proc].
 //! (--spec-fd's ROOT_PROPAGATION replaces MS_PRIVATE; NO_PIVOT replaces the pivot.)
 //!
@@ -18,6 +19,7 @@
 use core::ffi::CStr;
 
 use crate::msg::{self, Error};
+use crate::signals::Inherited;
 use crate::specrun::Spec;
 use crate::sys::spec::{MS_MOVE, MS_SHARED, MS_UNBINDABLE};
 use crate::sys::{
@@ -45,6 +47,8 @@ pub struct Rootfs<'a> {
     /// --spec-fd: "/"'s propagation, the spec's mounts, devices and links
     /// before the pivot (src/mounts.rs), ROOT_READONLY, NO_PIVOT.
     pub spec: Option<Spec>,
+    /// What the createContainer hooks get back (src/hooks.rs).
+    pub inherited: Inherited,
 }
 
 /// Builds "lowerdir=L[,upperdir=U,workdir=W]" + NUL in `buf`; None if it exceeds a page.
@@ -169,6 +173,12 @@ pub fn enter(r: Rootfs<'_>) -> Result<(), Error<'_>> {
         sys::mount(Some(c"proc"), c"proc", Some(c"proc"), MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
             .map_err(|e| Error::new(e, &[b"mount(proc, ", d, b"/proc)"]))?;
     }
+    // The createContainer hooks: in the container's namespaces, its mounts
+    // made, "/" still the runtime's (runc's point: before the pivot, before the
+    // root goes read-only).
+    if let Some(s) = r.spec {
+        crate::hooks::run_all(&s, crate::spec::CREATE_HOOK, r.inherited)?;
+    }
     if r.spec.is_some_and(|s| s.root_readonly) {
         mounts::root_readonly()?;
     }
@@ -251,6 +261,7 @@ mod tests {
             mask_proc: true,
             userns: false,
             spec: None,
+            inherited: crate::signals::Inherited { mask: 0, ignored: 0 },
         };
         let e = enter(r).unwrap_err();
         assert_eq!(e.errno, Errno::ENOENT);

@@ -35,7 +35,9 @@
 //! | NO_NEW_PRIVS | - | after CAPS |
 //! | CWD | path | last before exec |
 //! | START_FIFO | path (a host path, opened O_PATH before the pivot) | init blocks opening it for writing until `start` reads it |
+//! | CREATE_HOOK | as HOOK | createContainer hooks: after the mounts and /proc, before ROOT_READONLY and the pivot |
 //! | HOOK | path, timeout s (0: none), argc, argv..., env... | startContainer hooks: after START_FIFO, inside, before exec |
+//! | STATE | head, middle, tail | every hook's stdin: head + status + middle + init's host pid + tail (the state JSON) |
 
 /// The first bytes of the stream.
 pub const MAGIC: &[u8; 8] = b"HSSPEC1\0";
@@ -62,6 +64,8 @@ pub const HOOK: u8 = 16;
 pub const OOM_SCORE_ADJ: u8 = 17;
 pub const NO_PIVOT: u8 = 18;
 pub const CONSOLE: u8 = 19;
+pub const CREATE_HOOK: u8 = 20;
+pub const STATE: u8 = 21;
 
 /// One field of a record, to write.
 #[derive(Debug, Clone, Copy)]

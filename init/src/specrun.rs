@@ -14,6 +14,7 @@
 //! | process | before CMD | RLIMIT..., OOM_SCORE_ADJ, CAPS' bounding set, USER, CAPS' other sets, NO_NEW_PRIVS, CWD |
 //! | console | right after the pivot (src/console.rs) | CONSOLE |
 //! | start | last before seccomp | START_FIFO (the wait for `start`), HOOK... |
+//! | hooks | createContainer: in root, after the mounts; startContainer: in start | CREATE_HOOK..., HOOK...; STATE their stdin |
 //!
 //! SYSCTL comes before READONLY and MASK, as in runc's standard_init: the OCI
 //! defaults make /proc/sys read-only, and a sysctl written after that would
@@ -55,6 +56,8 @@ pub struct Spec {
     pub root_readonly: bool,
     /// Records of the root phase (they need --rootfs).
     pub root_records: bool,
+    /// init's pid as the host sees it, for the hooks' state (with STATE only).
+    pub host_pid: u32,
 }
 
 fn bad(reason: &'static str, tag: u8) -> Error<'static> {
@@ -73,6 +76,7 @@ pub fn check(stream: &'static [u8]) -> Result<Spec, Error<'static>> {
         no_pivot: false,
         root_readonly: false,
         root_records: false,
+        host_pid: 0,
     };
     loop {
         let rec = match r.next_record() {
@@ -83,7 +87,13 @@ pub fn check(stream: &'static [u8]) -> Result<Spec, Error<'static>> {
         let tag = rec.tag;
         s.root_records |= matches!(
             tag,
-            spec::MOUNT | spec::DEVICE | spec::SYMLINK | spec::ROOT_READONLY | spec::NO_PIVOT | spec::ROOT_PROPAGATION
+            spec::MOUNT
+                | spec::DEVICE
+                | spec::SYMLINK
+                | spec::ROOT_READONLY
+                | spec::NO_PIVOT
+                | spec::ROOT_PROPAGATION
+                | spec::CREATE_HOOK
         );
         match decode(rec).map_err(|e| bad(e, tag))? {
             Item::RootPropagation(p) if p & !(PROPAGATION | MS_REC) != 0 || p & PROPAGATION == 0 => {
@@ -116,6 +126,9 @@ impl Spec {
             let c = cstr(path, &mut buf);
             msg::debug(&[b"open the start fifo ", path, b" (O_PATH)"]);
             s.fifo = sys::open(c, O_PATH | O_CLOEXEC).map_err(|e| Error::new(e, &[b"open(", path, b", O_PATH)"]))?;
+        }
+        if s.find(spec::STATE).is_some() {
+            s.host_pid = host_pid();
         }
         Ok(s)
     }
@@ -189,6 +202,16 @@ impl Spec {
             _ => Ok(()),
         })
     }
+}
+
+/// init's pid in the host's pid namespace: /proc/self of the /proc init was
+/// started with (the runtime's, until the pivot) names it; getpid() is 1 in
+/// the container's own pid namespace.
+fn host_pid() -> u32 {
+    let mut b = [0u8; 20];
+    let n = sys::spec::readlink(c"/proc/self", &mut b).unwrap_or(0);
+    let pid = b[..n].iter().try_fold(0u32, |p, &d| d.is_ascii_digit().then(|| p * 10 + (d - b'0') as u32));
+    pid.filter(|&p| p > 0).unwrap_or(sys::getpid() as u32)
 }
 
 /// `bytes` + NUL in `buf` (the stream's text fields were checked: no NUL,

@@ -162,3 +162,18 @@ fn sysctl_names_become_proc_paths() {
         assert!(sysctl_path(bad, &mut b).is_none(), "{}", String::from_utf8_lossy(bad));
     }
 }
+
+#[test]
+fn create_container_hooks_and_the_state_decode() {
+    let s = stream(|w| {
+        w.record(spec::CREATE_HOOK, &[Field::Bytes(b"/h"), Field::U64(0), Field::U64(1), Field::Bytes(b"h")]);
+        w.record(spec::STATE, &[Field::Bytes(b"{"), Field::Bytes(b","), Field::Bytes(b"}")]);
+    });
+    // They run before the pivot: like MOUNT, they need --rootfs.
+    assert!(check(s).unwrap().root_records);
+    let i = items(s);
+    assert!(matches!(&i[0], Item::Hook(h) if h.path == b"/h" && h.argc == 1 && h.timeout == 0), "{i:?}");
+    assert!(matches!(i[1], Item::State { head: b"{", middle: b",", tail: b"}" }), "{i:?}");
+    // A STATE without its three pieces is refused whole.
+    assert!(check(stream(|w| w.record(spec::STATE, &[Field::Bytes(b"{")]))).is_err());
+}

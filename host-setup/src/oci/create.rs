@@ -1,7 +1,7 @@
 //! `create ID --bundle DIR`: config.json -> Spec -> the same steps as `up`,
 //! without a supervisor (Mode::Detached): init is left to the caller, waiting on
-//! the exec fifo before the process runs. Then the state, the createRuntime and
-//! createContainer hooks, and `--pid-file`. Any failure undoes everything (the
+//! the exec fifo before the process runs (init ran the createContainer hooks).
+//! Then the state, the prestart and createRuntime hooks, and `--pid-file`. Any failure undoes everything (the
 //! journal, as for `up`). `run` is create + start (+ wait and delete).
 
 use std::os::fd::AsRawFd;
@@ -167,8 +167,10 @@ fn finish(
     };
     st.save(paths)?;
     let state_json = st.spec_state(Status::Created);
+    // createContainer hooks ran already: init runs them in the container's
+    // namespaces before its pivot (init/src/hooks.rs), so they come before these
+    // (the spec asks createRuntime first: that would need init to wait for us).
     hooks::run_all("createRuntime", &e.hooks.create_runtime, &state_json)?;
-    hooks::run_all("createContainer", &e.hooks.create_container, &state_json)?;
     if let Some(f) = &o.pid_file {
         // runc's: the pid, no newline, written whole (a temporary file renamed).
         state::write_atomic(f, init.pid.to_string().as_bytes())?;

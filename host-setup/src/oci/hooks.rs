@@ -1,9 +1,11 @@
 //! The hooks host-setup runs on the host (runtime-spec "POSIX-platform Hooks"):
 //! each with the container's state as JSON on its stdin, its env and args as
-//! given, killed at its timeout. A failing createRuntime or createContainer hook
-//! fails `create`; a failing poststart or poststop one is reported only.
+//! given, killed at its timeout. A failing prestart or createRuntime hook fails
+//! `create`; a failing poststart or poststop one is reported only. Its stderr
+//! is kept for the error, as runc's (init runs createContainer and
+//! startContainer hooks the same way: init/src/hooks.rs).
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -30,24 +32,49 @@ fn run(kind: &str, h: &Hook, state: &serde_json::Value) -> Result<()> {
             cmd.env(k, v);
         }
     }
-    cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::inherit());
+    cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| crate::failed!("{what}: {}", crate::error::io_text(&e)))?;
+    // The hook's stderr, read meanwhile so that a talkative hook never blocks
+    // on a full pipe; the first STDERR_MAX bytes are kept.
+    let stderr = child.stderr.take().map(|mut r| {
+        std::thread::spawn(move || {
+            let mut kept = Vec::new();
+            let _ = (&mut r).take(STDERR_MAX).read_to_end(&mut kept);
+            let _ = std::io::copy(&mut r, &mut std::io::sink());
+            kept
+        })
+    });
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(state.to_string().as_bytes());
     }
     let deadline = h.timeout.map(|t| Instant::now() + Duration::from_secs(t));
-    loop {
+    let status = loop {
         match child.try_wait() {
-            Ok(Some(s)) if s.success() => return Ok(()),
-            Ok(Some(s)) => return Err(crate::failed!("{what}: {s}")),
+            Ok(Some(s)) => break s,
             Ok(None) => {}
             Err(e) => return Err(crate::failed!("{what}: wait: {}", crate::error::io_text(&e))),
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             let _ = child.kill(); // our own child
             let _ = child.wait();
-            return Err(crate::failed!("{what}: timed out after {} s", h.timeout.unwrap_or(0)));
+            return Err(crate::failed!("{what}: killed after its timeout of {} s", h.timeout.unwrap_or(0)));
         }
         std::thread::sleep(Duration::from_millis(5));
+    };
+    if status.success() {
+        return Ok(());
     }
+    // (A child the hook left running may hold its stderr open: the join waits
+    // for it, as runc's Wait does.)
+    let text = stderr.and_then(|t| t.join().ok()).unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let detail = match (status.code(), text.trim_end()) {
+        (Some(c), "") => format!("exit status {c}"),
+        (Some(c), t) => format!("exit status {c}, stderr: {t}"),
+        (None, _) => status.to_string(),
+    };
+    Err(crate::failed!("{what}: {detail}"))
 }
+
+/// What is kept of a failed hook's stderr for its error.
+const STDERR_MAX: u64 = 2048;

@@ -1,5 +1,6 @@
 //! `start ID`: open the exec fifo for reading, which releases init blocked
-//! opening it for writing, and remove it; then the poststart hooks. `state ID`:
+//! opening it for writing, read what init says once its startContainer hooks
+//! ran (`0`, or the failed hook's error), and remove it; then the poststart hooks. `state ID`:
 //! the runtime spec's state JSON.
 
 use std::io::Read;
@@ -49,9 +50,17 @@ pub fn start(g: &Global, id: &str) -> Result<()> {
             Err(e) => return Err(crate::error::Error::sys(format!("poll {}", fifo.display()), e)),
         }
     }
-    let mut buf = [0u8; 16];
-    let _ = file.read(&mut buf);
+    // init writes `0` once its startContainer hooks ran, or a failed hook's
+    // error, then closes: read until EOF (blocking now: init is there).
+    let _ = nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_SETFL(OFlag::empty()));
+    let mut said = Vec::new();
+    let _ = file.by_ref().take(16 << 10).read_to_end(&mut said);
     std::fs::remove_file(&fifo).sys(|| format!("rm {}", fifo.display()))?;
+    match String::from_utf8_lossy(&said).trim_end() {
+        "0" => {}
+        "" => return Err(crate::failed!("cannot start container {id}: its init {} exited at start", st.pid)),
+        e => return Err(crate::failed!("cannot start container {id}: {e}")),
+    }
     if let Some(e) = paths_spec(&paths, id) {
         let state = st.spec_state(Status::Running);
         if let Err(err) = super::hooks::run_all("poststart", &e.hooks.poststart, &state) {

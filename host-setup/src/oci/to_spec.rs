@@ -104,6 +104,10 @@ pub fn to_spec(oci: &OciSpec, c: &Create) -> Result<Spec> {
     let hooks = oci.hooks().clone().unwrap_or_default();
     let conv = |v: &Option<Vec<oci_spec::runtime::Hook>>| -> Vec<Hook> { v.iter().flatten().map(hook).collect() };
     inside.hooks = conv(hooks.start_container());
+    inside.create_hooks = conv(hooks.create_container());
+    if !inside.hooks.is_empty() || !inside.create_hooks.is_empty() {
+        inside.hook_state = Some(hook_state(oci, c));
+    }
     let mut create_runtime = conv(hooks.prestart());
     create_runtime.extend(conv(hooks.create_runtime()));
     let seccomp = match linux.seccomp() {
@@ -124,12 +128,7 @@ pub fn to_spec(oci: &OciSpec, c: &Create) -> Result<Spec> {
         env: process.env().clone().unwrap_or_default(),
         terminal: process.terminal().unwrap_or(false),
         inside,
-        hooks: Hooks {
-            create_runtime,
-            create_container: conv(hooks.create_container()),
-            poststart: conv(hooks.poststart()),
-            poststop: conv(hooks.poststop()),
-        },
+        hooks: Hooks { create_runtime, poststart: conv(hooks.poststart()), poststop: conv(hooks.poststop()) },
         namespaces,
         preserve_fds: c.preserve_fds,
     };
@@ -151,6 +150,23 @@ pub fn to_spec(oci: &OciSpec, c: &Create) -> Result<Spec> {
         explicit: Some(Box::new(explicit)),
         run: None,
     })
+}
+
+/// The runtime-spec state for init's hooks, cut where init puts the status
+/// and its pid: `{"ociVersion":..,"id":..,"status":"` STATUS `","pid":` PID
+/// `,"bundle":..,"annotations":{..}}` (state.rs `spec_state`'s fields).
+fn hook_state(oci: &OciSpec, c: &Create) -> [String; 3] {
+    let j = |v: serde_json::Value| v.to_string();
+    let annotations = oci.annotations().clone().unwrap_or_default();
+    [
+        format!("{{\"ociVersion\":{},\"id\":{},\"status\":\"", j(oci.version().clone().into()), j(c.id.into())),
+        "\",\"pid\":".to_string(),
+        format!(
+            ",\"bundle\":{},\"annotations\":{}}}",
+            j(c.bundle.display().to_string().into()),
+            j(serde_json::json!(annotations))
+        ),
+    ]
 }
 
 fn hook(h: &oci_spec::runtime::Hook) -> Hook {
@@ -278,4 +294,35 @@ pub(super) fn number(kind: &str, name: &str) -> Result<u32> {
         _ => names::rlimit(name),
     };
     n.ok_or_else(|| bad("process", format!("{kind} {name}: not known to this kernel")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hook_state_is_the_runtime_spec_state_once_init_fills_it_in() {
+        let oci: OciSpec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs"},
+            "annotations": {"a\"b": "c\nd"}
+        }))
+        .unwrap();
+        let paths = Paths::new(Path::new("/run/x"));
+        let c = Create {
+            id: "c\"1",
+            bundle: Path::new("/b/\"q"),
+            paths: &paths,
+            no_pivot: false,
+            preserve_fds: 0,
+            cgroup_parent: "p",
+        };
+        let [head, middle, tail] = hook_state(&oci, &c);
+        let v: serde_json::Value = serde_json::from_str(&format!("{head}created{middle}1234{tail}")).unwrap();
+        let want = serde_json::json!({
+            "ociVersion": "1.0.2", "id": "c\"1", "status": "created", "pid": 1234,
+            "bundle": "/b/\"q", "annotations": {"a\"b": "c\nd"}
+        });
+        assert_eq!(v, want);
+    }
 }

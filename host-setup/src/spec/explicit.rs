@@ -219,6 +219,12 @@ pub struct Inside {
     pub start_fifo: Option<PathBuf>,
     /// Hooks init runs inside after the wait, before exec (startContainer).
     pub hooks: Vec<Hook>,
+    /// Hooks init runs in the container's namespaces after its mounts,
+    /// before the pivot (createContainer).
+    pub create_hooks: Vec<Hook>,
+    /// The state JSON init's hooks get on stdin, around its status and pid:
+    /// head + status + middle + pid + tail (init fills both in).
+    pub hook_state: Option<[String; 3]>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -281,14 +287,13 @@ pub struct Hook {
     pub timeout: Option<u64>,
 }
 
-/// The hooks run on the host, each kind in order (runtime-spec "Lifecycle").
+/// The hooks run on the host, each kind in order (runtime-spec "Lifecycle");
+/// createContainer and startContainer are init's (`Inside`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Hooks {
     /// prestart (deprecated) and createRuntime: after the namespaces exist, before pivot.
     pub create_runtime: Vec<Hook>,
-    /// createContainer: run on the host too (see README, "OCI runtime").
-    pub create_container: Vec<Hook>,
     pub poststart: Vec<Hook>,
     pub poststop: Vec<Hook>,
 }

@@ -143,3 +143,18 @@ pub fn setrlimit(resource: u32, soft: u64, hard: u64) -> Result<()> {
     // SAFETY: the kernel reads one struct rlimit64 from lim; no old limit (NULL).
     unsafe { syscall!(Sysno::prlimit64, 0, resource, lim.as_ptr(), null::<u64>()) }.map(drop)
 }
+
+/// readlink(2) of `path` into `buf`; the length of the link text.
+pub fn readlink(path: &CStr, buf: &mut [u8]) -> Result<usize> {
+    // SAFETY: path is NUL-terminated; the kernel writes at most buf.len() bytes into buf.
+    unsafe { syscall!(Sysno::readlinkat, super::AT_FDCWD, path.as_ptr(), buf.as_mut_ptr(), buf.len()) }
+}
+
+/// CLOCK_MONOTONIC in milliseconds (a hook's timeout).
+pub fn monotonic_ms() -> i64 {
+    const CLOCK_MONOTONIC: usize = 1;
+    let mut ts = [0i64; 2]; // struct timespec
+                            // SAFETY: the kernel writes one struct timespec (16 bytes) into ts.
+    let _ = unsafe { syscall!(Sysno::clock_gettime, CLOCK_MONOTONIC, ts.as_mut_ptr()) };
+    ts[0] * 1000 + ts[1] / 1_000_000
+}

@@ -1,0 +1,267 @@
+//! hsrun's hooks as the runtime-spec says (docs/oci-runtime-hooks.md):
+//! createContainer hooks run by init in the container's namespaces after its
+//! mounts, before the pivot; every hook reads the state JSON on stdin; a hook
+//! past its timeout is killed and fails its step; a failing hook's stderr is in
+//! hsrun's error. Bundles of busybox-static; each test has its own --root,
+//! cgroup parent and ids, removed even when it fails.
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use lab_tests::{bin, require_root, seq, text, TempDir};
+use serde_json::{json, Value};
+
+struct Oci {
+    root: PathBuf,
+    parent: String,
+    dir: TempDir,
+    ids: std::cell::RefCell<Vec<String>>,
+}
+
+impl Oci {
+    fn new() -> Oci {
+        require_root();
+        let tag = format!("{}-{}", std::process::id(), seq());
+        Oci {
+            root: PathBuf::from(format!("/tmp/hsrun-hooks-{tag}")),
+            parent: format!("hsrun-hooks-{tag}"),
+            dir: TempDir::new("oci-hooks"),
+            ids: Default::default(),
+        }
+    }
+
+    fn id(&self, s: &str) -> String {
+        let id = format!("{s}-{}", seq());
+        self.ids.borrow_mut().push(id.clone());
+        id
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin("hsrun"));
+        c.arg("--root").arg(&self.root).args(args).stdin(Stdio::null()).env_remove("RUST_LOG");
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// `create`: the process gets hsrun's stdio, so a file here, not a pipe.
+    fn create(&self, bundle: &Path, id: &str) -> (ExitStatus, String) {
+        let log = self.dir.path(&format!("create-{}.log", seq()));
+        let f = std::fs::File::create(&log).unwrap();
+        let st = self
+            .cmd(&["create", "--bundle", bundle.to_str().unwrap(), id])
+            .stdout(f.try_clone().unwrap())
+            .stderr(f)
+            .status()
+            .unwrap();
+        (st, std::fs::read_to_string(&log).unwrap())
+    }
+
+    fn state(&self, id: &str) -> Value {
+        let o = self.run(&["state", id]);
+        assert!(o.status.success(), "state: {}", text(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+
+    /// A bundle of busybox-static running `args`, with `hooks`, a tmpfs on
+    /// /data and the test's dir bound on /out.
+    fn bundle(&self, id: &str, args: &[&str], hooks: Value) -> PathBuf {
+        let b = self.dir.path(id);
+        let bin_dir = b.join("rootfs/bin");
+        std::fs::create_dir_all(&bin_dir).unwrap();
+        for d in ["proc", "dev", "tmp", "data", "out"] {
+            std::fs::create_dir_all(b.join("rootfs").join(d)).unwrap();
+        }
+        std::fs::copy("/bin/busybox", bin_dir.join("busybox")).expect("busybox-static is missing");
+        for a in ["sh", "cat", "touch"] {
+            std::os::unix::fs::symlink("busybox", bin_dir.join(a)).unwrap();
+        }
+        let c = json!({
+            "ociVersion": "1.0.2",
+            "process": {"user": {"uid": 0, "gid": 0}, "args": args, "cwd": "/", "env": ["PATH=/bin"]},
+            "root": {"path": "rootfs"},
+            "hostname": "hooks",
+            "annotations": {"org.example.hooks": "yes"},
+            "mounts": [
+                {"destination": "/proc", "type": "proc", "source": "proc"},
+                {"destination": "/data", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]},
+                {"destination": "/out", "type": "bind", "source": self.dir.0.to_str().unwrap(), "options": ["bind"]}
+            ],
+            "hooks": hooks,
+            "linux": {
+                "cgroupsPath": format!("/{}/{id}", self.parent),
+                "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]
+            }
+        });
+        std::fs::write(b.join("config.json"), serde_json::to_vec_pretty(&c).unwrap()).unwrap();
+        b
+    }
+
+    /// What of container `id` is still on the host.
+    fn leftovers(&self, id: &str) -> Vec<String> {
+        let mut left = vec![];
+        for e in std::fs::read_dir(self.root.join("containers")).into_iter().flatten().flatten() {
+            if e.file_name().to_string_lossy().starts_with(id) {
+                left.push(e.path().display().to_string());
+            }
+        }
+        for e in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+            let d = e.path().join(&self.parent).join(id);
+            if d.exists() {
+                left.push(d.display().to_string());
+            }
+        }
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let ours = [self.root.to_string_lossy().into_owned(), self.dir.0.to_string_lossy().into_owned()];
+        left.extend(mounts.lines().filter(|l| ours.iter().any(|o| l.contains(o.as_str()))).map(String::from));
+        left
+    }
+}
+
+impl Drop for Oci {
+    fn drop(&mut self) {
+        for id in self.ids.borrow().iter() {
+            let _ = self.cmd(&["delete", "--force", id]).output();
+        }
+        for e in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+            let _ = std::fs::remove_dir(e.path().join(&self.parent));
+        }
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// A hook running the host's /bin/sh with `script` (the path resolves in the
+/// runtime's namespace for createContainer, in the container's for startContainer).
+fn sh(script: &str, timeout: Option<u64>) -> Value {
+    let mut h = json!({"path": "/bin/sh", "args": ["sh", "-c", script], "env": ["PATH=/usr/bin:/bin"]});
+    if let Some(t) = timeout {
+        h["timeout"] = t.into();
+    }
+    h
+}
+
+fn wait_stopped(o: &Oci, id: &str) {
+    for _ in 0..400 {
+        if o.state(id)["status"] == "stopped" {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("{id} never stopped: {}", o.state(id));
+}
+
+fn read_json(p: &Path) -> Value {
+    let s = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    serde_json::from_str(&s).unwrap_or_else(|e| panic!("{}: {e}: {s:?}", p.display()))
+}
+
+#[test]
+fn create_container_hooks_run_in_the_container_and_every_hook_reads_the_state() {
+    let o = Oci::new();
+    let id = o.id("ns");
+    let out = o.dir.0.clone();
+    let create = sh(
+        &format!(
+            "readlink /proc/self/ns/mnt > {d}/cc.ns; cat /proc/self/mountinfo > {d}/cc.mounts; cat > {d}/cc.state",
+            d = out.display()
+        ),
+        Some(10),
+    );
+    let start = sh("cat > /out/sc.state", Some(10));
+    let bundle =
+        o.bundle(&id, &["sh", "-c", "touch /out/ran"], json!({"createContainer": [create], "startContainer": [start]}));
+    let (st, log) = o.create(&bundle, &id);
+    assert!(st.success(), "create: {log}");
+    let s = o.state(&id);
+    let pid = s["pid"].as_i64().unwrap();
+
+    // The hook's mount namespace is the container's, not hsrun's (the host's).
+    let ns = std::fs::read_to_string(out.join("cc.ns")).unwrap();
+    let container_ns = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).unwrap();
+    assert_eq!(ns.trim(), container_ns.to_str().unwrap(), "createContainer hook's mount namespace");
+    assert_ne!(ns.trim(), std::fs::read_link("/proc/self/ns/mnt").unwrap().to_str().unwrap());
+    // It sees the container's mounts (config.json's tmpfs on /data, still
+    // under the bundle's root: before the pivot), which the host does not.
+    let data = bundle.join("rootfs/data");
+    let tmpfs_on_data = |m: &str| m.lines().any(|l| l.split(' ').nth(4) == data.to_str() && l.contains(" - tmpfs "));
+    let mounts = std::fs::read_to_string(out.join("cc.mounts")).unwrap();
+    assert!(tmpfs_on_data(&mounts), "no tmpfs on {} in the hook's mounts:\n{mounts}", data.display());
+    assert!(!tmpfs_on_data(&std::fs::read_to_string("/proc/self/mountinfo").unwrap()));
+    // Its stdin: the state, status "creating" (runc's), init's pid as the host sees it.
+    let cc = read_json(&out.join("cc.state"));
+    assert_eq!(cc["id"], id.as_str(), "{cc}");
+    assert_eq!(cc["pid"], pid, "{cc}");
+    assert_eq!(cc["status"], "creating", "{cc}");
+    assert_eq!(cc["bundle"], bundle.to_str().unwrap(), "{cc}");
+    assert_eq!(cc["ociVersion"], "1.0.2", "{cc}");
+    assert_eq!(cc["annotations"]["org.example.hooks"], "yes", "{cc}");
+
+    assert!(!out.join("sc.state").exists(), "startContainer ran before start");
+    let o2 = o.run(&["start", &id]);
+    assert!(o2.status.success(), "start: {}", text(&o2));
+    // startContainer: inside (its /bin/sh is the container's busybox), after
+    // start; status "created" (runc's), the same pid.
+    let sc = read_json(&out.join("sc.state"));
+    assert_eq!((&sc["id"], &sc["pid"], &sc["status"]), (&json!(id), &json!(pid), &json!("created")), "{sc}");
+    assert_eq!(sc["bundle"], bundle.to_str().unwrap(), "{sc}");
+    wait_stopped(&o, &id);
+    assert!(out.join("ran").exists(), "the process ran after the hooks");
+    let d = o.run(&["delete", &id]);
+    assert!(d.status.success(), "delete: {}", text(&d));
+    assert_eq!(o.leftovers(&id), Vec::<String>::new());
+}
+
+#[test]
+fn a_hook_past_its_timeout_fails_create_naming_it_and_leaves_nothing() {
+    let o = Oci::new();
+    let id = o.id("slow");
+    let hook = o.dir.path("slow-hook.sh");
+    std::fs::write(&hook, "#!/bin/sh\nexec sleep 60\n").unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let h = json!({"path": hook.to_str().unwrap(), "timeout": 1, "env": ["PATH=/usr/bin:/bin"]});
+    let bundle = o.bundle(&id, &["true"], json!({"createContainer": [h]}));
+    let t = Instant::now();
+    let (st, log) = o.create(&bundle, &id);
+    assert_eq!(st.code(), Some(1), "{log}");
+    assert!(t.elapsed() < Duration::from_secs(20), "create waited {:?} for a hook of timeout 1 s", t.elapsed());
+    assert!(
+        log.contains(&format!("createContainer hook {}: killed after its timeout of 1 s", hook.display())),
+        "{log}"
+    );
+    assert_eq!(o.leftovers(&id), Vec::<String>::new());
+    assert_eq!(o.run(&["state", &id]).status.code(), Some(1), "no container is left");
+}
+
+#[test]
+fn a_failing_hook_fails_its_step_with_its_exit_status_and_stderr() {
+    let o = Oci::new();
+    // createContainer (init) and prestart (hsrun, on the host): create fails.
+    for (kind, word) in [("createContainer", "in-init"), ("prestart", "on-host")] {
+        let id = o.id("bad");
+        let h = sh(&format!("echo {word} hook says no >&2; exit 3"), None);
+        let bundle = o.bundle(&id, &["true"], json!({ kind: [h] }));
+        let (st, log) = o.create(&bundle, &id);
+        assert_eq!(st.code(), Some(1), "{log}");
+        let hook = if kind == "prestart" { "createRuntime" } else { kind };
+        let want = format!("{hook} hook /bin/sh: exit status 3, stderr: {word} hook says no");
+        assert!(log.contains(&want), "{kind}: want {want:?} in:\n{log}");
+        assert_eq!(o.leftovers(&id), Vec::<String>::new());
+    }
+    // startContainer: start fails with it, the process never runs.
+    let id = o.id("badstart");
+    let h = sh("echo start hook says no >&2; exit 4", None);
+    let bundle = o.bundle(&id, &["touch", "/out/badstart-ran"], json!({"startContainer": [h]}));
+    let (st, log) = o.create(&bundle, &id);
+    assert!(st.success(), "create: {log}");
+    let s = o.run(&["start", &id]);
+    assert_eq!(s.status.code(), Some(1), "{}", text(&s));
+    let want = "startContainer hook /bin/sh: exit status 4, stderr: start hook says no";
+    assert!(text(&s).contains(want), "want {want:?} in:\n{}", text(&s));
+    wait_stopped(&o, &id);
+    assert!(!o.dir.path("badstart-ran").exists(), "the process ran after a failed startContainer hook");
+    let d = o.run(&["delete", &id]);
+    assert!(d.status.success(), "delete: {}", text(&d));
+    assert_eq!(o.leftovers(&id), Vec::<String>::new());
+}
