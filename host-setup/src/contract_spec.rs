@@ -187,10 +187,15 @@ fn s(p: &std::path::Path) -> String {
 pub fn argv(a: &InitArgs, x: &ExplicitLaunch) -> Vec<String> {
     let mut v = vec![s(&a.init_bin)];
     let mut opt = |name: &str, value: String| v.extend([name.to_string(), value]);
-    for d in a.cgroup_dirs.iter().filter(|_| !a.born_in_cgroup) {
+    // In a new user namespace init is root there only: it may neither open the
+    // host root's cgroup files nor setns into the host's netns. spawn.rs joins
+    // both for it (the child writes "0" to files the host opened; it is born in
+    // the netns).
+    let host_joins = a.userns.is_some();
+    for d in a.cgroup_dirs.iter().filter(|_| !a.born_in_cgroup && !host_joins) {
         opt(flag::CGROUP, s(d));
     }
-    if !a.netns.as_os_str().is_empty() && !x.host_enters_netns(&a.netns) {
+    if !a.netns.as_os_str().is_empty() && !x.host_enters_netns(&a.netns) && !host_joins {
         opt(flag::NETNS, s(&a.netns));
     }
     opt(flag::ROOTFS, s(&a.rootfs));

@@ -78,6 +78,8 @@ pub fn spawn(args: &InitArgs, stdio: Option<ChildStdio>) -> Result<(Pid, File)> 
     // host's CAP_SYS_ADMIN): it is born in it, cloned from a thread that is there.
     let host_netns = args.explicit.as_ref().is_some_and(|x| x.host_enters_netns(&args.netns));
     let in_netns = match &args.userns {
+        // An OCI container without a netns of its own stays in the host's.
+        Some(_) if args.netns.as_os_str().is_empty() => None,
         Some(_) => Some(userns::InNetns::enter(&args.netns)?),
         None if host_netns => Some(userns::InNetns::enter(&args.netns)?),
         None => None,
