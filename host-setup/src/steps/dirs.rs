@@ -7,6 +7,7 @@ use super::Step;
 use crate::action::Action;
 use crate::ctx::Ctx;
 use crate::error::Result;
+use crate::spec::Ns;
 use crate::userns::IdMap;
 
 pub struct Dirs;
@@ -22,7 +23,11 @@ impl Step for Dirs {
             // No overlay: the directory holds the exec fifo and the netns file. In a
             // new user namespace init (its root, a host uid with no rights over
             // root's files) must search it to reach the fifo: group its root's gid.
-            let owner = e.id_map.as_ref().and_then(|m| m.root()).map(|(uid, gid)| IdMap { uid, gid, count: 1 });
+            let root = match &e.namespaces.user {
+                Ns::Join(path) => crate::userns::joined_root(path),
+                _ => e.id_map.as_ref().and_then(|m| m.root()),
+            };
+            let owner = root.map(|(uid, gid)| IdMap { uid, gid, count: 1 });
             return Ok(vec![Action::Dirs { root: p.container(n), subdirs: vec![], owned: vec![], owner }]);
         }
         let mut subdirs = vec![p.upper(n), p.work(n), p.merge(n)];

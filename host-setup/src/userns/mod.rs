@@ -26,10 +26,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result, SysContext};
 use crate::sys;
 
+mod join;
 mod maps;
 mod pool;
 
 pub use self::maps::{check as check_ranges, host_id};
+pub use join::{joined_root, JoinUser};
 pub use maps::{IdMaps, IdRange};
 pub use pool::{allocate, Pool};
 
