@@ -11,7 +11,7 @@ use init::flag;
 use crate::error::{Error, Result};
 use crate::seccomp::Seccomp;
 use crate::spec::Pid1;
-use crate::userns::IdMap;
+use crate::userns::IdMaps;
 
 /// The PATH of everything that runs in a container (and where `exec` looks).
 pub const CONTAINER_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -61,7 +61,7 @@ pub struct InitArgs {
 /// What `--userns` adds to the launch (src/userns/).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Userns {
-    pub ids: IdMap,
+    pub ids: IdMaps,
     /// One empty dir per lower dir, in order: init's --lower.
     pub mount_points: Vec<PathBuf>,
 }
@@ -376,7 +376,7 @@ mod tests {
             assert_eq!(argv[o.cmd.unwrap()].to_str().unwrap(), "--pause");
         });
         // --userns: the host joins the cgroups and the netns; init attaches the layers.
-        let ids = IdMap { uid: 1_000_000_000, gid: 1_000_000_000, count: 65536 };
+        let ids = crate::userns::IdMap { uid: 1_000_000_000, gid: 1_000_000_000, count: 65536 }.into();
         let points = vec![PathBuf::from("/s/containers/red/lower/0"), PathBuf::from("/s/containers/red/lower/1")];
         let userns = InitArgs { userns: Some(Userns { ids, mount_points: points }), ..args(&["sh"]) };
         with_init_parser(&userns.argv(), |o, _| {

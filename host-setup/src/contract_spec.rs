@@ -44,6 +44,8 @@ pub struct ExplicitLaunch {
     pub joins: Vec<(std::path::PathBuf, libc::c_int)>,
     /// The caller's fds 3..3+N the process gets (--preserve-fds N).
     pub preserve_fds: RawFd,
+    /// A user namespace joined by path: the child joins it first (userns/join.rs).
+    pub join_user: Option<std::path::PathBuf>,
     /// A new cgroup namespace (init --cgroupns).
     pub cgroupns: bool,
     /// The process's environment, exactly.
@@ -65,6 +67,10 @@ impl ExplicitLaunch {
             clone_flags: e.namespaces.clone_flags(),
             joins: e.namespaces.joins(),
             preserve_fds: e.preserve_fds as RawFd,
+            join_user: match &e.namespaces.user {
+                crate::spec::Ns::Join(p) => Some(p.clone()),
+                _ => None,
+            },
             cgroupns: e.namespaces.cgroup == crate::spec::Ns::New,
             env: e.env.clone(),
             // The console socket sits right after the records (spawn.rs), which move up
@@ -192,10 +198,15 @@ fn s(p: &std::path::Path) -> String {
 pub fn argv(a: &InitArgs, x: &ExplicitLaunch) -> Vec<String> {
     let mut v = vec![s(&a.init_bin)];
     let mut opt = |name: &str, value: String| v.extend([name.to_string(), value]);
-    for d in a.cgroup_dirs.iter().filter(|_| !a.born_in_cgroup) {
+    // In a new user namespace init is root there only: it may neither open the
+    // host root's cgroup files nor setns into the host's netns. spawn.rs joins
+    // both for it (the child writes "0" to files the host opened; it is born in
+    // the netns).
+    let host_joins = a.userns.is_some() || x.join_user.is_some();
+    for d in a.cgroup_dirs.iter().filter(|_| !a.born_in_cgroup && !host_joins) {
         opt(flag::CGROUP, s(d));
     }
-    if !a.netns.as_os_str().is_empty() && !x.host_enters_netns(&a.netns) {
+    if !a.netns.as_os_str().is_empty() && !x.host_enters_netns(&a.netns) && !host_joins {
         opt(flag::NETNS, s(&a.netns));
     }
     opt(flag::ROOTFS, s(&a.rootfs));

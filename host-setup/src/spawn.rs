@@ -72,15 +72,23 @@ pub fn spawn(args: &InitArgs, stdio: Option<ChildStdio>) -> Result<(Pid, File)> 
         }
         None => None,
     };
+    // A user namespace joined by path: the child joins it, then makes the others.
+    let join_user = match args.explicit.as_ref().and_then(|x| x.join_user.as_ref()) {
+        Some(path) => Some(userns::JoinUser::prepare(path, &mut flags)?),
+        None => None,
+    };
+    let host_joins = args.userns.is_some() || join_user.is_some();
     const WHAT: &str = "clone(CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWPID)";
     log::debug!("{WHAT}{} + exec {}", if handoff.is_some() { "+CLONE_NEWUSER" } else { "" }, args.argv().join(" "));
     // A user namespace's child joins no netns the host owns later (setns needs the
     // host's CAP_SYS_ADMIN): it is born in it, cloned from a thread that is there.
     let host_netns = args.explicit.as_ref().is_some_and(|x| x.host_enters_netns(&args.netns));
-    let in_netns = match &args.userns {
-        Some(_) => Some(userns::InNetns::enter(&args.netns)?),
-        None if host_netns => Some(userns::InNetns::enter(&args.netns)?),
-        None => None,
+    let in_netns = match host_joins {
+        // An OCI container without a netns of its own stays in the host's.
+        true if args.netns.as_os_str().is_empty() => None,
+        true => Some(userns::InNetns::enter(&args.netns)?),
+        false if host_netns => Some(userns::InNetns::enter(&args.netns)?),
+        false => None,
     };
     // Namespaces joined by path (an OCI bundle's): this thread enters them, the
     // child is born in them (a joined pid namespace too: setns(CLONE_NEWPID) only
@@ -96,7 +104,7 @@ pub fn spawn(args: &InitArgs, stdio: Option<ChildStdio>) -> Result<(Pid, File)> 
         Some(child) => child,
         None => {
             // Not cloned (no CLONE_INTO_CGROUP here): init (with --userns the child) joins its cgroups.
-            if args.userns.is_some() {
+            if host_joins {
                 for d in &args.cgroup_dirs {
                     join_files.push(crate::cgroup::join_file(d)?);
                 }
@@ -118,6 +126,15 @@ pub fn spawn(args: &InitArgs, stdio: Option<ChildStdio>) -> Result<(Pid, File)> 
             _ => None,
         };
         ChildStdio::install_in_child(stdio);
+        if let Some(j) = &join_user {
+            // The cgroups first, as the host's root still (files the host opened).
+            let joined = join_files.iter().try_for_each(|(f, _)| sys::write_all_fd(f.as_raw_fd(), b"0"));
+            if let Err(e) = joined.and_then(|()| j.in_child()) {
+                let e = Error::sys(format!("join the user namespace {}: setns, setresuid(0), unshare", j.path), e);
+                sys::write_fd(ready_w.as_raw_fd(), contract::error_line(&e).as_bytes());
+                sys::exit_child(125);
+            }
+        }
         let mut layers = [0; sys::MAX_FDS];
         let mut nlayers = 0;
         if let Some((p, c)) = &handoff {
@@ -190,6 +207,11 @@ pub fn spawn(args: &InitArgs, stdio: Option<ChildStdio>) -> Result<(Pid, File)> 
     drop(in_netns);
     drop(joined);
     drop(ready_w);
+    let ready = File::from(ready_r);
+    let (pid, ready) = match join_user {
+        Some(j) => j.init_pid(pid, ready)?,
+        None => (pid, ready),
+    };
     if let (Some((parent, child)), Some(u)) = (handoff, &args.userns) {
         drop(child);
         if let Err(e) = hand_off(pid.as_raw(), u, args, &parent) {
@@ -199,7 +221,7 @@ pub fn spawn(args: &InitArgs, stdio: Option<ChildStdio>) -> Result<(Pid, File)> 
             return Err(e);
         }
     }
-    Ok((pid, File::from(ready_r)))
+    Ok((pid, ready))
 }
 
 /// The host's side of starting init in its user namespace, while the child waits

@@ -10,17 +10,42 @@ use core::ffi::CStr;
 use crate::inroot::{self, fd_path};
 use crate::specrun::{cstr, PATH_MAX};
 use crate::sys::spec::{mkdirat, symlinkat};
-use crate::sys::{self, Errno, Result, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REMOUNT, O_CLOEXEC};
+use crate::sys::{
+    self, Errno, Result, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC, MS_REMOUNT, O_CLOEXEC,
+};
 
-/// (directory name, mount data) of a /proc/self/cgroup line, for v1 hierarchies only.
-pub fn hierarchy(line: &[u8]) -> Option<(&[u8], &[u8])> {
+/// (directory name, mount data, own cgroup path) of a /proc/self/cgroup line,
+/// for v1 hierarchies only.
+pub fn hierarchy(line: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
     let mut f = line.splitn(3, |&b| b == b':');
-    let (id, controllers) = (f.next()?, f.next()?);
-    f.next()?;
+    let (id, controllers, path) = (f.next()?, f.next()?, f.next()?);
     if id == b"0" || controllers.is_empty() {
         return None;
     }
-    Some((controllers.strip_prefix(b"name=").unwrap_or(controllers), controllers))
+    Some((controllers.strip_prefix(b"name=").unwrap_or(controllers), controllers, path))
+}
+
+/// In a user namespace that does not own the cgroup namespace (the config asked
+/// for none), mounting a v1 hierarchy is EPERM: bind the host's dir of init's
+/// own cgroup there instead, as runc always does on v1 (/sys/fs/cgroup/NAME is
+/// where the host mounts it; its files stay the host root's, read-only to the
+/// container).
+fn bind_own(name: &[u8], path: &[u8], at: &CStr, flags: usize) -> Result<()> {
+    const BASE: &[u8] = b"/sys/fs/cgroup/";
+    let mut src = [0u8; PATH_MAX];
+    let len = BASE.len() + name.len() + path.len();
+    let s = src.get_mut(..len).ok_or(Errno::ENAMETOOLONG)?;
+    s[..BASE.len()].copy_from_slice(BASE);
+    s[BASE.len()..BASE.len() + name.len()].copy_from_slice(name);
+    s[BASE.len() + name.len()..].copy_from_slice(path);
+    let mut sb = [0u8; PATH_MAX];
+    crate::msg::debug(&[b"cgroup mount EPERM (a user namespace): bind ", &src[..len]]);
+    sys::mount(Some(cstr(&src[..len], &mut sb)), at, None, MS_BIND | MS_REC, None)?;
+    let keep = flags & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
+    if keep == 0 {
+        return Ok(());
+    }
+    crate::mounts::remount(at, MS_BIND | MS_REMOUNT | keep)
 }
 
 pub fn mount(root: i32, target: &[u8], at: &CStr, flags: usize) -> Result<()> {
@@ -43,7 +68,7 @@ pub fn mount(root: i32, target: &[u8], at: &CStr, flags: usize) -> Result<()> {
     let _ = sys::close(fd);
     // Reopened: the fd behind `at` is the directory under the new tmpfs.
     let dir = inroot::open(root, target, sys::O_PATH | sys::O_DIRECTORY)?;
-    let r = buf[..n].split(|&b| b == b'\n').filter_map(hierarchy).try_for_each(|(name, controllers)| {
+    let r = buf[..n].split(|&b| b == b'\n').filter_map(hierarchy).try_for_each(|(name, controllers, path)| {
         let mut nb = [0u8; PATH_MAX];
         match mkdirat(dir, cstr(name, &mut nb), 0o555) {
             Ok(()) | Err(Errno::EEXIST) => {}
@@ -64,7 +89,10 @@ pub fn mount(root: i32, target: &[u8], at: &CStr, flags: usize) -> Result<()> {
         full[base.len() + 1..base.len() + 1 + name.len()].copy_from_slice(name);
         let mut fb = [0u8; PATH_MAX];
         let p = cstr(&full[..base.len() + 1 + name.len()], &mut fb);
-        sys::mount(Some(c"cgroup"), p, Some(c"cgroup"), flags, Some(cstr(d, &mut db)))?;
+        match sys::mount(Some(c"cgroup"), p, Some(c"cgroup"), flags, Some(cstr(d, &mut db))) {
+            Err(Errno::EPERM) => bind_own(name, path, p, flags)?,
+            r => r?,
+        }
         if name.contains(&b',') && !controllers.starts_with(b"name=") {
             for c in name.split(|&b| b == b',') {
                 let mut cb = [0u8; PATH_MAX];
@@ -93,8 +121,8 @@ mod tests {
 
     #[test]
     fn v1_lines_only() {
-        assert_eq!(hierarchy(b"4:cpu,cpuacct:/x"), Some((&b"cpu,cpuacct"[..], &b"cpu,cpuacct"[..])));
-        assert_eq!(hierarchy(b"1:name=systemd:/"), Some((&b"systemd"[..], &b"name=systemd"[..])));
+        assert_eq!(hierarchy(b"4:cpu,cpuacct:/x"), Some((&b"cpu,cpuacct"[..], &b"cpu,cpuacct"[..], &b"/x"[..])));
+        assert_eq!(hierarchy(b"1:name=systemd:/"), Some((&b"systemd"[..], &b"name=systemd"[..], &b"/"[..])));
         assert_eq!(hierarchy(b"0::/user.slice"), None);
         assert_eq!(hierarchy(b""), None);
         assert_eq!(hierarchy(b"5::/"), None);

@@ -131,6 +131,7 @@ fn mount(root: i32, m: &Mount<'static>) -> Result<(), Error<'static>> {
     .map_err(|e| Error::new(e, &[b"stat(", m.source, b") for a mount on ", t]))?
         & S_IFMT
         == S_IFDIR;
+    let mut remount_flags = p.remount;
     let fd = inroot::mount_point(root, t, dir).map_err(|e| {
         let err = Error::new(e, &[b"mount point ", t, b" in the new root"]);
         match e {
@@ -149,11 +150,22 @@ fn mount(root: i32, m: &Mount<'static>) -> Result<(), Error<'static>> {
     } else if fstype == Some(c"cgroup") {
         crate::cgroup1::mount(root, t, target, p.first)
     } else {
-        sys::mount(source, target, fstype, p.first, if p.first & MS_BIND != 0 { None } else { data })
+        match sys::mount(source, target, fstype, p.first, if p.first & MS_BIND != 0 { None } else { data }) {
+            // A sysfs belongs to the user namespace owning the netns (here the host's:
+            // host-setup made it): in another one its mount is EPERM. Bind the host's
+            // /sys instead, as runc falls back, with the flags asked for.
+            Err(Errno::EPERM) if fstype == Some(c"sysfs") => {
+                msg::debug(&[b"sysfs EPERM (a user namespace): bind the host's /sys on ", t]);
+                let other = p.first & !(MS_BIND | MS_REC | MS_REMOUNT);
+                remount_flags = (other != 0).then_some(other | MS_BIND | MS_REMOUNT);
+                sys::mount(Some(c"/sys"), target, None, MS_BIND | MS_REC, None)
+            }
+            r => r,
+        }
     };
     let done = done.and_then(|()| {
         // The bind is a new mount on `target`: reopen so the remount sees it, not what is under it.
-        let Some(flags) = p.remount else { return Ok(()) };
+        let Some(flags) = remount_flags else { return Ok(()) };
         let fd2 = inroot::open(root, t, O_PATH)?;
         let mut b2 = [0u8; 32];
         let r = remount(fd_path(fd2, &mut b2), flags);

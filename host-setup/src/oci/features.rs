@@ -27,8 +27,10 @@ pub fn mount_options() -> Vec<&'static str> {
     o
 }
 
-/// to_spec.rs refuses a user namespace (and there is no time namespace).
-const NAMESPACES: [&str; 6] = ["cgroup", "ipc", "mount", "network", "pid", "uts"];
+/// Every type to_spec.rs takes, new or by path (the user namespace's maps from
+/// linux.uidMappings/gidMappings: oci/userns.rs); there is no time namespace.
+/// Idmapped mounts stay refused (mountExtensions, mounts.rs).
+const NAMESPACES: [&str; 7] = ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"];
 
 /// The actions, operators and architectures seccomp/docker.rs compiles.
 const SECCOMP_ACTIONS: [&str; 8] = [
@@ -100,7 +102,8 @@ mod tests {
         assert_eq!(f.oci_version_max(), OCI_VERSION_MAX);
         let linux = f.linux().as_ref().unwrap();
         assert!(linux.capabilities().as_ref().unwrap().contains(&"CAP_SYS_ADMIN".to_string()));
-        assert_eq!(linux.namespaces().as_ref().unwrap().len(), 6);
+        assert_eq!(linux.namespaces().as_ref().unwrap().len(), 7);
+        assert!(linux.namespaces().as_ref().unwrap().contains(&oci_spec::runtime::LinuxNamespaceType::User));
         assert_eq!(f.hooks().as_ref().unwrap().len(), 6);
         let o = mount_options();
         assert!(o.contains(&"rbind") && o.contains(&"rslave") && o.contains(&"nosuid"), "{o:?}");

@@ -35,6 +35,7 @@ pub mod state;
 pub mod to_spec;
 pub mod update;
 pub mod update_cgroup;
+mod userns;
 
 /// Where containers without a cgroupsPath go: PARENT/ID.
 pub const CGROUP_PARENT: &str = "hsrun";

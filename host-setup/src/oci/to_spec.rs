@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxNamespaceType, Spec as OciSpec};
 
-use super::{config, mounts, names, process, resources};
+use super::{config, mounts, names, process, resources, userns};
 use crate::cgroup::Limits;
 use crate::error::Result;
 use crate::seccomp::Seccomp;
@@ -50,12 +50,7 @@ pub fn to_spec(oci: &OciSpec, c: &Create) -> Result<Spec> {
         return Err(bad("process.args", "empty: give the program to run"));
     }
     let namespaces = namespaces(oci)?;
-    if namespaces.user != Ns::Host {
-        return Err(bad(
-            "linux.namespaces",
-            "a user namespace is not supported by this runtime yet (run the container without one)",
-        ));
-    }
+    let id_map = userns::id_maps(oci, &namespaces)?;
     // As runc: a joined uts namespace gets the hostname too; the host's never.
     if oci.hostname().is_some() && namespaces.uts == Ns::Host {
         return Err(bad("hostname", "setting it needs a uts namespace (new or joined)"));
@@ -121,7 +116,7 @@ pub fn to_spec(oci: &OciSpec, c: &Create) -> Result<Spec> {
     };
     let explicit = Explicit {
         root,
-        id_map: None,
+        id_map,
         cgroup_path: cgroup_path(linux.cgroups_path().as_deref(), c)?,
         resources: resources::from_oci(linux.resources().as_ref())?,
         hostname: oci.hostname().clone(),
@@ -212,12 +207,6 @@ fn namespaces(oci: &OciSpec) -> Result<Namespaces> {
             LinuxNamespaceType::User => &mut n.user,
             other => return Err(bad("linux.namespaces", format!("{other:?}: not supported by this runtime"))),
         };
-        if let (Ns::Join(p), LinuxNamespaceType::User) = (&v, t) {
-            return Err(bad(
-                "linux.namespaces",
-                format!("joining a user namespace by path ({}) is not supported", p.display()),
-            ));
-        }
         *slot = v;
     }
     // runc accepts a container without a mount namespace and then mounts its /proc,

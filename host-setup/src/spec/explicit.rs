@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::userns::IdMap;
+use crate::userns::IdMaps;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -19,9 +19,9 @@ pub struct Explicit {
     /// The root filesystem: a directory used as it is (init binds it).
     pub root: PathBuf,
     pub namespaces: Namespaces,
-    /// The user namespace's maps, as given (None: no user namespace).
+    /// A new user namespace's maps, as given (None: none, or one joined by path).
     #[serde(default)]
-    pub id_map: Option<IdMap>,
+    pub id_map: Option<IdMaps>,
     /// The container's cgroup, relative to each hierarchy's root: `default/ID`.
     pub cgroup_path: String,
     #[serde(default)]

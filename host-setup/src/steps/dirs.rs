@@ -7,6 +7,8 @@ use super::Step;
 use crate::action::Action;
 use crate::ctx::Ctx;
 use crate::error::Result;
+use crate::spec::Ns;
+use crate::userns::IdMap;
 
 pub struct Dirs;
 
@@ -17,9 +19,16 @@ impl Step for Dirs {
 
     fn plan(&self, ctx: &Ctx) -> Result<Vec<Action>> {
         let (p, n) = (ctx.paths, &ctx.spec.name);
-        if ctx.spec.explicit.is_some() {
-            // No overlay: the directory holds the exec fifo and the netns file.
-            return Ok(vec![Action::Dirs { root: p.container(n), subdirs: vec![], owned: vec![], owner: None }]);
+        if let Some(e) = &ctx.spec.explicit {
+            // No overlay: the directory holds the exec fifo and the netns file. In a
+            // new user namespace init (its root, a host uid with no rights over
+            // root's files) must search it to reach the fifo: group its root's gid.
+            let root = match &e.namespaces.user {
+                Ns::Join(path) => crate::userns::joined_root(path),
+                _ => e.id_map.as_ref().and_then(|m| m.root()),
+            };
+            let owner = root.map(|(uid, gid)| IdMap { uid, gid, count: 1 });
+            return Ok(vec![Action::Dirs { root: p.container(n), subdirs: vec![], owned: vec![], owner }]);
         }
         let mut subdirs = vec![p.upper(n), p.work(n), p.merge(n)];
         if ctx.ids.is_some() {

@@ -37,7 +37,8 @@ impl Step for Launch {
                 pid1: spec.pid1,
                 contain: false,
                 seccomp: spec.seccomp.clone(),
-                userns: None,
+                // A new user namespace: the config's maps, written by spawn.rs.
+                userns: e.id_map.clone().map(|ids| Userns { ids, mount_points: vec![] }),
                 explicit: Some(ExplicitLaunch::new(e)),
                 run: None,
             })]);
@@ -57,7 +58,7 @@ impl Step for Launch {
             contain: !spec.privileged,
             seccomp: spec.seccomp.clone(),
             userns: ctx.ids.map(|ids| Userns {
-                ids,
+                ids: ids.into(),
                 mount_points: (0..ctx.layer_dirs.len()).map(|i| p.lower(&spec.name, i)).collect(),
             }),
             explicit: None,

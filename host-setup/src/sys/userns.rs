@@ -176,3 +176,45 @@ pub fn become_root_in_child() -> std::result::Result<(), Errno> {
     }
     Ok(())
 }
+
+/// In a cloned child, for a user namespace joined by path (runc's order: the
+/// user namespace first, so the namespaces made after it are its own; made
+/// before, they would be the host's and its root could not mount in them):
+/// setns into the user namespace on `fd`, become its root (setgroups is
+/// skipped where the namespace says "deny"), unshare `unshare` (CLONE_NEWNS,
+/// UTS, IPC). With `new_pid` also CLONE_NEWPID, which applies to children only:
+/// clone once more with CLONE_PARENT, so the grandchild (PID 1 there) is our
+/// parent's child as we are. Returns Some(its pid) to the caller, who then only
+/// reports it and exits; None to the process that goes on. Allocates nothing.
+pub fn join_userns_in_child(fd: RawFd, unshare: libc::c_int, new_pid: bool) -> std::result::Result<Option<i32>, Errno> {
+    // SAFETY: plain syscalls on integers; setgroups gets an empty list (no pointer
+    // is read); the clone has no CLONE_VM and a null stack: a fork-like copy.
+    unsafe {
+        if libc::syscall(libc::SYS_setns, fd, libc::CLONE_NEWUSER) != 0 {
+            return Err(Errno::last());
+        }
+        if libc::syscall(libc::SYS_setgroups, 0usize, std::ptr::null::<libc::gid_t>()) != 0
+            && Errno::last() != Errno::EPERM
+        {
+            return Err(Errno::last());
+        }
+        if libc::syscall(libc::SYS_setresgid, 0u32, 0u32, 0u32) != 0
+            || libc::syscall(libc::SYS_setresuid, 0u32, 0u32, 0u32) != 0
+        {
+            return Err(Errno::last());
+        }
+        let flags = unshare | if new_pid { libc::CLONE_NEWPID } else { 0 };
+        if flags != 0 && libc::syscall(libc::SYS_unshare, flags) != 0 {
+            return Err(Errno::last());
+        }
+        if !new_pid {
+            return Ok(None);
+        }
+        let flags = (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong;
+        match libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) {
+            r if r < 0 => Err(Errno::last()),
+            0 => Ok(None),
+            pid => Ok(Some(pid as i32)),
+        }
+    }
+}

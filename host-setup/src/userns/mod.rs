@@ -26,8 +26,13 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result, SysContext};
 use crate::sys;
 
+mod join;
+mod maps;
 mod pool;
 
+pub use self::maps::{check as check_ranges, host_id};
+pub use join::{joined_root, JoinUser};
+pub use maps::{IdMaps, IdRange};
 pub use pool::{allocate, Pool};
 
 /// The user whose /etc/subuid and /etc/subgid lines give the ranges.
@@ -89,13 +94,16 @@ pub fn live_maps(pid: i32) -> Option<(String, String)> {
     Some((read("uid_map")?, read("gid_map")?))
 }
 
-/// Write `ids` as the uid and gid maps of `pid`'s user namespace. A privileged
-/// writer (CAP_SETUID/CAP_SETGID over the parent namespace) may map any range and
-/// need not deny setgroups first, so root inside can still setgroups(2).
-pub fn write_maps(pid: i32, ids: &IdMap) -> Result<()> {
-    for (file, line) in [("uid_map", ids.uid_line()), ("gid_map", ids.gid_line())] {
+/// Write `ids` as the uid and gid maps of `pid`'s user namespace, each whole in
+/// one write (the kernel takes a map once, all its lines in one write(2)). A
+/// privileged writer (CAP_SETUID/CAP_SETGID over the parent namespace, as
+/// host-setup is) may map any host ids and need not write "deny" to setgroups
+/// first, so root inside can still setgroups(2); an unprivileged one must.
+pub fn write_maps(pid: i32, ids: &IdMaps) -> Result<()> {
+    for (file, ranges) in [("uid_map", &ids.uids), ("gid_map", &ids.gids)] {
         let path = format!("/proc/{pid}/{file}");
-        std::fs::write(&path, &line).sys(|| format!("write \"{line}\" to {path}"))?;
+        let text = maps::map_text(ranges);
+        std::fs::write(&path, &text).sys(|| format!("write \"{}\" to {path}", text.trim_end().replace('\n', ", ")))?;
     }
     Ok(())
 }
