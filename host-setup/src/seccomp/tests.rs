@@ -81,8 +81,16 @@ fn other_abis_are_refused() {
     // x32: same audit arch, the x32 bit in the number.
     let x32 = bpf::X32_SYSCALL_BIT | getpid;
     assert_eq!(bpf::run(&prog, &Data { nr: x32, arch: p.arch.audit(), args: [0; 6] }), EPERM);
-    // A number no table has yet.
-    assert_eq!(bpf::run(&prog, &Data { nr: 1000, arch: p.arch.audit(), args: [0; 6] }), EPERM);
+    // A number above every call the profile names: ENOSYS, as runc gives (its
+    // ENOSYS stub), so that libc falls back; below it, the default EPERM.
+    let nr = |nr| bpf::run(&prog, &Data { nr, arch: p.arch.audit(), args: [0; 6] });
+    assert_eq!(nr(1000), ENOSYS);
+    let last = p.rules.iter().map(|r| r.nr).max().unwrap();
+    assert_eq!((nr(last), nr(last + 1)), (ALLOW, ENOSYS), "{last}");
+    assert_eq!(nr(p.arch.nr("kexec_load").unwrap()), EPERM);
+    // Not with a default that allows (the kernel answers ENOSYS itself).
+    let open = Profile { default: Action::Allow, ..x86() };
+    assert_eq!(bpf::run(&bpf::compile(&open).unwrap(), &Data { nr: 1000, arch: p.arch.audit(), args: [0; 6] }), ALLOW);
 }
 
 #[test]
