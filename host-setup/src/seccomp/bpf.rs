@@ -5,6 +5,7 @@
 //! ```text
 //!   ld arch; jeq NATIVE ? next : ret ERRNO(EPERM)     other ABIs (i386 int 0x80, arm32) refused
 //!   ld nr;   jge 0x40000000 ? ret ERRNO(EPERM)        x86_64 only: the x32 ABI refused
+//!   jgt LAST ? ret ERRNO(ENOSYS)                      newer than every call the profile names (runc's rule)
 //!   per system call with rules:  jeq NR ? block : ja past block
 //!       block: per rule, its conditions (a failed one jumps to the next rule), ret ACTION;
 //!              after the last rule, ret DEFAULT
@@ -150,6 +151,15 @@ pub fn compile(p: &Profile) -> Result<Vec<Insn>> {
         vec![stmt(LD_W_ABS, OFF_ARCH), jump(JEQ_K, p.arch.audit(), 1, 0), stmt(RET_K, eperm), stmt(LD_W_ABS, OFF_NR)];
     if p.arch == Arch::X86_64 {
         out.extend([jump(JGE_K, X32_SYSCALL_BIT, 0, 1), stmt(RET_K, eperm)]);
+    }
+    // runc's rule (its ENOSYS stub, since 1.0): a call numbered above every call the
+    // profile names gets ENOSYS, as from a kernel without it, not the default
+    // action's EPERM: libc falls back on ENOSYS (glibc's faccessat2, clone3) and
+    // takes EPERM for a refusal. tests/seccomp_docker.rs found Docker doing this.
+    if !matches!(p.default, Action::Allow | Action::Log) {
+        if let Some(last) = p.rules.iter().map(|r| r.nr).max() {
+            out.extend([jump(JGT_K, last, 0, 1), stmt(RET_K, Action::Errno(libc::ENOSYS as u16).ret())]);
+        }
     }
     // The rules of each system call, in the order the profile gives them.
     let mut by_nr: std::collections::BTreeMap<u32, Vec<&super::Rule>> = Default::default();
