@@ -53,13 +53,24 @@ impl Bus {
         let mut buf = head.to_vec();
         buf.resize(Message::length(&head)?, 0);
         self.sock.read_exact(&mut buf[16..]).sys(what)?;
-        Message::decode(&buf)
+        let m = Message::decode(&buf)?;
+        log::debug!(
+            "d-bus: read kind {} serial {} reply to {:?} {:?} {:?} {:?}",
+            m.kind,
+            m.serial,
+            m.reply_serial,
+            m.member,
+            m.error_name,
+            m.body.first()
+        );
+        Ok(m)
     }
 
     /// Send `m` and wait for its reply; an error reply is an error naming `what`.
     pub fn call(&mut self, mut m: Message, what: &str) -> Result<Message> {
         self.serial += 1;
         m.serial = self.serial;
+        log::debug!("d-bus: call {what} (serial {})", m.serial);
         self.sock.get_mut().write_all(&m.encode()).sys(|| format!("systemd: {what}: send over {PRIVATE}"))?;
         let until = Instant::now() + Duration::from_secs(30);
         loop {

@@ -78,14 +78,24 @@ impl Transient {
     }
 }
 
-/// Undo: anything left in the unit's cgroup is killed (as for a cgroupfs cgroup),
-/// the unit stopped (gone already when its last process ended), the directory
-/// removed if systemd has not.
+/// Undo: anything left in the unit's cgroup is killed (as for a cgroupfs cgroup).
+/// A scope whose last process ended is stopped by systemd itself, which removes
+/// its cgroup: that is waited for; only a unit still there after that (a slice,
+/// or processes that would not die) is stopped with StopUnit. Seen in the VM:
+/// StopUnit of a scope systemd is stopping itself got no reply within 30 s.
 pub fn undo(name: &str, dir: &Path) -> Result<()> {
     for pid in cgroup::procs(dir) {
         log::debug!("kill -KILL {pid} (left in {})", dir.display());
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
     }
-    scope::stop(name)?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while dir.exists() && !name.ends_with(".slice") && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if dir.exists() {
+        scope::stop(name)?;
+    } else {
+        log::debug!("systemd: {name} stopped by itself ({} removed)", dir.display());
+    }
     cgroup::remove(dir, Duration::from_secs(5)).map(drop)
 }

@@ -132,7 +132,7 @@ sd_scope() { # ID UNIT CGROUP: active, init in it, the limits read back from the
         [ "$(cat $CG/$3/cpu.max)" = "25000 100000" ]
 }
 sd_gone() { # ID UNIT CGROUP: delete --force, then no unit and no cgroup
-    hsrun --systemd-cgroup delete --force "$1" || return 1
+    hsrun --debug --systemd-cgroup delete --force "$1" 2>/tmp/sd-del.log || { tail -n 25 /tmp/sd-del.log; return 1; }
     state=$(systemctl show -P LoadState "$2")
     echo "after delete: $2 LoadState=$state; $CG/$3 $([ -e $CG/$3 ] && echo is left || echo is gone)"
     [ "$state" = not-found ] && [ ! -e $CG/$3 ]
