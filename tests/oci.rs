@@ -312,6 +312,34 @@ fn bad_input_is_refused_clearly_and_leaves_nothing() {
     refused(&o, &["nope"], "unknown command");
 }
 
+/// `--systemd-cgroup` (containerd's and Kubernetes' systemd cgroup driver): on a
+/// host without systemd (this machine kind) a clear refusal naming what is
+/// missing, for every verb; a `slice:prefix:name` cgroupsPath without the flag is
+/// refused too. The scopes themselves are checked in tests/vm/systemd.
+#[test]
+fn systemd_cgroup_without_systemd_is_refused_clearly() {
+    let o = Oci::new();
+    let id = o.id("sd");
+    let bundle = o.bundle(&id, &["true"], |c| c["linux"]["cgroupsPath"] = json!(format!("system.slice:hsrun:{id}")));
+    let sd = ["--systemd-cgroup", "create", "--bundle", b(&bundle), &id];
+    if std::path::Path::new("/run/systemd/system").exists() {
+        // A systemd host: the path rules still refuse before anything is made.
+        let bad = o.bundle(&o.id("sdbad"), &["true"], |c| c["linux"]["cgroupsPath"] = json!("/not/a/slice"));
+        refused(&o, &["--systemd-cgroup", "create", "--bundle", b(&bad), "sdbad"], "must be slice:prefix:name");
+    } else {
+        let want = "hsrun: --systemd-cgroup: this host does not run systemd (no /run/systemd/system): drop --systemd-cgroup";
+        refused(&o, &sd, want);
+        refused(&o, &["--systemd-cgroup", "delete", "--force", &id], want);
+    }
+    assert_eq!(o.leftovers(&id), Vec::<String>::new());
+    refused(
+        &o,
+        &sd[1..],
+        &format!("config.json: linux.cgroupsPath: \"system.slice:hsrun:{id}\" is a systemd slice:prefix:name path: pass --systemd-cgroup"),
+    );
+    assert_eq!(o.leftovers(&id), Vec::<String>::new());
+}
+
 #[test]
 fn sigkill_of_hsrun_then_delete_force_leaves_nothing() {
     let o = Oci::new();

@@ -37,6 +37,9 @@ pub enum Action {
     Lease(network::LeaseReq),
     /// Tutorial 4-1 1)-2): a cgroup directory or a limit.
     Cgroup(cgroup::Op),
+    /// hsrun --systemd-cgroup: the container's cgroup is a systemd unit, started
+    /// by the launch once init exists (systemd/transient.rs).
+    Unit(crate::systemd::Transient),
     /// Tutorial 4-1 3) to 4-2 5): init in new namespaces does the rest from inside.
     Launch(InitArgs),
     /// What another command will do, or why nothing is done: shown, not run.
@@ -65,6 +68,7 @@ impl Action {
                 Some(Record::Made(Resource::SubtreeControl { dir: dir.clone(), user: user.clone() }))
             }
             Action::Cgroup(op) => op.makes().map(|d| Record::Made(Resource::Cgroup(d.to_path_buf()))),
+            Action::Unit(t) => Some(Record::Made(Resource::Unit { name: t.unit.name.clone(), dir: t.dir.clone() })),
             Action::PruneLayers | Action::Launch(_) | Action::Note(_) => None,
         }
     }
@@ -74,6 +78,7 @@ impl Action {
         match self {
             Action::Layer(l) => ctx.layer_dirs.push(layer_dir(l).to_path_buf()),
             Action::Cgroup(op) => ctx.cgroup_dirs.extend(op.makes().map(Path::to_path_buf)),
+            Action::Unit(t) => ctx.cgroup_dirs.push(t.dir.clone()),
             Action::Ids(ids, _) => ctx.ids = Some(*ids),
             Action::Lease(r) => {
                 ctx.lease.get_or_insert((r.net.clone(), r.predicted));
@@ -112,6 +117,11 @@ impl Action {
                 Ok(())
             }
             Action::Cgroup(op) => op.run(),
+            // Nothing to make yet: the launch starts it with init's pid.
+            Action::Unit(t) => {
+                ctx.unit = Some(t.clone());
+                Ok(())
+            }
             Action::Launch(args) => {
                 ctx.init = Some(supervisor::start(ctx, args)?);
                 Ok(())
@@ -149,6 +159,7 @@ impl Action {
             Action::Net(op) => op.shell(),
             Action::Lease(r) => r.shell(),
             Action::Cgroup(op) => op.shell(),
+            Action::Unit(t) => t.shell(),
             Action::Launch(args) => args.shell(),
             Action::Note(text) => vec![format!("# {text}")],
         }
@@ -210,6 +221,7 @@ pub fn undo(r: &Resource, t: &Teardown) -> Result<()> {
         }
         Resource::Lease { network, container } => network::release(t.paths, network, container)?,
         Resource::SubtreeControl { dir, user } => cgroup::subtree::disable(dir, user)?,
+        Resource::Unit { name, dir } => crate::systemd::transient::undo(name, dir)?,
         Resource::Cgroup(dir) | Resource::SupervisorCgroup(dir) => {
             // init and everything in its pid namespace are gone by now (stopped
             // first). Anything still in the cgroup is ours — it could only get

@@ -55,6 +55,8 @@ pub struct Ctx<'a> {
     pub cgroup_dirs: Vec<PathBuf>,
     /// With --userns: the host ids of the container's ids.
     pub ids: Option<crate::userns::IdMap>,
+    /// --systemd-cgroup: the unit the launch starts with init's pid.
+    pub unit: Option<crate::systemd::Transient>,
     /// The container's init once launched (foreground: our child).
     pub init: Option<Proc>,
     /// The network joined and the address leased on it (the lease step's, or its

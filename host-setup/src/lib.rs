@@ -43,6 +43,7 @@ pub mod stop;
 pub mod supervisor;
 pub mod supervisor_cgroup;
 pub mod sys;
+pub mod systemd;
 pub mod tty;
 pub mod userns;
 pub mod verify;

@@ -124,6 +124,7 @@ impl<'a> Up<'a> {
             layer_dirs: vec![],
             cgroup_dirs: vec![],
             ids: None,
+            unit: None,
             init: None,
             partner_override: None,
             lease: None,

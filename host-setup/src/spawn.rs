@@ -29,9 +29,15 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Clone a child into new mount, UTS, IPC and PID namespaces and exec init in it,
 /// in a new session, with `stdio` on fds 0-2 (a terminal becomes its controlling
-/// terminal; None: ours, for tests only). Returns init's (host) pid and the read
-/// end of its ready pipe.
-pub fn spawn(args: &InitArgs, stdio: Option<ChildStdio>) -> Result<(Pid, File)> {
+/// terminal; None: ours, for tests only). With a `gate`, the child waits before
+/// anything else until gate(its pid) has returned Ok (hsrun --systemd-cgroup puts
+/// it into a systemd unit there); an error kills it. Returns init's (host) pid and
+/// the read end of its ready pipe.
+pub fn spawn(
+    args: &InitArgs,
+    stdio: Option<ChildStdio>,
+    gate: Option<&dyn Fn(i32) -> Result<()>>,
+) -> Result<(Pid, File)> {
     let mut argv = sys::cstrings(&args.argv())?;
     let envp = match (&args.explicit, &args.run) {
         (Some(x), _) => sys::cstrings(&x.env)?,
@@ -52,6 +58,10 @@ pub fn spawn(args: &InitArgs, stdio: Option<ChildStdio>) -> Result<(Pid, File)> 
     let image = crate::memfd::sealed_init(&args.init_bin)?;
     let filter = if args.filtered() { args.seccomp.memfd()? } else { None };
     let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).sys(|| "pipe".into())?;
+    let go = match gate {
+        Some(_) => Some(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).sys(|| "pipe".into())?),
+        None => None,
+    };
     let mut flags = match &args.explicit {
         Some(x) => x.clone_flags,
         None => libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWPID,
@@ -121,6 +131,13 @@ pub fn spawn(args: &InitArgs, stdio: Option<ChildStdio>) -> Result<(Pid, File)> 
     let Some(pid) = child else {
         // The child: PID 1 of the new pid namespace. Only its own fds from here to exec.
         sys::reset_signals_in_child();
+        if let Some((r, w)) = &go {
+            // Our copy of the write end closed, EOF says the host gave up.
+            let _ = nix::unistd::close(w.as_raw_fd());
+            if !matches!(sys::read_byte_fd(r.as_raw_fd()), Ok(true)) {
+                sys::exit_child(125);
+            }
+        }
         let console = match stdio {
             Some(ChildStdio::Console { sock, .. }) => Some(sock),
             _ => None,
@@ -207,6 +224,20 @@ pub fn spawn(args: &InitArgs, stdio: Option<ChildStdio>) -> Result<(Pid, File)> 
     drop(in_netns);
     drop(joined);
     drop(ready_w);
+    // The gate before a joined user namespace's second clone: the child waits on it
+    // first, and the grandchild (CLONE_PARENT) is born in the cgroup the gate put it in.
+    if let (Some((r, w)), Some(gate)) = (go, gate) {
+        drop(r);
+        let opened = gate(pid.as_raw()).and_then(|()| {
+            sys::write_all_fd(w.as_raw_fd(), b"g").map_err(|e| Error::sys(format!("let init {pid} go on"), e))
+        });
+        if let Err(e) = opened {
+            // Our own child, just cloned and still waiting for us.
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = sys::wait_exit(pid);
+            return Err(e);
+        }
+    }
     let ready = File::from(ready_r);
     let (pid, ready) = match join_user {
         Some(j) => j.init_pid(pid, ready)?,

@@ -67,7 +67,9 @@ fn oom_kills(ctx: &Ctx) -> u64 {
 /// exited: its exit code is journalled, and a command that could not start is
 /// reported as the shell would (126/127).
 fn spawn_ready(ctx: &mut Ctx, args: &InitArgs, console: Option<ChildStdio>) -> Result<Proc> {
-    let (pid, ready) = spawn::spawn(args, console)?;
+    let unit = ctx.unit.clone();
+    let gate = unit.as_ref().map(|t| move |pid: i32| t.start(pid));
+    let (pid, ready) = spawn::spawn(args, console, gate.as_ref().map(|g| g as &dyn Fn(i32) -> Result<()>))?;
     let init = Proc::of(pid.as_raw())?;
     record(ctx, Record::Started { role: Role::Init, proc: init })?;
     let asked = std::time::Instant::now();

@@ -147,7 +147,7 @@ global options:
   --log FILE            append errors (and with --debug, more) to FILE
   --log-format FORMAT   text or json (runc's: {\"level\",\"msg\",\"time\"})
   --debug               debug logging
-  --systemd-cgroup      cgroupsPath as slice:prefix:name (refused: cgroupfs only)
+  --systemd-cgroup      cgroupsPath as slice:prefix:name: a systemd transient scope (cgroup v2)
   --version, --help
 
 commands:
@@ -212,12 +212,8 @@ pub fn main(argv: Vec<String>) -> i32 {
         print!("{HELP}");
         return 0;
     }
-    if g.systemd_cgroup {
-        let why = if std::path::Path::new("/run/systemd/system").exists() {
-            "the systemd cgroup driver is not supported: use cgroupfs paths (drop --systemd-cgroup)"
-        } else {
-            "this host does not run systemd (no /run/systemd/system): drop --systemd-cgroup"
-        };
+    if g.systemd_cgroup && !crate::systemd::booted() {
+        let why = format!("this host does not run systemd (no {}): drop --systemd-cgroup", crate::systemd::BOOTED);
         return fail(&g, &crate::usage!("--systemd-cgroup: {why}"));
     }
     let Some(run) = verb(name) else {

@@ -101,6 +101,7 @@ pub fn create(g: &Global, id: &str, o: &CreateOpts) -> Result<State> {
         no_pivot: o.no_pivot,
         preserve_fds: o.preserve_fds,
         cgroup_parent: super::CGROUP_PARENT,
+        systemd: g.systemd_cgroup,
     };
     let spec = to_spec::to_spec(&oci, &c)?;
     let bins = Bins::locate(None)?;

@@ -2,7 +2,7 @@
 //! runtime does with a config.json, so that an engine can ask before it asks for
 //! it. Every entry is what hsrun does, not what the spec allows: the seccomp
 //! lists are what host-setup's compiler (seccomp/docker.rs) reads, the
-//! capabilities those this kernel knows, cgroup v1 and v2 (no systemd driver).
+//! capabilities those this kernel knows, cgroup v1 and v2, the systemd driver (v2).
 
 use serde_json::{json, Value};
 
@@ -62,7 +62,7 @@ pub fn document() -> Value {
         "linux": {
             "namespaces": NAMESPACES,
             "capabilities": caps,
-            "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false },
+            "cgroup": { "v1": true, "v2": true, "systemd": true, "systemdUser": false, "rdma": false },
             "seccomp": {
                 "enabled": true,
                 "actions": SECCOMP_ACTIONS,

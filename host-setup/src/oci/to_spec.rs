@@ -24,6 +24,8 @@ pub struct Create<'a> {
     pub cgroup_parent: &'a str,
     /// `--preserve-fds N`: hsrun's fds 3..3+N become the process's.
     pub preserve_fds: u32,
+    /// `--systemd-cgroup`: cgroupsPath is `slice:prefix:name`, the cgroup a systemd unit.
+    pub systemd: bool,
 }
 
 /// Where the container's new network namespace is bound (so an engine's CNI can
@@ -114,10 +116,19 @@ pub fn to_spec(oci: &OciSpec, c: &Create) -> Result<Spec> {
             s
         }
     };
+    let cgroups_path = linux.cgroups_path().as_deref().map(|p| p.display().to_string());
+    let systemd = match c.systemd {
+        true => Some(crate::systemd::unit_path::parse(cgroups_path.as_deref(), c.id)?),
+        false => None,
+    };
     let explicit = Explicit {
         root,
         id_map,
-        cgroup_path: cgroup_path(linux.cgroups_path().as_deref(), c)?,
+        cgroup_path: match &systemd {
+            Some(u) => u.cgroup.clone(),
+            None => cgroup_path(linux.cgroups_path().as_deref(), c)?,
+        },
+        systemd,
         resources: resources::from_oci(linux.resources().as_ref())?,
         hostname: oci.hostname().clone(),
         env: process.env().clone().unwrap_or_default(),
@@ -228,7 +239,7 @@ fn cgroup_path(p: Option<&Path>, c: &Create) -> Result<String> {
     if s.contains(':') && !s.starts_with('/') {
         return Err(bad(
             "linux.cgroupsPath",
-            format!("{s:?} is a systemd slice:prefix:name path: this runtime manages cgroupfs paths only (no --systemd-cgroup)"),
+            format!("{s:?} is a systemd slice:prefix:name path: pass --systemd-cgroup (runc's rule), or give a cgroupfs path"),
         ));
     }
     let parts: Vec<&str> = s.split('/').filter(|x| !x.is_empty()).collect();

@@ -24,6 +24,9 @@ pub struct Explicit {
     pub id_map: Option<IdMaps>,
     /// The container's cgroup, relative to each hierarchy's root: `default/ID`.
     pub cgroup_path: String,
+    /// hsrun --systemd-cgroup: that cgroup is this systemd unit's (cgroup_path is its cgroup).
+    #[serde(default)]
+    pub systemd: Option<crate::systemd::Unit>,
     #[serde(default)]
     pub resources: Resources,
     /// None: the UTS namespace keeps the name it was born with.

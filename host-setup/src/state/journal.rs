@@ -69,6 +69,9 @@ pub enum Resource {
     Lease { network: String, container: String },
     /// A filesystem mounted in the host's mount namespace: `--disk`'s tmpfs.
     Mount(PathBuf),
+    /// A systemd transient unit (hsrun --systemd-cgroup) and its cgroup dir: the
+    /// container's cgroup, stopped with StopUnit (systemd/transient.rs).
+    Unit { name: String, dir: PathBuf },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -192,7 +195,7 @@ impl Journal {
     pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
         self.made()
             .filter_map(|r| match r {
-                Resource::Cgroup(p) => Some(p.clone()),
+                Resource::Cgroup(p) | Resource::Unit { dir: p, .. } => Some(p.clone()),
                 _ => None,
             })
             .collect()

@@ -16,6 +16,16 @@ impl Step for Cgroups {
 
     fn plan(&self, ctx: &Ctx) -> Result<Vec<Action>> {
         if let Some(e) = &ctx.spec.explicit {
+            if let Some(unit) = &e.systemd {
+                let crate::cgroup::Cgroups::V2(root) = ctx.cgroups else {
+                    return Err(crate::failed!(
+                        "--systemd-cgroup: this host has cgroup v1 controllers; this runtime drives systemd on cgroup v2 only (use cgroupfs paths)"
+                    ));
+                };
+                let ops = crate::cgroup::explicit_ops(ctx.cgroups, &e.cgroup_path, &e.resources)?;
+                let t = crate::systemd::Transient::new(unit, &ctx.spec.name, root, &e.resources, ops);
+                return Ok(vec![Action::Unit(t)]);
+            }
             let ops = crate::cgroup::explicit_ops(ctx.cgroups, &e.cgroup_path, &e.resources)?;
             return Ok(ops.into_iter().map(Action::Cgroup).collect());
         }

@@ -26,7 +26,8 @@ impl Step for Launch {
             return Ok(vec![Action::Launch(InitArgs {
                 init_bin: ctx.bins.init.clone(),
                 cgroup_dirs: ctx.cgroup_dirs.clone(),
-                born_in_cgroup: ctx.cgroups.version() == 2 && ctx.cgroup_dirs.len() == 1,
+                // A systemd unit's cgroup exists only once init is in it (spawn.rs's gate).
+                born_in_cgroup: ctx.cgroups.version() == 2 && ctx.cgroup_dirs.len() == 1 && e.systemd.is_none(),
                 netns: spec.netns.clone().into(),
                 rootfs: e.root.clone(),
                 lower: vec![],

@@ -78,6 +78,7 @@ fn walk_both(spec: &Spec, partner: Option<Spec>, cgroups: &Cgroups, state: &Path
         layer_dirs: vec![],
         cgroup_dirs: vec![],
         ids: None,
+        unit: None,
         init: None,
         partner_override: Some(partner.clone()),
         lease: None,

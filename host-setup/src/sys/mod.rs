@@ -252,6 +252,21 @@ pub fn write_all_fd(fd: RawFd, bytes: &[u8]) -> std::result::Result<(), Errno> {
     }
 }
 
+/// Wait for one byte on `fd` (a go-ahead pipe): Ok(true) for the byte, Ok(false)
+/// at EOF (the writer gave up). Async-signal-safe: for a forked child.
+pub fn read_byte_fd(fd: RawFd) -> std::result::Result<bool, Errno> {
+    let mut b = 0u8;
+    loop {
+        // SAFETY: the kernel writes at most 1 byte into a live local.
+        match unsafe { libc::read(fd, (&mut b as *mut u8).cast(), 1) } {
+            1 => return Ok(true),
+            0 => return Ok(false),
+            _ if Errno::last() == Errno::EINTR => continue,
+            _ => return Err(Errno::last()),
+        }
+    }
+}
+
 /// Close every fd from `first` on (close_range; before Linux 5.9, one by one up to
 /// the fd limit). Async-signal-safe: for a forked child.
 pub fn close_from(first: RawFd) {

@@ -98,6 +98,61 @@ hog_oom() {
 wait_for 60 ended hog
 check "status records hog's exit and its OOM kill after its unit ended" hog_oom
 
+# --- hsrun --systemd-cgroup: the container's cgroup is a transient scope ------------
+# containerd's systemd cgroup driver: cgroupsPath slice:prefix:name, the scope made
+# by systemd over D-Bus with init's pid, the limits in the scope's own files.
+B=/var/lib/hs-bundle
+mkdir -p $B/rootfs/bin $B/rootfs/proc
+cp /bin/busybox $B/rootfs/bin/ && ln -sf busybox $B/rootfs/bin/sleep
+bundle() { # CGROUPSPATH: `sleep 1000` with 64 MiB, 32 pids, a quarter of a CPU
+    cat >$B/config.json <<EOF
+{"ociVersion": "1.0.2",
+ "process": {"user": {"uid": 0, "gid": 0}, "args": ["sleep", "1000"], "cwd": "/", "env": ["PATH=/bin"]},
+ "root": {"path": "rootfs"},
+ "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}],
+ "linux": {"cgroupsPath": "$1",
+  "resources": {"memory": {"limit": 67108864}, "pids": {"limit": 32}, "cpu": {"quota": 25000, "period": 100000}},
+  "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]}}
+EOF
+}
+sd_run() { # ID CGROUPSPATH
+    bundle "$2" && hsrun --systemd-cgroup create --bundle $B "$1" </dev/null >/tmp/sd-$1.out 2>&1 &&
+        hsrun --systemd-cgroup start "$1" || { cat /tmp/sd-$1.out; return 1; }
+}
+sd_scope() { # ID UNIT CGROUP: active, init in it, the limits read back from the kernel
+    pid=$(hsrun state "$1" | tr -d ' \n' | sed -n 's/.*"pid":\([0-9]*\).*/\1/p')
+    systemctl show -p ActiveState -p ControlGroup -p MemoryMax -p TasksMax "$2"
+    echo "init $pid: $(cat /proc/$pid/cgroup)"
+    [ "$(systemctl show -P ActiveState "$2")" = active ] || return 1
+    [ "$(systemctl show -P ControlGroup "$2")" = "/$3" ] || return 1
+    grep -qx "0::/$3" /proc/$pid/cgroup || return 1
+    grep -qx "$pid" $CG/$3/cgroup.procs || return 1
+    echo "memory.max $(cat $CG/$3/memory.max), pids.max $(cat $CG/$3/pids.max), cpu.max $(cat $CG/$3/cpu.max)"
+    [ "$(cat $CG/$3/memory.max)" = 67108864 ] && [ "$(cat $CG/$3/pids.max)" = 32 ] &&
+        [ "$(cat $CG/$3/cpu.max)" = "25000 100000" ]
+}
+sd_gone() { # ID UNIT CGROUP: delete --force, then no unit and no cgroup
+    hsrun --debug --systemd-cgroup delete --force "$1" 2>/tmp/sd-del.log || { tail -n 25 /tmp/sd-del.log; return 1; }
+    state=$(systemctl show -P LoadState "$2")
+    echo "after delete: $2 LoadState=$state; $CG/$3 $([ -e $CG/$3 ] && echo is left || echo is gone)"
+    [ "$state" = not-found ] && [ ! -e $CG/$3 ]
+}
+sd_all() { # ID CGROUPSPATH UNIT CGROUP
+    sd_run "$1" "$2" && sd_scope "$1" "$3" "$4" && sd_gone "$1" "$3" "$4"
+}
+S=system.slice/hsrun-sd1.scope
+check "hsrun --systemd-cgroup run sd1 (cgroupsPath system.slice:hsrun:sd1)" sd_run sd1 system.slice:hsrun:sd1
+check "hsrun-sd1.scope is active, init in /$S, memory.max pids.max cpu.max as asked" \
+    sd_scope sd1 hsrun-sd1.scope $S
+check "hsrun --systemd-cgroup delete --force sd1: the unit is gone, no cgroup left" sd_gone sd1 hsrun-sd1.scope $S
+check "an empty slice (:kube:sd2) is system.slice: kube-sd2.scope, its limits, deleted" \
+    sd_all sd2 :kube:sd2 kube-sd2.scope system.slice/kube-sd2.scope
+check "a nested slice (hs-nest.slice:hsrun:sd3) is hs.slice/hs-nest.slice: scope, limits, deleted" \
+    sd_all sd3 hs-nest.slice:hsrun:sd3 hsrun-sd3.scope hs.slice/hs-nest.slice/hsrun-sd3.scope
+for c in sd1 sd2 sd3; do hsrun --systemd-cgroup delete --force $c >/dev/null 2>&1; done
+systemctl stop hs-nest.slice hs.slice 2>/dev/null
+rm -rf $B
+
 # --- down: the host as it was -------------------------------------------------------
 check "host-setup down svc hog web red blue" host-setup down svc hog web red blue
 rm -rf $L
