@@ -327,7 +327,8 @@ fn systemd_cgroup_without_systemd_is_refused_clearly() {
         let bad = o.bundle(&o.id("sdbad"), &["true"], |c| c["linux"]["cgroupsPath"] = json!("/not/a/slice"));
         refused(&o, &["--systemd-cgroup", "create", "--bundle", b(&bad), "sdbad"], "must be slice:prefix:name");
     } else {
-        let want = "hsrun: --systemd-cgroup: this host does not run systemd (no /run/systemd/system): drop --systemd-cgroup";
+        let want =
+            "hsrun: --systemd-cgroup: this host does not run systemd (no /run/systemd/system): drop --systemd-cgroup";
         refused(&o, &sd, want);
         refused(&o, &["--systemd-cgroup", "delete", "--force", &id], want);
     }

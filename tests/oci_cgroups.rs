@@ -342,3 +342,37 @@ fn hugepages_and_network_are_refused_naming_what_is_missing() {
         assert!(!h.join(oci.parent()).exists(), "{} left after a refused create", h.join(oci.parent()).display());
     }
 }
+
+/// A nested cgroupsPath's parents: those the runtime made go with the container
+/// (journalled as it made them), one that was there (the engine's: containerd's
+/// namespace, a Kubernetes pod) stays, even when empty.
+#[test]
+fn parents_made_are_removed_a_parent_already_there_is_kept() {
+    let oci = Oci::new();
+    let id = oci.create("made", "nest/", json!({})).unwrap();
+    oci.delete_leaves_nothing(&id, "nest/");
+    for h in hierarchies() {
+        let p = h.join(oci.parent());
+        assert!(!p.exists(), "{} (made by the container) left after delete", p.display());
+    }
+    // Now the parent is someone else's: made by the test (v1 cpuset: filled, or no task could join).
+    for h in hierarchies() {
+        let p = h.join(oci.parent());
+        std::fs::create_dir(&p).unwrap();
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            if !v2() && h.join(f).exists() {
+                std::fs::write(p.join(f), read(&h.join(f))).unwrap();
+            }
+        }
+    }
+    let id = oci.create("kept", "", json!({})).unwrap();
+    let dirs = oci.dirs(&id);
+    oci.ok(&["delete", "--force", &id]);
+    for d in &dirs {
+        assert!(!d.exists(), "{} left after delete", d.display());
+    }
+    for h in hierarchies() {
+        let p = h.join(oci.parent());
+        assert!(p.is_dir(), "{}: a parent the container did not make was removed", p.display());
+    }
+}

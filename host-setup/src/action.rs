@@ -67,6 +67,9 @@ impl Action {
             Action::Cgroup(cgroup::Op::Enable { dir, user, .. }) => {
                 Some(Record::Made(Resource::SubtreeControl { dir: dir.clone(), user: user.clone() }))
             }
+            Action::Cgroup(cgroup::Op::MkdirAncestor { dir, .. }) => {
+                Some(Record::Made(Resource::CgroupAncestor(dir.clone())))
+            }
             Action::Cgroup(op) => op.makes().map(|d| Record::Made(Resource::Cgroup(d.to_path_buf()))),
             Action::Unit(t) => Some(Record::Made(Resource::Unit { name: t.unit.name.clone(), dir: t.dir.clone() })),
             Action::PruneLayers | Action::Launch(_) | Action::Note(_) => None,
@@ -231,10 +234,15 @@ pub fn undo(r: &Resource, t: &Teardown) -> Result<()> {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
             }
             cgroup::remove(dir, Duration::from_secs(5))?;
-            if let Some(parent) = dir.parent() {
+            // host-setup's own parent cgroup (shared by its containers) goes with
+            // the last of them. An OCI container's parent is the engine's unless
+            // the journal says this container made it (CgroupAncestor).
+            let explicit = t.spec.as_ref().is_some_and(|s| s.explicit.is_some());
+            if let Some(parent) = dir.parent().filter(|_| !explicit) {
                 cgroup::remove_parent_if_empty(parent);
             }
         }
+        Resource::CgroupAncestor(dir) => cgroup::remove_parent_if_empty(dir),
     }
     Ok(())
 }

@@ -33,10 +33,11 @@ pub(super) fn ops(root: &Path, rel: &str, r: &Resources) -> Result<Vec<Op>> {
         at = at.join(part);
         enable_in.push(at.clone());
     }
-    let mut ops = vec![
-        Op::Enable { dir: root.to_path_buf(), user: dir.clone(), controllers: controllers.clone() },
-        Op::Mkdir { dir: dir.clone(), enable_in, controllers },
-    ];
+    let mut ops = vec![Op::Enable { dir: root.to_path_buf(), user: dir.clone(), controllers: controllers.clone() }];
+    ops.extend(
+        super::missing_ancestors(root, &dir).into_iter().map(|a| Op::MkdirAncestor { dir: a, cpuset_top: None }),
+    );
+    ops.push(Op::Mkdir { dir: dir.clone(), enable_in, controllers });
     let max = |v: i64| if v < 0 { "max".to_string() } else { v.to_string() };
     if let Some(l) = r.memory {
         ops.push(Op::write(&dir, "memory.max", max(l)));

@@ -250,6 +250,23 @@ pub(crate) fn mkdir(dir: &Path) -> Result<()> {
     }
 }
 
+/// The directories strictly between `top` (a hierarchy's mount point) and the
+/// cgroup `dir` that do not exist now, top first: the ones an OCI container's
+/// nested cgroupsPath makes, so its journal can take them away again. A parent
+/// that was there belongs to someone else (the engine: containerd's namespace,
+/// a Kubernetes pod) and is never removed.
+pub fn missing_ancestors(top: &Path, dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = dir
+        .ancestors()
+        .skip(1)
+        .take_while(|a| *a != top && a.starts_with(top))
+        .filter(|a| !a.exists())
+        .map(Path::to_path_buf)
+        .collect();
+    out.reverse();
+    out
+}
+
 /// mkdir -p: the parents first, those there already fine.
 pub(crate) fn mkdir_all(dir: &Path) -> Result<()> {
     if dir.is_dir() {

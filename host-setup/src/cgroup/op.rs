@@ -25,6 +25,11 @@ pub enum Op {
     /// (ENOSPC) until both are set: each dir made here gets its parent's values
     /// (cpuset.go's ensureParent in runc); a dir that was there is left as it is.
     MkdirCpuset { top: PathBuf, dir: PathBuf },
+    /// `mkdir DIR`: a parent of an OCI container's nested cgroupsPath (`a/b/ID`)
+    /// that was not there at plan time, so this container makes it (journalled as
+    /// `CgroupAncestor`, removed on delete if no other cgroup is in it by then).
+    /// Under the v1 cpuset hierarchy `cpuset_top`, filled from its parent.
+    MkdirAncestor { dir: PathBuf, cpuset_top: Option<PathBuf> },
     /// `echo VALUE > FILE`; with `if_exists`, only where the kernel has FILE
     /// (memory.memsw.* and memory.swap.max exist only with swap accounting).
     Write { file: PathBuf, value: String, if_exists: bool },
@@ -54,6 +59,8 @@ impl Op {
         match self {
             Op::Enable { dir, user, controllers } => subtree::enable(dir, user, controllers),
             Op::MkdirCpuset { top, dir } => cpuset::mkdir(top, dir),
+            Op::MkdirAncestor { dir, cpuset_top: Some(top) } => cpuset::mkdir(top, dir),
+            Op::MkdirAncestor { dir, cpuset_top: None } => mkdir(dir),
             Op::Mkdir { dir, enable_in, controllers } => {
                 // A concurrent `down` of the last other container may rmdir the parent
                 // between our mkdirs: then make it (and enable in it) again.
@@ -101,6 +108,10 @@ impl Op {
                 )]
             }
             Op::MkdirCpuset { top, dir } => cpuset::shell(top, dir),
+            Op::MkdirAncestor { dir, cpuset_top: Some(top) } => cpuset::shell(top, dir),
+            Op::MkdirAncestor { dir, cpuset_top: None } => {
+                vec![format!("mkdir {}   # not there yet: ours, removed on delete if empty", dir.display())]
+            }
             Op::Mkdir { dir, enable_in, controllers } => {
                 let enable: Vec<String> = controllers.iter().map(|c| format!("+{c}")).collect();
                 let mut out: Vec<String> = enable_in

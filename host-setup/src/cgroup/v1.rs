@@ -104,13 +104,19 @@ impl Mounts {
             }
         }
         let cpuset = self.by_controller.get("cpuset");
-        points
-            .into_iter()
-            .map(|m| match Some(m) == cpuset {
-                true => Op::MkdirCpuset { top: m.clone(), dir: m.join(rel) },
-                false => Op::Mkdir { dir: m.join(rel), enable_in: vec![], controllers: vec![] },
-            })
-            .collect()
+        let mut ops = vec![];
+        for m in points {
+            let cpuset_top = (Some(m) == cpuset).then(|| m.clone());
+            let dir = m.join(rel);
+            for a in super::missing_ancestors(m, &dir) {
+                ops.push(Op::MkdirAncestor { dir: a, cpuset_top: cpuset_top.clone() });
+            }
+            ops.push(match cpuset_top {
+                Some(top) => Op::MkdirCpuset { top, dir },
+                None => Op::Mkdir { dir, enable_in: vec![], controllers: vec![] },
+            });
+        }
+        ops
     }
 
     pub fn dirs(&self, parent: &str, name: &str) -> Vec<PathBuf> {

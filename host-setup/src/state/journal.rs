@@ -72,6 +72,9 @@ pub enum Resource {
     /// A systemd transient unit (hsrun --systemd-cgroup) and its cgroup dir: the
     /// container's cgroup, stopped with StopUnit (systemd/transient.rs).
     Unit { name: String, dir: PathBuf },
+    /// A parent cgroup dir an OCI container's nested cgroupsPath made (it was not
+    /// there): removed on undo if empty, kept while another container uses it.
+    CgroupAncestor(PathBuf),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
