@@ -270,7 +270,7 @@ fn exec_detach_writes_the_pid_file() {
     let all: Value = serde_json::from_slice(&oci.ok(&["list", "--format", "json"]).stdout).unwrap();
     let me = all.as_array().unwrap().iter().find(|c| c["id"] == id.as_str()).expect("listed");
     assert_eq!((me["status"].as_str(), me["pid"].as_i64()), (Some("running"), Some(oci.pid(&id) as i64)));
-    assert_eq!(lines(&oci.ok(&["list", "-q"])), [id.clone()]);
+    assert_eq!(lines(&oci.ok(&["list", "-q"])), std::slice::from_ref(&id));
     // A command that cannot be exec'd fails hsrun itself, as with runc.
     let (status, err) = oci.exec_detached(&[&id, "no-such-command"]);
     assert_eq!(status.code(), Some(1), "{err}");

@@ -10,6 +10,7 @@
 //! 3 the host cannot do it (not root, missing feature, name in use);
 //! run/exec: the command's own status (128+N for signal N; 125 if entering failed,
 //! 126 cannot execute, 127 not found).
+#![deny(unsafe_code)]
 
 use std::path::PathBuf;
 use std::time::Duration;

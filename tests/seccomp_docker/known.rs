@@ -19,7 +19,7 @@ impl Known {
     pub fn matches(&self, abi: &str, name: &str, arg0: u64, ours: &str, theirs: &str) -> bool {
         (self.abi == "*" || self.abi == abi)
             && (self.names.is_empty() || self.names.contains(&name))
-            && self.arg0.map_or(true, |a| a == arg0)
+            && self.arg0.is_none_or(|a| a == arg0)
             && self.ours == ours
             && self.theirs == theirs
     }

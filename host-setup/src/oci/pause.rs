@@ -137,8 +137,8 @@ mod tests {
         std::fs::write(v2.join("cgroup.freeze"), "0\n").unwrap();
         std::fs::write(v2.join("cgroup.events"), "populated 1\nfrozen 1\n").unwrap();
         assert_eq!(freezer(&[mem.clone(), v1.clone()]), Some(Freezer::V1(v1.clone())));
-        assert_eq!(freezer(&[v2.clone()]), Some(Freezer::V2(v2.clone())));
-        assert_eq!(freezer(&[mem.clone()]), None);
+        assert_eq!(freezer(std::slice::from_ref(&v2)), Some(Freezer::V2(v2.clone())));
+        assert_eq!(freezer(std::slice::from_ref(&mem)), None);
         assert!(set(&[mem], true).unwrap_err().to_string().contains("no freezer"));
         std::fs::remove_dir_all(&d).unwrap();
     }

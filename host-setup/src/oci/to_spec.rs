@@ -316,6 +316,7 @@ mod tests {
             no_pivot: false,
             preserve_fds: 0,
             cgroup_parent: "p",
+            systemd: false,
         };
         let [head, middle, tail] = hook_state(&oci, &c);
         let v: serde_json::Value = serde_json::from_str(&format!("{head}created{middle}1234{tail}")).unwrap();

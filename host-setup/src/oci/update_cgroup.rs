@@ -229,7 +229,7 @@ mod tests {
         );
         let up = Changes { memory: Some(300 << 20), ..Default::default() };
         // Raising: memsw first, and it keeps "no swap" (memsw = limit).
-        let p = names(&plan(&[mem.clone()], &up).unwrap());
+        let p = names(&plan(std::slice::from_ref(&mem), &up).unwrap());
         assert_eq!(
             p,
             [
@@ -238,13 +238,13 @@ mod tests {
             ]
         );
         let down = Changes { memory: Some(100 << 20), memory_swap: Some(150 << 20), ..Default::default() };
-        let p = names(&plan(&[mem.clone()], &down).unwrap());
+        let p = names(&plan(std::slice::from_ref(&mem), &down).unwrap());
         assert_eq!(p[0].0, "memory.limit_in_bytes", "lowering: the limit first");
         assert_eq!(p[1], ("memory.memsw.limit_in_bytes".into(), "157286400".into()));
         let bad = Changes { memory: Some(100), memory_swap: Some(50), ..Default::default() };
-        assert!(plan(&[mem.clone()], &bad).is_err());
+        assert!(plan(std::slice::from_ref(&mem), &bad).is_err());
         let unl = Changes { memory: Some(-1), ..Default::default() };
-        assert_eq!(names(&plan(&[mem.clone()], &unl).unwrap())[0], ("memory.memsw.limit_in_bytes".into(), "-1".into()));
+        assert_eq!(names(&plan(std::slice::from_ref(&mem), &unl).unwrap())[0], ("memory.memsw.limit_in_bytes".into(), "-1".into()));
         std::fs::remove_dir_all(&mem).unwrap();
     }
 
@@ -269,7 +269,7 @@ mod tests {
             pids_limit: Some(0),
             ..Default::default()
         };
-        let p = names(&plan(&[d.clone()], &c).unwrap());
+        let p = names(&plan(std::slice::from_ref(&d), &c).unwrap());
         assert_eq!(
             p,
             [
@@ -280,7 +280,7 @@ mod tests {
                 ("pids.max".into(), "max".into()),
             ]
         );
-        let e = plan(&[d.clone()], &Changes { cpuset_cpus: Some("0".into()), ..Default::default() }).unwrap_err();
+        let e = plan(std::slice::from_ref(&d), &Changes { cpuset_cpus: Some("0".into()), ..Default::default() }).unwrap_err();
         assert!(e.to_string().contains("cpuset.cpus"), "{e}");
         std::fs::remove_dir_all(&d).unwrap();
     }
