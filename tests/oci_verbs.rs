@@ -386,7 +386,10 @@ fn features_document() {
     assert!(linux["capabilities"].as_array().unwrap().iter().any(|c| c == "CAP_SYS_ADMIN"));
     assert_eq!(linux["cgroup"]["v1"], true);
     assert_eq!(linux["cgroup"]["v2"], true);
-    assert_eq!(linux["cgroup"]["systemd"], true, "--systemd-cgroup on a systemd host (docs/oci-runtime-systemd-cgroup.md)");
+    assert_eq!(
+        linux["cgroup"]["systemd"], true,
+        "--systemd-cgroup on a systemd host (docs/oci-runtime-systemd-cgroup.md)"
+    );
     assert_eq!(linux["seccomp"]["enabled"], true);
     assert!(linux["seccomp"]["actions"].as_array().unwrap().iter().any(|a| a == "SCMP_ACT_ERRNO"));
     assert_eq!(linux["apparmor"]["enabled"], false);

@@ -244,7 +244,10 @@ mod tests {
         let bad = Changes { memory: Some(100), memory_swap: Some(50), ..Default::default() };
         assert!(plan(std::slice::from_ref(&mem), &bad).is_err());
         let unl = Changes { memory: Some(-1), ..Default::default() };
-        assert_eq!(names(&plan(std::slice::from_ref(&mem), &unl).unwrap())[0], ("memory.memsw.limit_in_bytes".into(), "-1".into()));
+        assert_eq!(
+            names(&plan(std::slice::from_ref(&mem), &unl).unwrap())[0],
+            ("memory.memsw.limit_in_bytes".into(), "-1".into())
+        );
         std::fs::remove_dir_all(&mem).unwrap();
     }
 
@@ -280,7 +283,8 @@ mod tests {
                 ("pids.max".into(), "max".into()),
             ]
         );
-        let e = plan(std::slice::from_ref(&d), &Changes { cpuset_cpus: Some("0".into()), ..Default::default() }).unwrap_err();
+        let e = plan(std::slice::from_ref(&d), &Changes { cpuset_cpus: Some("0".into()), ..Default::default() })
+            .unwrap_err();
         assert!(e.to_string().contains("cpuset.cpus"), "{e}");
         std::fs::remove_dir_all(&d).unwrap();
     }
