@@ -242,7 +242,7 @@ pub struct Hook {
 pub struct Hooks {
     /// prestart (deprecated) and createRuntime: after the namespaces exist, before pivot.
     pub create_runtime: Vec<Hook>,
-    /// createContainer: run on the host too (see README, "OCI runtime").
+    /// createContainer: run on the host too (see docs/oci-runtime.md).
     pub create_container: Vec<Hook>,
     pub poststart: Vec<Hook>,
     pub poststop: Vec<Hook>,
