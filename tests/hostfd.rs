@@ -1,5 +1,5 @@
 //! No host fd ever crosses into a container, and a container's output is a log,
-//! not a host file it holds (README, "Stdio and logs").
+//! not a host file it holds (docs/containment.md, "Stdio and logs").
 //!
 //! With stdin, stdout and stderr redirected to host files (in a 0700 directory,
 //! 0600 and 0644), `exec` and `run` hand the container pipes of host-setup's: a

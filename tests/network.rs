@@ -398,6 +398,6 @@ fn sigkill_while_joining_a_network_is_recovered() {
     assert_eq!(w.leftovers(), Vec::<String>::new());
 }
 
-/// The README's web example (its own file, to keep this one short).
+/// The web example of docs/networking.md (its own file, to keep this one short).
 #[path = "network/web.rs"]
 mod web;

@@ -49,7 +49,7 @@ build_and_install() {
     # init and escape_chroot live next to host-setup: that is where it looks for them.
     $SUDO install -m 0755 "$out/host-setup" "$out/init" "$out/escape_chroot" "$PREFIX/lib/host-setup/"
     $SUDO ln -sf "$PREFIX/lib/host-setup/host-setup" "$HS"
-    # hsrun, the OCI runtime engines are pointed at (README "Driving hsrun from an
+    # hsrun, the OCI runtime engines are pointed at (docs/oci-runtime.md "Driving hsrun from an
     # engine"): beside init too, which it finds next to its own binary (the link is
     # resolved through /proc/self/exe).
     if [ -x "$out/hsrun" ]; then

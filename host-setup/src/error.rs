@@ -64,7 +64,7 @@ impl Error {
         }
     }
 
-    /// The process exit code that stands for this error (see README, "exit codes").
+    /// The process exit code that stands for this error (see docs/usage.md, "Global options and exit codes").
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) => 2,

@@ -1,4 +1,4 @@
-//! The README's web example end to end: busybox's httpd in a `--layer`, published as
+//! docs/networking.md's web example end to end: busybox's httpd in a `--layer`, published as
 //! `-p 8080:80` on the default network, in the stand-in host of `network.rs`.
 
 use std::process::{Command, Output};
@@ -8,7 +8,7 @@ use lab_tests::{stdout, text};
 
 use super::{lock, World, HOST_ADDR, WAIT};
 
-/// The README's web server: a layer with busybox (busybox-static) and `httpd`, a script
+/// docs/networking.md's web server: a layer with busybox (busybox-static) and `httpd`, a script
 /// running busybox's httpd on port 80 with /www, and a page there. Removed on drop.
 struct WebLayer(std::path::PathBuf);
 
@@ -43,7 +43,7 @@ fn in_netns(ns: &str, args: &[&str]) -> Output {
     Command::new("nsenter").arg(format!("--net=/run/netns/{ns}")).args(args).output().unwrap()
 }
 
-/// The README's web example, `host-setup web --net hs0 -p 8080:80 -- httpd` with the
+/// docs/networking.md's web example, `host-setup web --net hs0 -p 8080:80 -- httpd` with the
 /// httpd layer (and `extra` options): it answers on port 80 inside, on 8080 from the
 /// outside, from the host's own address and from its 127.0.0.1; `down` leaves nothing.
 fn web_example(extra: &[&str]) {

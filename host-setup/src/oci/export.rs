@@ -4,7 +4,7 @@
 //! DIR/rootfs, its layers flattened (export_rootfs.rs). `runc run` and `hsrun run`
 //! of that bundle then run what `host-setup up` runs: each checks the other.
 //!
-//! What OCI cannot say stays out, and README says so: the veth pair or bridge
+//! What OCI cannot say stays out, and docs/oci-runtime.md says so: the veth pair or bridge
 //! network (a bundle only asks for a new, empty network namespace), the
 //! supervisor and init as PID 1 (the bundle's process is PID 1 itself), the
 //! named netns and the logs.

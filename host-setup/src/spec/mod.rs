@@ -53,7 +53,7 @@ pub struct Spec {
     /// How init runs the main process.
     pub pid1: Pid1,
     /// The tutorial's full root: no capability drop, no masked /proc, the host's
-    /// devices, no device or pids limits (see README, "containment").
+    /// devices, no device or pids limits (see docs/containment.md).
     pub privileged: bool,
     /// The seccomp filter (unconfined with --privileged). Absent in journals
     /// written before it existed: those containers ran unfiltered.
@@ -154,7 +154,7 @@ pub struct Options {
 /// Whether a container gets a user namespace when neither --userns nor
 /// --no-userns is given: every container but the tutorial's red and blue (whose
 /// root is the host's root, as in the tutorial) and --privileged ones. It proved
-/// itself: the whole test suite passes with it (README, "User namespaces").
+/// itself: the whole test suite passes with it (docs/containment.md, "User namespaces").
 pub fn userns_default(name: &str, privileged: bool) -> bool {
     !privileged && name != "red" && name != "blue"
 }
