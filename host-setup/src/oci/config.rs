@@ -33,7 +33,26 @@ pub fn parse(text: &[u8]) -> Result<OciSpec> {
         }
     })?;
     check_version(spec.version())?;
+    refuse_unread(text)?;
     Ok(spec)
+}
+
+/// Fields of runtime-spec 1.1 that the oci-spec types we read with do not have:
+/// serde would drop them without a word, so they are refused by name here.
+/// A mount's own uidMappings/gidMappings ask for an idmapped bind mount.
+fn refuse_unread(text: &[u8]) -> Result<()> {
+    let raw: serde_json::Value = serde_json::from_slice(text).map_err(|e| crate::failed!("config.json: {e}"))?;
+    let mounts = raw.get("mounts").and_then(|m| m.as_array()).map(Vec::as_slice).unwrap_or_default();
+    for (i, m) in mounts.iter().enumerate() {
+        for key in ["uidMappings", "gidMappings"] {
+            if m.get(key).is_some() {
+                return Err(crate::failed!(
+                    "config.json: mounts[{i}].{key}: idmapped mounts are not supported by this runtime (the container's own linux.uidMappings are)"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Major version 1 only: a 2.x config may mean things we would get wrong.
@@ -86,6 +105,15 @@ mod tests {
         let e = parse(br#"{"ociVersion":"1.0.0","linux":{"namespaces":[{"type":"nope"}]}}"#).unwrap_err();
         assert!(e.to_string().starts_with("config.json: linux.namespaces[0].type: unknown variant `nope`"), "{e}");
         assert!(parse(br#"{"ociVersion":"1.0.2-dev"}"#).is_ok());
+    }
+
+    #[test]
+    fn a_mounts_own_id_mappings_are_refused_not_dropped() {
+        let text = br#"{"ociVersion":"1.1.0","mounts":[{"destination":"/a","type":"tmpfs"},
+            {"destination":"/b","type":"bind","source":"/x","uidMappings":[{"containerID":0,"hostID":1,"size":1}]}]}"#;
+        let e = parse(text).unwrap_err().to_string();
+        assert!(e.contains("mounts[1].uidMappings") && e.contains("idmapped"), "{e}");
+        assert!(parse(br#"{"ociVersion":"1.1.0","mounts":[{"destination":"/a","type":"tmpfs"}]}"#).is_ok());
     }
 
     #[test]
