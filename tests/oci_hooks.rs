@@ -1,6 +1,6 @@
 //! hsrun's hooks as the runtime-spec says (docs/oci-runtime-hooks.md):
-//! createContainer hooks run by init in the container's namespaces after its
-//! mounts, before the pivot; every hook reads the state JSON on stdin; a hook
+//! prestart, createRuntime (on the host), then createContainer hooks (run by
+//! init in the container's namespaces) after its mounts, before the pivot; every hook reads the state JSON on stdin; a hook
 //! past its timeout is killed and fails its step; a failing hook's stderr is in
 //! hsrun's error. Bundles of busybox-static; each test has its own --root,
 //! cgroup parent and ids, removed even when it fails.
@@ -244,8 +244,7 @@ fn a_failing_hook_fails_its_step_with_its_exit_status_and_stderr() {
         let bundle = o.bundle(&id, &["true"], json!({ kind: [h] }));
         let (st, log) = o.create(&bundle, &id);
         assert_eq!(st.code(), Some(1), "{log}");
-        let hook = if kind == "prestart" { "createRuntime" } else { kind };
-        let want = format!("{hook} hook /bin/sh: exit status 3, stderr: {word} hook says no");
+        let want = format!("{kind} hook /bin/sh: exit status 3, stderr: {word} hook says no");
         assert!(log.contains(&want), "{kind}: want {want:?} in:\n{log}");
         assert_eq!(o.leftovers(&id), Vec::<String>::new());
     }
@@ -264,4 +263,80 @@ fn a_failing_hook_fails_its_step_with_its_exit_status_and_stderr() {
     let d = o.run(&["delete", &id]);
     assert!(d.status.success(), "delete: {}", text(&d));
     assert_eq!(o.leftovers(&id), Vec::<String>::new());
+}
+
+/// A hook appending `KIND STATUS MNTNS ROOT` to `file`: its state's status, its
+/// own mount namespace, and whether init's root is still "/" (stat of
+/// /proc/PID/root/ against the hook's "/", PID from the state; not readlink:
+/// a root pivoted in another mount namespace reads as "/" too).
+fn order_hook(kind: &str, file: &Path, then: &str) -> Value {
+    sh(
+        &format!(
+            "s=$(cat); pid=$(echo \"$s\" | sed 's/.*\"pid\":\\([0-9]*\\).*/\\1/'); \
+             st=$(echo \"$s\" | sed 's/.*\"status\":\"\\([a-z]*\\)\".*/\\1/'); \
+             [ \"$(stat -c %d:%i /proc/$pid/root/)\" = \"$(stat -c %d:%i /)\" ] && r=/ || r=pivoted; \
+             echo {kind} $st $(readlink /proc/self/ns/mnt) $r >> {f}; {then}",
+            f = file.display()
+        ),
+        Some(10),
+    )
+}
+
+#[test]
+fn prestart_then_create_runtime_on_the_host_then_create_container_all_before_the_pivot() {
+    let o = Oci::new();
+    let id = o.id("order");
+    let order = o.dir.path("order");
+    let hooks = json!({
+        "prestart": [order_hook("prestart", &order, "")],
+        "createRuntime": [order_hook("createRuntime", &order, "")],
+        "createContainer": [order_hook("createContainer", &order, "")],
+    });
+    let bundle = o.bundle(&id, &["true"], hooks);
+    let (st, log) = o.create(&bundle, &id);
+    assert!(st.success(), "create: {log}");
+    let pid = o.state(&id)["pid"].as_i64().unwrap();
+    let host_ns = std::fs::read_link("/proc/self/ns/mnt").unwrap().display().to_string();
+    let init_ns = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).unwrap().display().to_string();
+    assert_ne!(host_ns, init_ns);
+    let got = std::fs::read_to_string(&order).unwrap();
+    let got: Vec<Vec<&str>> = got.lines().map(|l| l.split(' ').collect()).collect();
+    // Every hook before the pivot: init's root is still the host's "/" (now
+    // it is the bundle's rootfs). prestart's status is "created" (runtime-tools'
+    // hooks_stdin asserts it), createRuntime's and createContainer's "creating".
+    let want = vec![
+        vec!["prestart", "created", host_ns.as_str(), "/"],
+        vec!["createRuntime", "creating", host_ns.as_str(), "/"],
+        vec!["createContainer", "creating", init_ns.as_str(), "/"],
+    ];
+    assert_eq!(got, want, "hooks' order, namespaces and init's root");
+    use std::os::unix::fs::MetadataExt;
+    let (root, host) = (std::fs::metadata(format!("/proc/{pid}/root/")).unwrap(), std::fs::metadata("/").unwrap());
+    assert_ne!((root.dev(), root.ino()), (host.dev(), host.ino()), "init pivoted after the hooks");
+    let d = o.run(&["delete", "--force", &id]);
+    assert!(d.status.success(), "delete: {}", text(&d));
+    assert_eq!(o.leftovers(&id), Vec::<String>::new());
+}
+
+#[test]
+fn a_failing_create_runtime_hook_fails_create_before_create_container_hooks_and_leaves_nothing() {
+    let o = Oci::new();
+    let id = o.id("crfail");
+    let order = o.dir.path("crfail-order");
+    let hooks = json!({
+        "prestart": [order_hook("prestart", &order, "")],
+        "createRuntime": [order_hook("createRuntime", &order, "echo runtime hook says no >&2; exit 5")],
+        "createContainer": [order_hook("createContainer", &order, "")],
+    });
+    let bundle = o.bundle(&id, &["touch", "/out/crfail-ran"], hooks);
+    let (st, log) = o.create(&bundle, &id);
+    assert_eq!(st.code(), Some(1), "{log}");
+    let want = "createRuntime hook /bin/sh: exit status 5, stderr: runtime hook says no";
+    assert!(log.contains(want), "want {want:?} in:\n{log}");
+    let got = std::fs::read_to_string(&order).unwrap();
+    let kinds: Vec<&str> = got.lines().map(|l| l.split(' ').next().unwrap_or("")).collect();
+    assert_eq!(kinds, ["prestart", "createRuntime"], "createContainer must not run:\n{got}");
+    assert!(!o.dir.path("crfail-ran").exists());
+    assert_eq!(o.leftovers(&id), Vec::<String>::new());
+    assert_eq!(o.run(&["state", &id]).status.code(), Some(1), "no container is left");
 }

@@ -52,6 +52,8 @@ pub struct ExplicitLaunch {
     pub env: Vec<String>,
     /// The records, encoded.
     pub records: Vec<u8>,
+    /// PIVOT_SYNC: the ready fd is a socket init also reads from (spawn.rs).
+    pub pivot_sync: bool,
 }
 
 impl ExplicitLaunch {
@@ -73,6 +75,7 @@ impl ExplicitLaunch {
             },
             cgroupns: e.namespaces.cgroup == crate::spec::Ns::New,
             env: e.env.clone(),
+            pivot_sync: e.inside.pivot_sync,
             // The console socket sits right after the records (spawn.rs), which move up
             // with --preserve-fds.
             records: encode(&Inside {
@@ -133,6 +136,9 @@ pub fn encode_with(i: &Inside, src_fds: &[Option<RawFd>]) -> Vec<u8> {
     }
     if i.no_pivot {
         w.record(rec::NO_PIVOT, &[]);
+    }
+    if i.pivot_sync {
+        w.record(rec::PIVOT_SYNC, &[]);
     }
     if let Some(fd) = i.console_fd {
         w.record(rec::CONSOLE, &[Field::U64(fd as u64)]);

@@ -20,6 +20,7 @@ pub mod error;
 pub mod exec;
 pub mod fault;
 pub mod forward;
+pub mod hooks;
 pub mod image;
 pub mod layers;
 pub mod logs;

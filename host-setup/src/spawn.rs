@@ -10,7 +10,7 @@
 //! mounts /proc, pivot_roots, drops the old root, sets the hostname and starts the command.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -23,6 +23,9 @@ use crate::contract::{self, InitArgs};
 use crate::error::{Error, Result, SysContext};
 use crate::relay::ChildStdio;
 use crate::{sys, userns};
+
+/// What the runtime does while init waits before its pivot (PIVOT_SYNC).
+pub type AtPivot<'a> = dyn FnMut() -> Result<()> + 'a;
 
 /// How long init may take to report ready before we give up on it.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -57,7 +60,14 @@ pub fn spawn(
     };
     let image = crate::memfd::sealed_init(&args.init_bin)?;
     let filter = if args.filtered() { args.seccomp.memfd()? } else { None };
-    let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).sys(|| "pipe".into())?;
+    // PIVOT_SYNC: init also reads our answer on its ready fd, a socket then.
+    let (ready_r, ready_w) = if args.explicit.as_ref().is_some_and(|x| x.pivot_sync) {
+        use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+        socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
+            .sys(|| "socketpair(AF_UNIX, SOCK_STREAM) for init's ready fd".into())?
+    } else {
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).sys(|| "pipe".into())?
+    };
     let go = match gate {
         Some(_) => Some(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).sys(|| "pipe".into())?),
         None => None,
@@ -301,10 +311,18 @@ pub fn clone_into_cgroup(dir: &Path, flags: libc::c_int) -> Result<Option<Option
 }
 
 /// Read init's ready report until EOF (contract::parse_ready says what it means).
-pub fn wait_ready(mut ready: File, timeout: Duration) -> Result<()> {
+pub fn wait_ready(ready: File, timeout: Duration) -> Result<()> {
+    wait_ready_at(ready, timeout, None)
+}
+
+/// As wait_ready; with PIVOT_SYNC, init says `pivot` first and waits: `at_pivot`
+/// runs (the runtime's hooks), then init gets `go`, or `abort` and its error is
+/// `at_pivot`'s. The time `at_pivot` takes does not count against `timeout`.
+pub fn wait_ready_at(mut ready: File, timeout: Duration, mut at_pivot: Option<&mut AtPivot>) -> Result<()> {
     let mut text = String::new();
-    let deadline = Instant::now() + timeout;
+    let mut deadline = Instant::now() + timeout;
     let mut buf = [0u8; 512];
+    let mut failed = None;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let mut fds = [PollFd::new(ready.as_fd(), PollFlags::POLLIN)];
@@ -319,8 +337,22 @@ pub fn wait_ready(mut ready: File, timeout: Duration) -> Result<()> {
             Ok(0) => break,
             Ok(n) => text.push_str(&String::from_utf8_lossy(&buf[..n])),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            // init closed its socket with our `abort` partly unread: ECONNRESET.
+            Err(_) if failed.is_some() => break,
             Err(e) => return Err(e).sys(|| "read init's ready pipe".into()),
         }
+        if let (Some(f), Some(rest)) = (at_pivot.as_mut(), text.strip_prefix("pivot\n")) {
+            text = rest.to_string();
+            let r = f();
+            // init may have died meanwhile: then the write fails and EOF follows.
+            let _ = ready.write_all(if r.is_ok() { b"go\n" } else { b"abort\n" });
+            failed = r.err();
+            at_pivot = None;
+            deadline = Instant::now() + timeout;
+        }
+    }
+    if let Some(e) = failed {
+        return Err(e);
     }
     contract::parse_ready(&text)
 }

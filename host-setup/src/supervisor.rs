@@ -72,8 +72,19 @@ fn spawn_ready(ctx: &mut Ctx, args: &InitArgs, console: Option<ChildStdio>) -> R
     let (pid, ready) = spawn::spawn(args, console, gate.as_ref().map(|g| g as &dyn Fn(i32) -> Result<()>))?;
     let init = Proc::of(pid.as_raw())?;
     record(ctx, Record::Started { role: Role::Init, proc: init })?;
-    let asked = std::time::Instant::now();
-    if let Err(e) = spawn::wait_ready(ready, spawn::READY_TIMEOUT) {
+    let mut asked = std::time::Instant::now();
+    // PIVOT_SYNC: the runtime's hooks while init waits before its pivot; their
+    // time is not init's (each hook has its own timeout).
+    let explicit = ctx.spec.explicit.as_deref().filter(|e| e.inside.pivot_sync);
+    let mut at_pivot = |e: &crate::spec::Explicit| {
+        let t = std::time::Instant::now();
+        let r = crate::hooks::at_pivot(e, pid.as_raw());
+        asked += t.elapsed();
+        r
+    };
+    let mut hooks = explicit.map(|e| move || at_pivot(e));
+    let hooks = hooks.as_mut().map(|f| f as &mut spawn::AtPivot);
+    if let Err(e) = spawn::wait_ready_at(ready, spawn::READY_TIMEOUT, hooks) {
         // Silent past the timeout: init may be stuck (a createContainer hook
         // without a timeout, or one longer than ours) and would then wait on the
         // exec fifo for ever. Our unreaped child: its pid cannot be another's.

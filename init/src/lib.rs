@@ -43,6 +43,7 @@ pub mod maskproc;
 pub mod mounts;
 pub mod msg;
 pub mod pid1;
+pub mod pivotsync;
 pub mod ready;
 pub mod records;
 pub mod rootfs;

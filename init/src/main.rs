@@ -202,7 +202,8 @@ fn setup<'a>(o: &Opts<'a>, spec: Option<Spec>, inherited: signals::Inherited) ->
     if let Some(dir) = o.rootfs {
         let (dev, mask_proc, userns) = (o.dev, o.mask_proc, o.userns);
         let (lower, upper, work) = (o.lower, o.upper, o.work);
-        rootfs::enter(Rootfs { dir, lower, upper, work, dev, mask_proc, userns, spec, inherited })?;
+        let ready_fd = o.ready_fd;
+        rootfs::enter(Rootfs { dir, lower, upper, work, dev, mask_proc, userns, spec, inherited, ready_fd })?;
     }
     // 3b. the spec's terminal: a pty of the container's devpts, after its
     // mounts and before read-only paths and masks (runc's setupConsole).

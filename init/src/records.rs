@@ -22,6 +22,7 @@ pub enum Item<'a> {
     },
     RootReadonly,
     NoPivot,
+    PivotSync,
     Mask(&'a [u8]),
     Readonly(&'a [u8]),
     Sysctl {
@@ -151,6 +152,7 @@ pub fn decode(mut r: Record<'_>) -> Result<Item<'_>, &'static str> {
         spec::SYMLINK => Item::Symlink { target: text(&mut r)?, link: text(&mut r)? },
         spec::ROOT_READONLY => Item::RootReadonly,
         spec::NO_PIVOT => Item::NoPivot,
+        spec::PIVOT_SYNC => Item::PivotSync,
         spec::MASK => Item::Mask(text(&mut r)?),
         spec::READONLY => Item::Readonly(text(&mut r)?),
         spec::SYSCTL => Item::Sysctl { key: text(&mut r)?, value: r.bytes()? },
@@ -208,7 +210,7 @@ pub fn decode(mut r: Record<'_>) -> Result<Item<'_>, &'static str> {
 
 /// The record's name for messages.
 pub fn tag_name(tag: u8) -> &'static [u8] {
-    const NAMES: [&str; 22] = [
+    const NAMES: [&str; 23] = [
         "END",
         "MOUNT",
         "MASK",
@@ -231,6 +233,7 @@ pub fn tag_name(tag: u8) -> &'static [u8] {
         "CONSOLE",
         "CREATE_HOOK",
         "STATE",
+        "PIVOT_SYNC",
     ];
     NAMES.get(tag as usize).map_or(b"an unknown record", |n| n.as_bytes())
 }

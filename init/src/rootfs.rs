@@ -49,6 +49,8 @@ pub struct Rootfs<'a> {
     pub spec: Option<Spec>,
     /// What the createContainer hooks get back (src/hooks.rs).
     pub inherited: Inherited,
+    /// --ready-fd: PIVOT_SYNC talks to the runtime on it (src/pivotsync.rs).
+    pub ready_fd: Option<i32>,
 }
 
 /// Builds "lowerdir=L[,upperdir=U,workdir=W]" + NUL in `buf`; None if it exceeds a page.
@@ -176,7 +178,11 @@ pub fn enter(r: Rootfs<'_>) -> Result<(), Error<'_>> {
     // The createContainer hooks: in the container's namespaces, its mounts
     // made, "/" still the runtime's (runc's point: before the pivot, before the
     // root goes read-only).
+    // Before them, the runtime's prestart and createRuntime hooks (PIVOT_SYNC).
     if let Some(s) = r.spec {
+        if s.pivot_sync {
+            crate::pivotsync::wait(r.ready_fd)?;
+        }
         crate::hooks::run_all(&s, crate::spec::CREATE_HOOK, r.inherited)?;
     }
     if r.spec.is_some_and(|s| s.root_readonly) {
@@ -262,6 +268,7 @@ mod tests {
             userns: false,
             spec: None,
             inherited: crate::signals::Inherited { mask: 0, ignored: 0 },
+            ready_fd: None,
         };
         let e = enter(r).unwrap_err();
         assert_eq!(e.errno, Errno::ENOENT);

@@ -37,6 +37,7 @@
 //! | START_FIFO | path (a host path, opened O_PATH before the pivot) | init blocks opening it for writing until `start` reads it |
 //! | CREATE_HOOK | as HOOK | createContainer hooks: after the mounts and /proc, before ROOT_READONLY and the pivot |
 //! | HOOK | path, timeout s (0: none), argc, argv..., env... | startContainer hooks: after START_FIFO, inside, before exec |
+//! | PIVOT_SYNC | - | before the CREATE_HOOKs: init writes `pivot\n` on the ready fd (a socket then) and waits for `go\n` while the runtime runs prestart and createRuntime hooks (src/pivotsync.rs) |
 //! | STATE | head, middle, tail | every hook's stdin: head + status + middle + init's host pid + tail (the state JSON) |
 
 /// The first bytes of the stream.
@@ -66,6 +67,7 @@ pub const NO_PIVOT: u8 = 18;
 pub const CONSOLE: u8 = 19;
 pub const CREATE_HOOK: u8 = 20;
 pub const STATE: u8 = 21;
+pub const PIVOT_SYNC: u8 = 22;
 
 /// One field of a record, to write.
 #[derive(Debug, Clone, Copy)]

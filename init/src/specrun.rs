@@ -53,6 +53,8 @@ pub struct Spec {
     /// A MOUNT on /proc: rootfs::enter does not mount its own.
     pub mounts_proc: bool,
     pub no_pivot: bool,
+    /// PIVOT_SYNC: wait for the runtime's hooks before the createContainer ones.
+    pub pivot_sync: bool,
     pub root_readonly: bool,
     /// Records of the root phase (they need --rootfs).
     pub root_records: bool,
@@ -74,6 +76,7 @@ pub fn check(stream: &'static [u8]) -> Result<Spec, Error<'static>> {
         propagation: MS_PRIVATE | MS_REC,
         mounts_proc: false,
         no_pivot: false,
+        pivot_sync: false,
         root_readonly: false,
         root_records: false,
         host_pid: 0,
@@ -94,6 +97,7 @@ pub fn check(stream: &'static [u8]) -> Result<Spec, Error<'static>> {
                 | spec::NO_PIVOT
                 | spec::ROOT_PROPAGATION
                 | spec::CREATE_HOOK
+                | spec::PIVOT_SYNC
         );
         match decode(rec).map_err(|e| bad(e, tag))? {
             Item::RootPropagation(p) if p & !(PROPAGATION | MS_REC) != 0 || p & PROPAGATION == 0 => {
@@ -102,6 +106,7 @@ pub fn check(stream: &'static [u8]) -> Result<Spec, Error<'static>> {
             Item::RootPropagation(p) => s.propagation = p,
             Item::Mount(m) if m.target == b"/proc" => s.mounts_proc = true,
             Item::NoPivot => s.no_pivot = true,
+            Item::PivotSync => s.pivot_sync = true,
             Item::RootReadonly => s.root_readonly = true,
             _ => {}
         }

@@ -1,7 +1,8 @@
 //! `create ID --bundle DIR`: config.json -> Spec -> the same steps as `up`,
 //! without a supervisor (Mode::Detached): init is left to the caller, waiting on
-//! the exec fifo before the process runs (init ran the createContainer hooks).
-//! Then the state, the prestart and createRuntime hooks, and `--pid-file`. Any failure undoes everything (the
+//! the exec fifo before the process runs (the host ran prestart and createRuntime
+//! hooks while init waited before its pivot, then init its createContainer
+//! hooks). Then the state and `--pid-file`. Any failure undoes everything (the
 //! journal, as for `up`). `run` is create + start (+ wait and delete).
 
 use std::os::fd::AsRawFd;
@@ -9,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::cli::{opt, parse, Global, Opt};
-use super::state::{self, State, Status};
-use super::{config, console, hooks, to_spec};
+use super::state::{self, State};
+use super::{config, console, to_spec};
 use crate::ctx::{Bins, Mode};
 use crate::error::{Result, SysContext};
 use crate::plan::{self, Up};
@@ -130,7 +131,7 @@ pub fn create(g: &Global, id: &str, o: &CreateOpts) -> Result<State> {
         mode: Mode::Detached,
         console: Some(stdio),
     };
-    let res = plan::up(&u, &mut lock).and_then(|init| finish(&paths, id, &o.bundle, &oci, init, e, o));
+    let res = plan::up(&u, &mut lock).and_then(|init| finish(&paths, id, &o.bundle, &oci, init, o));
     drop(console);
     if res.is_err() {
         let j = Journal::read(&paths, id).ok().flatten().unwrap_or_default();
@@ -148,7 +149,6 @@ fn finish(
     bundle: &Path,
     oci: &oci_spec::runtime::Spec,
     init: crate::state::Proc,
-    e: &crate::spec::Explicit,
     o: &CreateOpts,
 ) -> Result<State> {
     let dir = paths.container(id);
@@ -167,11 +167,8 @@ fn finish(
         config,
     };
     st.save(paths)?;
-    let state_json = st.spec_state(Status::Created);
-    // createContainer hooks ran already: init runs them in the container's
-    // namespaces before its pivot (init/src/hooks.rs), so they come before these
-    // (the spec asks createRuntime first: that would need init to wait for us).
-    hooks::run_all("createRuntime", &e.hooks.create_runtime, &state_json)?;
+    // The prestart and createRuntime hooks ran already, while init waited
+    // before its createContainer hooks and its pivot (hooks::at_pivot).
     if let Some(f) = &o.pid_file {
         // runc's: the pid, no newline, written whole (a temporary file renamed).
         state::write_atomic(f, init.pid.to_string().as_bytes())?;

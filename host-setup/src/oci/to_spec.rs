@@ -102,11 +102,12 @@ pub fn to_spec(oci: &OciSpec, c: &Create) -> Result<Spec> {
     let conv = |v: &Option<Vec<oci_spec::runtime::Hook>>| -> Vec<Hook> { v.iter().flatten().map(hook).collect() };
     inside.hooks = conv(hooks.start_container());
     inside.create_hooks = conv(hooks.create_container());
-    if !inside.hooks.is_empty() || !inside.create_hooks.is_empty() {
+    let (prestart, create_runtime) = (conv(hooks.prestart()), conv(hooks.create_runtime()));
+    // The host runs these while init waits before its pivot (PIVOT_SYNC).
+    inside.pivot_sync = !prestart.is_empty() || !create_runtime.is_empty();
+    if !inside.hooks.is_empty() || !inside.create_hooks.is_empty() || inside.pivot_sync {
         inside.hook_state = Some(hook_state(oci, c));
     }
-    let mut create_runtime = conv(hooks.prestart());
-    create_runtime.extend(conv(hooks.create_runtime()));
     let seccomp = match linux.seccomp() {
         None => Seccomp::Unconfined,
         Some(s) => {
@@ -134,7 +135,7 @@ pub fn to_spec(oci: &OciSpec, c: &Create) -> Result<Spec> {
         env: process.env().clone().unwrap_or_default(),
         terminal: process.terminal().unwrap_or(false),
         inside,
-        hooks: Hooks { create_runtime, poststart: conv(hooks.poststart()), poststop: conv(hooks.poststop()) },
+        hooks: Hooks { prestart, create_runtime, poststart: conv(hooks.poststart()), poststop: conv(hooks.poststop()) },
         namespaces,
         preserve_fds: c.preserve_fds,
     };

@@ -228,6 +228,9 @@ pub struct Inside {
     /// The state JSON init's hooks get on stdin, around its status and pid:
     /// head + status + middle + pid + tail (init fills both in).
     pub hook_state: Option<[String; 3]>,
+    /// init stops before the createContainer hooks and the pivot until the
+    /// runtime ran `Hooks::prestart` and `create_runtime` (PIVOT_SYNC).
+    pub pivot_sync: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -295,7 +298,9 @@ pub struct Hook {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Hooks {
-    /// prestart (deprecated) and createRuntime: after the namespaces exist, before pivot.
+    /// prestart (deprecated), then createRuntime: after the namespaces and
+    /// mounts exist, before createContainer and the pivot (init waits: PIVOT_SYNC).
+    pub prestart: Vec<Hook>,
     pub create_runtime: Vec<Hook>,
     pub poststart: Vec<Hook>,
     pub poststop: Vec<Hook>,

@@ -1,7 +1,8 @@
 //! The hooks host-setup runs on the host (runtime-spec "POSIX-platform Hooks"):
 //! each with the container's state as JSON on its stdin, its env and args as
 //! given, killed at its timeout. A failing prestart or createRuntime hook fails
-//! `create`; a failing poststart or poststop one is reported only. Its stderr
+//! `create` (they run while init waits before its pivot: `at_pivot`); a failing
+//! poststart or poststop one is reported only. Its stderr
 //! is kept for the error, as runc's (init runs createContainer and
 //! startContainer hooks the same way: init/src/hooks.rs).
 
@@ -10,7 +11,21 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::error::Result;
-use crate::spec::Hook;
+use crate::spec::{Explicit, Hook};
+
+/// PIVOT_SYNC (init/src/pivotsync.rs): init, PID `pid` on the host, waits with
+/// its mounts made, before its createContainer hooks and its pivot: the runtime
+/// runs prestart, then createRuntime, in the runtime's namespaces (runtime-spec
+/// "Lifecycle" step 5-6). prestart's state says `created` (runtime-tools'
+/// hooks_stdin asserts it; runc says `creating`), createRuntime's `creating`.
+pub fn at_pivot(e: &Explicit, pid: i32) -> Result<()> {
+    let state = |status: &str| -> serde_json::Value {
+        let Some([head, middle, tail]) = &e.inside.hook_state else { return serde_json::Value::Null };
+        serde_json::from_str(&format!("{head}{status}{middle}{pid}{tail}")).unwrap_or_default()
+    };
+    run_all("prestart", &e.hooks.prestart, &state("created"))?;
+    run_all("createRuntime", &e.hooks.create_runtime, &state("creating"))
+}
 
 pub fn run_all(kind: &str, hooks: &[Hook], state: &serde_json::Value) -> Result<()> {
     for h in hooks {
