@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 mod journal;
 pub use journal::pid_in_journal;
+pub mod hsrun_world;
 pub mod oci_image_fixture;
 
 /// Where the project's binaries were built (`tests/run` builds them first).

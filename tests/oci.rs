@@ -4,44 +4,24 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use lab_tests::{bin, require_root, seq, text, TempDir};
+use lab_tests::hsrun_world::World;
+use lab_tests::{bin, seq, text};
 use serde_json::{json, Value};
 
 /// One test's world: a state root, a cgroup parent, bundles; Drop deletes every
 /// container it made (--force) and removes the rest.
-struct Oci {
-    root: PathBuf,
-    parent: String,
-    dir: TempDir,
-    ids: std::cell::RefCell<Vec<String>>,
+struct Oci(World);
+
+impl std::ops::Deref for Oci {
+    type Target = World;
+    fn deref(&self) -> &World {
+        &self.0
+    }
 }
 
 impl Oci {
     fn new() -> Oci {
-        require_root();
-        let tag = format!("{}-{}", std::process::id(), seq());
-        Oci {
-            root: PathBuf::from(format!("/tmp/hsrun-test-{tag}")),
-            parent: format!("hsrun-test-{tag}"),
-            dir: TempDir::new("oci"),
-            ids: Default::default(),
-        }
-    }
-
-    fn id(&self, s: &str) -> String {
-        let id = format!("{s}-{}", seq());
-        self.ids.borrow_mut().push(id.clone());
-        id
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(bin("hsrun"));
-        c.arg("--root").arg(&self.root).args(args).stdin(Stdio::null()).env_remove("RUST_LOG");
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
+        Oci(World::new("hsrun-test"))
     }
 
     /// For `create`: the container's process gets hsrun's stdout and stderr (as
@@ -125,18 +105,6 @@ impl Oci {
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         left.extend(mounts.lines().filter(|l| l.contains(&*self.root.to_string_lossy())).map(String::from));
         left
-    }
-}
-
-impl Drop for Oci {
-    fn drop(&mut self) {
-        for id in self.ids.borrow().iter() {
-            let _ = self.cmd(&["delete", "--force", id]).output();
-        }
-        for e in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
-            let _ = std::fs::remove_dir(e.path().join(&self.parent));
-        }
-        let _ = std::fs::remove_dir_all(&self.root);
     }
 }
 

@@ -5,45 +5,25 @@
 //! hsrun's error. Bundles of busybox-static; each test has its own --root,
 //! cgroup parent and ids, removed even when it fails.
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Output, Stdio};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use lab_tests::{bin, require_root, seq, text, TempDir};
+use lab_tests::hsrun_world::World;
+use lab_tests::{seq, text};
 use serde_json::{json, Value};
 
-struct Oci {
-    root: PathBuf,
-    parent: String,
-    dir: TempDir,
-    ids: std::cell::RefCell<Vec<String>>,
+struct Oci(World);
+
+impl std::ops::Deref for Oci {
+    type Target = World;
+    fn deref(&self) -> &World {
+        &self.0
+    }
 }
 
 impl Oci {
     fn new() -> Oci {
-        require_root();
-        let tag = format!("{}-{}", std::process::id(), seq());
-        Oci {
-            root: PathBuf::from(format!("/tmp/hsrun-hooks-{tag}")),
-            parent: format!("hsrun-hooks-{tag}"),
-            dir: TempDir::new("oci-hooks"),
-            ids: Default::default(),
-        }
-    }
-
-    fn id(&self, s: &str) -> String {
-        let id = format!("{s}-{}", seq());
-        self.ids.borrow_mut().push(id.clone());
-        id
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(bin("hsrun"));
-        c.arg("--root").arg(&self.root).args(args).stdin(Stdio::null()).env_remove("RUST_LOG");
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
+        Oci(World::new("hsrun-hooks"))
     }
 
     /// `create`: the process gets hsrun's stdio, so a file here, not a pipe.
@@ -117,18 +97,6 @@ impl Oci {
         let ours = [self.root.to_string_lossy().into_owned(), self.dir.0.to_string_lossy().into_owned()];
         left.extend(mounts.lines().filter(|l| ours.iter().any(|o| l.contains(o.as_str()))).map(String::from));
         left
-    }
-}
-
-impl Drop for Oci {
-    fn drop(&mut self) {
-        for id in self.ids.borrow().iter() {
-            let _ = self.cmd(&["delete", "--force", id]).output();
-        }
-        for e in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
-            let _ = std::fs::remove_dir(e.path().join(&self.parent));
-        }
-        let _ = std::fs::remove_dir_all(&self.root);
     }
 }
 

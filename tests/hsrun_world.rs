@@ -1,0 +1,60 @@
+//! One hsrun test's world, shared by the OCI suites: a state root (`--root`), a
+//! cgroup parent and a temp dir of bundles, all named after the test's label and
+//! a per-process tag. Drop deletes every container it named (`delete --force`),
+//! then the cgroup parent in every hierarchy and the root.
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use crate::{bin, require_root, seq, TempDir};
+
+pub struct World {
+    pub root: PathBuf,
+    pub parent: String,
+    pub dir: TempDir,
+    ids: RefCell<Vec<String>>,
+}
+
+impl World {
+    /// `label`: the test's own prefix (`/tmp/LABEL-TAG`, cgroup parent `LABEL-TAG`).
+    pub fn new(label: &str) -> World {
+        require_root();
+        let tag = format!("{}-{}", std::process::id(), seq());
+        World {
+            root: PathBuf::from(format!("/tmp/{label}-{tag}")),
+            parent: format!("{label}-{tag}"),
+            dir: TempDir::new(label),
+            ids: Default::default(),
+        }
+    }
+
+    /// A new container id, deleted on drop.
+    pub fn id(&self, s: &str) -> String {
+        let id = format!("{s}-{}", seq());
+        self.ids.borrow_mut().push(id.clone());
+        id
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin("hsrun"));
+        c.arg("--root").arg(&self.root).args(args).stdin(Stdio::null()).env_remove("RUST_LOG");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        for id in self.ids.borrow().iter() {
+            let _ = self.run(&["delete", "--force", id]);
+        }
+        for e in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+            let _ = std::fs::remove_dir(e.path().join(&self.parent));
+        }
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
