@@ -86,11 +86,10 @@ fn tools_layer() -> TempDir {
     dir
 }
 
-/// Mount points under `dir` in our mount namespace, oldest first.
+/// Mount points below `dir` (not `dir` itself: some tests give the state dir a
+/// filesystem of its own), oldest first.
 fn mounts_under(dir: &Path) -> Vec<String> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let prefix = format!("{}/", dir.display());
-    info.lines().filter_map(|l| l.split(' ').nth(4)).filter(|m| m.starts_with(&prefix)).map(String::from).collect()
+    lab_tests::mounts_under(dir).into_iter().filter(|m| Path::new(m) != dir).collect()
 }
 
 /// `dd` of 40M into / of the container: (its success, its output).

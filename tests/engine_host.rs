@@ -57,15 +57,8 @@ fn processes_naming(dir: &Path) -> Vec<i32> {
 }
 
 /// Mount points at or under `dir`, deepest first.
-fn mounts_under(dir: &Path) -> Vec<String> {
-    let d = dir.to_str().unwrap();
-    let mi = fs::read_to_string("/proc/self/mountinfo").expect("read /proc/self/mountinfo");
-    let mut m: Vec<String> = mi
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|p| *p == d || p.starts_with(&format!("{d}/")))
-        .map(str::to_string)
-        .collect();
+fn mounts_deepest_first(dir: &Path) -> Vec<String> {
+    let mut m = lab_tests::mounts_under(dir);
     m.sort_by_key(|p| std::cmp::Reverse(p.len()));
     m.dedup();
     m
@@ -103,7 +96,7 @@ impl Scratch {
             left.push(format!("process {pid} ({}) was still running: SIGKILL", crate::dropin::comm(pid)));
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
-        for m in mounts_under(&self.tmp.0) {
+        for m in mounts_deepest_first(&self.tmp.0) {
             eprintln!("unmounting {m}: left by the engine");
             if let Err(e) = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH) {
                 left.push(format!("umount2({m}, MNT_DETACH): {e}"));

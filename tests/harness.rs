@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 mod journal;
 pub use journal::pid_in_journal;
+pub mod child_fd;
 pub mod hsrun_world;
 pub mod oci_image_fixture;
 
@@ -339,6 +340,18 @@ pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
         assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+}
+
+/// Mount points at or under `dir` (mountinfo's 5th field, compared by whole
+/// path components: /tmp/x-1 is not under /tmp/x-14's neighbour /tmp/x-1).
+pub fn mounts_under(dir: &Path) -> Vec<String> {
+    let d = dir.to_str().unwrap();
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    mi.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|p| *p == d || p.strip_prefix(d).is_some_and(|rest| rest.starts_with('/')))
+        .map(str::to_string)
+        .collect()
 }
 
 /// Pids of the processes below `root` (children, grandchildren, ...) named `comm`.

@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-use crate::{bin, require_root, seq, TempDir};
+use crate::{bin, mounts_under, require_root, seq, TempDir};
 
 pub struct World {
     pub root: PathBuf,
@@ -44,6 +44,28 @@ impl World {
 
     pub fn run(&self, args: &[&str]) -> Output {
         self.cmd(args).output().unwrap()
+    }
+
+    /// What of container `id` is still on the host: its state (`containers/ID`,
+    /// `ID.journal`, `ID.lock`), its cgroup in any hierarchy, and any mount under
+    /// this world's root or bundles. Names are matched whole: `ctr-1` is not `ctr-14`.
+    pub fn leftovers(&self, id: &str) -> Vec<String> {
+        let mut left = vec![];
+        for e in std::fs::read_dir(self.root.join("containers")).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name == id || name.strip_prefix(id).is_some_and(|rest| rest.starts_with('.')) {
+                left.push(e.path().display().to_string());
+            }
+        }
+        for e in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+            let d = e.path().join(&self.parent).join(id);
+            if d.exists() {
+                left.push(d.display().to_string());
+            }
+        }
+        left.extend(mounts_under(&self.root));
+        left.extend(mounts_under(&self.dir.0));
+        left
     }
 }
 

@@ -14,12 +14,12 @@ mod specfd;
 
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::symlink;
-use std::os::unix::process::CommandExt;
 
 use dropin::run;
 use init::spec::{self, Field, NONE};
+use lab_tests::child_fd::give_fd;
 use specfd::*;
 
 // ==== mounts =========================================================================
@@ -263,15 +263,7 @@ fn a_detached_mount_from_an_fd_is_attached_read_only() {
         "",
         "cat /attached/hello; touch /attached/x && echo WROTE; grep ' /attached ' /proc/self/mountinfo",
     );
-    let raw = tree.as_raw_fd();
-    unsafe {
-        c.pre_exec(move || {
-            if libc::dup2(raw, 12) == -1 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    let _parked = give_fd(&mut c, &tree, 12);
     let o = run(c);
     assert_eq!(o.code, Some(0), "{o:?}");
     let (hello, line) = o.stdout.split_once('\n').unwrap();

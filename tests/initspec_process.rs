@@ -7,13 +7,12 @@ mod dropin;
 mod specfd;
 
 use std::fs::{self, File};
-use std::io::{self, Read};
-use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
+use std::io::Read;
 use std::time::Duration;
 
 use dropin::{collect, lossy, start};
 use init::spec::{self, Field, NONE};
+use lab_tests::child_fd::give_fd;
 use lab_tests::wait_for;
 use nix::fcntl::OFlag;
 use specfd::*;
@@ -105,17 +104,9 @@ fn the_process_waits_for_start_then_hooks_run_before_it() {
     });
     let (mut c, _fd) = command(&t, &spec, &["--ready-fd", "11"], "", "cat /hooked > /ran");
     let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).unwrap();
-    let wraw = w.as_raw_fd();
-    unsafe {
-        c.pre_exec(move || {
-            if libc::dup2(wraw, 11) == -1 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    let parked = give_fd(&mut c, w, 11);
     let mut running = start(&mut c);
-    drop(w);
+    drop(parked);
     let (buf, _eof) = collect(File::from(r));
     // `create` returns on this line: init is set up and blocked on the fifo.
     wait_for("ok on the ready fd", || lossy(&buf).contains('\n').then_some(()));

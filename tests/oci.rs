@@ -86,26 +86,6 @@ impl Oci {
     fn state(&self, id: &str) -> Value {
         serde_json::from_slice(&self.ok(&["state", id]).stdout).unwrap()
     }
-
-    /// What of container `id` is still on the host.
-    fn leftovers(&self, id: &str) -> Vec<String> {
-        let mut left = vec![];
-        let dir = self.root.join("containers");
-        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            if e.file_name().to_string_lossy().starts_with(id) {
-                left.push(e.path().display().to_string());
-            }
-        }
-        for e in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
-            let d = e.path().join(&self.parent).join(id);
-            if d.exists() {
-                left.push(d.display().to_string());
-            }
-        }
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        left.extend(mounts.lines().filter(|l| l.contains(&*self.root.to_string_lossy())).map(String::from));
-        left
-    }
 }
 
 fn b(p: &Path) -> &str {

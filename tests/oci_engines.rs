@@ -29,6 +29,8 @@ mod podman;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+pub use lab_tests::mounts_under;
+
 /// containerd-shim-runc-v2 puts its socket in /run/containerd/s whatever the
 /// config says, and each test removes that directory if it made it: the tests
 /// that run a containerd (ctr's and dockerd's) take turns.
@@ -61,17 +63,6 @@ pub fn ok(cmd: &mut Command, what: &str) -> String {
     let o = cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("{what}: {e}"));
     assert!(o.status.success(), "{what}: {}", lab_tests::text(&o));
     lab_tests::stdout(&o)
-}
-
-/// Mount points at or under `dir` (mountinfo's 5th field).
-pub fn mounts_under(dir: &Path) -> Vec<String> {
-    let d = dir.to_str().unwrap();
-    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    mi.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|p| *p == d || p.starts_with(&format!("{d}/")))
-        .map(str::to_string)
-        .collect()
 }
 
 /// Directories named `rel` (e.g. `ns/id`) that exist in any cgroup hierarchy.

@@ -78,26 +78,6 @@ impl Oci {
         std::fs::write(b.join("config.json"), serde_json::to_vec_pretty(&c).unwrap()).unwrap();
         b
     }
-
-    /// What of container `id` is still on the host.
-    fn leftovers(&self, id: &str) -> Vec<String> {
-        let mut left = vec![];
-        for e in std::fs::read_dir(self.root.join("containers")).into_iter().flatten().flatten() {
-            if e.file_name().to_string_lossy().starts_with(id) {
-                left.push(e.path().display().to_string());
-            }
-        }
-        for e in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
-            let d = e.path().join(&self.parent).join(id);
-            if d.exists() {
-                left.push(d.display().to_string());
-            }
-        }
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        let ours = [self.root.to_string_lossy().into_owned(), self.dir.0.to_string_lossy().into_owned()];
-        left.extend(mounts.lines().filter(|l| ours.iter().any(|o| l.contains(o.as_str()))).map(String::from));
-        left
-    }
 }
 
 /// A hook running the host's /bin/sh with `script` (the path resolves in the

@@ -4,40 +4,24 @@
 //! /proc inside. Each test has its own --root, cgroup parent and host ids.
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use lab_tests::{bin, require_root, seq, text, TempDir};
+use lab_tests::hsrun_world::World;
+use lab_tests::{seq, text};
 use serde_json::{json, Value};
 
-struct Oci {
-    root: PathBuf,
-    parent: String,
-    dir: TempDir,
-    ids: std::cell::RefCell<Vec<String>>,
+struct Oci(World);
+
+impl std::ops::Deref for Oci {
+    type Target = World;
+    fn deref(&self) -> &World {
+        &self.0
+    }
 }
 
 impl Oci {
     fn new() -> Oci {
-        require_root();
-        let tag = format!("{}-{}", std::process::id(), seq());
-        Oci {
-            root: PathBuf::from(format!("/tmp/hsrun-userns-test-{tag}")),
-            parent: format!("hsrun-userns-test-{tag}"),
-            dir: TempDir::new("oci-userns"),
-            ids: Default::default(),
-        }
-    }
-
-    fn id(&self, s: &str) -> String {
-        let id = format!("{s}-{}", seq());
-        self.ids.borrow_mut().push(id.clone());
-        id
-    }
-
-    fn run(&self, args: &[&str]) -> std::process::Output {
-        let mut c = Command::new(bin("hsrun"));
-        c.arg("--root").arg(&self.root).args(args).stdin(Stdio::null()).env_remove("RUST_LOG");
-        c.output().unwrap()
+        Oci(World::new("hsrun-userns-test"))
     }
 
     fn ok(&self, args: &[&str]) -> String {
@@ -108,45 +92,13 @@ impl Oci {
     fn create(&self, id: &str, bundle: &Path) -> (bool, String) {
         let log = self.dir.path(&format!("create-{}.log", seq()));
         let f = std::fs::File::create(&log).unwrap();
-        let st = Command::new(bin("hsrun"))
-            .arg("--root")
-            .arg(&self.root)
-            .args(["create", "--bundle", bundle.to_str().unwrap(), id])
-            .stdin(Stdio::null())
+        let st = self
+            .cmd(&["create", "--bundle", bundle.to_str().unwrap(), id])
             .stdout(f.try_clone().unwrap())
             .stderr(f)
             .status()
             .unwrap();
         (st.success(), std::fs::read_to_string(&log).unwrap())
-    }
-
-    /// What of container `id` is still on the host.
-    fn leftovers(&self, id: &str) -> Vec<String> {
-        let mut left = vec![];
-        if self.root.join("containers").join(id).exists() {
-            left.push(format!("containers/{id}"));
-        }
-        for e in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
-            let d = e.path().join(&self.parent).join(id);
-            if d.exists() {
-                left.push(d.display().to_string());
-            }
-        }
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        left.extend(mounts.lines().filter(|l| l.contains(&*self.root.to_string_lossy())).map(String::from));
-        left
-    }
-}
-
-impl Drop for Oci {
-    fn drop(&mut self) {
-        for id in self.ids.borrow().iter() {
-            let _ = self.run(&["delete", "--force", id]);
-        }
-        for e in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
-            let _ = std::fs::remove_dir(e.path().join(&self.parent));
-        }
-        let _ = std::fs::remove_dir_all(&self.root);
     }
 }
 

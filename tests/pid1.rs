@@ -116,8 +116,12 @@ fn mount_points(mountinfo: &str) -> Vec<String> {
     mountinfo.lines().filter_map(|l| l.split(' ').nth(4)).map(String::from).collect()
 }
 
+/// Whether a host mount has its root or its mount point at or under `dir` (whole
+/// path components: /tmp/x-1 does not mention /tmp/x-14).
 fn host_mounts_mention(dir: &Path) -> bool {
-    fs::read_to_string("/proc/self/mountinfo").unwrap().contains(dir.to_str().unwrap())
+    let d = dir.to_str().unwrap();
+    let under = |f: &str| f == d || f.strip_prefix(d).is_some_and(|rest| rest.starts_with('/'));
+    fs::read_to_string("/proc/self/mountinfo").unwrap().lines().any(|l| l.split(' ').skip(3).take(2).any(under))
 }
 
 // ==== exit status ==================================================================

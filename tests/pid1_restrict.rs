@@ -14,9 +14,8 @@ mod dropin;
 
 use std::fs::{self, File};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::symlink;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 
@@ -24,6 +23,7 @@ use dropin::{
     busybox_layer, cgroup_flags, children_of, collect, comm, direct, init, init_pid_under, lossy, new_cgroups, run,
     start, Outcome,
 };
+use lab_tests::child_fd::give_fd;
 use lab_tests::{wait_for, TempDir};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -35,18 +35,10 @@ const DEFAULT_CAPS: &str = "00000000a80425fb";
 /// shell or of ls can have it by chance).
 const LEAKED_FD: i32 = 222;
 
-/// Gives `cmd` (only) an inherited fd LEAKED_FD on `file` (which must stay open until spawn): the kind of leak
+/// Gives `cmd` (only) an inherited fd LEAKED_FD on `file` (keep the returned fd until spawn): the kind of leak
 /// init must not pass on (platform.md, trap 8).
-fn inherit_fd(cmd: &mut Command, file: &impl AsRawFd) {
-    let fd = file.as_raw_fd();
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::dup2(fd, LEAKED_FD) == -1 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+fn inherit_fd(cmd: &mut Command, file: impl AsFd) -> OwnedFd {
+    give_fd(cmd, file, LEAKED_FD)
 }
 
 /// The fd numbers in an `ls /proc/PID/fd | tr '\n' ' '` line.
@@ -219,7 +211,7 @@ fn restrict_closes_inits_own_inherited_fds() {
     let f = File::create(img.t.path("host-file")).unwrap();
     let script = "ls /proc/1/fd | tr '\\n' ' '; echo; ls /proc/$$/fd | tr '\\n' ' '";
     let mut c = img.container(ALL, script);
-    inherit_fd(&mut c, &f);
+    let _leak = inherit_fd(&mut c, &f);
     let o = run(&mut c);
     assert_eq!(o.code, Some(0), "{o:?}");
     let lines: Vec<&str> = o.stdout.lines().collect();
@@ -230,7 +222,7 @@ fn restrict_closes_inits_own_inherited_fds() {
 
     // Control: without --restrict init itself keeps what it inherited (CMD does not).
     let mut c = img.container(&[], "ls /proc/1/fd | tr '\\n' ' '");
-    inherit_fd(&mut c, &f);
+    let _leak = inherit_fd(&mut c, &f);
     let o = run(&mut c);
     assert!(fds(&o.stdout).contains(&LEAKED_FD), "{o:?}");
 }
@@ -264,7 +256,7 @@ fn restrict_exec_applies_the_same_limits_when_not_pid1() {
     let f = File::create(t.path("host-file")).unwrap();
     let mut c = direct(&["--restrict", "--exec", "--", "/bin/sh", "-c"]);
     c.arg("cat /proc/self/status; echo \"--- fds\"; ls /proc/$$/fd | tr '\\n' ' '; exit 7");
-    inherit_fd(&mut c, &f);
+    let _leak = inherit_fd(&mut c, &f);
     let o = run(&mut c);
     assert_eq!(o.code, Some(7), "{o:?}");
     assert_restricted(&o.stdout, "--restrict --exec");
@@ -280,9 +272,9 @@ fn restrict_keeps_the_ready_fd_until_cmd_runs() {
     let mut c = img.unshare();
     c.args(img.setup_flags()).args(ALL).args(["--ready-fd", &fd, "--", "/bin/sh", "-c"]);
     c.arg("ls /proc/$$/fd | tr '\\n' ' '; sleep 1000");
-    inherit_fd(&mut c, &w);
+    let leak = inherit_fd(&mut c, &w);
     let mut unshare = start(&mut c);
-    drop(w);
+    drop((w, leak));
     // unshare keeps its own copy of the write end: wait for the line, not for EOF.
     let (ready, _eof) = collect(File::from(r));
     let line = wait_for("a line on the ready fd", || {
@@ -331,7 +323,7 @@ fn enter_like_host_setup_exec(init_pid: i32, script: &str) -> Outcome {
     c.args(["-t", &init_pid.to_string(), "-a", "-r", "-w", "--"]).arg(format!("/proc/self/fd/{LEAKED_FD}"));
     c.args(["--restrict", "--exec", "--", "/bin/sh", "-c", script]).env_remove("RUST_LOG");
     let memfd = File::from(memfd); // open until the child has its copy
-    inherit_fd(&mut c, &memfd);
+    let _leak = inherit_fd(&mut c, &memfd);
     run(&mut c)
 }
 

@@ -4,14 +4,13 @@
 #![allow(dead_code)]
 
 use std::fs;
-use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use crate::dropin::{busybox_layer, init, run, Outcome};
 use init::spec::{self, Field, Writer, NONE};
+use lab_tests::child_fd::give_fd;
 use lab_tests::TempDir;
 
 pub const SPEC_FD: i32 = 10;
@@ -72,7 +71,8 @@ pub fn rootfs(tag: &str) -> TempDir {
 }
 
 /// The command: `unshare ... sh -c PREP; exec init --rootfs t/root --spec-fd 10 ARGS --exec -- /bin/sh -c SCRIPT`
-/// with the spec on fd 10 (only in that process: a CLOEXEC memfd dup'ed there).
+/// with the spec on fd 10 (only in that process: see lab_tests::child_fd). Keep the
+/// returned fd until the command is spawned.
 pub fn command(t: &TempDir, spec: &Spec, args: &[&str], prep: &str, script: &str) -> (Command, OwnedFd) {
     command_in(&["--propagation", "private"], &[], t, spec, args, prep, script)
 }
@@ -88,22 +88,14 @@ pub fn command_in(
     script: &str,
 ) -> (Command, OwnedFd) {
     let fd = host_setup::memfd::sealed_memfd(c"initspec-test", &spec.0).unwrap();
-    let raw = fd.as_raw_fd();
     let mut c = Command::new("unshare");
     c.args(["-m", "-u", "-i", "-n", "-f", "-p", "--kill-child"]).args(outer).arg("--").args(inner);
     c.args(["/bin/sh", "-c", &format!("{prep}\nexec \"$@\""), "sh"]);
     c.arg(init()).args(["--rootfs", &t.s("root"), "--spec-fd", &SPEC_FD.to_string()]);
     c.args(args).args(["--exec", "--", "/bin/sh", "-c", script]);
     c.env_remove("RUST_LOG");
-    unsafe {
-        c.pre_exec(move || {
-            if libc::dup2(raw, SPEC_FD) == -1 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    (c, fd)
+    let parked = give_fd(&mut c, &fd, SPEC_FD);
+    (c, parked)
 }
 
 pub fn run_spec(t: &TempDir, spec: &Spec, args: &[&str], prep: &str, script: &str) -> Outcome {
