@@ -376,7 +376,9 @@ fn preserve_fds_reach_the_process() {
     let (a, c) = (o.dir.path("fd3"), o.dir.path("fd4"));
     std::fs::write(&a, "three\n").unwrap();
     std::fs::write(&c, "four\n").unwrap();
-    let bundle = o.bundle(&id, &["sh", "-c", "cat <&3; cat <&4; ls /proc/$$/fd | wc -l"], |_| {});
+    // ls lists its own fds: 0-4 and the directory it reads (5). Not `ls /proc/$$/fd |
+    // wc -l`: the shell may still hold the pipe when ls reads its fd dir (a race).
+    let bundle = o.bundle(&id, &["sh", "-c", "cat <&3; cat <&4; exec ls /proc/self/fd"], |_| {});
     let line = format!(
         "exec {} --root {} run --preserve-fds 2 --bundle {} {id} 3<{} 4<{}",
         bin("hsrun").display(),
@@ -387,6 +389,6 @@ fn preserve_fds_reach_the_process() {
     );
     let r = Command::new("sh").args(["-c", &line]).stdin(Stdio::null()).output().unwrap();
     assert!(r.status.success(), "{}", text(&r));
-    assert_eq!(String::from_utf8_lossy(&r.stdout), "three\nfour\n5\n", "fds 0-4 only: {}", text(&r));
+    assert_eq!(String::from_utf8_lossy(&r.stdout), "three\nfour\n0\n1\n2\n3\n4\n5\n", "fds 0-4 only: {}", text(&r));
     assert_eq!(o.leftovers(&id), Vec::<String>::new());
 }
