@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # The tutorial's own flow for RED and BLUE, as its shell commands, for the benchmark
 # (tests/bench/run) to time against host-setup. Every name is unique to the caller:
-#   BENCH_DIR=DIR BENCH_CG=PARENT BENCH_NS=PREFIX tests/bench/tutorial.sh up|down
+#   BENCH_DIR=DIR BENCH_CG=PARENT BENCH_NS=PREFIX tests/bench/tutorial.sh CMD
 # up:   build the layers myroot and tools (cp + ldd), the netns, the veth pair and its
 #       addresses (ip), the cgroups (mkdir + echo), /redfs dirs (mkdir), then each
 #       container: unshare -m -u -i -fp nsenter --net=..., echo 1 > cgroup.procs,
 #       mount -t overlay, pivot_root, mount proc, umount -l put_old, hostname; returns
-#       once both shells are ready (they then wait as PID 1).
+#       once both shells are ready (they then wait as PID 1). The cold flow.
 # down: end both containers, remove the netns, the cgroups, the dirs and the layers.
+# The warm flow, the tutorial's with its layers made once and reused (no `cp`s):
+# layers:    build the two layers only (what `up` does first).
+# up-warm:   `up` without building the layers (they must exist: `layers` first).
+# down-warm: `down` that keeps the layers.
 # Differences from the tutorial, for safety only: cgroups go under BENCH_CG (never
 # at the top), everything lives under BENCH_DIR instead of /tmp and /redfs, and
 # put_old is removed with rmdir after umount -l (the tutorial's rm -rf would delete
@@ -62,10 +66,19 @@ container() { # NAME NETNS HOSTNAME: 4-1 and 4-2 for one container
     echo $! >"$D/$n.pid"
 }
 
-up() {
+layers() {
     mkdir -p "$D"
     layer "$D/myroot" /bin/ls /bin/mkdir /bin/mount /bin/ps /bin/sh
     layer "$D/tools" /bin/hostname /bin/ping /bin/rm /bin/umount /usr/bin/stress /usr/bin/which
+}
+
+up() {
+    # 1. 2. the layers (cold), or those made by `layers` before (warm)
+    if [ "${1:-}" = warm ]; then
+        [ -d "$D/myroot" ] && [ -d "$D/tools" ] || { echo "tutorial.sh: no layers in $D (run layers first)" >&2; exit 1; }
+    else
+        layers
+    fi
     # 3. the network
     ip netns add "${BENCH_NS}R"
     ip netns add "${BENCH_NS}B"
@@ -104,11 +117,19 @@ down() {
         done
     done
     rmdir "$CG/cpu/$BENCH_CG" "$CG/memory/$BENCH_CG" 2>/dev/null || true
-    rm -rf "$D"
+    if [ "${1:-}" = warm ]; then
+        # the upper, work and merge dirs go (each container's writes), the layers stay
+        for n in red blue; do rm -rf "$D/${n}fs" "$D/$n.ready" "$D/$n.hold" "$D/$n.pid" "$D/$n.err"; done
+    else
+        rm -rf "$D"
+    fi
 }
 
 case "${1:-}" in
     up) up ;;
     down) down ;;
-    *) echo "usage: BENCH_DIR=DIR BENCH_CG=PARENT BENCH_NS=PREFIX $0 up|down" >&2; exit 2 ;;
+    layers) layers ;;
+    up-warm) up warm ;;
+    down-warm) down warm ;;
+    *) echo "usage: BENCH_DIR=DIR BENCH_CG=PARENT BENCH_NS=PREFIX $0 up|down|layers|up-warm|down-warm" >&2; exit 2 ;;
 esac
