@@ -401,3 +401,33 @@ fn sigkill_while_joining_a_network_is_recovered() {
 /// The web example of docs/networking.md (its own file, to keep this one short).
 #[path = "network/web.rs"]
 mod web;
+
+/// `--explain` only prints: with a state dir path that does not exist yet, `up` (a new
+/// network, a published port), `network create` and `red` explained leave no state dir
+/// (not even containers/ for a lock file), netns, cgroup, bridge, nf_tables table or sysctl.
+#[test]
+fn explain_writes_nothing_anywhere() {
+    let _serial = lock();
+    let w = World::new();
+    let state = w.lab.state_dir.clone();
+    assert!(!state.exists(), "not a fresh state dir path: {}", state.display());
+    let sysctls = (w.forwarding(), w.conf("route_localnet"));
+    let (c, net) = (w.name("x"), w.network("x"));
+    let ns = c.to_uppercase();
+    let up = w.hs_ok(&["up", &c, "--net", "hs0", "-p", "8080:80", "--explain"]);
+    // Both kinds of sysctl line, each from its one Sysctl value (net/sysctl.rs).
+    assert!(up.contains(&format!("ip netns exec {ns} sysctl -w net.ipv4.ip_unprivileged_port_start=0")), "{up}");
+    assert!(up.contains("\nsysctl -w net.ipv4.conf.hs0."), "{up}");
+    let create = w.hs_ok(&["network", "create", &net, "--explain"]);
+    assert!(create.contains(&format!("ip link add {net} type bridge")), "{create}");
+    w.hs_ok(&["red", "--explain"]);
+
+    assert!(!state.exists(), "--explain made {}", state.display());
+    assert!(!std::path::Path::new(&format!("/run/netns/{ns}")).exists(), "--explain made netns {ns}");
+    let cg = w.lab.cgroup_dirs(&c);
+    for d in cg.iter().chain(&host_setup::cgroup::parents(&cg)) {
+        assert!(!d.exists(), "--explain made cgroup {}", d.display());
+    }
+    assert_eq!(w.leftovers(), Vec::<String>::new());
+    assert_eq!((w.forwarding(), w.conf("route_localnet")), sysctls);
+}

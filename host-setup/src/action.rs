@@ -1,9 +1,22 @@
 //! The actions a step takes, as data with this host's real values: make this dir,
 //! write this value into that cgroup file, create this veth pair, start init with
-//! these arguments. Each action is described once, here; that one description is
-//! journalled (`record`, before anything is made), executed (`run`), rendered as
-//! the tutorial's shell commands (`shell`, for `--explain`), and what it made is
-//! undone from its journal record (`undo`).
+//! these arguments. Each action is one value that is journalled (`record`, before
+//! anything is made), executed (`run`), rendered as the tutorial's shell commands
+//! (`shell`, for `--explain`), and whose journal record is undone (`undo`).
+//!
+//! Where an action's pieces live: this file dispatches all four, and holds them
+//! for the plain actions (dirs, lease, ids, launch...). Two families keep theirs
+//! apart, and a new variant of them is added there, not here:
+//! - `net::Op`: `run` and `shell` in net/op.rs, calling the kernel work in net/
+//!   (mod.rs: netns, veth; bridge.rs; nft/; sysctl.rs: one `Sysctl` value whose
+//!   file and `sysctl -w` line are both derived from its key, in host-setup's own
+//!   netns or a container's); `record` (the journal's `Resource`) and the undo of
+//!   what lives in host-setup's own netns in made.rs; a netns and a veth are undone
+//!   here.
+//! - `cgroup::Op`: `run`, `shell` and the dir it makes in cgroup/op.rs; the
+//!   record and the undo (rmdir, killing what is left) here.
+//!
+//! The journal's record types are in state/journal.rs.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -28,8 +28,14 @@ pub fn up(paths: &Paths, parent: &str, spec: &Spec, init: Option<PathBuf>, expla
         (None, p) => p.as_ref().map(Pipes::child),
     };
     let u = Up { spec, paths, cgroup_parent: parent, bins: &bins, mode, console };
+    // --explain writes nothing anywhere, so it takes no lock: the lock file (and the
+    // state dir and containers/ that Lock::acquire makes for it) would be its only
+    // trace. It reads the host as it is; an `up` under way may change what it shows.
+    if explain {
+        return explain_up(&u);
+    }
     let mut lock = lock(paths, &spec.name)?;
-    let res = if explain { explain_up(&u) } else { up_locked(&u, &mut lock, term, pipes) };
+    let res = up_locked(&u, &mut lock, term, pipes);
     lock.finish();
     res
 }

@@ -3,6 +3,7 @@
 //! actions (action.rs) and a network's own journal (network/).
 
 use crate::error::Result;
+use crate::net::sysctl::{At, Sysctl};
 use crate::net::{self, bridge, Op};
 use crate::state::Resource;
 
@@ -17,8 +18,11 @@ pub fn made_by(op: &Op) -> Option<Resource> {
         | Op::Ports { ports: net::nft::Ports { table, .. }, ns } => {
             Some(Resource::NftTable { name: table.clone(), ns: *ns })
         }
-        Op::Sysctl { key, old, ns, .. } => Some(Resource::Sysctl { key: key.clone(), old: old.clone(), ns: *ns }),
-        Op::LoopbackUp(_) | Op::NetnsSysctl { .. } => None,
+        Op::Sysctl { set, at: At::Host { old, ns } } => {
+            Some(Resource::Sysctl { key: set.key.clone(), old: old.clone(), ns: *ns })
+        }
+        // A container's netns sysctl dies with the netns (Resource::Netns).
+        Op::LoopbackUp(_) | Op::Sysctl { at: At::Netns(_), .. } => None,
     }
 }
 
@@ -34,8 +38,9 @@ pub fn undo_host(r: &Resource) -> Result<bool> {
             }
         }
         Resource::Sysctl { key, old, ns } => {
-            bridge::check_own_netns(*ns, &bridge::sysctl_path(key))?;
-            match bridge::write_sysctl(key, old) {
+            let was = Sysctl::new(key.clone(), old.clone());
+            bridge::check_own_netns(*ns, &was.path())?;
+            match was.write_here() {
                 // The interface went first (a bridge's own switch goes with it).
                 Err(e) if e.errno() == Some(nix::errno::Errno::ENOENT) => {}
                 r => r?,

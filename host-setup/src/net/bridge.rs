@@ -13,7 +13,6 @@
 //! | `ip link delete H` (here)                                    | [`delete_host_link`] |
 //! | `ip route show default`                                      | [`default_route_iface`] |
 
-use std::fs::File;
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
@@ -233,36 +232,6 @@ pub fn default_route_iface() -> Result<Option<String>> {
     }))
 }
 
-/// A sysctl of host-setup's own netns, by its path under /proc/sys
-/// (`net/ipv4/conf/hs0/forwarding`): its value.
-pub fn read_sysctl(key: &str) -> Result<String> {
-    let path = sysctl_path(key);
-    std::fs::read_to_string(&path).map(|s| s.trim().to_string()).sys(|| format!("read {path}"))
-}
-
-/// `echo VALUE > /proc/sys/KEY`, in host-setup's own netns (/proc/sys/net is per netns:
-/// that of the task that opens the file).
-pub fn write_sysctl(key: &str, value: &str) -> Result<()> {
-    let path = sysctl_path(key);
-    let mut f = File::options().write(true).open(&path).sys(|| format!("open {path}"))?;
-    std::io::Write::write_all(&mut f, value.as_bytes()).sys(|| format!("write {value} to {path}"))
-}
-
-pub fn sysctl_path(key: &str) -> String {
-    super::sysctl::path(key)
-}
-
-/// The per-interface IPv4 forwarding switch of IFACE.
-pub fn forwarding_key(iface: &str) -> String {
-    format!("net/ipv4/conf/{iface}/forwarding")
-}
-
-/// Whether IFACE may route 127.0.0.0/8: a packet with a loopback source may leave by
-/// it, and one to a loopback address may come in by it (else both are martians).
-pub fn route_localnet_key(iface: &str) -> String {
-    format!("net/ipv4/conf/{iface}/route_localnet")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,6 +242,5 @@ mod tests {
         assert_eq!(m.header.destination_prefix_length, 0);
         assert_eq!(m.header.table, 254);
         assert_eq!(m.attributes, vec![RouteAttribute::Gateway(RouteAddress::Inet(Ipv4Addr::new(10, 77, 0, 1)))]);
-        assert_eq!(sysctl_path(&forwarding_key("hs0")), "/proc/sys/net/ipv4/conf/hs0/forwarding");
     }
 }

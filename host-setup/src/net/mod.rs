@@ -5,7 +5,7 @@
 //! |----------------------------------------------------------------------|----------------------|
 //! | `ip netns add RED`                                                   | [`create_netns`]     |
 //! | `ip netns exec RED ip link set lo up`                                | [`set_loopback_up`]  |
-//! | `ip netns exec RED sysctl -w KEY=VALUE`                              | [`sysctl::set_in_netns`] |
+//! | `ip netns exec RED sysctl -w KEY=VALUE`                              | [`Sysctl::run`]      |
 //! | `ip link add veth0 netns RED type veth peer name veth1 netns BLUE`,  | [`create_veth_pair`] |
 //! | then per end `ip netns exec RED ip addr add dev veth0 11.11.11.2/24` |                      |
 //! | and `ip netns exec RED ip link set veth0 up`                         |                      |

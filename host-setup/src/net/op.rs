@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 
 use super::bridge::{self, Join};
 use super::nft;
-use super::sysctl::{self, Sysctl};
+use super::sysctl::{At, Sysctl};
 use super::{create_netns, create_veth_pair, set_loopback_up, sh, VethEnd};
 use crate::error::Result;
 
@@ -18,17 +18,16 @@ pub enum Op {
     /// `ip link add A netns NS_A type veth peer name B netns NS_B`, then each end's
     /// address and `up`, in one RTM_NEWLINK and four requests (create_veth_pair).
     VethPair(VethEnd, VethEnd),
-    /// `ip netns exec NAME sysctl -w KEY=VALUE`: a sysctl of a container's netns
-    /// (ping_group_range, ip_unprivileged_port_start); it goes with the namespace.
-    NetnsSysctl { netns: String, set: Sysctl },
     /// `ip link add NAME type bridge`, the gateway's address on it, `up`; in
     /// host-setup's own netns.
     Bridge { name: String, gateway: Ipv4Addr, prefix_len: u8, ns: u64 },
     /// A container's veth pair onto a bridge, its address and default route.
     JoinBridge(Join),
-    /// `sysctl -w KEY=VALUE` in host-setup's own netns (KEY: the path under
-    /// /proc/sys); `old` is journalled and written back when what needed it goes.
-    Sysctl { key: String, value: String, old: String, ns: u64 },
+    /// `sysctl -w KEY=VALUE` in host-setup's own netns (journalled, `old` written
+    /// back when what needed it goes: a network's forwarding), or `ip netns exec NS
+    /// sysctl -w KEY=VALUE` in a container's (not undone: it dies with the netns).
+    /// `set` is the one value both run and shell use (net/sysctl.rs).
+    Sysctl { set: Sysctl, at: At },
     /// A network's nf_tables table: masquerade out of the uplink, forwarding.
     Nat { nat: nft::NetworkNat, ns: u64 },
     /// A container's published ports: DNAT from the host's addresses.
@@ -41,10 +40,9 @@ impl Op {
             Op::AddNetns(name) => create_netns(name),
             Op::LoopbackUp(name) => set_loopback_up(name),
             Op::VethPair(a, b) => create_veth_pair(a, b),
-            Op::NetnsSysctl { netns, set } => sysctl::set_in_netns(netns, set),
             Op::Bridge { name, gateway, prefix_len, .. } => bridge::create_bridge(name, *gateway, *prefix_len),
             Op::JoinBridge(j) => bridge::join_bridge(j),
-            Op::Sysctl { key, value, .. } => bridge::write_sysctl(key, value),
+            Op::Sysctl { set, at } => set.run(at),
             Op::Nat { nat, .. } => nat.create(),
             Op::Ports { ports, .. } => ports.create(),
         }
@@ -54,9 +52,6 @@ impl Op {
         match self {
             Op::AddNetns(name) => vec![format!("ip netns add {}", sh(name))],
             Op::LoopbackUp(name) => vec![format!("ip netns exec {} ip link set lo up", sh(name))],
-            Op::NetnsSysctl { netns, set } => {
-                vec![format!("ip netns exec {} sysctl -w {}", sh(netns), set.assignment())]
-            }
             Op::VethPair(a, b) => {
                 let mut lines = vec![format!(
                     "ip link add {} netns {} type veth peer name {} netns {}",
@@ -96,9 +91,7 @@ impl Op {
             }
             Op::Nat { nat, .. } => nat.shell(),
             Op::Ports { ports, .. } => ports.shell(),
-            Op::Sysctl { key, value, old, .. } => {
-                vec![format!("sysctl -w {}    # was {}", Sysctl::new(key, value).assignment(), sh(old))]
-            }
+            Op::Sysctl { set, at } => vec![set.shell(at)],
         }
     }
 }
@@ -129,12 +122,13 @@ mod tests {
 
     #[test]
     fn sysctls_render_as_sysctl_lines_from_the_same_value_that_runs() {
-        let set = Sysctl::new(sysctl::UNPRIVILEGED_PORT_START, "0");
+        let set = Sysctl::new(super::super::sysctl::UNPRIVILEGED_PORT_START, "0");
         assert_eq!(
-            Op::NetnsSysctl { netns: "WEB".into(), set }.shell(),
+            Op::Sysctl { set, at: At::Netns("WEB".into()) }.shell(),
             vec!["ip netns exec WEB sysctl -w net.ipv4.ip_unprivileged_port_start=0"]
         );
-        let op = Op::Sysctl { key: bridge::route_localnet_key("hs0"), value: "1".into(), old: "0".into(), ns: 1 };
+        let set = Sysctl::new(super::super::sysctl::route_localnet_key("hs0"), "1");
+        let op = Op::Sysctl { set, at: At::Host { old: "0".into(), ns: 1 } };
         assert_eq!(op.shell(), vec!["sysctl -w net.ipv4.conf.hs0.route_localnet=1    # was 0"]);
     }
 

@@ -9,7 +9,8 @@ use crate::state::{self, Paths};
 /// `network create NAME [--subnet CIDR] [--uplink IFACE] [--explain]`.
 pub fn create_cmd(paths: &Paths, name: &str, subnet: Option<&str>, uplink: Option<&str>, explain: bool) -> Result<()> {
     check_create_args(name, subnet, uplink)?;
-    let _lock = state::global_lock(paths)?;
+    // --explain writes nothing, not even the state dir the global lock lives in.
+    let _lock = if explain { None } else { Some(state::global_lock(paths)?) };
     if load(paths, name)?.is_some() {
         return Err(crate::precondition!("network {name} exists already (host-setup network ls)"));
     }

@@ -31,6 +31,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result, SysContext};
+use crate::net::sysctl::{self, forwarding_key, route_localnet_key, At, Sysctl};
 use crate::net::{bridge, nft, Op};
 use crate::spec::{self, DEFAULT_NETWORK};
 use crate::state::{Journal, JournalWriter, Paths, Record};
@@ -197,21 +198,22 @@ pub fn plan_create(
     // Forwarding only where the network needs it: into and out of the bridge (a new
     // interface starts with conf/default's values), and the uplink's.
     let br = &net.bridge;
-    let mut set = vec![(bridge::forwarding_key(br), bridge::read_sysctl(&bridge::forwarding_key("default"))?)];
+    let mut set = vec![(forwarding_key(br), sysctl::read_here(&forwarding_key("default"))?)];
     if let Some(u) = &net.uplink {
-        let key = bridge::forwarding_key(u);
-        set.push((key.clone(), bridge::read_sysctl(&key)?));
+        let key = forwarding_key(u);
+        set.push((key.clone(), sysctl::read_here(&key)?));
     }
     // route_localnet on the bridge alone: the host's connection to 127.0.0.1:PORT is
     // DNATted in output and leaves by the bridge with its loopback source (masqueraded
     // in postrouting, nft::NetworkNat), and the replies come back to 127.0.0.1 through
     // it; without it the kernel drops both as martians. What Docker (no userland
     // proxy) and netavark do.
-    set.push((bridge::route_localnet_key(br), bridge::read_sysctl(&bridge::route_localnet_key("default"))?));
+    set.push((route_localnet_key(br), sysctl::read_here(&route_localnet_key("default"))?));
     for (key, old) in set {
+        let set = Sysctl::new(key, "1");
         match old.as_str() {
-            "1" => actions.push(Make::Note(format!("{} is 1 already", bridge::sysctl_path(&key)))),
-            _ => actions.push(Make::Op(Op::Sysctl { key, value: "1".into(), old, ns })),
+            "1" => actions.push(Make::Note(format!("{} is 1 already", set.path()))),
+            _ => actions.push(Make::Op(Op::Sysctl { set, at: At::Host { old, ns } })),
         }
     }
     actions.extend(nat_actions(&net));

@@ -5,7 +5,7 @@ use super::Step;
 use crate::action::Action;
 use crate::ctx::Ctx;
 use crate::error::Result;
-use crate::net::sysctl::{PING_GROUP_RANGE, UNPRIVILEGED_PORT_START};
+use crate::net::sysctl::{At, PING_GROUP_RANGE, UNPRIVILEGED_PORT_START};
 use crate::net::{Op, Sysctl};
 
 pub struct Netns;
@@ -32,7 +32,8 @@ impl Step for Netns {
             // runc's: a new namespace gets its loopback up, and nothing else.
             return Ok(vec![Action::Net(Op::AddNetns(ns.clone())), Action::Net(Op::LoopbackUp(ns.clone()))]);
         }
-        let set = |s: Sysctl| Action::Net(Op::NetnsSysctl { netns: ns.clone(), set: s });
+        // Not undone: they die with the netns (net/sysctl.rs, At::Netns).
+        let set = |s: Sysctl| Action::Net(Op::Sysctl { set: s, at: At::Netns(ns.clone()) });
         let mut actions = vec![Action::Net(Op::AddNetns(ns.clone())), Action::Net(Op::LoopbackUp(ns.clone()))];
         // Ports below 1024 open to anyone in this netns, as Docker does: binding them
         // takes CAP_NET_BIND_SERVICE in the user namespace that owns the netns (the
