@@ -76,6 +76,12 @@ impl World {
     /// The lab's footprint and the stand-in host's network state.
     fn footprint(&self) -> BTreeSet<String> {
         let mut out = footprint(&self.lab);
+        // The rest of the state dir (networks and their leases), but the layer cache.
+        let state = std::fs::read_dir(&self.lab.state_dir).unwrap().flatten().map(|e| e.path());
+        for p in state.filter(|p| !p.ends_with("layers") && !p.ends_with("containers")) {
+            out.insert(format!("file {}", p.display()));
+            out.extend(lab_tests::footprint::walk(&p).into_iter().map(|f| format!("file {f}")));
+        }
         let ns = format!("--net=/run/netns/{}", self.host);
         for what in
             [&["ip", "-o", "link"][..], &["ip", "-o", "-4", "addr"], &["ip", "route"], &["nft", "list", "ruleset"]]
@@ -294,6 +300,8 @@ fn matrix(c: &'static Config) -> (BTreeSet<String>, usize) {
     let r = Run { w: &w, c, name, args };
     // A first clean up and down makes what stays (the layer cache, lock files).
     let points = r.points();
+    let list: Vec<String> = points.iter().map(|(s, w)| format!("{s}:{w}")).collect();
+    eprintln!("{}: {} points: {}", c.what, points.len(), list.join(" "));
     let before = w.footprint();
     let mut by_up = false;
     let mut n = 0;
