@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 mod journal;
 pub use journal::pid_in_journal;
 pub mod child_fd;
+pub mod footprint;
 pub mod hsrun_world;
 pub mod oci_image_fixture;
 

@@ -3,76 +3,11 @@
 //! `up`); concurrent commands work; many cycles leak nothing; faults inside one
 //! container do not harm the other.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use lab_tests::footprint::{footprint, walk};
 use lab_tests::{bin, stdout, text, wait_for, Lab};
-
-/// What of `lab` is on the host: netns, cgroup dirs of its parent, files in its
-/// state dir outside the layer cache, mounts and processes mentioning it.
-fn footprint(lab: &Lab) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    for e in std::fs::read_dir("/run/netns").into_iter().flatten().flatten() {
-        let n = e.file_name().to_string_lossy().into_owned();
-        if n.starts_with(&format!("T{}", lab.tag())) {
-            out.insert(format!("netns {n}"));
-        }
-    }
-    for parent in host_setup::cgroup::parents(&lab.cgroup_dirs("x")) {
-        out.insert(format!("cgroup parent {}: {}", parent.display(), parent.exists()));
-        for e in std::fs::read_dir(&parent).into_iter().flatten().flatten() {
-            if e.path().is_dir() {
-                out.insert(format!("cgroup {}", e.path().display()));
-            }
-        }
-    }
-    let state = lab.state_dir.to_string_lossy().into_owned();
-    for l in std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines() {
-        if l.contains(&state) {
-            out.insert(format!("mount {l}"));
-        }
-    }
-    let containers = lab.state_dir.join("containers");
-    for e in walk(&containers) {
-        out.insert(format!("file {e}"));
-    }
-    // Processes: host-setup ones (supervisors) carry the lab's state dir in their
-    // environment; containers' ones sit in the lab's cgroups.
-    let env_mark = format!("HOST_SETUP_STATE_DIR={state}");
-    let cg_mark = format!("/{}/", lab.cgroup_parent);
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        if e.file_name().to_string_lossy().parse::<u32>().is_err() {
-            continue;
-        }
-        let environ =
-            String::from_utf8_lossy(&std::fs::read(e.path().join("environ")).unwrap_or_default()).into_owned();
-        let cgroup = std::fs::read_to_string(e.path().join("cgroup")).unwrap_or_default();
-        // A zombie holds nothing but its pid: an ended supervisor, reparented to this
-        // machine's PID 1 (which reaps lazily), still names its removed cgroup
-        // (`0::/<parent>/NAME.supervisor (deleted)`) until it is reaped.
-        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-        let zombie = stat.rfind(')').is_some_and(|i| stat[i + 1..].trim_start().starts_with('Z'));
-        if !zombie && (environ.split('\0').any(|v| v == env_mark) || cgroup.contains(&cg_mark)) {
-            let cmdline = String::from_utf8_lossy(&std::fs::read(e.path().join("cmdline")).unwrap_or_default())
-                .replace('\0', " ");
-            out.insert(format!("process {} {}", e.file_name().to_string_lossy(), cmdline.trim()));
-        }
-    }
-    out
-}
-
-fn walk(dir: &Path) -> Vec<String> {
-    let mut out = vec![];
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        out.push(p.display().to_string());
-        if p.is_dir() && !p.is_symlink() {
-            out.extend(walk(&p));
-        }
-    }
-    out
-}
 
 #[test]
 fn bad_input_gets_a_clear_error_and_changes_nothing() {
@@ -180,95 +115,12 @@ fn preconditions_are_checked_before_anything_changes() {
     lab.ok(&["down", &a]);
 }
 
-/// Steps and the fault points that exist in each (the launch step of a background
-/// container writes its records from the supervisor, not from host-setup itself).
-const POINTS: &[(&str, &[&str])] = &[
-    ("layers", &["before", "recorded", "after"]),
-    ("dirs", &["before", "recorded", "after"]),
-    ("netns", &["before", "recorded", "after"]),
-    ("link", &["before", "recorded", "after"]),
-    ("cgroups", &["before", "recorded", "after"]),
-    ("launch", &["before", "after"]),
-];
-
-/// `up a` (peer b, already up) with HOST_SETUP_FAULT set.
-fn up_with_fault(lab: &Lab, a: &str, b: &str, fault: &str) -> std::process::Output {
-    lab.cmd(&["up", a, "--address", "11.11.11.2/24", "--peer", b]).env("HOST_SETUP_FAULT", fault).output().unwrap()
-}
-
 fn assert_pair_works(lab: &Lab, a: &str) {
     let o = lab.exec(a, &["ping", "-c", "1", "-W", "2", "11.11.11.3"]);
     assert!(o.status.success(), "{}", text(&o));
 }
 
-#[test]
-fn a_failing_step_undoes_everything_it_and_the_steps_before_made() {
-    let lab = Lab::new();
-    let (a, b) = (lab.name("a"), lab.name("b"));
-    lab.ok(&["up", &b, "--address", "11.11.11.3/24", "--peer", &a]);
-    let before = footprint(&lab);
-    for (step, whens) in POINTS {
-        for when in *whens {
-            let fault = format!("{step}:{when}:fail");
-            let o = up_with_fault(&lab, &a, &b, &fault);
-            assert_eq!(o.status.code(), Some(1), "{fault}: {}", text(&o));
-            assert!(
-                String::from_utf8_lossy(&o.stderr).contains(&format!("injected fault at {step}:{when}")),
-                "{}",
-                text(&o)
-            );
-            assert_eq!(footprint(&lab), before, "{fault} left something behind");
-        }
-    }
-    // And it still comes up.
-    lab.ok(&["up", &a, "--address", "11.11.11.2/24", "--peer", &b]);
-    assert_pair_works(&lab, &a);
-}
-
-#[test]
-fn a_setup_killed_at_any_point_is_recovered_by_down_or_by_up_again() {
-    let lab = Lab::new();
-    let (a, b) = (lab.name("a"), lab.name("b"));
-    lab.ok(&["up", &b, "--address", "11.11.11.3/24", "--peer", &a]);
-    let before = footprint(&lab);
-    let mut by_up = false;
-    for (step, whens) in POINTS {
-        for when in *whens {
-            let fault = format!("{step}:{when}:kill");
-            let o = up_with_fault(&lab, &a, &b, &fault);
-            assert_eq!(std::os::unix::process::ExitStatusExt::signal(&o.status), Some(9), "{fault}: {}", text(&o));
-            // Alternate: recover with down, or by bringing it up again.
-            by_up = !by_up;
-            if by_up {
-                let o = lab.run(&["up", &a, "--address", "11.11.11.2/24", "--peer", &b]);
-                if fault == "launch:after:kill" {
-                    // Killed after the container was running: it is up, and says so.
-                    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
-                    assert!(String::from_utf8_lossy(&o.stderr).contains("is already up"), "{}", text(&o));
-                } else {
-                    assert!(o.status.success(), "{fault}, then up: {}", text(&o));
-                }
-                assert_pair_works(&lab, &a);
-            }
-            lab.ok(&["down", &a]);
-            assert_eq!(footprint(&lab), before, "{fault}, recovered by {}", if by_up { "up" } else { "down" });
-        }
-    }
-}
-
-#[test]
-fn ctrl_c_during_setup_undoes_it_and_exits_130() {
-    let lab = Lab::new();
-    let (a, b) = (lab.name("a"), lab.name("b"));
-    lab.ok(&["up", &b, "--address", "11.11.11.3/24", "--peer", &a]);
-    let before = footprint(&lab);
-    for step in ["netns", "cgroups"] {
-        let o = up_with_fault(&lab, &a, &b, &format!("{step}:recorded:interrupt"));
-        assert_eq!(o.status.code(), Some(130), "{}", text(&o));
-        assert!(String::from_utf8_lossy(&o.stderr).contains("interrupted by SIGINT"), "{}", text(&o));
-        assert_eq!(footprint(&lab), before);
-    }
-}
+// Faults at every step (fail, kill, interrupt, SIGINT/SIGTERM/SIGHUP): tests/faults.rs.
 
 #[test]
 fn a_pair_comes_up_concurrently() {

@@ -10,7 +10,13 @@
 //! `before` (the step), `recorded` (after its first journal record, before the
 //! thing is made) or `after` (the step), and ACTION is `fail` (the step returns an
 //! error), `kill` (host-setup SIGKILLs itself there) or `interrupt` (it sends
-//! itself SIGINT there, as a Ctrl-C would).
+//! itself SIGINT there, as a Ctrl-C would) or `pause` (it waits there, up to a
+//! minute, for a real SIGINT, SIGTERM or SIGHUP, which then interrupts the setup as
+//! it would anywhere: a test's signal arrives at a known point).
+//!
+//! Every point passed is logged at debug level (`fault point STEP:WHEN`): with
+//! `RUST_LOG=debug` a clean `up` lists the points that exist for its container, and
+//! tests/faults.rs builds its matrix from that list.
 
 use std::sync::Mutex;
 
@@ -71,6 +77,7 @@ pub fn recorded() -> Result<()> {
 }
 
 fn point(step: &str, when: &str) -> Result<()> {
+    log::debug!("fault point {step}:{when}");
     let Ok(spec) = std::env::var("HOST_SETUP_FAULT") else { return Ok(()) };
     let mut it = spec.splitn(3, ':');
     let (Some(s), Some(w), Some(action)) = (it.next(), it.next(), it.next()) else { return Ok(()) };
@@ -85,6 +92,13 @@ fn point(step: &str, when: &str) -> Result<()> {
         }
         "interrupt" => {
             let _ = nix::sys::signal::raise(Signal::SIGINT);
+            Ok(())
+        }
+        "pause" => {
+            // Taken, then raised again: still held, it is pending when the step ends.
+            if let Some(sig) = crate::sys::wait_signal(&interrupts(), std::time::Duration::from_secs(60)) {
+                let _ = nix::sys::signal::raise(sig);
+            }
             Ok(())
         }
         _ => Err(crate::failed!("injected fault at {step}:{when} (HOST_SETUP_FAULT)")),

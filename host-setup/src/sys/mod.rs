@@ -181,6 +181,19 @@ pub fn take_pending(set: &SigSet) -> Option<Signal> {
     Signal::try_from(n).ok()
 }
 
+/// Wait up to `timeout` for a signal of `set` (blocked by the caller) and take it.
+pub fn wait_signal(set: &SigSet, timeout: std::time::Duration) -> Option<Signal> {
+    let t = libc::timespec { tv_sec: timeout.as_secs() as libc::time_t, tv_nsec: timeout.subsec_nanos() as _ };
+    loop {
+        // SAFETY: a valid sigset and timespec for the call; the siginfo pointer may be null.
+        let n = unsafe { libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), &t) };
+        // EINTR: another signal's handler ran (a stop and continue); wait again.
+        if n >= 0 || nix::errno::Errno::last() != nix::errno::Errno::EINTR {
+            return Signal::try_from(n).ok();
+        }
+    }
+}
+
 /// In a freshly forked child, before execve: no blocked signals and default
 /// dispositions, whatever host-setup had set for itself. Async-signal-safe.
 pub fn reset_signals_in_child() {
