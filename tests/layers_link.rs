@@ -157,10 +157,11 @@ fn a_write_through_the_overlay_leaves_the_linked_host_file_alone() {
         fs::create_dir(t.path(d)).unwrap();
     }
     // The container's root as host-setup makes it: the layer as overlay's lower dir.
-    // Written, chmod-ed and chown-ed through the overlay: copied up first.
+    // Written, chown-ed and chmod-ed through the overlay (chown clears setuid,
+    // so chmod last): copied up first.
     let script = format!(
         "set -e\nmount -t overlay overlay -o lowerdir={l},upperdir={t}/upper,workdir={t}/work {t}/merged\n\
-         echo written >> {t}/merged/bin/mytrue\nchmod 4700 {t}/merged/bin/mytrue\nchown 1:1 {t}/merged/bin/mytrue",
+         echo written >> {t}/merged/bin/mytrue\nchown 1:1 {t}/merged/bin/mytrue\nchmod 4700 {t}/merged/bin/mytrue",
         l = dir.display(),
         t = t.0.display()
     );

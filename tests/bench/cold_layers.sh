@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$PWD
 ROUNDS=${1:-15}
-: "${COLD_BEFORE:?a dir with the other build's binaries}"
+: "${COLD_BEFORE:?a dir with the binaries of the other build}"
 AFTER=${COLD_AFTER:-$REPO/target/x86_64-unknown-linux-gnu/release}
 [ "$(id -u)" = 0 ] || { echo "cold_layers: run as root" >&2; exit 3; }
 
@@ -86,9 +86,12 @@ range() { tr ' ' '\n' | grep . | sort -n | awk 'NR==1 {lo=$1} {hi=$1} END {print
 b=$(echo "${T[before]}" | med)
 a=$(echo "${T[after]}" | med)
 t=$(echo "${T[tut]}" | med)
+rb=$(echo "${T[before]}" | range)
+ra=$(echo "${T[after]}" | range)
+rt=$(echo "${T[tut]}" | range)
 echo "cold pair up (RED+BLUE, layer cache empty), $ROUNDS interleaved rounds, median ms (min-max):"
-echo "| tutorial's flow (cp + ldd) | $t ($(echo "${T[tut]}" | range)) |"
-echo "| host-setup before ($COLD_BEFORE) | $b ($(echo "${T[before]}" | range)) |"
-echo "| host-setup after ($AFTER) | $a ($(echo "${T[after]}" | range)) |"
+echo "| the tutorial flow (cp + ldd) | $t ($rt) |"
+echo "| host-setup before ($COLD_BEFORE) | $b ($rb) |"
+echo "| host-setup after ($AFTER) | $a ($ra) |"
 awk -v b="$b" -v a="$a" -v t="$t" 'BEGIN { printf "before/after %.2fx; tutorial/before %.2fx; tutorial/after %.2fx\n", b/a, t/b, t/a }'
 echo "load $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -216,10 +216,7 @@ impl Builder {
                 mkdir_p(tmp, parent, &mut made)?;
             }
             let dst = in_layer(tmp, &f.dest);
-            let done = place(f, how, &dst)?;
-            if done != how {
-                debug!("{}: {} rather than {}", dst.display(), done.command(), how.command());
-            }
+            place(f, how, &dst)?;
         }
         for d in made.iter().rev() {
             fsync_dir(d)?;
