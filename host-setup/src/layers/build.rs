@@ -1,10 +1,10 @@
 //! Building a layer: its plan worked out once (the closure, the fingerprint,
-//! whether it is cached), then carried out: the plan's files copied into a
-//! temporary directory under the layers' lock, synced, and renamed into place.
+//! whether it is cached, how each file goes in), then carried out: the plan's
+//! files linked, reflinked or copied (place.rs) into a temporary directory under
+//! the layers' lock, synced, and renamed into place.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{Seek, SeekFrom};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use log::{debug, info, warn};
@@ -14,6 +14,7 @@ use nix::fcntl::{Flock, FlockArg};
 use super::cache::{fingerprint_of, in_layer};
 use super::closure::{Resolved, DEFAULT_SEARCH_PATH};
 use super::manifest::Manifest;
+use super::place::{self, place, Placement};
 use crate::error::{Error, Result, SysContext};
 
 /// Builds layers from manifests, with this host's binaries.
@@ -40,6 +41,8 @@ pub struct LayerPlan {
     pub(super) fingerprint: u64,
     pub(super) content: Resolved,
     pub(super) cached: bool,
+    /// How each of `content.files` goes into the layer (link, reflink, copy).
+    pub(super) placements: Vec<Placement>,
 }
 
 impl LayerPlan {
@@ -65,6 +68,11 @@ impl LayerPlan {
     pub fn files(&self) -> impl Iterator<Item = (&Path, &Path)> {
         self.content.files.iter().map(|f| (f.found.as_path(), f.dest.as_path()))
     }
+
+    /// [`LayerPlan::files`] with how each goes into the layer.
+    pub fn placed(&self) -> impl Iterator<Item = (&Path, &Path, Placement)> {
+        self.files().zip(self.placements.iter().copied()).map(|((found, dest), how)| (found, dest, how))
+    }
 }
 
 /// An exclusive flock on `<layers_dir>/.lock`, released when dropped.
@@ -89,6 +97,12 @@ impl Builder {
         let fingerprint = fingerprint_of(m, &content.files);
         let dir = self.layer_path(m, fingerprint);
         let cached = dir.is_dir() && self.looks_complete(&content, &dir);
+        let to = place::target(&self.layers_dir);
+        let placements = content
+            .files
+            .iter()
+            .map(|f| to.as_ref().map_or(Placement::Copy, |to| place::choose(&place::facts(&f.src), to)))
+            .collect();
         debug!(
             "layer {}: {} input files, fingerprint {fingerprint:016x}, {} {}",
             m.name,
@@ -96,7 +110,7 @@ impl Builder {
             if cached { "cached at" } else { "to be built at" },
             dir.display()
         );
-        Ok(LayerPlan { name: m.name.clone(), dir, fingerprint, content, cached })
+        Ok(LayerPlan { name: m.name.clone(), dir, fingerprint, content, cached, placements })
     }
 
     /// Makes `plan.dir()` exist with exactly the plan's files and returns it: if
@@ -135,7 +149,7 @@ impl Builder {
         self.remove_temps()?;
         let tmp = self.layers_dir.join(format!(".tmp-{name}-{:016x}-{}", plan.fingerprint, std::process::id()));
         info!("layer {name}: building {}", dir.display());
-        if let Err(e) = self.write_layer(r, &tmp) {
+        if let Err(e) = self.write_layer(plan, &tmp) {
             if let Err(e2) = crate::state::remove_tree(&tmp) {
                 warn!("layer {name}: could not remove {}: {e2}", tmp.display());
             }
@@ -190,44 +204,19 @@ impl Builder {
         Ok(())
     }
 
-    fn write_layer(&self, r: &Resolved, tmp: &Path) -> Result<()> {
+    fn write_layer(&self, plan: &LayerPlan, tmp: &Path) -> Result<()> {
+        let r = &plan.content;
         mkdir_0755(tmp)?;
         let mut made = vec![tmp.to_path_buf()];
         for d in &r.dirs {
             mkdir_p(tmp, d, &mut made)?;
         }
-        for f in &r.files {
+        for (f, &how) in r.files.iter().zip(&plan.placements) {
             if let Some(parent) = f.dest.parent() {
                 mkdir_p(tmp, parent, &mut made)?;
             }
             let dst = in_layer(tmp, &f.dest);
-            let real = f.src.real.display();
-            debug!("copy {real} to {}", dst.display());
-            let mut out = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&dst)
-                .sys(|| format!("create {}", dst.display()))?;
-            // From the fd opened during resolution: the inode the fingerprint describes.
-            let mut from = &f.src.file;
-            from.seek(SeekFrom::Start(0)).sys(|| format!("copy {real} to {}", dst.display()))?;
-            let n = std::io::copy(&mut from, &mut out).sys(|| format!("copy {real} to {}", dst.display()))?;
-            if n != f.src.meta.len() {
-                return Err(crate::failed!(
-                    "copy {real} to {}: {real} changed while being copied ({n} bytes, not {})",
-                    dst.display(),
-                    f.src.meta.len()
-                ));
-            }
-            // The permission bits, without setuid/setgid/sticky (as `cp -L` does).
-            let mode = f.src.meta.mode() & 0o777;
-            out.set_permissions(fs::Permissions::from_mode(mode))
-                .sys(|| format!("chmod {mode:o} {}", dst.display()))?;
-            // Durable before the rename makes the layer visible: a cached layer is
-            // never checked against its inputs again.
-            out.sync_all().sys(|| format!("fsync {}", dst.display()))?;
+            place(f, how, &dst)?;
         }
         for d in made.iter().rev() {
             fsync_dir(d)?;

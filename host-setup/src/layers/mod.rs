@@ -5,7 +5,9 @@
 //! work in-process (no `ldd`, no `cp`): each manifest entry is found on the host,
 //! its symlinks are resolved, its ELF file is parsed with goblin (PT_INTERP and
 //! DT_NEEDED, recursively, searched the way ld.so searches) and every file is
-//! copied to the path where the host found it.
+//! put at the path where the host found it: hard-linked where the layer cache is
+//! on the same mount and a link gives what a copy would, reflinked or copied
+//! otherwise (`place.rs`).
 //!
 //! A layer is cached: its directory is `<layers_dir>/<name>-<fingerprint>`, where
 //! the fingerprint covers the manifest and the (path, size, mtime, inode, mode) of
@@ -23,7 +25,7 @@
 //! `ldso.rs` (where ld.so looks for a library), `elf.rs` (what an ELF file asks
 //! for), `closure.rs` (the files of a layer, found on this host, with
 //! `realpath.rs` resolving each directory once), `cache.rs` (the fingerprint,
-//! the layer's directory, pruning), `build.rs` (a layer's plan, and making its
+//! the layer's directory, pruning), `place.rs` (link, reflink or copy), `build.rs` (a layer's plan, and making its
 //! directory) and `shell.rs` (the same plan as shell commands).
 
 mod build;
@@ -32,10 +34,12 @@ mod closure;
 mod elf;
 mod ldso;
 mod manifest;
+mod place;
 mod realpath;
 mod shell;
 
 pub use build::{Builder, LayerPlan};
 pub use closure::DEFAULT_SEARCH_PATH;
+pub use place::Placement;
 pub use manifest::{builtin, parse, Entry, Manifest, BUILTIN, MYROOT_MANIFEST, TOOLS_MANIFEST};
 pub use shell::explain;

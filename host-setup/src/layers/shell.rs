@@ -9,11 +9,13 @@ use super::build::LayerPlan;
 use super::closure::{LayerFile, Why};
 use super::ldso::dedup;
 use super::manifest::{Entry, Manifest};
+use super::place::Placement;
 
 impl LayerPlan {
     /// The tutorial's shell commands for this plan: `mkdir -p` of the layer's
     /// directories, `cp -L` of each entry, then of each library the `ldd` of those
-    /// entries finds, for exactly the files [`Builder::build`](super::Builder::build)
+    /// entries finds (`ln -L` where the plan links, `cp -L --reflink=auto` where it
+    /// reflinks), for exactly the files [`Builder::build`](super::Builder::build)
     /// copies and into exactly [`LayerPlan::dir`]. host-setup does this
     /// in-process (in a temporary directory renamed into place), or nothing when
     /// the layer is cached, which the first line says.
@@ -38,20 +40,23 @@ impl LayerPlan {
             words.push(quote(&l));
         }
         out.push(format!("mkdir -p {}", words.join(" ")));
-        let cp = |f: &LayerFile| {
-            format!("cp -L {} {}", quote(&f.found.display().to_string()), quote(&format!("{l}{}", f.dest.display())))
+        // `ln -L`, `cp -L --reflink=auto` or `cp -L`: as the plan puts each file in.
+        let cp = |(f, how): &(&LayerFile, Placement)| {
+            let (from, to) = (quote(&f.found.display().to_string()), quote(&format!("{l}{}", f.dest.display())));
+            format!("{} {from} {to}", how.command())
         };
-        let (entries, closure): (Vec<&LayerFile>, Vec<&LayerFile>) =
-            r.files.iter().partition(|f| matches!(f.why, Why::Entry));
-        out.extend(entries.iter().map(|f| cp(f)));
+        let placed = r.files.iter().zip(self.placements.iter().copied());
+        let (entries, closure): (Vec<(&LayerFile, Placement)>, Vec<(&LayerFile, Placement)>) =
+            placed.partition(|(f, _)| matches!(f.why, Why::Entry));
+        out.extend(entries.iter().map(cp));
         if !closure.is_empty() {
             let exes: Vec<String> = entries
                 .iter()
-                .filter(|f| f.src.elf.as_ref().is_some_and(|e| e.interp.is_some()))
-                .map(|f| quote(&f.found.display().to_string()))
+                .filter(|(f, _)| f.src.elf.as_ref().is_some_and(|e| e.interp.is_some()))
+                .map(|(f, _)| quote(&f.found.display().to_string()))
                 .collect();
             out.push(format!("# the shared libraries (ldd {}):", exes.join(" ")));
-            out.extend(closure.iter().map(|f| cp(f)));
+            out.extend(closure.iter().map(cp));
         }
         out
     }
@@ -189,12 +194,13 @@ mod tests {
         assert!(lines[1].starts_with("mkdir -p ") && lines[1].contains(&quote(&format!("{dir}/proc"))), "{}", lines[1]);
         let files: Vec<(&Path, &Path)> = plan.files().collect();
         assert!(files.len() >= 4, "sh, env, their loader and libc: {files:?}");
-        for (found, dest) in &files {
-            let cp =
-                format!("cp -L {} {}", quote(&found.display().to_string()), quote(&format!("{dir}{}", dest.display())));
+        for (found, dest, how) in plan.placed() {
+            let (from, to) = (quote(&found.display().to_string()), quote(&format!("{dir}{}", dest.display())));
+            let cp = format!("{} {from} {to}", how.command());
             assert!(lines.contains(&cp), "{cp}: not in {lines:#?}");
         }
-        assert_eq!(lines.iter().filter(|l| l.starts_with("cp ")).count(), files.len(), "no other copy");
+        let n = lines.iter().filter(|l| l.starts_with("cp ") || l.starts_with("ln ")).count();
+        assert_eq!(n, files.len(), "no other copy");
 
         // Run as a script, the commands make the layer's directory...
         let script = format!("set -e\n{}\n", lines.join("\n"));

@@ -161,6 +161,7 @@ fn tighten_all(paths: &Paths) -> Result<()> {
             tighten(&p, FILE, false)?;
         }
     }
+    // The layers dir alone: its files may be the host's own (hard links, layers/place.rs).
     tighten(&paths.layers(), PRIVATE_DIR, true)?;
     tighten_tree(&paths.networks(), 3)
 }

@@ -74,3 +74,23 @@ pub fn get(path: &Path, key: &OsStr) -> Result<Vec<u8>, Errno> {
         }
     }
 }
+
+/// fgetxattr(fd, key): the attribute of the inode open as `fd` (no path, so no
+/// rename between the open and this call can swap the file).
+pub fn fget(fd: BorrowedFd<'_>, key: &OsStr) -> Result<Vec<u8>, Errno> {
+    let k = CString::new(key.as_bytes()).map_err(|_| Errno::EINVAL)?;
+    let mut buf = vec![0u8; 4096];
+    loop {
+        // SAFETY: as in list: a writable buffer of buf.len() bytes; fd is borrowed
+        // for the call and k is a NUL-terminated string that outlives it.
+        let n = unsafe { libc::fgetxattr(fd.as_raw_fd(), k.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        match Errno::result(n) {
+            Ok(n) => {
+                buf.truncate(n as usize);
+                return Ok(buf);
+            }
+            Err(Errno::ERANGE) if buf.len() < 1 << 20 => buf.resize(buf.len() * 4, 0),
+            Err(e) => return Err(e),
+        }
+    }
+}
