@@ -95,6 +95,13 @@ impl Action {
             Action::Layer(LayerUse::Build(plan)) => builder(ctx).build(plan).map(drop),
             Action::Layer(LayerUse::Dir(_)) => Ok(()),
             Action::PruneLayers => {
+                // Every container's journal says which layers it uses: reading them all
+                // on each `up` made its cost grow with the number of containers (the
+                // layers step took 4 ms with 40 up, 32 ms with 400, here). Most `up`s
+                // find only their own layers in the cache: nothing to prune then.
+                if !builder(ctx).holds_other_than(&ctx.layer_dirs) {
+                    return Ok(());
+                }
                 let mut keep = ctx.layer_dirs.clone();
                 for name in ctx.paths.container_names() {
                     if let Ok(Some(j)) = Journal::read(ctx.paths, &name) {
