@@ -115,7 +115,7 @@ impl Action {
             }
             Action::Ids(ids, _) => {
                 log::debug!("{}: {}", ctx.spec.name, ids.describe());
-                Ok(())
+                crate::userns::claims::claim(ctx.paths, ids, &ctx.spec.name)
             }
             Action::Dirs { root, subdirs, owned, owner } => {
                 state::perms::make_container_dir(root, subdirs, owned, owner.map(|ids| (ids.uid, ids.gid)))
@@ -224,8 +224,10 @@ pub fn undo(r: &Resource, t: &Teardown) -> Result<()> {
         }
         // Before the directory it is in (teardown undoes both on one thread).
         Resource::Mount(d) => crate::disk::unmount(d)?,
-        // Free for another container once this journal is gone.
-        Resource::Ids(_) => {}
+        Resource::Ids(ids) => {
+            let owner = t.spec.as_ref().map(|s| s.name.as_str());
+            crate::userns::claims::release(t.paths, ids, owner)?
+        }
         Resource::HostLink { .. } | Resource::Sysctl { .. } | Resource::NftTable { .. } => {
             crate::made::undo_host(r)?;
         }
