@@ -108,6 +108,13 @@ impl Action {
             Action::Layer(LayerUse::Build(plan)) => builder(ctx).build(plan).map(drop),
             Action::Layer(LayerUse::Dir(_)) => Ok(()),
             Action::PruneLayers => {
+                // Every container's journal says which layers it uses: reading them all
+                // on each `up` made its cost grow with the number of containers (the
+                // layers step took 4 ms with 40 up, 32 ms with 400, here). Most `up`s
+                // find only their own layers in the cache: nothing to prune then.
+                if !builder(ctx).holds_other_than(&ctx.layer_dirs) {
+                    return Ok(());
+                }
                 let mut keep = ctx.layer_dirs.clone();
                 for name in ctx.paths.container_names() {
                     if let Ok(Some(j)) = Journal::read(ctx.paths, &name) {
@@ -121,7 +128,7 @@ impl Action {
             }
             Action::Ids(ids, _) => {
                 log::debug!("{}: {}", ctx.spec.name, ids.describe());
-                Ok(())
+                crate::userns::claims::claim(ctx.paths, ids, &ctx.spec.name)
             }
             Action::Dirs { root, subdirs, owned, owner } => {
                 state::perms::make_container_dir(root, subdirs, owned, owner.map(|ids| (ids.uid, ids.gid)))
@@ -230,8 +237,10 @@ pub fn undo(r: &Resource, t: &Teardown) -> Result<()> {
         }
         // Before the directory it is in (teardown undoes both on one thread).
         Resource::Mount(d) => crate::disk::unmount(d)?,
-        // Free for another container once this journal is gone.
-        Resource::Ids(_) => {}
+        Resource::Ids(ids) => {
+            let owner = t.spec.as_ref().map(|s| s.name.as_str());
+            crate::userns::claims::release(t.paths, ids, owner)?
+        }
         Resource::HostLink { .. } | Resource::Sysctl { .. } | Resource::NftTable { .. } => {
             crate::made::undo_host(r)?;
         }

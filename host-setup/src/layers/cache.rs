@@ -108,6 +108,20 @@ impl Builder {
     /// interrupted builds) except the directories in `keep`: pass the layers that
     /// running containers use and the ones just returned by [`Builder::ensure`].
     /// A directory with something mounted in it is never removed.
+    /// Whether the cache holds anything `prune(keep)` could remove: a layer dir not
+    /// in `keep`, or a build's leftover. Only names are read (one directory, a few
+    /// entries); an unreadable cache counts as yes, so that prune reports it.
+    pub fn holds_other_than(&self, keep: &[PathBuf]) -> bool {
+        let Ok(rd) = fs::read_dir(&self.layers_dir) else { return self.layers_dir.exists() };
+        let keep: Vec<PathBuf> = keep.iter().map(|k| fs::canonicalize(k).unwrap_or_else(|_| k.clone())).collect();
+        let base = fs::canonicalize(&self.layers_dir).unwrap_or_else(|_| self.layers_dir.clone());
+        rd.flatten().any(|e| {
+            let name = e.file_name();
+            let Some(name) = name.to_str() else { return false };
+            (is_layer_dir_name(name) || name.starts_with(".tmp-")) && !keep.contains(&base.join(name))
+        })
+    }
+
     pub fn prune(&self, keep: &[PathBuf]) -> Result<()> {
         if !self.layers_dir.is_dir() {
             return Ok(());

@@ -2,11 +2,14 @@
 //! the network's leases/ dir, created with O_EXCL and naming its container, plus a
 //! `last_reserved` file the next search starts after. O_EXCL alone would keep two
 //! concurrent `up`s from getting one address; they also hold the global lock, so the
-//! default network cannot go away between its check and the lease.
+//! default network cannot go away between its check and the lease. Beside them,
+//! `by-container/NAME` is a symlink to NAME's address, so that `down` finds its
+//! lease without reading every lease file (that made each `down` cost more the
+//! more containers were up).
 
 use std::io::{ErrorKind, Write};
 use std::net::Ipv4Addr;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::{ensure, load, plan_create, undo_all, Make, Network};
@@ -15,6 +18,7 @@ use crate::spec::{JoinSpec, DEFAULT_NETWORK};
 use crate::state::{self, Paths};
 
 const LAST: &str = "last_reserved";
+const BY: &str = "by-container";
 
 /// What the lease step does: join `network` (made first if it is the default and absent).
 pub struct LeaseReq {
@@ -154,6 +158,7 @@ pub fn take(paths: &Paths, req: &LeaseReq) -> Result<(Network, Ipv4Addr)> {
     };
     let last = dir.join(LAST);
     state::perms::write_file(&last, format!("{addr}\n").as_bytes())?;
+    link_owner(&dir, &req.container, addr)?;
     log::debug!("network {network}: leased {addr} to {}", req.container);
     Ok((net, addr))
 }
@@ -174,21 +179,56 @@ pub fn members(paths: &Paths, name: &str) -> Vec<(Ipv4Addr, String)> {
     v
 }
 
+/// by-container/CONTAINER -> ADDR (replacing a stale one).
+fn link_owner(dir: &Path, container: &str, addr: Ipv4Addr) -> Result<()> {
+    let by = dir.join(BY);
+    match std::fs::DirBuilder::new().mode(state::perms::PRIVATE_DIR).create(&by) {
+        Err(e) if e.kind() != ErrorKind::AlreadyExists => return Err(e).sys(|| format!("mkdir {}", by.display())),
+        _ => {}
+    }
+    let link = by.join(container);
+    rm(&link)?;
+    std::os::unix::fs::symlink(addr.to_string(), &link).sys(|| format!("symlink {}", link.display()))
+}
+
+fn rm(p: &Path) -> Result<()> {
+    match std::fs::remove_file(p) {
+        Err(e) if e.kind() != ErrorKind::NotFound => Err(e).sys(|| format!("rm {}", p.display())),
+        _ => Ok(()),
+    }
+}
+
+/// CONTAINER's leases: the one its by-container link names (if that lease is still
+/// its), else, for a lease from before the links, every lease that names it.
+fn leases_of(paths: &Paths, network: &str, container: &str) -> Vec<Ipv4Addr> {
+    let dir = leases(paths, network);
+    let owned = |a: &Ipv4Addr| std::fs::read_to_string(dir.join(a.to_string())).is_ok_and(|o| o.trim() == container);
+    match std::fs::read_link(dir.join(BY).join(container)) {
+        Ok(t) => t.to_str().and_then(|t| t.parse().ok()).filter(owned).into_iter().collect(),
+        Err(_) => members(paths, network).into_iter().filter(|(_, o)| o == container).map(|(a, _)| a).collect(),
+    }
+}
+
+/// Whether any address of network NAME is leased (stops at the first lease file).
+fn any_member(paths: &Paths, name: &str) -> bool {
+    std::fs::read_dir(leases(paths, name))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| e.file_name().to_str().is_some_and(|n| n.parse::<Ipv4Addr>().is_ok()))
+}
+
 /// Give back container's leases on network NAME; then a default network with no
 /// member left (or one whose making was cut short) goes too. Takes the global lock.
 pub fn release(paths: &Paths, network: &str, container: &str) -> Result<()> {
     let _lock = state::global_lock(paths)?;
     let dir = leases(paths, network);
-    for (a, owner) in members(paths, network) {
-        if owner == container {
-            let p = dir.join(a.to_string());
-            match std::fs::remove_file(&p) {
-                Err(e) if e.kind() != ErrorKind::NotFound => return Err(e).sys(|| format!("rm {}", p.display())),
-                _ => log::debug!("network {network}: released {a} of {container}"),
-            }
-        }
+    for a in leases_of(paths, network, container) {
+        rm(&dir.join(a.to_string()))?;
+        log::debug!("network {network}: released {a} of {container}");
     }
-    if !paths.network(network).exists() || !members(paths, network).is_empty() {
+    rm(&dir.join(BY).join(container))?;
+    if !paths.network(network).exists() || any_member(paths, network) {
         return Ok(());
     }
     match load(paths, network)? {
@@ -227,5 +267,27 @@ mod tests {
         assert!(check_fixed(&net, ip(1)).is_err() && check_fixed(&net, ip(7)).is_err());
         assert!(check_fixed(&net, Ipv4Addr::new(10, 77, 1, 2)).is_err() && check_fixed(&net, ip(3)).is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_lease_is_found_through_its_link_or_by_reading_them_all() {
+        let t = std::env::temp_dir().join(format!("hs-lease-by-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&t);
+        let paths = Paths::new(&t);
+        let dir = leases(&paths, "n");
+        std::fs::create_dir_all(&dir).unwrap();
+        let (a, b) = (Ipv4Addr::new(10, 77, 0, 2), Ipv4Addr::new(10, 77, 0, 3));
+        std::fs::write(dir.join(a.to_string()), "old\n").unwrap();
+        assert_eq!(leases_of(&paths, "n", "old"), vec![a], "a lease from before the links");
+        std::fs::write(dir.join(b.to_string()), "new\n").unwrap();
+        link_owner(&dir, "new", b).unwrap();
+        assert_eq!(leases_of(&paths, "n", "new"), vec![b]);
+        std::fs::write(dir.join(b.to_string()), "other\n").unwrap();
+        assert!(leases_of(&paths, "n", "new").is_empty(), "a link to someone else's lease releases nothing");
+        assert!(any_member(&paths, "n"));
+        std::fs::remove_file(dir.join(a.to_string())).unwrap();
+        std::fs::remove_file(dir.join(b.to_string())).unwrap();
+        assert!(!any_member(&paths, "n"), "the link dir and last_reserved are not leases");
+        std::fs::remove_dir_all(&t).unwrap();
     }
 }

@@ -8,7 +8,6 @@ use super::Step;
 use crate::action::Action;
 use crate::ctx::Ctx;
 use crate::error::Result;
-use crate::state::Journal;
 use crate::userns::{self, Pool};
 
 pub struct Userns;
@@ -28,13 +27,7 @@ impl Step for Userns {
 
     fn plan(&self, ctx: &Ctx) -> Result<Vec<Action>> {
         let pool = Pool::load()?;
-        let used: Vec<userns::IdMap> = ctx
-            .paths
-            .container_names()
-            .iter()
-            .filter(|n| **n != ctx.spec.name)
-            .filter_map(|n| Journal::read(ctx.paths, n).ok().flatten()?.ids())
-            .collect();
+        let used = userns::claims::used(ctx.paths, &ctx.spec.name)?;
         Ok(vec![Action::Ids(userns::allocate(&pool, &used)?, pool.source)])
     }
 }

@@ -5,8 +5,9 @@
 //! Ranges come from the lines for the user `host-setup` in /etc/subuid and
 //! /etc/subgid (the files newuidmap and Podman read), cut into slots of 65536;
 //! without such lines from DEFAULT_POOL. Each container takes the lowest slot no
-//! other container of this state dir holds (its journal records it, under the
-//! state dir's lock), so two containers never share ids.
+//! other container of this state dir holds (its journal records it, and a file
+//! under ids/ claims it: claims.rs; under the state dir's lock), so two containers
+//! never share ids.
 //!
 //! What the kernel then needs from the host (spawn.rs does it, init the rest):
 //! the maps written by the parent (a privileged writer may map any range), the
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result, SysContext};
 use crate::sys;
 
+pub mod claims;
 mod join;
 mod maps;
 mod pool;
