@@ -276,7 +276,8 @@ mod tests {
         // Born in its cgroup (v2, clone3): nothing to join, the namespace still made.
         let born = InitArgs { born_in_cgroup: true, ..args(&["sh"]) };
         with_init_parser(&born.argv(), |o, _| assert!(o.cgroups().next().is_none() && o.cgroupns));
-        assert!(!born.shell().join("\n").contains("echo 0 >"), "no cgroup.procs write");
+        // A shell cannot clone3 into a cgroup: the script joins it instead.
+        assert!(born.shell().join("\n").contains("echo 0 > /sys/fs/cgroup/cpu/host-setup/red/cgroup.procs"));
         // A command that looks like an option stays the command.
         with_init_parser(&args(&["--pause"]).argv(), |o, argv| {
             assert!(!o.pause);
@@ -313,12 +314,13 @@ mod tests {
     #[test]
     fn shell_follows_the_tutorial() {
         let e = args(&[]).shell().join("\n");
-        assert!(e.contains("unshare -m -u -i -fp nsenter --net=/run/netns/RED"));
+        assert!(e.contains("unshare -m -u -i -p -f nsenter --net=/run/netns/RED sh -e 3>$ready/fifo <<'EOF' &"));
+        assert!(e.contains("\n  exec /proc/self/fd/9 --cgroupns --restrict --ready-fd 3 --pause\nEOF\n"), "{e}");
         assert!(e.contains("lowerdir=/s/layers/tools-1:/s/layers/myroot-2,upperdir="));
         assert!(e.contains("pivot_root . .; umount -l ."));
-        assert!(e.contains("# seccomp: default (Docker's default profile"));
+        assert!(e.contains("# not here: seccomp, default (Docker's default profile"));
         let file = InitArgs { seccomp: Seccomp::File { path: "/p.json".into(), text: "{}".into() }, ..args(&[]) };
-        assert!(file.shell().join("\n").contains("# seccomp: profile /p.json"));
+        assert!(file.shell().join("\n").contains("seccomp, profile /p.json"));
         let none = InitArgs { seccomp: Seccomp::Unconfined, ..args(&[]) }.shell().join("\n");
         assert!(!none.contains("seccomp"));
     }
