@@ -55,6 +55,9 @@ pub enum Action {
     Unit(crate::systemd::Transient),
     /// Tutorial 4-1 3) to 4-2 5): init in new namespaces does the rest from inside.
     Launch(InitArgs),
+    /// --explain of the tutorial's pair only: the op, if that netns exists
+    /// when the script runs (made by the peer's own explain script).
+    IfNetns(String, net::Op),
     /// What another command will do, or why nothing is done: shown, not run.
     Note(String),
 }
@@ -73,7 +76,7 @@ impl Action {
             Action::Ids(ids, _) => Some(Record::Made(Resource::Ids(*ids))),
             Action::Dirs { root, .. } => Some(Record::Made(Resource::Dir(root.clone()))),
             Action::Disk(t) => Some(Record::Made(Resource::Mount(t.dir.clone()))),
-            Action::Net(op) => crate::made::made_by(op).map(Record::Made),
+            Action::Net(op) | Action::IfNetns(_, op) => crate::made::made_by(op).map(Record::Made),
             Action::Lease(r) => {
                 Some(Record::Made(Resource::Lease { network: r.net.name.clone(), container: r.container.clone() }))
             }
@@ -135,6 +138,10 @@ impl Action {
             }
             Action::Disk(t) => t.make(),
             Action::Net(op) => op.run(),
+            Action::IfNetns(netns, op) => match net::netns_exists(netns) {
+                true => op.run(),
+                false => Ok(()),
+            },
             Action::Lease(r) => {
                 ctx.lease = Some(network::take(ctx.paths, r)?);
                 Ok(())
@@ -167,8 +174,12 @@ impl Action {
             Action::Dirs { root, subdirs, owned, owner } => {
                 let list = |v: &[PathBuf]| v.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(" ");
                 let gid = owner.map_or(0, |ids| ids.gid);
-                let mut lines =
-                    vec![format!("mkdir -m {:o} {}", state::perms::container_dir_mode(gid), root.display())];
+                // The state dir's containers/ (host-setup makes it at start: the script on a clean host).
+                let parent = root.parent().unwrap_or(Path::new("/"));
+                let mut lines = vec![
+                    format!("mkdir -p -m {:o} {}", state::perms::SHARED_DIR, parent.display()),
+                    format!("mkdir -m {:o} {}", state::perms::container_dir_mode(gid), root.display()),
+                ];
                 if gid != 0 {
                     lines.push(format!("chgrp {gid} {}", root.display()));
                 }
@@ -180,6 +191,12 @@ impl Action {
             }
             Action::Disk(t) => t.shell(),
             Action::Net(op) => op.shell(),
+            Action::IfNetns(netns, op) => {
+                let mut lines = vec![format!("if [ -e {} ]; then", net::netns_path(netns).display())];
+                lines.extend(op.shell().into_iter().map(|l| format!("  {l}")));
+                lines.push("fi".into());
+                lines
+            }
             Action::Lease(r) => r.shell(),
             Action::Cgroup(op) => op.shell(),
             Action::Unit(t) => t.shell(),

@@ -41,6 +41,8 @@ pub fn up(paths: &Paths, parent: &str, spec: &Spec, init: Option<PathBuf>, expla
 }
 
 fn explain_up(u: &Up) -> Result<i32> {
+    // A script: bash runs it as it is (tests/explain_runs.rs proves it).
+    println!("# host-setup up {} --explain: run it with bash -e, on a host where it is not up", u.spec.name);
     for (step, lines) in plan::explain(u)? {
         println!("# step {step}");
         for l in lines {

@@ -131,99 +131,6 @@ impl InitArgs {
     pub fn filtered(&self) -> bool {
         (self.contain || self.explicit.is_some()) && self.seccomp != Seccomp::Unconfined
     }
-
-    /// The tutorial's shell commands for what init does (4-1 3) to 4-2 5)).
-    pub fn shell(&self) -> Vec<String> {
-        let mut lower: Vec<String> = self.lower.iter().map(|p| s(p)).collect();
-        let mut out = vec![];
-        match &self.userns {
-            None => out.push(format!(
-                "unshare -m -u -i -fp nsenter --net={} /bin/sh   # new mount, UTS, IPC and PID namespaces; in there:",
-                self.netns.display()
-            )),
-            Some(u) => {
-                out.push(format!(
-                    "nsenter --net={} unshare {} -m -u -i -fp /bin/sh &   # a user namespace first: the others are its",
-                    self.netns.display(),
-                    u.ids.unshare_options()
-                ));
-                for d in self.cgroup_dirs.iter().filter(|_| !self.born_in_cgroup) {
-                    out.push(format!(
-                        "# the child, before it becomes root inside: echo 0 > {}/tasks (a file the host opened)",
-                        d.display()
-                    ));
-                }
-                for (layer, point) in self.lower.iter().zip(&u.mount_points) {
-                    out.push(format!(
-                        "nsenter -t $! -m mount --bind -o ro,X-mount.idmap=/proc/$!/ns/user {} {}",
-                        layer.display(),
-                        point.display()
-                    ));
-                }
-                out.push("# in there (root of its user namespace):".into());
-                lower = u.mount_points.iter().map(|p| s(p)).collect();
-            }
-        }
-        for d in self.cgroup_dirs.iter().filter(|_| self.userns.is_none()) {
-            out.push(match self.born_in_cgroup {
-                true => format!(
-                    "  # already in {}: born there (clone3 CLONE_INTO_CGROUP), no cgroup.procs write",
-                    d.display()
-                ),
-                // v1 (v2 is born in its one cgroup): this thread alone, see init/src/join.rs.
-                false => format!("  echo 0 > {}/tasks", d.display()),
-            });
-        }
-        let merge = self.rootfs.display();
-        out.extend([
-            "  mount --make-rprivate /".to_string(),
-            format!(
-                "  mount -t overlay overlay -o lowerdir={},upperdir={},workdir={}{} {merge}",
-                lower.join(":"),
-                self.upper.display(),
-                self.work.display(),
-                if self.userns.is_some() { ",userxattr" } else { "" }
-            ),
-            // The tutorial's put_old without the directory (init/src/rootfs.rs says why).
-            format!("  mount -t proc proc {merge}/proc"),
-            format!(
-                "  cd {merge}; pivot_root . .; umount -l .; cd /   # the old root, stacked on the new one, detached"
-            ),
-            format!("  hostname {}", self.hostname),
-        ]);
-        if self.contain {
-            out.extend([
-                "  # containment, not in the tutorial (--privileged leaves it out):".to_string(),
-                "  unshare -C                                   # init, after joining the cgroups: a cgroup namespace".to_string(),
-                match self.userns {
-                    None => "  mount -t tmpfs tmpfs /dev; mknod /dev/null c 1 3 ...   # null zero full random urandom tty, devpts, shm",
-                    Some(_) => "  mount -t tmpfs tmpfs dev; touch dev/null; mount --bind /dev/null dev/null ...   # no mknod in a user namespace",
-                }
-                .to_string(),
-                "  mount --bind /dev/null /proc/kcore ...; mount -o remount,bind,ro /proc/sys ...".to_string(),
-                "  capsh --drop=<all but Docker's default set> --no-new-privs --   # for the command".to_string(),
-            ]);
-        }
-        if let Some(r) = &self.run {
-            // The run options' mounts go in before /proc and the pivot.
-            let at = out.iter().position(|l| l.contains("mount -t proc")).unwrap_or(out.len());
-            let mounts = crate::spec::runopts_show::shell_mounts(&r.run, &self.rootfs, self.userns.is_some());
-            out.splice(at..at, mounts);
-            out.push(crate::spec::runopts_show::shell_process(&r.run, &r.env));
-        }
-        if self.filtered() {
-            out.push(format!("  # seccomp: {}, installed last", self.seccomp.describe()));
-        }
-        out.push(match (self.command.is_empty(), self.pid1) {
-            (true, _) => "  # init stays PID 1 and waits (--pause); enter with host-setup exec".to_string(),
-            (false, Pid1::Exec) => format!("  exec {}", self.command.join(" ")),
-            (false, _) => format!(
-                "  {} &   # init stays PID 1: forwards signals, reaps, passes on the status",
-                self.command.join(" ")
-            ),
-        });
-        out
-    }
 }
 
 /// argv of `host-setup exec` in a contained container: init applies the main
@@ -369,7 +276,8 @@ mod tests {
         // Born in its cgroup (v2, clone3): nothing to join, the namespace still made.
         let born = InitArgs { born_in_cgroup: true, ..args(&["sh"]) };
         with_init_parser(&born.argv(), |o, _| assert!(o.cgroups().next().is_none() && o.cgroupns));
-        assert!(!born.shell().join("\n").contains("echo 0 >"), "no cgroup.procs write");
+        // A shell cannot clone3 into a cgroup: the script joins it instead.
+        assert!(born.shell().join("\n").contains("echo 0 > /sys/fs/cgroup/cpu/host-setup/red/cgroup.procs"));
         // A command that looks like an option stays the command.
         with_init_parser(&args(&["--pause"]).argv(), |o, argv| {
             assert!(!o.pause);
@@ -406,12 +314,13 @@ mod tests {
     #[test]
     fn shell_follows_the_tutorial() {
         let e = args(&[]).shell().join("\n");
-        assert!(e.contains("unshare -m -u -i -fp nsenter --net=/run/netns/RED"));
+        assert!(e.contains("unshare -m -u -i -p -f nsenter --net=/run/netns/RED sh -e 3>$ready/fifo <<'EOF' &"));
+        assert!(e.contains("\n  exec /proc/self/fd/9 --cgroupns --restrict --ready-fd 3 --pause\nEOF\n"), "{e}");
         assert!(e.contains("lowerdir=/s/layers/tools-1:/s/layers/myroot-2,upperdir="));
         assert!(e.contains("pivot_root . .; umount -l ."));
-        assert!(e.contains("# seccomp: default (Docker's default profile"));
+        assert!(e.contains("# not here: seccomp, default (Docker's default profile"));
         let file = InitArgs { seccomp: Seccomp::File { path: "/p.json".into(), text: "{}".into() }, ..args(&[]) };
-        assert!(file.shell().join("\n").contains("# seccomp: profile /p.json"));
+        assert!(file.shell().join("\n").contains("seccomp, profile /p.json"));
         let none = InitArgs { seccomp: Seccomp::Unconfined, ..args(&[]) }.shell().join("\n");
         assert!(!none.contains("seccomp"));
     }

@@ -13,6 +13,7 @@ pub mod cgroup;
 pub mod commands;
 pub mod contract;
 pub mod contract_run;
+pub mod contract_shell;
 pub mod contract_spec;
 pub mod ctx;
 pub mod disk;

@@ -37,9 +37,18 @@ impl Step for Link {
         };
         let Some(them) = partner(ctx)? else {
             let peer = my_net.peer.as_deref().unwrap_or("<a container that names it as its peer>");
-            return Ok(vec![Action::Note(format!(
+            let note = Action::Note(format!(
                 "{peer} is not up yet: the veth pair is made when it comes up, by its host-setup"
-            ))]);
+            ));
+            return Ok(match explained_peer(ctx) {
+                // --explain of the tutorial's pair: the peer's own explain script
+                // makes its netns but no journal, so the script checks when it runs.
+                Some(them) => match (end(me), end(&them)) {
+                    (Some(a), Some(b)) => vec![note, Action::IfNetns(them.netns.clone(), Op::VethPair(a, b))],
+                    _ => vec![note],
+                },
+                None => vec![note],
+            });
         };
         // The peer may have made the pair between our netns step and this one.
         // (A test that sets who the partner is also says that it has not.)
@@ -49,6 +58,20 @@ impl Step for Link {
         let (Some(a), Some(b)) = (end(me), end(&them)) else { unreachable!("both have addresses (partner checks)") };
         Ok(vec![Action::Net(Op::VethPair(a, b))])
     }
+}
+
+/// With --explain only: the tutorial's peer (red for blue, blue for red), its
+/// defaults known without a journal, if it names us as its peer in turn.
+fn explained_peer(ctx: &Ctx) -> Option<Spec> {
+    let (me, peer) = (ctx.spec, ctx.spec.net.as_ref()?.peer.as_deref()?);
+    if ctx.journal.is_some() || ctx.partner_override.is_some() {
+        return None;
+    }
+    let them = Spec::new(peer, &Default::default()).ok()?;
+    let theirs = them.net.as_ref()?;
+    let mine = me.net.as_ref()?;
+    let same = spec::same_subnet((mine.addr, mine.prefix_len), (theirs.addr, theirs.prefix_len));
+    (theirs.peer.as_deref() == Some(me.name.as_str()) && same).then_some(them)
 }
 
 fn end(s: &Spec) -> Option<VethEnd> {

@@ -164,7 +164,10 @@ fn explain_is_exactly_what_runs_for_red_and_blue_on_v1_and_v2() {
             has(&lines, "mkdir -p /sys/fs/cgroup/host-setup/red");
             has(&lines, "echo '40000 100000' > /sys/fs/cgroup/host-setup/red/cpu.max");
             has(&lines, "echo 209715200 > /sys/fs/cgroup/host-setup/red/memory.max");
-            has(&lines, "  # already in /sys/fs/cgroup/host-setup/red: born there (clone3 CLONE_INTO_CGROUP), no cgroup.procs write");
+            has(
+                &lines,
+                "  echo 0 > /sys/fs/cgroup/host-setup/red/cgroup.procs   # host-setup: clone3 CLONE_INTO_CGROUP",
+            );
             assert_eq!(made.last().unwrap(), "{\"made\":{\"cgroup\":\"/sys/fs/cgroup/host-setup/red\"}}");
             assert_eq!(made.len(), 5, "layer, dir, netns, the root's controllers, the cgroup: {made:?}");
         }
