@@ -9,6 +9,16 @@ use std::process::{Command, Output, Stdio};
 
 use crate::{bin, mounts_under, require_root, seq, TempDir};
 
+/// Every cgroup hierarchy's mount point: v2's one (/sys/fs/cgroup itself), or v1's
+/// one per controller (the dirs under /sys/fs/cgroup).
+pub fn hierarchies() -> Vec<PathBuf> {
+    let root = PathBuf::from("/sys/fs/cgroup");
+    if root.join("cgroup.controllers").exists() {
+        return vec![root];
+    }
+    std::fs::read_dir(&root).into_iter().flatten().flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect()
+}
+
 pub struct World {
     pub root: PathBuf,
     pub parent: String,
@@ -57,8 +67,8 @@ impl World {
                 left.push(e.path().display().to_string());
             }
         }
-        for e in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
-            let d = e.path().join(&self.parent).join(id);
+        for h in hierarchies() {
+            let d = h.join(&self.parent).join(id);
             if d.exists() {
                 left.push(d.display().to_string());
             }
@@ -74,8 +84,8 @@ impl Drop for World {
         for id in self.ids.borrow().iter() {
             let _ = self.run(&["delete", "--force", id]);
         }
-        for e in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
-            let _ = std::fs::remove_dir(e.path().join(&self.parent));
+        for h in hierarchies() {
+            let _ = std::fs::remove_dir(h.join(&self.parent));
         }
         let _ = std::fs::remove_dir_all(&self.root);
     }

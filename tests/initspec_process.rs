@@ -8,6 +8,7 @@ mod specfd;
 
 use std::fs::{self, File};
 use std::io::Read;
+use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
 use dropin::{collect, lossy, start};
@@ -111,7 +112,30 @@ fn the_process_waits_for_start_then_hooks_run_before_it() {
     // `create` returns on this line: init is set up and blocked on the fifo.
     wait_for("ok on the ready fd", || lossy(&buf).contains('\n').then_some(()));
     assert_eq!(lossy(&buf), "ok\n");
-    std::thread::sleep(Duration::from_millis(500));
+    // The block itself: init (unshare's child) in openat(2) for writing, parked in
+    // the kernel's fifo_open until a reader comes (wchan wait_for_partner), and
+    // holding the fifo (its O_PATH fd) — the open that only `start` ends.
+    let init = wait_for("unshare's child, init", || {
+        let kids = fs::read_to_string(format!("/proc/{0}/task/{0}/children", running.pid())).ok()?;
+        kids.split_whitespace().next()?.parse::<i32>().ok()
+    });
+    wait_for("init blocked opening the exec fifo", || {
+        let wchan = fs::read_to_string(format!("/proc/{init}/wchan")).ok()?;
+        let call = fs::read_to_string(format!("/proc/{init}/syscall")).ok()?;
+        let w: Vec<&str> = call.split_whitespace().collect();
+        let flags = u64::from_str_radix(w.get(3)?.trim_start_matches("0x"), 16).ok()?;
+        // openat = 257 (x86_64); flags' access mode O_WRONLY (1).
+        (wchan == "wait_for_partner" && w[0] == "257" && flags & 3 == 1).then_some(())
+    });
+    // By device and inode: after the pivot its path, seen from here, is another.
+    let id = |m: fs::Metadata| (m.dev(), m.ino());
+    let want = id(fs::metadata(&fifo).unwrap());
+    let holds_fifo = fs::read_dir(format!("/proc/{init}/fd"))
+        .unwrap()
+        .flatten()
+        .any(|e| fs::metadata(e.path()).map(id).ok() == Some(want));
+    assert!(holds_fifo, "init has no fd of {}", fifo.display());
+    std::thread::sleep(Duration::from_millis(50)); // a complement: nothing has run meanwhile
     assert!(!t.path("root/ran").exists() && !t.path("root/hooked").exists(), "ran before start");
     // `start`: open for reading (init is the writer), take its byte.
     let mut got = Vec::new();

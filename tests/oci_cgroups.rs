@@ -6,44 +6,39 @@
 //! io.max), `hsrun update` of each, the refusals (a weight without BFQ/CFQ,
 //! hugepageLimits, network) naming the config.json path, and no cgroup dir left
 //! in any hierarchy after delete. Each test has its own --root, bundle and cgroup
-//! parent (`hscg-TAG`), all removed on drop.
+//! parent (lab_tests::hsrun_world, label `hscg`), all removed on drop.
 
 use std::io::Write;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
-use lab_tests::{bin, require_root, seq, text, TempDir};
+use lab_tests::hsrun_world::{hierarchies, World};
+use lab_tests::text;
 use serde_json::{json, Value};
 
 fn v2() -> bool {
     Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
 }
 
-/// Every hierarchy's mount point (v1: one per controller; v2: one).
-fn hierarchies() -> Vec<PathBuf> {
-    if v2() {
-        return vec![PathBuf::from("/sys/fs/cgroup")];
-    }
-    std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect()
-}
-
 fn read(f: &Path) -> String {
     std::fs::read_to_string(f).unwrap_or_else(|e| panic!("read {}: {e}", f.display())).trim().to_string()
 }
 
-struct Oci {
-    dir: TempDir,
-    tag: String,
-    ids: std::sync::Mutex<Vec<String>>,
+/// One test's hsrun world, with a busybox rootfs its containers share.
+struct Oci(World);
+
+impl std::ops::Deref for Oci {
+    type Target = World;
+    fn deref(&self) -> &World {
+        &self.0
+    }
 }
 
 impl Oci {
     fn new() -> Oci {
-        require_root();
-        let tag = format!("{}{}", std::process::id() % 100_000, seq());
-        let dir = TempDir::new("hscg");
-        let rootfs = dir.path("rootfs");
+        let w = World::new("hscg");
+        let rootfs = w.dir.path("rootfs");
         for d in ["bin", "proc", "dev", "tmp"] {
             std::fs::create_dir_all(rootfs.join(d)).unwrap();
         }
@@ -51,30 +46,24 @@ impl Oci {
         for a in ["sh", "sleep", "cat"] {
             symlink("busybox", rootfs.join("bin").join(a)).unwrap();
         }
-        Oci { dir, tag, ids: Default::default() }
-    }
-
-    fn parent(&self) -> String {
-        format!("hscg-{}", self.tag)
-    }
-
-    fn hsrun(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(bin("hsrun"));
-        c.args(["--root", &self.dir.s("root")]).args(args).stdin(Stdio::null()).env_remove("RUST_LOG");
-        c
+        Oci(w)
     }
 
     fn ok(&self, args: &[&str]) -> Output {
-        let o = self.hsrun(args).output().unwrap();
+        let o = self.run(args);
         assert!(o.status.success(), "hsrun {}: {}", args.join(" "), text(&o));
         o
     }
 
     /// `hsrun create` of a container with `resources` in cgroup PARENT/`sub`ID;
     /// the failed create's output, or the started container's id.
-    fn create(&self, suffix: &str, sub: &str, resources: Value) -> Result<String, String> {
-        let id = format!("c{}-{suffix}", self.tag);
-        self.ids.lock().unwrap().push(id.clone());
+    fn create(&self, name: &str, sub: &str, resources: Value) -> Result<String, String> {
+        self.create_id(&self.id(name), sub, resources)
+    }
+
+    /// `create` of container `id` (named by `World::id`).
+    fn create_id(&self, id: &str, sub: &str, resources: Value) -> Result<String, String> {
+        let id = id.to_string();
         let bundle = self.dir.path(&id);
         std::fs::create_dir_all(&bundle).unwrap();
         let config = json!({
@@ -83,7 +72,7 @@ impl Oci {
             "root": {"path": self.dir.s("rootfs")},
             "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}],
             "linux": {
-                "cgroupsPath": format!("/{}/{sub}{id}", self.parent()),
+                "cgroupsPath": format!("/{}/{sub}{id}", self.parent),
                 "namespaces": [{"type": "pid"}, {"type": "mount"}],
                 "resources": resources
             }
@@ -91,7 +80,7 @@ impl Oci {
         std::fs::write(bundle.join("config.json"), serde_json::to_vec_pretty(&config).unwrap()).unwrap();
         let err = self.dir.path(&format!("{id}.stderr"));
         let st = self
-            .hsrun(&["create", "--bundle", bundle.to_str().unwrap(), &id])
+            .cmd(&["create", "--bundle", bundle.to_str().unwrap(), &id])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&err).unwrap())
             .status()
@@ -106,7 +95,7 @@ impl Oci {
     }
 
     fn saved(&self, id: &str) -> Value {
-        let p = Path::new(&self.dir.s("root")).join("containers").join(id).join("oci.json");
+        let p = self.root.join("containers").join(id).join("oci.json");
         serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
     }
 
@@ -123,7 +112,7 @@ impl Oci {
     /// `hsrun update --resources -` with `doc` on stdin.
     fn update(&self, id: &str, doc: Value) -> Output {
         let mut child = self
-            .hsrun(&["update", "--resources", "-", id])
+            .cmd(&["update", "--resources", "-", id])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -141,21 +130,11 @@ impl Oci {
             assert!(!d.exists(), "{} left after delete", d.display());
         }
         for h in hierarchies() {
-            let p = h.join(self.parent());
+            let p = h.join(&self.parent);
             let left = if sub.is_empty() { p.clone() } else { p.join(sub.trim_end_matches('/')) };
             assert!(!left.exists(), "{} left after delete", left.display());
         }
-    }
-}
-
-impl Drop for Oci {
-    fn drop(&mut self) {
-        for id in self.ids.lock().unwrap().iter() {
-            let _ = self.hsrun(&["delete", "--force", id]).output();
-        }
-        for h in hierarchies() {
-            let _ = std::fs::remove_dir(h.join(self.parent()));
-        }
+        assert_eq!(self.leftovers(id), Vec::<String>::new(), "after delete");
     }
 }
 
@@ -199,19 +178,16 @@ fn cpusets_are_set_filled_updated_and_removed() {
     assert_eq!(read(&oci.file(&id, "cpuset.cpus")), "0");
     // A CPU the parent does not have: the kernel's EINVAL (ERANGE past the last
     // possible CPU), naming the file and the value.
-    let o = oci.hsrun(&["update", "--cpuset-cpus", "0-999", &id]).output().unwrap();
+    let o = oci.run(&["update", "--cpuset-cpus", "0-999", &id]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("cpuset.cpus") && text(&o).contains("0-999") && refused(&text(&o)), "{}", text(&o));
     oci.delete_leaves_nothing(&id, "nest/");
     // At create: refused the same way, and nothing is left.
-    let e = oci.create("bad", "", json!({"cpu": {"cpus": "0-999"}})).unwrap_err();
+    let bad = oci.id("bad");
+    let e = oci.create_id(&bad, "", json!({"cpu": {"cpus": "0-999"}})).unwrap_err();
     assert!(e.contains("cpuset.cpus") && e.contains("0-999") && refused(&e), "{e}");
     assert!(e.contains("not within the parent's"), "{e}");
-    let bad = format!("c{}-bad", oci.tag);
-    for h in hierarchies() {
-        let d = h.join(oci.parent()).join(&bad);
-        assert!(!d.exists(), "{} left after a failed create", d.display());
-    }
+    assert_eq!(oci.leftovers(&bad), Vec::<String>::new(), "after a failed create");
 }
 
 #[test]
@@ -224,7 +200,7 @@ fn oom_killer_off_and_swappiness_on_v1_refused_on_v2() {
         let e = oci.create("oom2", "", json!({"memory": {"limit": 64 << 20, "disableOOMKiller": true}})).unwrap_err();
         assert!(e.contains("config.json: linux.resources.memory.disableOOMKiller") && e.contains("v2"), "{e}");
         for h in hierarchies() {
-            assert!(!h.join(oci.parent()).exists(), "{} left", h.join(oci.parent()).display());
+            assert!(!h.join(&oci.parent).exists(), "{} left", h.join(&oci.parent).display());
         }
         return;
     }
@@ -321,7 +297,7 @@ fn a_weight_is_written_where_the_kernel_has_the_file_else_refused() {
                 assert!(!b.join("blkio.weight").exists() && !b.join("blkio.bfq.weight").exists(), "{e}");
             }
             for h in hierarchies() {
-                assert!(!h.join(oci.parent()).exists(), "{} left", h.join(oci.parent()).display());
+                assert!(!h.join(&oci.parent).exists(), "{} left", h.join(&oci.parent).display());
             }
         }
     }
@@ -339,7 +315,7 @@ fn hugepages_and_network_are_refused_naming_what_is_missing() {
     let e = oci.create("prio", "", json!({"network": {"priorities": [{"name": "eth0", "priority": 5}]}})).unwrap_err();
     assert!(e.contains("config.json: linux.resources.network") && e.contains("net_prio"), "{e}");
     for h in hierarchies() {
-        assert!(!h.join(oci.parent()).exists(), "{} left after a refused create", h.join(oci.parent()).display());
+        assert!(!h.join(&oci.parent).exists(), "{} left after a refused create", h.join(&oci.parent).display());
     }
 }
 
@@ -352,12 +328,12 @@ fn parents_made_are_removed_a_parent_already_there_is_kept() {
     let id = oci.create("made", "nest/", json!({})).unwrap();
     oci.delete_leaves_nothing(&id, "nest/");
     for h in hierarchies() {
-        let p = h.join(oci.parent());
+        let p = h.join(&oci.parent);
         assert!(!p.exists(), "{} (made by the container) left after delete", p.display());
     }
     // Now the parent is someone else's: made by the test (v1 cpuset: filled, or no task could join).
     for h in hierarchies() {
-        let p = h.join(oci.parent());
+        let p = h.join(&oci.parent);
         std::fs::create_dir(&p).unwrap();
         for f in ["cpuset.cpus", "cpuset.mems"] {
             if !v2() && h.join(f).exists() {
@@ -372,7 +348,7 @@ fn parents_made_are_removed_a_parent_already_there_is_kept() {
         assert!(!d.exists(), "{} left after delete", d.display());
     }
     for h in hierarchies() {
-        let p = h.join(oci.parent());
+        let p = h.join(&oci.parent);
         assert!(p.is_dir(), "{}: a parent the container did not make was removed", p.display());
     }
 }

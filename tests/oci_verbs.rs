@@ -3,26 +3,31 @@
 //! --detach + --pid-file, user/cwd/env, --process; a tty through a console
 //! socket the test listens on in oci_verbs/tty.rs), ps, list, pause/resume (the
 //! freezer), update (read back from the cgroup files), features. Each test has its own --root,
-//! bundle and cgroup parent (`hsverbs-TAG`), all removed on drop.
+//! bundle and cgroup parent (lab_tests::hsrun_world, label `hsverbs`), all removed on drop.
 
 use std::io::Write;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use lab_tests::{bin, require_root, seq, stdout, text, wait_for, TempDir};
+use lab_tests::hsrun_world::World;
+use lab_tests::{seq, stdout, text, wait_for};
 use serde_json::{json, Value};
 
 /// exec --tty: the pty master over a console socket, with and without devpts.
 #[path = "oci_verbs/tty.rs"]
 mod tty;
 
-/// A private hsrun world: --root, a busybox rootfs, one bundle per container.
-struct Oci {
-    dir: TempDir,
-    tag: String,
-    ids: std::sync::Mutex<Vec<String>>,
+/// A private hsrun world (--root, cgroup parent, bundles), with a busybox rootfs
+/// all its containers share.
+struct Oci(World);
+
+impl std::ops::Deref for Oci {
+    type Target = World;
+    fn deref(&self) -> &World {
+        &self.0
+    }
 }
 
 fn v2() -> bool {
@@ -31,10 +36,8 @@ fn v2() -> bool {
 
 impl Oci {
     fn new() -> Oci {
-        require_root();
-        let tag = format!("{}{}", std::process::id() % 100_000, seq());
-        let dir = TempDir::new("hsverbs");
-        let rootfs = dir.path("rootfs");
+        let w = World::new("hsverbs");
+        let rootfs = w.dir.path("rootfs");
         for d in ["bin", "proc", "dev", "tmp"] {
             std::fs::create_dir_all(rootfs.join(d)).unwrap();
         }
@@ -42,32 +45,13 @@ impl Oci {
         for a in ["sh", "sleep", "echo", "cat", "id", "pwd", "env", "true", "ps", "tty", "stat", "grep"] {
             symlink("busybox", rootfs.join("bin").join(a)).unwrap();
         }
-        Oci { dir, tag, ids: Default::default() }
-    }
-
-    fn root(&self) -> String {
-        self.dir.s("root")
-    }
-
-    fn hsrun(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(bin("hsrun"));
-        c.args(["--root", &self.root()]).args(args).stdin(Stdio::null()).env_remove("RUST_LOG");
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.hsrun(args).output().expect("run hsrun")
+        Oci(w)
     }
 
     fn ok(&self, args: &[&str]) -> Output {
         let o = self.run(args);
         assert!(o.status.success(), "hsrun {}: {}", args.join(" "), text(&o));
         o
-    }
-
-    /// The cgroup parent of this world's containers, relative to a hierarchy.
-    fn cg_parent(&self) -> String {
-        format!("hsverbs-{}", self.tag)
     }
 
     /// The container's cgroup dir holding `file` (v1: the hierarchy that has it).
@@ -80,19 +64,25 @@ impl Oci {
 
     /// ROOT/containers/ID/oci.json.
     fn saved(&self, id: &str) -> Value {
-        let p = Path::new(&self.root()).join("containers").join(id).join("oci.json");
+        let p = self.root.join("containers").join(id).join("oci.json");
         serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
     }
 
     /// Create and start a container running `args` as its PID 1; returns its id.
-    fn container(&self, suffix: &str, args: &[&str]) -> String {
-        self.container_with(suffix, args, true)
+    fn container(&self, name: &str, args: &[&str]) -> String {
+        self.container_with(name, args, true)
     }
 
     /// `container`, with or without a devpts on /dev/pts.
-    fn container_with(&self, suffix: &str, args: &[&str], devpts: bool) -> String {
-        let id = format!("v{}-{suffix}", self.tag);
-        self.ids.lock().unwrap().push(id.clone());
+    fn container_with(&self, name: &str, args: &[&str], devpts: bool) -> String {
+        let id = self.id(name);
+        self.create_start(&id, args, devpts);
+        id
+    }
+
+    /// `hsrun create` + `start` of container `id` (named by `World::id`).
+    fn create_start(&self, id: &str, args: &[&str], devpts: bool) {
+        let id = id.to_string();
         let bundle = self.dir.path(&id);
         std::fs::create_dir_all(&bundle).unwrap();
         let caps = json!([
@@ -122,7 +112,7 @@ impl Oci {
                  "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]}
             ],
             "linux": {
-                "cgroupsPath": format!("/{}/{id}", self.cg_parent()),
+                "cgroupsPath": format!("/{}/{id}", self.parent),
                 "namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "ipc"}, {"type": "uts"}],
                 "resources": {"memory": {"limit": 256 << 20}, "pids": {"limit": 100}}
             }
@@ -134,14 +124,13 @@ impl Oci {
         // The container keeps create's stdio: nothing the test would wait on.
         let err = self.dir.path(&format!("{id}.stderr"));
         let o = self
-            .hsrun(&["create", "--bundle", bundle.to_str().unwrap(), &id])
+            .cmd(&["create", "--bundle", bundle.to_str().unwrap(), &id])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&err).unwrap())
             .status()
             .unwrap();
         assert!(o.success(), "hsrun create {id}: {o:?}: {}", std::fs::read_to_string(&err).unwrap_or_default());
         self.ok(&["start", &id]);
-        id
     }
 
     fn pid(&self, id: &str) -> i32 {
@@ -159,8 +148,7 @@ impl Oci {
         let err = self.dir.path(&format!("exec-{}.stderr", seq()));
         let mut a = vec!["exec", "--detach"];
         a.extend_from_slice(args);
-        let status =
-            self.hsrun(&a).stdout(Stdio::null()).stderr(std::fs::File::create(&err).unwrap()).status().unwrap();
+        let status = self.cmd(&a).stdout(Stdio::null()).stderr(std::fs::File::create(&err).unwrap()).status().unwrap();
         (status, std::fs::read_to_string(&err).unwrap_or_default())
     }
 
@@ -169,23 +157,6 @@ impl Oci {
         let mut a = vec!["exec"];
         a.extend_from_slice(args);
         self.run(&a)
-    }
-}
-
-impl Drop for Oci {
-    fn drop(&mut self) {
-        for id in self.ids.lock().unwrap().iter() {
-            let _ = self.run(&["delete", "--force", id]);
-        }
-        let parent = self.cg_parent();
-        let hierarchies: Vec<PathBuf> = if v2() {
-            vec![PathBuf::from("/sys/fs/cgroup")]
-        } else {
-            std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten().map(|e| e.path()).collect()
-        };
-        for h in hierarchies {
-            let _ = std::fs::remove_dir(h.join(&parent));
-        }
     }
 }
 
@@ -288,20 +259,31 @@ fn counter(oci: &Oci, id: &str) -> u64 {
 #[test]
 fn pause_stops_the_container_and_resume_goes_on() {
     let oci = Oci::new();
-    let id = format!("v{}-pause", oci.tag);
+    let id = oci.id("pause");
     let script = format!("i=0; while :; do i=$((i+1)); echo $i > /tmp/count-{id}; done");
-    let id = oci.container("pause", &["sh", "-c", &script]);
+    oci.create_start(&id, &["sh", "-c", &script], true);
     wait_for("the counter to run", || (counter(&oci, &id) > 10).then_some(()));
     oci.ok(&["pause", &id]);
     assert_eq!(oci.status(&id), "paused");
-    if v2() {
-        let events = std::fs::read_to_string(oci.cgroup_file(&id, "cgroup.events")).unwrap();
-        assert!(events.contains("frozen 1"), "{events}");
-    } else {
-        assert_eq!(std::fs::read_to_string(oci.cgroup_file(&id, "freezer.state")).unwrap().trim(), "FROZEN");
-    }
     let frozen = counter(&oci, &id);
-    std::thread::sleep(Duration::from_millis(300));
+    // The freezer's own word (v2 cgroup.events "frozen 1" once every task has
+    // stopped; v1 freezer.state FROZEN, not FREEZING), then the counting loop
+    // parked by it: v1 in __refrigerator, v2 in do_freezer_trap (its wchan). Only
+    // the loop: since Linux 6.1 a task asleep in a freezable wait (a sigtimedwait)
+    // is frozen where it sleeps, and its wchan stays there.
+    let (file, trap) = if v2() { ("cgroup.events", "do_freezer_trap") } else { ("freezer.state", "__refrigerator") };
+    let state = oci.cgroup_file(&id, file);
+    let said = std::fs::read_to_string(&state).unwrap();
+    assert!(said.lines().any(|l| l == "frozen 1" || l == "FROZEN"), "{}: {said}", state.display());
+    let procs = std::fs::read_to_string(state.with_file_name("cgroup.procs")).unwrap();
+    let looping = procs.lines().find(|pid| {
+        std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains("count-"))
+    });
+    let looping = looping.unwrap_or_else(|| panic!("no counting loop among {procs:?}"));
+    let wchan = std::fs::read_to_string(format!("/proc/{looping}/wchan")).unwrap();
+    assert_eq!(wchan, trap, "the paused container's loop (pid {looping}) is not frozen");
+    // The counter stands still across those checks (and a short wait, a complement only).
+    std::thread::sleep(Duration::from_millis(50));
     assert_eq!(counter(&oci, &id), frozen, "the counter grew while paused");
     // Paused: no exec, no second pause.
     let o = oci.run(&["pause", &id]);
@@ -333,7 +315,7 @@ fn update_writes_the_cgroup_files() {
         assert_eq!(read(swap_file), swap.to_string());
     }
     // --resources on stdin, as containerd's shim passes it.
-    let mut c = oci.hsrun(&["update", "--resources", "-", &id]);
+    let mut c = oci.cmd(&["update", "--resources", "-", &id]);
     let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     child.stdin.take().unwrap().write_all(br#"{"pids":{"limit":42},"cpu":{"quota":30000,"period":100000}}"#).unwrap();
     let o = child.wait_with_output().unwrap();
@@ -368,6 +350,8 @@ fn verbs_refuse_a_stopped_container() {
     let o = oci.run(&["exec", "no-such-container", "true"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("does not exist"), "{}", text(&o));
+    oci.ok(&["delete", &id]);
+    assert_eq!(oci.leftovers(&id), Vec::<String>::new(), "after delete");
 }
 
 #[test]

@@ -53,19 +53,9 @@ pub fn mount(root: i32, target: &[u8], at: &CStr, flags: usize) -> Result<()> {
     sys::mount(Some(c"cgroup"), at, Some(c"tmpfs"), keep, Some(c"mode=755"))?;
     let fd = sys::open(c"/proc/self/cgroup", O_CLOEXEC)?;
     let mut buf = [0u8; 4096];
-    let mut n = 0;
-    while n < buf.len() {
-        match sys::read(fd, &mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(Errno::EINTR) => {}
-            Err(e) => {
-                let _ = sys::close(fd);
-                return Err(e);
-            }
-        }
-    }
+    let n = sys::read_full(fd, &mut buf);
     let _ = sys::close(fd);
+    let n = n?;
     // Reopened: the fd behind `at` is the directory under the new tmpfs.
     let dir = inroot::open(root, target, sys::O_PATH | sys::O_DIRECTORY)?;
     let r = buf[..n].split(|&b| b == b'\n').filter_map(hierarchy).try_for_each(|(name, controllers, path)| {

@@ -131,16 +131,7 @@ fn reap(main: Pid, warn: bool) -> Option<i32> {
 /// successful execve) is None; 4 bytes are the errno of a failed execve.
 fn exec_result(fd: i32) -> Option<Errno> {
     let mut b = [0u8; 4];
-    let mut got = 0;
-    while got < 4 {
-        match sys::read(fd, &mut b[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(Errno::EINTR) => {}
-            Err(_) => break,
-        }
-    }
-    (got == 4).then(|| Errno::new(i32::from_ne_bytes(b)))
+    (sys::read_full(fd, &mut b) == Ok(4)).then(|| Errno::new(i32::from_ne_bytes(b)))
 }
 
 /// Starts CMD and supervises it until it exits; exits with its status.

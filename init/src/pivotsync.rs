@@ -14,15 +14,7 @@ pub fn wait(fd: Option<i32>) -> Result<(), Error<'static>> {
     let fd = fd.ok_or_else(|| Error::new(Errno::EINVAL, &[b"PIVOT_SYNC without --ready-fd"]))?;
     sys::write_all(fd, b"pivot\n").map_err(|e| Error::new(e, &[b"write(--ready-fd, pivot)"]))?;
     let mut buf = [0u8; 3];
-    let mut n = 0;
-    while n < buf.len() {
-        match sys::read(fd, &mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(Errno::EINTR) => {}
-            Err(e) => return Err(Error::new(e, &[b"read(--ready-fd) for the runtime's hooks"])),
-        }
-    }
+    let n = sys::read_full(fd, &mut buf).map_err(|e| Error::new(e, &[b"read(--ready-fd) for the runtime's hooks"]))?;
     if &buf[..n] == b"go\n" {
         return Ok(());
     }

@@ -51,26 +51,11 @@ fn read_into(fd: i32) -> Result<usize, Error<'static>> {
     // SAFETY: the only access to BUF before `Filter::insns` (single-threaded); u64 has
     // no invalid bit patterns and the byte view covers exactly the array.
     let bytes = unsafe { core::slice::from_raw_parts_mut(BUF.0.get() as *mut u8, MAX_INSNS * 8) };
-    let mut n = 0;
-    loop {
-        if n == bytes.len() {
-            // Full: there must be nothing more.
-            let mut extra = [0u8; 1];
-            match sys::read(fd, &mut extra) {
-                Ok(0) => break,
-                Ok(_) => {
-                    return Err(Error::new(Errno::E2BIG, &[b"read --seccomp-fd"]).hint("more than 4096 instructions"))
-                }
-                Err(Errno::EINTR) => continue,
-                Err(e) => return Err(Error::new(e, &[b"read --seccomp-fd"])),
-            }
-        }
-        match sys::read(fd, &mut bytes[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(Errno::EINTR) => continue,
-            Err(e) => return Err(Error::new(e, &[b"read --seccomp-fd"])),
-        }
+    let read = |buf: &mut [u8]| sys::read_full(fd, buf).map_err(|e| Error::new(e, &[b"read --seccomp-fd"]));
+    let n = read(bytes)?;
+    // Full: there must be nothing more.
+    if n == bytes.len() && read(&mut [0u8; 1])? != 0 {
+        return Err(Error::new(Errno::E2BIG, &[b"read --seccomp-fd"]).hint("more than 4096 instructions"));
     }
     if n == 0 || n % 8 != 0 {
         return Err(Error::new(Errno::EINVAL, &[b"read --seccomp-fd"]).hint("not a BPF program (8-byte records)"));

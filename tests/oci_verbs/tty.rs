@@ -46,7 +46,7 @@ impl Shell {
         let err = oci.dir.path(&format!("exec-{}.stderr", seq()));
         let (s, p) = (sock.to_str().unwrap(), pid_file.to_str().unwrap());
         let status = oci
-            .hsrun(&["--debug", "exec", "--detach", "-t", "--console-socket", s, "--pid-file", p, id, "sh"])
+            .cmd(&["--debug", "exec", "--detach", "-t", "--console-socket", s, "--pid-file", p, id, "sh"])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&err).unwrap())
             .status()

@@ -70,21 +70,7 @@ truncate -s 2G /run/disk.img && losetup /dev/loop6 /run/disk.img && mke2fs -q /d
     mkdir -m 1777 /var/lib/.tmp && mount --bind /var/lib/.tmp /tmp ||
     echo "FAIL ext4 for /var/lib and /tmp"
 
-PASSES=0
-FAILS=0
-pass() { echo "PASS $*"; PASSES=$((PASSES + 1)); LAST=pass; }
-fail() { echo "FAIL $*"; FAILS=$((FAILS + 1)); LAST=fail; }
-# check NAME CMD...: PASS if CMD succeeds; otherwise FAIL and CMD's output, indented.
-check() {
-    name=$1
-    shift
-    if "$@" >/tmp/check.out 2>&1; then
-        pass "$name"
-    else
-        fail "$name"
-        sed 's/^/  /' /tmp/check.out | head -n 30
-    fi
-}
+. /opt/vm/checks-lib.sh # PASSES, FAILS, pass, fail, check, nothing_left
 has_words() { # FILE WORD...: every WORD is in FILE
     f=$1
     shift
@@ -311,10 +297,6 @@ leftovers() { # everything of the lab that is still there
         c=$(cat $p/comm 2>/dev/null)
         case "$c" in stress | host-setup) echo "process ${p#/proc/} $c" ;; esac
     done
-}
-nothing_left() {
-    left=$(leftovers)
-    [ -z "$left" ] || { echo "$left"; return 1; }
 }
 check "no netns, link, cgroup, mount, journal or process left" nothing_left
 wait

@@ -29,25 +29,13 @@ truncate -s 1G /run/disk.img && losetup /dev/loop6 /run/disk.img && mke2fs -q /d
     mkdir -p /var/lib && mount -t ext4 /dev/loop6 /var/lib && rmdir /var/lib/lost+found ||
     echo "FAIL ext4 for /var/lib"
 
-PASSES=0
-FAILS=0
-pass() { echo "PASS $*"; PASSES=$((PASSES + 1)); }
-fail() { echo "FAIL $*"; FAILS=$((FAILS + 1)); }
-check() { # NAME CMD...: PASS if CMD succeeds; else FAIL and CMD's output, indented
-    name=$1
-    shift
-    if "$@" >/tmp/check.out 2>&1; then pass "$name"; else fail "$name" && sed 's/^/  /' /tmp/check.out | head -n 30; fi
-}
+. /opt/vm/checks-lib.sh # PASSES, FAILS, pass, fail, check, nothing_left
 leftovers() {
     ls /run/netns 2>/dev/null | sed 's/^/netns /'
     [ -e $CG/host-setup ] && echo "cgroup $CG/host-setup"
     grep -E 'overlay|/run/netns/|host-setup' /proc/self/mounts | sed 's/^/mount /'
     ls /var/lib/host-setup/containers 2>/dev/null | sed 's/^/state /'
     ls /sys/class/net | grep -vx lo | sed 's/^/link /'
-}
-nothing_left() {
-    left=$(leftovers)
-    [ -z "$left" ] || { echo "$left"; return 1; }
 }
 echo "vm-guest: Linux $(uname -r), $(nproc) CPUs"
 old_kernel() {

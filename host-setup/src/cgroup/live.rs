@@ -35,13 +35,6 @@ impl Limit {
         let n: u64 = t.parse().ok()?;
         Some(if n >= V1_UNLIMITED { Limit::Max } else { Limit::Value(n) })
     }
-
-    pub fn value(self) -> Option<u64> {
-        match self {
-            Limit::Max => None,
-            Limit::Value(n) => Some(n),
-        }
-    }
 }
 
 impl std::fmt::Display for Limit {
@@ -88,12 +81,6 @@ impl Dirs {
             (with("cpu.max"), with("memory.max"))
         };
         Dirs { version: v, cpu, memory, pids: with("pids.max") }
-    }
-
-    /// The file of the CPU limit: cpu.cfs_quota_us (v1) or cpu.max (v2).
-    pub fn cpu_limit_file(&self) -> Option<PathBuf> {
-        let f = if self.version == 1 { "cpu.cfs_quota_us" } else { "cpu.max" };
-        self.cpu.as_ref().map(|d| d.join(f))
     }
 
     pub fn memory_limit_file(&self) -> Option<PathBuf> {

@@ -53,11 +53,6 @@ impl Reference {
             (None, None) => "latest".into(),
         }
     }
-
-    /// `docker.io/library/busybox`, without tag or digest.
-    pub fn name(&self) -> String {
-        format!("{}/{}", self.domain, self.path)
-    }
 }
 
 /// The canonical form: `docker.io/library/busybox:latest`, `host/app@sha256:...`.

@@ -42,11 +42,10 @@ pub struct Registry {
     pub requests: std::cell::Cell<u32>,
 }
 
-/// A manifest or index as the registry sent it.
+/// A manifest or index as the registry sent it (its Content-Type is not kept:
+/// the JSON's own mediaType is the better witness).
 pub struct Fetched {
     pub bytes: Vec<u8>,
-    /// Content-Type, if any (the JSON's own mediaType is the better witness).
-    pub content_type: Option<String>,
     /// `sha256:HEX` of `bytes`, computed here.
     pub digest: String,
 }
@@ -93,7 +92,6 @@ impl Registry {
                 )));
             }
         }
-        let content_type = resp.header("Content-Type").map(str::to_string);
         let header_digest = resp.header("Docker-Content-Digest").map(str::to_string);
         let mut bytes = Vec::new();
         resp.into_reader()
@@ -111,7 +109,7 @@ impl Registry {
                 )));
             }
         }
-        Ok(Fetched { bytes, content_type, digest })
+        Ok(Fetched { bytes, digest })
     }
 
     /// The blob `digest` as a stream (the caller checks its digest and size).

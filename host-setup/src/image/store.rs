@@ -99,10 +99,6 @@ impl Store {
         self.blob_path(d).is_file()
     }
 
-    pub fn has_layer(&self, diff_id: &Digest) -> bool {
-        self.layer_path(diff_id).is_dir()
-    }
-
     /// An exclusive flock on locks/KIND-HEX, waiting for another holder. The
     /// files stay (prune removes them, when no Store is open).
     fn digest_lock(&self, kind: &str, d: &Digest) -> Result<Flock<File>> {

@@ -20,7 +20,7 @@ pub mod export;
 pub mod export_cmd;
 pub mod export_rootfs;
 pub mod features;
-pub use crate::hooks;
+use crate::hooks;
 pub mod kill;
 pub mod list;
 pub mod log;

@@ -32,7 +32,6 @@ pub struct State {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
-    Creating,
     Created,
     Running,
     Paused,
@@ -42,7 +41,6 @@ pub enum Status {
 impl Status {
     pub fn word(self) -> &'static str {
         match self {
-            Status::Creating => "creating",
             Status::Created => "created",
             Status::Running => "running",
             Status::Paused => "paused",

@@ -174,7 +174,6 @@ pub fn main(g: &Global, args: &[String]) -> Result<i32> {
     let changes = changes(&p)?;
     match st.status(&g.paths()) {
         Status::Stopped => return Err(crate::failed!("update {id}: the container is stopped")),
-        Status::Creating => return Err(crate::failed!("update {id}: the container is still being created")),
         _ => {}
     }
     update_cgroup::apply(&st.cgroup_dirs, &changes)?;

@@ -208,6 +208,7 @@ pub fn to_bytes(prog: &[Insn]) -> Vec<u8> {
 }
 
 /// struct seccomp_data, for `run`.
+#[cfg(test)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Data {
     pub nr: u32,
@@ -216,7 +217,8 @@ pub struct Data {
 }
 
 /// Runs `prog` on `d` as the kernel would (the subset of BPF `compile` emits);
-/// returns the SECCOMP_RET_* value.
+/// returns the SECCOMP_RET_* value. Only the unit tests run it.
+#[cfg(test)]
 pub fn run(prog: &[Insn], d: &Data) -> u32 {
     let word = |off: u32| -> u32 {
         match off {

@@ -211,7 +211,8 @@ pub struct Profile {
 }
 
 impl Profile {
-    /// Compile and run on one call (for tests and `--explain`'s counts).
+    /// Compile and run on one call (for the unit tests).
+    #[cfg(test)]
     pub fn verdict(&self, name: &str, args: [u64; 6]) -> u32 {
         let prog = bpf::compile(self).expect("compiles");
         let nr = self.arch.nr(name).unwrap_or_else(|| panic!("{name}: no such system call"));

@@ -27,5 +27,5 @@ mod tree;
 pub use journal::{Journal, JournalWriter, Record, Resource, FORMAT};
 pub use lock::{global_lock, GlobalLock, Lock};
 pub use paths::{Paths, DEFAULT_CGROUP_PARENT, DEFAULT_STATE_DIR};
-pub use proc::{proc_stat, Proc, Role};
+pub use proc::{Proc, Role};
 pub use tree::remove_tree;

@@ -17,8 +17,6 @@ mod network;
 mod tests;
 mod userns;
 
-pub use network::host_end;
-
 use crate::action::Action;
 use crate::ctx::Ctx;
 use crate::error::Result;

@@ -251,7 +251,7 @@ fn explain_is_exactly_what_runs_for_a_container_on_a_bridge_network() {
     let cgroups = Cgroups::V2(PathBuf::from("/sys/fs/cgroup"));
     let (lines, rec) = walk_both(&spec, None, &cgroups, &state);
     assert_eq!(lines, rec.shell, "--explain and the executor differ");
-    let host_end = super::host_end(&paths, "green");
+    let host_end = super::network::host_end(&paths, "green");
     let lease = format!(
         "# lease 10.80.0.3 (the next free address): {}/networks/web/leases/10.80.0.3 made with O_EXCL, naming green",
         state.display()

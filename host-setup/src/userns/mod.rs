@@ -75,10 +75,6 @@ impl IdMap {
             last(self.gid)
         )
     }
-    /// unshare's options for the same maps.
-    pub fn unshare_options(&self) -> String {
-        format!("--user --map-users=0:{}:{} --map-groups=0:{}:{}", self.uid, self.count, self.gid, self.count)
-    }
 }
 
 /// The kernel's uid and gid maps of `pid` ("0 1000000000 65536"; several lines

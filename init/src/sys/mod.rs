@@ -110,6 +110,21 @@ pub fn read(fd: i32, buf: &mut [u8]) -> Result<usize> {
     unsafe { syscall!(Sysno::read, fd, buf.as_mut_ptr(), buf.len()) }
 }
 
+/// read(2) until `buf` is full or EOF; the count read. Pipes and sockets give what
+/// is there, /proc files a page or a record at a time: one read may be short.
+pub fn read_full(fd: i32, buf: &mut [u8]) -> Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match read(fd, &mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
 pub fn open(path: &CStr, flags: usize) -> Result<i32> {
     // SAFETY: path is a NUL-terminated string that outlives the call.
     unsafe { syscall!(Sysno::openat, AT_FDCWD, path.as_ptr(), flags, 0) }.map(|fd| fd as i32)
@@ -367,6 +382,7 @@ mod tests {
         assert_eq!(&buf[..2], b"hi");
         close(r).unwrap();
         close(w).unwrap();
+        assert_eq!(read_full(-1, &mut buf), Err(Errno::EBADF));
         assert_eq!(getpid() as u32, std::process::id());
     }
 }

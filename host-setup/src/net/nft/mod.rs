@@ -316,11 +316,6 @@ pub fn table_exists(name: &str) -> Result<bool> {
     talk::table_exists(name)
 }
 
-/// The `nft` command line of [`delete_table`].
-pub fn delete_table_shell(name: &str) -> String {
-    format!("nft delete table ip {}", sh(name))
-}
-
 /// A table name we create: 1 to 255 bytes (NFT_NAME_MAXLEN 256 with the NUL), a letter
 /// first, then letters, digits, `-`, `_`, `.`: what `nft` reads back as a bare name, and
 /// safe in the shell lines.
