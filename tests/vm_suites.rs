@@ -42,7 +42,8 @@ fn suite_of(entry: &str) -> &str {
 
 #[test]
 fn declared_reads_the_test_names() {
-    let toml = "[package]\nname = \"lab-tests\"\n\n[[test]]\nname = \"net\"\npath = \"net.rs\"\n\n[[test]]\nname = \"pid1\"\n";
+    let toml =
+        "[package]\nname = \"lab-tests\"\n\n[[test]]\nname = \"net\"\npath = \"net.rs\"\n\n[[test]]\nname = \"pid1\"\n";
     assert_eq!(declared(toml), ["net", "pid1"]);
 }
 
@@ -51,8 +52,11 @@ fn every_suite_runs_in_the_v2_vm_or_is_excluded_with_a_reason() {
     let tests = declared(&read("Cargo.toml"));
     assert!(tests.len() > 30, "only {} [[test]] entries read from tests/Cargo.toml", tests.len());
     let script = read("vm/run");
-    let run: BTreeSet<String> =
-        shell_list(&script, "VM_SUITES_DEFAULT").iter().map(|e| suite_of(e).to_string()).filter(|s| !s.is_empty()).collect();
+    let run: BTreeSet<String> = shell_list(&script, "VM_SUITES_DEFAULT")
+        .iter()
+        .map(|e| suite_of(e).to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
     let mut excluded = BTreeSet::new();
     for line in shell_list(&script, "VM_SUITES_EXCLUDED") {
         let (name, why) = line.split_once(": ").unwrap_or_else(|| panic!("excluded {line:?}: NAME: REASON expected"));
