@@ -1,6 +1,6 @@
 #!/opt/vm/busybox sh
 # The checks for a kernel older than idmapped mounts (Linux 5.12), run by
-#   VM_KERNEL=bullseye VM_CHECKS=tests/vm/oldkernel.sh VM_EXPECT=9 VM_SUITES= tests/vm/run
+#   VM_KERNEL=bullseye VM_CHECKS=tests/vm/oldkernel.sh VM_EXPECT=9 VM_SUITES=none tests/vm/run
 # (bullseye's cloud kernel, 5.10; docs/hosts.md). Stage 2 of the VM as in
 # tests/vm/checks.sh, on the same kind of host (cgroup v2, "/" shared, state on
 # ext4), with fewer checks: a container whose user namespace is on gets

@@ -123,6 +123,12 @@ fn make_dir_shared(dir: &Path) -> Result<()> {
                 debug!("{} is no mount point: bind-mounting it onto itself", dir.display());
                 mount(Some(dir), dir, Some("none"), MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
                     .sys(|| format!("bind-mount {} onto itself", dir.display()))?;
+                // A bind mount of a shared mount joins its peer group: under systemd's
+                // shared /run every netns mount would also land, hidden, on /run's own
+                // tree (twice in mountinfo; iproute2 does that). Private first, so that
+                // MS_SHARED gives the directory a peer group of its own.
+                mount(None::<&str>, dir, None::<&str>, MsFlags::MS_PRIVATE, None::<&str>)
+                    .sys(|| format!("make {} private before sharing it", dir.display()))?;
                 made_mount_point = true;
             }
             Err(e) => return Err(Error::sys(format!("make {} a shared mount", dir.display()), e)),
