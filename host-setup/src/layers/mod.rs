@@ -40,6 +40,6 @@ mod shell;
 
 pub use build::{Builder, LayerPlan};
 pub use closure::DEFAULT_SEARCH_PATH;
-pub use place::Placement;
 pub use manifest::{builtin, parse, Entry, Manifest, BUILTIN, MYROOT_MANIFEST, TOOLS_MANIFEST};
+pub use place::Placement;
 pub use shell::explain;
