@@ -46,8 +46,8 @@ impl LayerPlan {
             format!("{} {from} {to}", how.command())
         };
         let placed = r.files.iter().zip(self.placements.iter().copied());
-        let (entries, closure): (Vec<(&LayerFile, Placement)>, Vec<(&LayerFile, Placement)>) =
-            placed.partition(|(f, _)| matches!(f.why, Why::Entry));
+        type Placed<'a> = Vec<(&'a LayerFile, Placement)>;
+        let (entries, closure): (Placed, Placed) = placed.partition(|(f, _)| matches!(f.why, Why::Entry));
         out.extend(entries.iter().map(cp));
         if !closure.is_empty() {
             let exes: Vec<String> = entries

@@ -172,9 +172,8 @@ pub fn main(g: &Global, args: &[String]) -> Result<i32> {
     let id = p.id("update")?;
     let st = State::load(&g.paths(), id)?;
     let changes = changes(&p)?;
-    match st.status(&g.paths()) {
-        Status::Stopped => return Err(crate::failed!("update {id}: the container is stopped")),
-        _ => {}
+    if st.status(&g.paths()) == Status::Stopped {
+        return Err(crate::failed!("update {id}: the container is stopped"));
     }
     update_cgroup::apply(&st.cgroup_dirs, &changes)?;
     Ok(0)
