@@ -388,11 +388,14 @@ fn explain_gives_shell_commands_that_build_the_same_tree() {
     // ping has a file capability: not linked (tests/layers_link.rs has the rest).
     assert!(text.contains(&format!("cp -L --reflink=auto /usr/bin/ping {}/bin/ping", m.display())), "{text}");
     assert!(
-        text.contains(&format!("ln -L /lib/x86_64-linux-gnu/libc.so.6 {}/lib/x86_64-linux-gnu/libc.so.6", m.display())),
+        text.contains(&format!(
+            "ln -fL /lib/x86_64-linux-gnu/libc.so.6 {}/lib/x86_64-linux-gnu/libc.so.6",
+            m.display()
+        )),
         "{text}"
     );
     assert!(
-        text.contains(&format!("ln -L /lib64/ld-linux-x86-64.so.2 {}/lib64/ld-linux-x86-64.so.2", m.display())),
+        text.contains(&format!("ln -fL /lib64/ld-linux-x86-64.so.2 {}/lib64/ld-linux-x86-64.so.2", m.display())),
         "{text}"
     );
     // Run them (into another dir): the same files with the same contents.

@@ -14,7 +14,7 @@ use super::place::Placement;
 impl LayerPlan {
     /// The tutorial's shell commands for this plan: `mkdir -p` of the layer's
     /// directories, `cp -L` of each entry, then of each library the `ldd` of those
-    /// entries finds (`ln -L` where the plan links, `cp -L --reflink=auto` where it
+    /// entries finds (`ln -fL` where the plan links, `cp -L --reflink=auto` where it
     /// reflinks), for exactly the files [`Builder::build`](super::Builder::build)
     /// copies and into exactly [`LayerPlan::dir`]. host-setup does this
     /// in-process (in a temporary directory renamed into place), or nothing when
@@ -40,7 +40,7 @@ impl LayerPlan {
             words.push(quote(&l));
         }
         out.push(format!("mkdir -p {}", words.join(" ")));
-        // `ln -L`, `cp -L --reflink=auto` or `cp -L`: as the plan puts each file in.
+        // `ln -fL`, `cp -L --reflink=auto` or `cp -L`: as the plan puts each file in.
         let cp = |(f, how): &(&LayerFile, Placement)| {
             let (from, to) = (quote(&f.found.display().to_string()), quote(&format!("{l}{}", f.dest.display())));
             format!("{} {from} {to}", how.command())
