@@ -176,7 +176,7 @@ fn the_config_is_what_runs_inside() {
     std::fs::create_dir_all(&host_dir).unwrap();
     std::fs::write(host_dir.join("f"), "from the host\n").unwrap();
     let script = "id -u; id -g; id -G; pwd; echo $GREETING; hostname; cat /proc/sys/kernel/domainname; ulimit -n; \
-                  grep CapEff /proc/self/status; grep NoNewPrivs /proc/self/status; cat /data/f; \
+                  grep CapEff /proc/self/status; grep CapAmb /proc/self/status; grep NoNewPrivs /proc/self/status; cat /data/f; \
                   touch /data/x 2>/dev/null || echo data-ro; cat /proc/cmdline | wc -c; ls /sys/firmware | wc -l; \
                   echo 1 > /proc/sys/kernel/domainname 2>/dev/null || echo sys-ro; \
                   cat /proc/sys/net/ipv4/ip_forward";
@@ -185,7 +185,7 @@ fn the_config_is_what_runs_inside() {
         c["process"]["cwd"] = json!("/tmp");
         c["process"]["env"] = json!(["PATH=/bin", "GREETING=hi"]);
         c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 77, "hard": 88}]);
-        c["process"]["capabilities"] = json!({"bounding": ["CAP_KILL", "CAP_CHOWN"], "effective": ["CAP_CHOWN"], "permitted": ["CAP_CHOWN"], "ambient": ["CAP_CHOWN"], "inheritable": ["CAP_CHOWN"]});
+        c["process"]["capabilities"] = json!({"bounding": ["CAP_KILL", "CAP_CHOWN"], "effective": ["CAP_CHOWN"], "permitted": ["CAP_CHOWN"], "ambient": ["CAP_CHOWN", "CAP_KILL"], "inheritable": ["CAP_CHOWN"]});
         c["domainname"] = json!("example.org");
         c["hostname"] = json!("inside");
         c["mounts"].as_array_mut().unwrap().push(json!({"destination": "/data", "type": "bind", "source": host_dir, "options": ["rbind", "ro"]}));
@@ -205,6 +205,9 @@ fn the_config_is_what_runs_inside() {
         "example.org",
         "77",
         "CapEff:\t0000000000000001",
+        // CAP_KILL is not inheritable: the kernel refuses it as ambient, and
+        // hsrun warns and leaves it out, as runc and crun do.
+        "CapAmb:\t0000000000000001",
         "NoNewPrivs:\t1",
         "from the host",
         "data-ro",
@@ -214,6 +217,8 @@ fn the_config_is_what_runs_inside() {
         "1",
     ];
     assert_eq!(lines, want, "{}", text(&r));
+    let said = String::from_utf8_lossy(&r.stderr);
+    assert!(said.contains("process.capabilities.ambient: CAP_KILL not both permitted and inheritable"), "{said}");
     assert!(!host_dir.join("x").exists());
 }
 

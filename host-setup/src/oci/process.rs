@@ -33,12 +33,13 @@ pub fn fill(p: &Process, inside: &mut Inside) -> Result<()> {
             }
             Ok(m)
         };
+        let (permitted, inheritable) = (mask(c.permitted())?, mask(c.inheritable())?);
         inside.caps = Some(Caps {
             bounding: mask(c.bounding())?,
             effective: mask(c.effective())?,
-            permitted: mask(c.permitted())?,
-            inheritable: mask(c.inheritable())?,
-            ambient: mask(c.ambient())?,
+            permitted,
+            inheritable,
+            ambient: raisable_ambient(mask(c.ambient())?, permitted, inheritable),
         });
     } else {
         // No capabilities given: the process gets none (runc's reading).
@@ -69,4 +70,35 @@ pub fn fill(p: &Process, inside: &mut Inside) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The ambient capabilities the kernel will raise: PR_CAP_AMBIENT_RAISE gives
+/// EPERM for one not both permitted and inheritable. runc's own default spec
+/// asks for ambient capabilities with no inheritable set; runc and crun warn
+/// and go on, so the engines' specs rely on it: warn, name them, drop them.
+fn raisable_ambient(ambient: u64, permitted: u64, inheritable: u64) -> u64 {
+    let ok = ambient & permitted & inheritable;
+    let dropped: Vec<String> = (0..64)
+        .filter(|c| (ambient & !ok) & (1 << c) != 0)
+        .map(|c| super::names::CAPS.get(c).map_or_else(|| format!("capability {c}"), |n| format!("CAP_{n}")))
+        .collect();
+    if !dropped.is_empty() {
+        log::warn!(
+            "config.json: process.capabilities.ambient: {} not both permitted and inheritable: not raised (as runc and crun)",
+            dropped.join(", ")
+        );
+    }
+    ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::raisable_ambient;
+
+    #[test]
+    fn only_permitted_and_inheritable_capabilities_stay_ambient() {
+        assert_eq!(raisable_ambient(0b111, 0b011, 0b110), 0b010);
+        assert_eq!(raisable_ambient(0, u64::MAX, u64::MAX), 0);
+        assert_eq!(raisable_ambient(0b1, 0b1, 0), 0);
+    }
 }
