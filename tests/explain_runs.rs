@@ -208,12 +208,23 @@ impl World {
         }
         // Without the hierarchies host-setup's supervisor moves itself into
         // (name=systemd and cgroup2 on v1, supervisor_cgroup.rs), which init
-        // inherits: the script has no supervisor (checked in the test).
+        // inherits: the script has no supervisor (checked in the test). On v2
+        // init's one line ("0::") is its own cgroup, compared; the supervisor
+        // (init's parent) sits beside it, so its cgroup is its parent's.
+        let v1 = Cgroups::detect().unwrap().version() == 1;
         let cgroup = neutral(fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap());
         let (sup, limits): (Vec<&str>, Vec<&str>) =
-            cgroup.lines().partition(|l| l.contains(":name=systemd:") || l.starts_with("0::"));
+            cgroup.lines().partition(|l| l.contains(":name=systemd:") || (v1 && l.starts_with("0::")));
         s.insert("/proc/PID/cgroup".into(), limits.join("\n"));
-        s.insert("supervisor's cgroups".into(), sup.join("\n"));
+        let sup = match v1 {
+            true => sup.join("\n"),
+            false => {
+                let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+                let ppid = status.lines().find_map(|l| l.strip_prefix("PPid:")).unwrap().trim().to_string();
+                neutral(fs::read_to_string(format!("/proc/{ppid}/cgroup")).unwrap_or_default())
+            }
+        };
+        s.insert("supervisor's cgroups".into(), sup);
         // Mounts: everything but the ids and device numbers, sorted.
         let mut mounts: Vec<String> = fs::read_to_string(format!("/proc/{pid}/mountinfo"))
             .unwrap()
