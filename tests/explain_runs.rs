@@ -162,8 +162,12 @@ impl World {
             .as_array()
             .unwrap()
             .iter()
-            // The routes of the link-local address (fe80::/64, ff00::/8), as above.
-            .filter(|r| !["fe80::/64", "ff00::/8"].contains(&r["dst"].as_str().unwrap_or("")))
+            // The routes of the link-local address (fe80::/64, ff00::/8, and its
+            // own local route "local fe80::..." once addrconf added it), as above.
+            .filter(|r| {
+                let dst = r["dst"].as_str().unwrap_or("");
+                !(["fe80::/64", "ff00::/8"].contains(&dst) || dst.starts_with("fe80:"))
+            })
             .map(|r| {
                 let f = |k: &str| r.get(k).map(|v| v.to_string()).unwrap_or_default();
                 [f("type"), f("dst"), f("dev"), f("table"), f("protocol"), f("scope"), f("prefsrc")].join(" ")
