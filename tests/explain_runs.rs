@@ -162,8 +162,12 @@ impl World {
             .as_array()
             .unwrap()
             .iter()
-            // The routes of the link-local address (fe80::/64, ff00::/8), as above.
-            .filter(|r| !["fe80::/64", "ff00::/8"].contains(&r["dst"].as_str().unwrap_or("")))
+            // The routes of the link-local address (fe80::/64, ff00::/8, and its
+            // own local route "local fe80::..." once addrconf added it), as above.
+            .filter(|r| {
+                let dst = r["dst"].as_str().unwrap_or("");
+                !(["fe80::/64", "ff00::/8"].contains(&dst) || dst.starts_with("fe80:"))
+            })
             .map(|r| {
                 let f = |k: &str| r.get(k).map(|v| v.to_string()).unwrap_or_default();
                 [f("type"), f("dst"), f("dev"), f("table"), f("protocol"), f("scope"), f("prefsrc")].join(" ")
@@ -208,12 +212,23 @@ impl World {
         }
         // Without the hierarchies host-setup's supervisor moves itself into
         // (name=systemd and cgroup2 on v1, supervisor_cgroup.rs), which init
-        // inherits: the script has no supervisor (checked in the test).
+        // inherits: the script has no supervisor (checked in the test). On v2
+        // init's one line ("0::") is its own cgroup, compared; the supervisor
+        // (init's parent) sits beside it, so its cgroup is its parent's.
+        let v1 = Cgroups::detect().unwrap().version() == 1;
         let cgroup = neutral(fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap());
         let (sup, limits): (Vec<&str>, Vec<&str>) =
-            cgroup.lines().partition(|l| l.contains(":name=systemd:") || l.starts_with("0::"));
+            cgroup.lines().partition(|l| l.contains(":name=systemd:") || (v1 && l.starts_with("0::")));
         s.insert("/proc/PID/cgroup".into(), limits.join("\n"));
-        s.insert("supervisor's cgroups".into(), sup.join("\n"));
+        let sup = match v1 {
+            true => sup.join("\n"),
+            false => {
+                let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+                let ppid = status.lines().find_map(|l| l.strip_prefix("PPid:")).unwrap().trim().to_string();
+                neutral(fs::read_to_string(format!("/proc/{ppid}/cgroup")).unwrap_or_default())
+            }
+        };
+        s.insert("supervisor's cgroups".into(), sup);
         // Mounts: everything but the ids and device numbers, sorted.
         let mut mounts: Vec<String> = fs::read_to_string(format!("/proc/{pid}/mountinfo"))
             .unwrap()

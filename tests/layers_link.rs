@@ -38,6 +38,60 @@ fn unchanged_part(p: &Path) -> (u64, u64, u32, u32, u32, u64, i64, i64, u64) {
     (m.dev(), m.ino(), m.mode(), m.uid(), m.gid(), m.size(), m.mtime(), m.mtime_nsec(), bytes)
 }
 
+/// The mount id of `p`'s mount (/proc/self/fdinfo's mnt_id of an fd on it).
+fn mnt_id(p: &Path) -> u64 {
+    let f = fs::File::open(p).unwrap_or_else(|e| panic!("open {}: {e}", p.display()));
+    let info = fs::read_to_string(format!("/proc/self/fdinfo/{}", std::os::fd::AsRawFd::as_raw_fd(&f))).unwrap();
+    let id = info.lines().find_map(|l| l.strip_prefix("mnt_id:")).unwrap_or_else(|| panic!("no mnt_id: {info}"));
+    id.trim().parse().unwrap()
+}
+
+/// The filesystem type of `p`'s mount (mountinfo's field after " - ").
+fn fs_type(p: &Path) -> String {
+    let id = mnt_id(p).to_string();
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let line = mountinfo.lines().find(|l| l.split(' ').next() == Some(&id)).expect("the mount in mountinfo");
+    line.split_once(" - ").and_then(|(_, r)| r.split(' ').next()).unwrap_or("").to_string()
+}
+
+/// A fresh dir on the mount of the host's /usr/bin/ls (where a layer links): in
+/// /tmp where /tmp is that mount, as on the project's machine; else at the root of
+/// /usr's mount (the v2 VM: /usr on its root tmpfs, /tmp a bind of an ext4).
+/// Removed on drop like any TempDir.
+fn dir_on_usrs_mount(tag: &str) -> TempDir {
+    let usr = mnt_id(Path::new("/usr/bin/ls"));
+    if mnt_id(Path::new("/tmp")) == usr {
+        return TempDir::new(tag);
+    }
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let root = mountinfo
+        .lines()
+        .map(|l| l.split(' ').collect::<Vec<_>>())
+        .find(|f| f[0].parse::<u64>().ok() == Some(usr) && f[3] == "/")
+        .map(|f| PathBuf::from(f[4]))
+        .unwrap_or_else(|| panic!("no mount {usr} with root / in {mountinfo}"));
+    let dir = root.join(format!("lab-test-{}-{}-{tag}", std::process::id(), lab_tests::seq()));
+    fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+    let dir = TempDir(dir);
+    assert_eq!(mnt_id(&dir.0), usr, "{} on /usr's mount", dir.0.display());
+    dir
+}
+
+/// `--no-userns` where the kernel cannot idmap tmpfs (before Linux 6.3: host-setup
+/// refuses a layer there, exit 1), as on the v2 VM's 6.1 with /usr on its root
+/// tmpfs; nothing where it can (the host's 6.18): there the test runs with the
+/// default user namespace, the idmapped layers.
+fn tmpfs_userns_args() -> &'static [&'static str] {
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut v = release.trim().split(['.', '-']).map(|n| n.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (v.next().unwrap_or(0), v.next().unwrap_or(0));
+    if (major, minor) < (6, 3) {
+        &["--no-userns"]
+    } else {
+        &[]
+    }
+}
+
 /// A one-binary layer made from a test-owned copy of /bin/true in `t/src`
 /// (same filesystem as the layers dir), so the test may change its source.
 fn own_layer(t: &TempDir) -> (Builder, Manifest, PathBuf) {
@@ -54,7 +108,7 @@ fn own_layer(t: &TempDir) -> (Builder, Manifest, PathBuf) {
 #[test]
 fn on_the_same_filesystem_layer_files_are_the_hosts_inodes() {
     lab_tests::require_root();
-    let t = TempDir::new("link");
+    let t = dir_on_usrs_mount("link");
     let b = Builder::new(t.path("layers"), own_bin_dir());
     let m = layers::builtin("myroot").unwrap();
     let plan = b.plan(&m).unwrap();
@@ -105,12 +159,13 @@ fn on_another_filesystem_layer_files_are_copies_and_the_container_runs() {
     let script = format!(
         "set -e\nmount -t tmpfs tmpfs {s}\n\
          {hs} {name} --explain > {t}/explain\n\
-         {hs} run {name} -- /bin/ls /bin > {t}/ls\n\
+         {hs} run {name} {no_userns} -- /bin/ls /bin > {t}/ls\n\
          stat -Lc '%d %i' /usr/bin/ls {s}/layers/myroot-*/bin/ls > {t}/ids\n\
          stat -fc %T {s}/layers/myroot-*/bin/ls >> {t}/ids",
         s = state.display(),
         t = t.0.display(),
-        hs = lab_tests::bin("host-setup").display()
+        hs = lab_tests::bin("host-setup").display(),
+        no_userns = tmpfs_userns_args().join(" ")
     );
     let out = Command::new("unshare")
         .args(["-m", "--propagation", "private", "sh", "-c", &script])
@@ -135,8 +190,15 @@ fn on_another_filesystem_layer_files_are_copies_and_the_container_runs() {
 
 #[test]
 fn the_pair_runs_on_linked_layers() {
-    let lab = Lab::new();
-    let (a, _b) = lab.pair();
+    // The state dir on /usr's mount (made first: removed after the lab's drop).
+    let on_usr = dir_on_usrs_mount("pair");
+    let mut lab = Lab::new();
+    lab.state_dir = on_usr.path("state");
+    // lab.pair() as it is, with --no-userns where /usr's tmpfs cannot be idmapped.
+    let (a, b) = (lab.name("a"), lab.name("b"));
+    let no_userns = if fs_type(Path::new("/usr/bin/ls")) == "tmpfs" { tmpfs_userns_args() } else { &[] };
+    lab.ok(&[&["up", &a, "--address", "11.11.11.2/24", "--iface", "veth0", "--peer", &b], no_userns].concat());
+    lab.ok(&[&["up", &b, "--address", "11.11.11.3/24", "--iface", "veth1", "--peer", &a], no_userns].concat());
     let layer = fs::read_dir(lab.state_dir.join("layers"))
         .unwrap()
         .map(|e| e.unwrap().path())

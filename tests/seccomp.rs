@@ -72,6 +72,35 @@ fn kernel_refuses_unprivileged_bpf() -> bool {
     disabled.trim() != "0" && (major, minor) < (6, 9)
 }
 
+/// What the kernel itself answers to the probe's kexec_load (invalid flags) from a
+/// process whose effective capabilities are `cap_eff` (/proc/PID/status, hex), no
+/// seccomp filter: a kernel without kexec has no /proc/sys/kernel/kexec_load_disabled
+/// and answers ENOSYS; one with it answers EPERM without CAP_SYS_BOOT (a default
+/// container, so --seccomp unconfined too, as Docker's) or with kexec_load_disabled
+/// 1 or lockdown, and EINVAL to the flags otherwise (Linux 6.1 kexec_load_check;
+/// the probe prints EINVAL as E22).
+fn kernel_answers_kexec_load(cap_eff: &str) -> &'static str {
+    const CAP_SYS_BOOT: u32 = 22;
+    let Ok(disabled) = std::fs::read_to_string("/proc/sys/kernel/kexec_load_disabled") else {
+        return "ENOSYS";
+    };
+    let caps = u64::from_str_radix(cap_eff.trim(), 16).unwrap_or_else(|e| panic!("CapEff {cap_eff:?}: {e}"));
+    // securityfs may not be mounted (the v2 VM): then the kernel's lockdown is unseen, "none".
+    let lockdown = std::fs::read_to_string("/sys/kernel/security/lockdown").unwrap_or_default();
+    let locked = lockdown.contains("[integrity]") || lockdown.contains("[confidentiality]");
+    if caps & (1 << CAP_SYS_BOOT) == 0 || disabled.trim() != "0" || locked {
+        "EPERM"
+    } else {
+        "E22"
+    }
+}
+
+/// `CapEff:` of a process `exec` starts in container `name` (as the probe runs).
+fn cap_eff(lab: &Lab, name: &str) -> String {
+    let status = in_container_status(lab, name, "/proc/self/status");
+    status.lines().find_map(|l| l.strip_prefix("CapEff:")).unwrap_or_else(|| panic!("no CapEff: {status}")).into()
+}
+
 #[test]
 fn the_default_filter_refuses_what_docker_refuses_and_the_controls_pass() {
     let lab = Lab::new();
@@ -85,6 +114,26 @@ fn the_default_filter_refuses_what_docker_refuses_and_the_controls_pass() {
     let kernel_refuses_bpf = kernel_refuses_unprivileged_bpf();
     for (call, want) in REFUSED {
         assert_eq!(d[call], want, "{call} in a default container: {d:?}");
+        // kexec_load: the controls get exactly what the kernel answers their
+        // capabilities; where that is EPERM too (a kernel with kexec, no
+        // CAP_SYS_BOOT: unconfined on Debian's 6.1) the other control shows the filter.
+        if call == "kexec_load" {
+            assert_eq!(u[call], kernel_answers_kexec_load(&cap_eff(&lab, &open)), "{call} unconfined: {u:?}");
+            assert_eq!(p[call], kernel_answers_kexec_load(&cap_eff(&lab, &free)), "{call} privileged: {p:?}");
+            assert!(u[call] != want || p[call] != want, "no control shows {call} past the filter: {u:?} {p:?}");
+            continue;
+        }
+        // open_by_handle_at: Linux 6.1 (the v2 VM) checks CAP_DAC_READ_SEARCH before
+        // it reads the handle, so without it the unconfined control gets the
+        // kernel's own EPERM; the host's 6.18 reads the handle first (EINVAL). That
+        // EPERM only where the capability is missing; --privileged has it.
+        if call == "open_by_handle_at" && u[call] == want {
+            const CAP_DAC_READ_SEARCH: u32 = 2;
+            let caps = u64::from_str_radix(cap_eff(&lab, &open).trim(), 16).unwrap();
+            assert_eq!(caps & (1 << CAP_DAC_READ_SEARCH), 0, "{call} EPERM unconfined with the capability: {u:?}");
+            assert_ne!(p[call], want, "{call} with --privileged: {p:?}");
+            continue;
+        }
         // The controls: past the filter, the kernel answers (success or its own error).
         if !(call == "bpf" && kernel_refuses_bpf) {
             assert_ne!(u[call], want, "{call} with --seccomp unconfined (same capabilities): {u:?}");

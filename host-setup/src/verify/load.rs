@@ -114,14 +114,14 @@ fn count_named(pids: &[i32], name: &str) -> usize {
     pids.iter().filter(|p| comm(**p) == name).count()
 }
 
-/// Largest VmRSS (bytes) among `pids`.
-fn max_rss(pids: &[i32]) -> u64 {
+/// The hog among `pids`: the largest VmRSS + VmSwap, as (resident, swapped) bytes.
+fn hog(pids: &[i32]) -> (u64, u64) {
+    let kib = |s: &str, k: &str| status_field(s, k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) * 1024;
     pids.iter()
         .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
-        .filter_map(|s| status_field(&s, "VmRSS")?.parse::<u64>().ok())
-        .max()
-        .unwrap_or(0)
-        * 1024
+        .map(|s| (kib(&s, "VmRSS"), kib(&s, "VmSwap")))
+        .max_by_key(|(rss, swap)| rss + swap)
+        .unwrap_or((0, 0))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,11 +129,19 @@ enum Probe {
     /// The worker had all its bytes resident (VmRSS), and was ended by us.
     Fits,
     OomKilled,
+    /// The worker touched all its bytes but only `resident` stayed in memory, the
+    /// rest went to swap: the limit held its RAM, and with swap allowed (not the
+    /// tutorial's swappiness 0 / memory.swap.max 0) no OOM kill comes.
+    Swapped {
+        resident: u64,
+        swapped: u64,
+    },
 }
 
 /// One `stress --vm 1 --vm-bytes SIZE --vm-hang 0` run: it fits once the worker's
-/// VmRSS reaches SIZE (then we end it; no timing involved), or it is OOM-killed
-/// (the cgroup's oom_kill counter moves while it runs).
+/// VmRSS reaches SIZE (then we end it; no timing involved), it swapped once VmRSS +
+/// VmSwap reach SIZE with some in swap (`--vm-hang 0`: it touched every page and
+/// sleeps), or it is OOM-killed (the cgroup's oom_kill counter moves while it runs).
 fn probe(runner: &Runner, cg: &Cgroups, t: &Target, bytes: u64) -> Result<Probe, String> {
     let kib = format!("{}K", bytes / 1024);
     let oom0 = cg.usage(&t.cgroup_dirs).oom_kills;
@@ -141,11 +149,16 @@ fn probe(runner: &Runner, cg: &Cgroups, t: &Target, bytes: u64) -> Result<Probe,
         .spawn(&t.name, &["stress", "--vm", "1", "--vm-bytes", &kib, "--vm-hang", "0", "-t", "60"])
         .map_err(|e| format!("spawn exec stress: {}", crate::error::io_text(&e)))?;
     let mut p = Started(Some(p));
-    let fits = p.wait_for(Duration::from_secs(30), |p| max_rss(&p.descendants()) >= bytes);
+    let mut seen = (0, 0);
+    let done = p.wait_for(Duration::from_secs(30), |p| {
+        seen = hog(&p.descendants());
+        seen.0 >= bytes || (seen.1 > 0 && seen.0 + seen.1 >= bytes)
+    });
     let ran = p.end();
     let oom1 = cg.usage(&t.cgroup_dirs).oom_kills;
-    match (fits, oom1 > oom0) {
-        (true, false) => Ok(Probe::Fits),
+    match (done, oom1 > oom0) {
+        (true, false) if seen.0 >= bytes => Ok(Probe::Fits),
+        (true, false) => Ok(Probe::Swapped { resident: seen.0, swapped: seen.1 }),
         // Right at the boundary the worker may get all its bytes and still be
         // killed a moment later (the cgroup's other pages grow): it did not fit.
         (_, true) => Ok(Probe::OomKilled),
@@ -160,7 +173,9 @@ fn mib(b: u64) -> String {
 /// The memory boundary: 90 % of the limit must fit and 105 % be OOM-killed;
 /// four bisection steps between them narrow the boundary to under 1 % of the
 /// limit. The oom_kill counter (memory.oom_control v1, memory.events v2) must
-/// move once per kill.
+/// move once per kill. With swap allowed (the swap check fails then) the 105 %
+/// hog swaps instead of being killed: the limit holds if its resident part stayed
+/// within the limit, and the line says that the OOM boundary cannot be shown.
 pub fn memory(runner: &Runner, cg: &Cgroups, t: &Target) -> Check {
     let limit = t.spec.limits.memory_bytes;
     let page = |b: u64| b / 4096 * 4096;
@@ -171,39 +186,74 @@ pub fn memory(runner: &Runner, cg: &Cgroups, t: &Target) -> Check {
         seen.push((b, r));
         Ok(r)
     };
-    let result = (|| -> Result<(u64, u64), String> {
+    let result = (|| -> Result<Held, String> {
         let (mut lo, mut hi) = (page(limit * 90 / 100), page(limit * 105 / 100));
-        if run(lo)? != Probe::Fits {
+        if run(lo)? == Probe::OomKilled {
             return Err(format!("{} (90 % of the limit) was OOM-killed", mib(lo)));
         }
-        if run(hi)? != Probe::OomKilled {
-            return Err(format!("{} (105 % of the limit) fit: the limit does not hold", mib(hi)));
+        match run(hi)? {
+            Probe::Fits => return Err(format!("{} (105 % of the limit) fit: the limit does not hold", mib(hi))),
+            Probe::Swapped { resident, .. } if resident > limit => {
+                return Err(format!(
+                    "{} (105 % of the limit) had {} resident: the limit does not hold",
+                    mib(hi),
+                    mib(resident)
+                ))
+            }
+            Probe::Swapped { resident, .. } => return Ok(Held::Swapped(resident)),
+            Probe::OomKilled => {}
         }
         for _ in 0..4 {
             let mid = page((lo + hi) / 2);
             match run(mid)? {
                 Probe::Fits => lo = mid,
-                Probe::OomKilled => hi = mid,
+                // Swapped: it did not fit in memory either.
+                Probe::OomKilled | Probe::Swapped { .. } => hi = mid,
             }
         }
-        Ok((lo, hi))
+        Ok(Held::Boundary(lo, hi))
     })();
     let oom1 = cg.usage(&t.cgroup_dirs).oom_kills;
     seen.sort_by_key(|(b, _)| *b);
     let steps: Vec<String> = seen
         .iter()
-        .map(|(b, r)| format!("{} {}", mib(*b), if *r == Probe::Fits { "ok" } else { "OOM-killed" }))
+        .map(|(b, r)| match r {
+            Probe::Fits => format!("{} ok", mib(*b)),
+            Probe::OomKilled => format!("{} OOM-killed", mib(*b)),
+            Probe::Swapped { resident, swapped } => {
+                format!("{} swapped ({} resident, {} in swap)", mib(*b), mib(*resident), mib(*swapped))
+            }
+        })
         .collect();
     let kills = seen.iter().filter(|(_, r)| *r == Probe::OomKilled).count() as u64;
     let counted = format!("oom_kill {oom0} -> {oom1}");
+    let steps = steps.join(", ");
     match result {
-        Ok((lo, hi)) => Check::by(
+        Ok(Held::Boundary(lo, hi)) => Check::by(
             "memory",
             oom1 - oom0 == kills,
-            format!("{}; boundary {}..{} (limit {}); {counted}", steps.join(", "), mib(lo), mib(hi), mib(limit)),
+            format!("{steps}; boundary {}..{} (limit {}); {counted}", mib(lo), mib(hi), mib(limit)),
         ),
-        Err(e) => Check::fail("memory", format!("{e}; {}; {counted}", steps.join(", "))),
+        Ok(Held::Swapped(resident)) => Check::by(
+            "memory",
+            oom1 - oom0 == kills,
+            format!(
+                "{steps}; the limit holds its memory at {} (limit {}), the rest went to swap: with swap allowed \
+                 there is no OOM boundary to show (see swap); {counted}",
+                mib(resident),
+                mib(limit)
+            ),
+        ),
+        Err(e) => Check::fail("memory", format!("{e}; {steps}; {counted}")),
     }
+}
+
+/// How the memory limit was seen to hold.
+enum Held {
+    /// The largest size that fit and the smallest that was OOM-killed.
+    Boundary(u64, u64),
+    /// The 105 % hog swapped; its resident bytes (within the limit).
+    Swapped(u64),
 }
 
 /// Swap off: by configuration (v1 memsw limit = memory limit and swappiness 0;
