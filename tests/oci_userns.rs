@@ -41,7 +41,7 @@ impl Oci {
         }
         std::os::unix::fs::chown(b.join("rootfs/data"), Some(owner.0), Some(owner.1)).unwrap();
         std::fs::copy("/bin/busybox", bin_dir.join("busybox")).expect("busybox-static is missing");
-        for a in ["sh", "cat", "echo", "id", "ls", "grep", "touch", "chown", "head", "wc"] {
+        for a in ["sh", "cat", "echo", "id", "ls", "grep", "touch", "chown", "head", "wc", "stat"] {
             std::os::unix::fs::symlink("busybox", bin_dir.join(a)).unwrap();
         }
         let caps = ["CAP_CHOWN", "CAP_KILL"];
@@ -125,7 +125,9 @@ fn ns_of(pid: impl std::fmt::Display) -> String {
 const SCRIPT: &str = "id > /data/id; touch /data/root-made; touch /data/chowned && chown 1000:1000 /data/chowned; \
      grep CapEff /proc/self/status > /data/caps; echo hi > /dev/null && echo null-ok > /data/null; \
      head -c 5 /dev/zero | wc -c > /data/zero; ls /sys/kernel > /data/sys; ls /sys/fs/cgroup > /data/cgroup; \
-     ls /proc/1 > /data/proc";
+     ls /proc/1 > /data/proc; d=/sys/fs/cgroup; [ -e $d/cgroup.procs ] || d=$d/pids; \
+     stat -c '%u %g' $d/cgroup.procs > /data/cgowner; grep -x $$ $d/cgroup.procs > /data/cgprocs; \
+     grep -cE ' /sys/fs/cgroup(/[^ ]*)? ro,' /proc/self/mountinfo > /data/cgro";
 
 #[test]
 fn several_ranges_are_the_kernels_maps_and_owners() {
@@ -162,7 +164,15 @@ fn several_ranges_are_the_kernels_maps_and_owners() {
     assert_eq!(read("null"), "null-ok\n", "/dev/null is writable");
     assert_eq!(read("zero").trim(), "5", "/dev/zero is readable");
     assert!(!read("sys").is_empty(), "/sys is there");
+    // The container's own cgroup (v2: /sys/fs/cgroup itself, v1: its pids dir),
+    // bound from the host's tree: its files are the host root's, unmapped inside
+    // (the overflow ids), and cgroup.procs lists the script's shell by its pid there.
     assert!(!read("cgroup").is_empty(), "/sys/fs/cgroup is there");
+    let overflow = |f: &str| std::fs::read_to_string(format!("/proc/sys/kernel/{f}")).unwrap().trim().to_string();
+    let unmapped = format!("{} {}\n", overflow("overflowuid"), overflow("overflowgid"));
+    assert_eq!(read("cgowner"), unmapped, "the host root's cgroup.procs, seen from the userns; ls: {}", read("cgroup"));
+    assert!(!read("cgprocs").is_empty(), "the shell is in its cgroup's cgroup.procs; ls: {}", read("cgroup"));
+    assert_ne!(read("cgro").trim(), "0", "/sys/fs/cgroup is read-only");
     assert!(read("proc").contains("status"), "/proc is there: {}", read("proc"));
     o.ok(&["delete", &id]);
     assert_eq!(o.leftovers(&id), Vec::<String>::new());

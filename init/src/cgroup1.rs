@@ -1,6 +1,6 @@
-//! A MOUNT of fstype "cgroup" (cgroup v1; host-setup sends "cgroup2" for a
-//! unified host): a tmpfs on the target, then one cgroup filesystem per
-//! hierarchy init belongs to (/proc/self/cgroup), named as on the host
+//! A MOUNT of fstype "cgroup" on a host with cgroup v1 hierarchies (on a pure
+//! v2 host cgroup2.rs mounts the unified tree instead): a tmpfs on the target,
+//! then one cgroup filesystem per hierarchy init belongs to (/proc/self/cgroup), named as on the host
 //! (cpu,cpuacct; systemd for name=systemd) with links for co-mounted
 //! controllers (cpu -> cpu,cpuacct), as runc lays it out. With --cgroupns each
 //! shows the container's own cgroup as its root; without it, the host's tree.
@@ -49,13 +49,17 @@ fn bind_own(name: &[u8], path: &[u8], at: &CStr, flags: usize) -> Result<()> {
 }
 
 pub fn mount(root: i32, target: &[u8], at: &CStr, flags: usize) -> Result<()> {
-    let keep = flags & (MS_NOSUID | MS_NODEV | MS_NOEXEC);
-    sys::mount(Some(c"cgroup"), at, Some(c"tmpfs"), keep, Some(c"mode=755"))?;
     let fd = sys::open(c"/proc/self/cgroup", O_CLOEXEC)?;
     let mut buf = [0u8; 4096];
     let n = sys::read_full(fd, &mut buf);
     let _ = sys::close(fd);
     let n = n?;
+    // A pure v2 host has no hierarchy for the tmpfs below: it stayed empty (issue 22).
+    if crate::cgroup2::unified_only(&buf[..n]) {
+        return crate::cgroup2::mount(at, flags, None);
+    }
+    let keep = flags & (MS_NOSUID | MS_NODEV | MS_NOEXEC);
+    sys::mount(Some(c"cgroup"), at, Some(c"tmpfs"), keep, Some(c"mode=755"))?;
     // Reopened: the fd behind `at` is the directory under the new tmpfs.
     let dir = inroot::open(root, target, sys::O_PATH | sys::O_DIRECTORY)?;
     let r = buf[..n].split(|&b| b == b'\n').filter_map(hierarchy).try_for_each(|(name, controllers, path)| {

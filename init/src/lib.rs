@@ -30,6 +30,7 @@
 pub mod args;
 pub mod caps;
 pub mod cgroup1;
+pub mod cgroup2;
 pub mod console;
 pub mod dev;
 pub mod exec;

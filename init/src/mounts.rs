@@ -149,6 +149,8 @@ fn mount(root: i32, m: &Mount<'static>) -> Result<(), Error<'static>> {
         r
     } else if fstype == Some(c"cgroup") {
         crate::cgroup1::mount(root, t, target, p.first)
+    } else if fstype == Some(c"cgroup2") {
+        crate::cgroup2::mount(target, p.first, data)
     } else {
         match sys::mount(source, target, fstype, p.first, if p.first & MS_BIND != 0 { None } else { data }) {
             // A sysfs belongs to the user namespace owning the netns (here the host's:
