@@ -15,108 +15,46 @@
 //! peer), a member of the default bridge network hs0 with a published port, and one
 //! with `--disk`; a step that none of them reaches fails the test, so a new step
 //! is covered without editing this file (or names the option it needs).
-//! Everything runs "as the host" in a stand-in host netns (tests/network.rs).
-
+//! Everything runs "as the host" in a stand-in host netns (lab_tests::standin).
+//!
+//! One test per container and step group: the cgroup steps (CGROUP_STEPS, the only
+//! code that differs between cgroup v1 and v2: the cgroup VM runs these) and every
+//! other step the binary logs (the catch-all: a new step lands there by itself).
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 
 use lab_tests::footprint::footprint;
-use lab_tests::{bin, text, Lab};
+use lab_tests::standin::Standin;
+use lab_tests::text;
 
-/// A lab whose host-setup runs in a stand-in host netns NH<tag>.
-struct World {
-    lab: Lab,
-    host: String,
-    names: std::sync::Mutex<Vec<String>>,
-}
-
-impl World {
-    fn new() -> World {
-        let lab = Lab::new();
-        let host = format!("NH{}", lab.tag());
-        must(&["ip", "netns", "add", &host]);
-        must(&["ip", "-n", &host, "link", "set", "lo", "up"]);
-        // (IPv4 only in the footprint: an IPv6 link-local address is "tentative" for a
-        // while after the link comes up.) An uplink with a default route, as a host has (its peer sits in a netns of
-        // its own that nothing else uses).
-        let (up, peer, out) = (format!("up{}", lab.tag()), format!("out{}", lab.tag()), format!("NO{}", lab.tag()));
-        must(&["ip", "netns", "add", &out]);
-        must(&["ip", "link", "add", &up, "netns", &host, "type", "veth", "peer", "name", &peer, "netns", &out]);
-        must(&["ip", "-n", &host, "addr", "add", "192.168.232.2/24", "dev", &up]);
-        must(&["ip", "-n", &host, "link", "set", &up, "up"]);
-        must(&["ip", "-n", &out, "link", "set", &peer, "up"]);
-        must(&["ip", "-n", &host, "route", "add", "default", "via", "192.168.232.1"]);
-        World { lab, host, names: Default::default() }
+/// The lab's footprint and the stand-in host's network state.
+fn host_footprint(w: &Standin) -> BTreeSet<String> {
+    let mut out = footprint(&w.lab);
+    // The rest of the state dir (networks and their leases), but the layer cache.
+    let state = std::fs::read_dir(&w.lab.state_dir).unwrap().flatten().map(|e| e.path());
+    for p in state.filter(|p| !p.ends_with("layers") && !p.ends_with("containers")) {
+        out.insert(format!("file {}", p.display()));
+        out.extend(lab_tests::footprint::walk(&p).into_iter().map(|f| format!("file {f}")));
     }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("nsenter");
-        c.arg(format!("--net=/run/netns/{}", self.host))
-            .arg(bin("host-setup"))
-            .args(args)
-            .env("HOST_SETUP_STATE_DIR", &self.lab.state_dir)
-            .env("HOST_SETUP_CGROUP_PARENT", &self.lab.cgroup_parent)
-            .env_remove("RUST_LOG")
-            .env_remove("HOST_SETUP_FAULT")
-            .stdin(Stdio::null());
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().expect("run host-setup")
-    }
-
-    fn ok(&self, args: &[&str]) -> Output {
-        let o = self.run(args);
-        assert!(o.status.success(), "host-setup {}: {}", args.join(" "), text(&o));
-        o
-    }
-
-    /// The lab's footprint and the stand-in host's network state.
-    fn footprint(&self) -> BTreeSet<String> {
-        let mut out = footprint(&self.lab);
-        // The rest of the state dir (networks and their leases), but the layer cache.
-        let state = std::fs::read_dir(&self.lab.state_dir).unwrap().flatten().map(|e| e.path());
-        for p in state.filter(|p| !p.ends_with("layers") && !p.ends_with("containers")) {
-            out.insert(format!("file {}", p.display()));
-            out.extend(lab_tests::footprint::walk(&p).into_iter().map(|f| format!("file {f}")));
-        }
-        let ns = format!("--net=/run/netns/{}", self.host);
-        for what in
-            [&["ip", "-o", "link"][..], &["ip", "-o", "-4", "addr"], &["ip", "route"], &["nft", "list", "ruleset"]]
-        {
-            let o = Command::new("nsenter").arg(&ns).args(what).output().unwrap();
-            assert!(o.status.success(), "{what:?}: {}", text(&o));
-            for l in String::from_utf8_lossy(&o.stdout).lines() {
-                out.insert(format!("{} {l}", what.join(" ")));
-            }
-        }
-        let sysctls = "grep -r . /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/conf/*/forwarding \
-                       /proc/sys/net/ipv4/conf/*/route_localnet";
-        let o = Command::new("nsenter").arg(&ns).args(["sh", "-c", sysctls]).output().unwrap();
+    let ns = format!("--net=/run/netns/{}", w.host);
+    for what in [&["ip", "-o", "link"][..], &["ip", "-o", "-4", "addr"], &["ip", "route"], &["nft", "list", "ruleset"]]
+    {
+        let o = Command::new("nsenter").arg(&ns).args(what).output().unwrap();
+        assert!(o.status.success(), "{what:?}: {}", text(&o));
         for l in String::from_utf8_lossy(&o.stdout).lines() {
-            out.insert(format!("sysctl {l}"));
-        }
-        out
-    }
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        let names = self.names.lock().unwrap().clone();
-        let mut a = vec!["down", "--timeout", "1"];
-        a.extend(names.iter().map(String::as_str));
-        let _ = self.run(&a);
-        for ns in [self.host.clone(), format!("NO{}", self.lab.tag())] {
-            let _ = Command::new("ip").args(["netns", "delete", &ns]).output();
+            out.insert(format!("{} {l}", what.join(" ")));
         }
     }
-}
-
-fn must(args: &[&str]) {
-    let o = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(o.status.success(), "{args:?}: {}", text(&o));
+    // (IPv4 only above: an IPv6 link-local address is "tentative" for a while after
+    // the link comes up.)
+    let sysctls = "grep -r . /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/conf/*/forwarding \
+                   /proc/sys/net/ipv4/conf/*/route_localnet";
+    let o = Command::new("nsenter").arg(&ns).args(["sh", "-c", sysctls]).output().unwrap();
+    for l in String::from_utf8_lossy(&o.stdout).lines() {
+        out.insert(format!("sysctl {l}"));
+    }
+    out
 }
 
 /// One container the matrix brings up, with what it needs first and a check that it works.
@@ -166,13 +104,25 @@ fn kinds() -> Vec<Kind> {
 }
 
 struct Run<'a> {
-    w: &'a World,
+    w: &'a Standin,
     c: &'a Config,
     name: String,
     args: Vec<String>,
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
+    /// Container `c` in `w` (its names taken down on drop), its peer up if it has one.
+    fn new(w: &'a Standin, c: &'a Config) -> Run<'a> {
+        let (name, peer) = (format!("t{}x", w.lab.tag()), format!("t{}y", w.lab.tag()));
+        w.track(name.clone());
+        w.track(peer.clone());
+        let args: Vec<String> = c.args.iter().map(|a| a.replace("{peer}", &peer)).collect();
+        if c.peer {
+            w.ok(&["up", &peer, "--address", "11.11.11.3/24", "--peer", &name]);
+        }
+        Run { w, c, name, args }
+    }
+
     fn up_args(&self) -> Vec<&str> {
         let mut a = vec!["up", self.name.as_str()];
         a.extend(self.args.iter().map(String::as_str));
@@ -276,11 +226,11 @@ impl Run<'_> {
             }
             self.w.ok(&["down", &self.name]);
             let by = if recover_by_up { "up, down" } else { "down" };
-            assert_eq!(&self.w.footprint(), before, "{case}, recovered by {by}: the host is not as before");
+            assert_eq!(&host_footprint(self.w), before, "{case}, recovered by {by}: the host is not as before");
         } else {
             assert_eq!(o.status.code(), code, "{case}: {}", text(&o));
             assert!(err.contains(&says), "{case}: wanted {says:?} in: {}", text(&o));
-            assert_eq!(&self.w.footprint(), before, "{case} left the host changed");
+            assert_eq!(&host_footprint(self.w), before, "{case} left the host changed");
             self.w.ok(&self.up_args());
             self.works();
             self.w.ok(&["down", &self.name]);
@@ -288,46 +238,105 @@ impl Run<'_> {
     }
 }
 
-/// Every point of every step of `c`, with every kind of fault; the steps it reached.
-fn matrix(c: &'static Config) -> (BTreeSet<String>, usize) {
-    let w = World::new();
-    let (name, peer) = (format!("t{}x", w.lab.tag()), format!("t{}y", w.lab.tag()));
-    w.names.lock().unwrap().extend([name.clone(), peer.clone()]);
-    let args: Vec<String> = c.args.iter().map(|a| a.replace("{peer}", &peer)).collect();
-    if c.peer {
-        w.ok(&["up", &peer, "--address", "11.11.11.3/24", "--peer", &name]);
+/// The steps whose code differs between cgroup v1 and v2, all the rest being the same:
+/// `cgroups` makes the cgroups and writes the limits (v1's hierarchies or v2's one
+/// dir), and `launch` puts the supervisor in `NAME.supervisor` and init in the
+/// container's cgroup (on v2 born in it, clone3's CLONE_INTO_CGROUP).
+const CGROUP_STEPS: &[&str] = &["cgroups", "launch"];
+
+/// Which steps' points a test injects faults at.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Group {
+    /// CGROUP_STEPS.
+    Cgroup,
+    /// Every step the binary logs but those: a step this file does not name is here.
+    Other,
+}
+
+impl Group {
+    fn has(self, step: &str) -> bool {
+        CGROUP_STEPS.contains(&step) == (self == Group::Cgroup)
     }
-    let r = Run { w: &w, c, name, args };
+}
+
+fn config(what: &str) -> &'static Config {
+    CONFIGS.iter().find(|c| c.what == what).unwrap_or_else(|| panic!("no config {what}"))
+}
+
+/// Every kind of fault at every point of `group`'s steps of container `what`.
+fn matrix(what: &str, group: Group) {
+    let t0 = std::time::Instant::now();
+    let c = config(what);
+    let w = Standin::new();
+    let r = Run::new(&w, c);
     // A first clean up and down makes what stays (the layer cache, lock files).
     let points = r.points();
     let list: Vec<String> = points.iter().map(|(s, w)| format!("{s}:{w}")).collect();
     eprintln!("{}: {} points: {}", c.what, points.len(), list.join(" "));
-    let before = w.footprint();
-    let mut by_up = false;
+    if group == Group::Cgroup {
+        for step in CGROUP_STEPS {
+            assert!(points.iter().any(|p| p.0 == *step), "{what} does not reach the cgroup step {step}: {list:?}");
+        }
+    }
+    let before = host_footprint(&w);
     let mut n = 0;
-    for (step, when) in &points {
+    // SIGKILL is recovered by `up` at every other point of the whole list, by `down`
+    // at the rest (the same points whichever group runs).
+    for (i, (step, when)) in points.iter().enumerate().filter(|(_, p)| group.has(&p.0)) {
         for kind in kinds() {
-            if let Kind::Kill = kind {
-                by_up = !by_up;
-            }
-            r.case(step, when, kind, by_up, &before);
+            r.case(step, when, kind, i % 2 == 0, &before);
             n += 1;
         }
     }
-    (points.into_iter().map(|p| p.0).collect(), n)
+    assert!(n > 0, "{what}: no point of the {group:?} steps in {list:?}");
+    eprintln!("{what}, {group:?} steps: {n} cases in {:.1} s", t0.elapsed().as_secs_f64());
 }
 
+/// One test per group and container, each listed in TESTED.
+macro_rules! matrix_tests {
+    ($($test:ident: $group:ident $what:literal;)*) => {
+        $(#[test]
+        fn $test() {
+            matrix($what, Group::$group);
+        })*
+        const TESTED: &[(Group, &str)] = &[$((Group::$group, $what)),*];
+    };
+}
+
+matrix_tests! {
+    cgroup_steps_of_the_pair: Cgroup "pair";
+    cgroup_steps_of_a_bridge_member: Cgroup "bridge";
+    cgroup_steps_of_a_disk_container: Cgroup "disk";
+    other_steps_of_the_pair: Other "pair";
+    other_steps_of_a_bridge_member: Other "bridge";
+    other_steps_of_a_disk_container: Other "disk";
+}
+
+/// Every step of the binary is reached by some container (a clean `up` of each), every
+/// container has its test for each group, and CGROUP_STEPS names steps that exist.
 #[test]
-fn every_fault_at_every_point_of_every_step_is_undone() {
-    let t0 = std::time::Instant::now();
-    let done: Vec<(BTreeSet<String>, usize)> = std::thread::scope(|s| {
-        let hs: Vec<_> = CONFIGS.iter().map(|c| s.spawn(move || matrix(c))).collect();
-        hs.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
-    });
-    let reached: BTreeSet<String> = done.iter().flat_map(|d| d.0.iter().cloned()).collect();
+fn every_step_is_reached_by_a_container_with_a_test_for_each_group() {
     let all: BTreeSet<String> = host_setup::steps::all().iter().map(|s| s.name().to_string()).collect();
+    for step in CGROUP_STEPS {
+        assert!(all.contains(*step), "CGROUP_STEPS names {step}, which is not a step: {all:?}");
+    }
+    for c in CONFIGS {
+        for group in [Group::Cgroup, Group::Other] {
+            assert!(TESTED.contains(&(group, c.what)), "{} has no test of the {group:?} steps (matrix_tests!)", c.what);
+        }
+    }
+    let reached: BTreeSet<String> = std::thread::scope(|s| {
+        let hs: Vec<_> = CONFIGS
+            .iter()
+            .map(|c| {
+                s.spawn(move || {
+                    let w = Standin::new();
+                    Run::new(&w, c).points().into_iter().map(|p| p.0).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        hs.into_iter().flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+    });
     let missed: Vec<&String> = all.difference(&reached).collect();
     assert!(missed.is_empty(), "steps no configuration reaches (add one to CONFIGS): {missed:?}");
-    let cases: usize = done.iter().map(|d| d.1).sum();
-    eprintln!("{cases} cases, {} steps, in {:.1} s", reached.len(), t0.elapsed().as_secs_f64());
 }

@@ -12,6 +12,7 @@ pub mod child_fd;
 pub mod footprint;
 pub mod hsrun_world;
 pub mod oci_image_fixture;
+pub mod standin;
 
 /// Where the project's binaries were built (`tests/run` builds them first).
 /// `HS_BIN_DIR` overrides it, e.g. to test installed binaries.

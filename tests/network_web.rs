@@ -1,12 +1,15 @@
 //! docs/networking.md's web example end to end: busybox's httpd in a `--layer`, published as
-//! `-p 8080:80` on the default network, in the stand-in host of `network.rs`.
+//! `-p 8080:80` on the default network, in the stand-in host of network_common.rs
+//! (lab_tests::standin), never in the real host's network.
 
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use lab_tests::standin::HOST_ADDR;
 use lab_tests::{stdout, text};
 
-use super::{lock, World, HOST_ADDR, WAIT};
+mod network_common;
+use network_common::{lock, World, WAIT};
 
 /// docs/networking.md's web server: a layer with busybox (busybox-static) and `httpd`, a script
 /// running busybox's httpd on port 80 with /www, and a page there. Removed on drop.
@@ -57,26 +60,26 @@ fn web_example(extra: &[&str]) {
     let explain = [&args[..], &["--explain", "--", "httpd"]].concat();
     args.extend(["--", "httpd"]);
 
-    let explain: Vec<String> = w.hs_ok(&explain).lines().map(String::from).collect();
+    let explain: Vec<String> = w.ok_stdout(&explain).lines().map(String::from).collect();
     let has =
         |want: &str| assert!(explain.iter().any(|l| l == want), "{want:?} not in --explain:\n{}", explain.join("\n"));
     has(&format!("ip netns exec {} sysctl -w net.ipv4.ip_unprivileged_port_start=0", web.to_uppercase()));
     has("sysctl -w net.ipv4.conf.hs0.route_localnet=1    # was 0");
     has(r#"nft 'add rule ip host-setup-hs0 postrouting ip saddr 127.0.0.0/8 oifname "hs0" masquerade'"#);
 
-    w.hs_ok(&args);
+    w.ok(&args);
     let (_, addr) = w.members("hs0")[0].clone();
     // Inside, on port 80 (a port below 1024, bound by the container's root): httpd is
     // up once it answers; a failed bind ends the container and every try with it.
     // (No `wget -T`: busybox-static 1.35's wget segfaults with it, here and on the host.)
-    let inside = || w.hs(&["exec", &web, "--", "busybox", "wget", "-qO-", "http://127.0.0.1/"]);
+    let inside = || w.run(&["exec", &web, "--", "busybox", "wget", "-qO-", "http://127.0.0.1/"]);
     let deadline = std::time::Instant::now() + WAIT;
     let mut o = inside();
     while stdout(&o) != PAGE && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
         o = inside();
     }
-    assert_eq!(stdout(&o), PAGE, "port 80 inside {web}: {}\n{}", text(&o), w.hs_ok(&["status", &web]));
+    assert_eq!(stdout(&o), PAGE, "port 80 inside {web}: {}\n{}", text(&o), w.ok_stdout(&["status", &web]));
 
     let wget = |ns: &str, url: &str| in_netns(ns, &["timeout", "10", "busybox", "wget", "-qO-", url]);
     let host_port = format!("http://{HOST_ADDR}:8080/");
@@ -96,13 +99,13 @@ fn web_example(extra: &[&str]) {
         "the old value is journalled before the write, like forwarding's:\n{journal}"
     );
 
-    let st = w.hs_ok(&["status", &web]);
+    let st = w.ok_stdout(&["status", &web]);
     assert!(st.contains("sysctls   net.ipv4.ip_unprivileged_port_start=0, net.ipv4.ping_group_range="), "{st}");
     assert!(st.contains(&format!("{addr}/16 on eth0, ports 8080->80/tcp")), "{st}");
-    let json: serde_json::Value = serde_json::from_str(&w.hs_ok(&["status", "--json", &web])).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&w.ok_stdout(&["status", "--json", &web])).unwrap();
     assert_eq!(json["containers"][0]["sysctls"]["net.ipv4.ip_unprivileged_port_start"], "0", "{json}");
 
-    w.hs_ok(&["down", &web]);
+    w.ok(&["down", &web]);
     assert!(stdout(&wget(&w.out, &host_port)).is_empty(), "the port is gone with down");
     assert_eq!(w.leftovers(), Vec::<String>::new());
     assert_eq!((w.forwarding(), w.conf("route_localnet")), (forwarding, localnet), "every switch as it was");
