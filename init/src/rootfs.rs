@@ -122,8 +122,8 @@ pub fn enter(r: Rootfs<'_>) -> Result<(), Error<'_>> {
     })?;
     // A non-recursive word leaves the mounts below "/" in the host's peer groups:
     // pivot_root says EINVAL if new_root's parent mount is shared (src/rootparent.rs).
-    let below_shared = !(first & MS_REC != 0 && first & (MS_PRIVATE | MS_SLAVE) != 0);
-    if below_shared {
+    let all_unshared = first & MS_REC != 0 && first & (MS_PRIVATE | MS_SLAVE) != 0;
+    if !all_unshared {
         rootparent::parent_unshared(dir, if first & MS_SLAVE != 0 { MS_SLAVE } else { MS_PRIVATE })?;
     }
 
@@ -228,7 +228,7 @@ pub fn enter(r: Rootfs<'_>) -> Result<(), Error<'_>> {
     // the unmount silently not happened.
     // The detach's umounts propagate to the peers of each mount's parent: the
     // host's, unless "/" was made recursively private or slave (src/rootparent.rs).
-    if below_shared {
+    if !all_unshared {
         rootparent::old_root_slave()?;
     }
     msg::debug(&[b"detach the old root (umount2(., MNT_DETACH))"]);
