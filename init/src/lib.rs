@@ -10,6 +10,7 @@
 //! - `help`   --help, --version (in tini's format, for Docker), -l
 //! - `join`   setup steps 1-2: join cgroups (v1 tasks, v2 cgroup.procs), --cgroupns, setns into the netns
 //! - `rootfs` setup step 3: private "/", overlay or bind, pivot_root (no put_old dir), /proc
+//! - `rootparent` in step 3, for a non-recursive root propagation: DIR's parent mount private, old root rslave
 //! - `dev`    --dev, in step 3: the minimal /dev made in the new root before the pivot
 //! - `maskproc` --mask-proc, in step 3: runc's masked and read-only /proc paths
 //! - `caps`   --restrict, after setup: capabilities, no_new_privs, non-dumpable
@@ -48,6 +49,7 @@ pub mod pivotsync;
 pub mod ready;
 pub mod records;
 pub mod rootfs;
+pub mod rootparent;
 pub mod seccomp;
 pub mod signals;
 pub mod spec;

@@ -5,7 +5,9 @@
 //! DIR/proc (unless the spec mounts one) -> [createContainer hooks] ->
 //! [ROOT_READONLY] -> pivot_root(".", ".")
 //! -> umount2(".", MNT_DETACH) -> chdir("/") -> [--mask-proc].
-//! (--spec-fd's ROOT_PROPAGATION replaces MS_PRIVATE; NO_PIVOT replaces the pivot.)
+//! (--spec-fd's ROOT_PROPAGATION replaces MS_PRIVATE; NO_PIVOT replaces the pivot;
+//! a ROOT_PROPAGATION that is not recursively private or slave adds
+//! src/rootparent.rs: DIR's parent mount private (slave), the old root rslave.)
 //!
 //! The caller must have given init a new mount namespace (unshare -m /
 //! CLONE_NEWNS): pivot_root re-roots every process of the mount namespace whose
@@ -21,12 +23,12 @@ use core::ffi::CStr;
 use crate::msg::{self, Error};
 use crate::signals::Inherited;
 use crate::specrun::Spec;
-use crate::sys::spec::{MS_MOVE, MS_SHARED, MS_UNBINDABLE};
+use crate::sys::spec::{MS_MOVE, MS_SHARED, MS_SLAVE, MS_UNBINDABLE};
 use crate::sys::{
     self, Errno, MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_REC, O_CLOEXEC, O_DIRECTORY,
     O_PATH,
 };
-use crate::{dev, maskproc, mounts, userns};
+use crate::{dev, maskproc, mounts, rootparent, userns};
 
 /// The kernel reads at most one page of mount options.
 const OPTIONS_MAX: usize = 4096;
@@ -118,6 +120,12 @@ pub fn enter(r: Rootfs<'_>) -> Result<(), Error<'_>> {
             _ => err,
         }
     })?;
+    // A non-recursive word leaves the mounts below "/" in the host's peer groups:
+    // pivot_root says EINVAL if new_root's parent mount is shared (src/rootparent.rs).
+    let all_unshared = first & MS_REC != 0 && first & (MS_PRIVATE | MS_SLAVE) != 0;
+    if !all_unshared {
+        rootparent::parent_unshared(dir, if first & MS_SLAVE != 0 { MS_SLAVE } else { MS_PRIVATE })?;
+    }
 
     // pivot_root needs new_root to be a mount point (EINVAL/EBUSY otherwise):
     // the overlay is one; a plain directory is bind-mounted onto itself.
@@ -218,6 +226,11 @@ pub fn enter(r: Rootfs<'_>) -> Result<(), Error<'_>> {
     // nothing of this reaches the host's namespace. Never a recursive delete of
     // anything: the tutorial's `rm -rf put_old` would delete the host's files had
     // the unmount silently not happened.
+    // The detach's umounts propagate to the peers of each mount's parent: the
+    // host's, unless "/" was made recursively private or slave (src/rootparent.rs).
+    if !all_unshared {
+        rootparent::old_root_slave()?;
+    }
     msg::debug(&[b"detach the old root (umount2(., MNT_DETACH))"]);
     sys::umount2(c".", MNT_DETACH).map_err(|e| Error::new(e, &[b"umount2(old root, MNT_DETACH)"]))?;
     sys::chdir(c"/").map_err(|e| Error::new(e, &[b"chdir(/)"]))?;
