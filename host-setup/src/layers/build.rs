@@ -14,6 +14,7 @@ use nix::fcntl::{Flock, FlockArg};
 use super::cache::{fingerprint_of, in_layer};
 use super::closure::{Resolved, DEFAULT_SEARCH_PATH};
 use super::manifest::Manifest;
+use super::memo;
 use super::place::{self, place, Placement};
 use crate::error::{Error, Result, SysContext};
 
@@ -113,7 +114,8 @@ impl Builder {
         Ok(LayerPlan { name: m.name.clone(), dir, fingerprint, content, cached, placements })
     }
 
-    /// Makes `plan.dir()` exist with exactly the plan's files and returns it: if
+    /// Makes `plan.dir()` exist with exactly the plan's files and returns it (and
+    /// writes a full plan's memo, memo.rs): if
     /// it is not there, they are copied into a temporary directory under the
     /// layers' lock, synced and renamed into place. Safe to call from several
     /// processes at once.
@@ -127,6 +129,8 @@ impl Builder {
             ));
         }
         if plan.cached && dir.is_dir() {
+            // A full plan of a cached layer: the next one can be made from its memo.
+            memo::write(self, plan);
             return Ok(dir.clone());
         }
         // Root's alone: layers are opened by host-setup itself (open_tree) or by an
@@ -137,6 +141,7 @@ impl Builder {
         if dir.is_dir() {
             if self.looks_complete(r, dir) {
                 debug!("layer {name}: built meanwhile by another process at {}", dir.display());
+                memo::write(self, plan);
                 return Ok(dir.clone());
             }
             // A file is missing or has another size: somebody changed the layer by
@@ -157,14 +162,26 @@ impl Builder {
         }
         fs::rename(&tmp, dir).sys(|| format!("rename {} to {}", tmp.display(), dir.display()))?;
         fsync_dir(&self.layers_dir)?;
+        memo::write(self, plan);
         debug!("layer {name}: {} files, {} empty dirs in {}", r.files.len(), r.dirs.len(), dir.display());
         Ok(dir.clone())
+    }
+
+    /// [`Builder::plan`] for a layer about to be used: where the memo of the last
+    /// full plan (memo.rs) is proved still valid, a plan of the cached layer made
+    /// from it (~40 statx instead of ~300 calls), with no files listed: for
+    /// [`Builder::build`], not for [`LayerPlan::shell`].
+    pub fn plan_to_use(&self, m: &Manifest) -> Result<LayerPlan> {
+        match memo::check(self, m) {
+            Some(plan) => Ok(plan),
+            None => self.plan(m),
+        }
     }
 
     /// The layer directory for `m`: the cached one if its inputs have not changed,
     /// otherwise a freshly built one. Safe to call from several processes at once.
     pub fn ensure(&self, m: &Manifest) -> Result<PathBuf> {
-        self.build(&self.plan(m)?)
+        self.build(&self.plan_to_use(m)?)
     }
 
     pub(super) fn lock(&self) -> Result<LayersLock> {

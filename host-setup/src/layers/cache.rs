@@ -33,25 +33,25 @@ struct InputKey {
 /// FNV-1a, 64 bits, over length-prefixed fields: the layer cache's key. Not a
 /// defence against anyone (whoever can change the inputs is root anyway); it only
 /// has to change when an input does.
-struct Fnv(u64);
+pub(super) struct Fnv(pub(super) u64);
 
 impl Fnv {
-    fn new() -> Fnv {
+    pub(super) fn new() -> Fnv {
         Fnv(0xcbf2_9ce4_8422_2325)
     }
-    fn bytes(&mut self, b: &[u8]) {
+    pub(super) fn bytes(&mut self, b: &[u8]) {
         for x in (b.len() as u64).to_le_bytes().iter().chain(b) {
             self.0 ^= u64::from(*x);
             self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
         }
     }
-    fn str(&mut self, s: &str) {
+    pub(super) fn str(&mut self, s: &str) {
         self.bytes(s.as_bytes())
     }
-    fn path(&mut self, p: &Path) {
+    pub(super) fn path(&mut self, p: &Path) {
         self.bytes(p.as_os_str().as_encoded_bytes())
     }
-    fn num(&mut self, n: u64) {
+    pub(super) fn num(&mut self, n: u64) {
         self.bytes(&n.to_le_bytes())
     }
 }

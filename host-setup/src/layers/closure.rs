@@ -14,6 +14,7 @@ use super::build::Builder;
 use super::elf::Source;
 use super::ldso::{join_paths, library_dirs, LibSearch, ObjPaths};
 use super::manifest::{check_layer_name, Entry, Manifest};
+use super::memo::Witnesses;
 use super::realpath::RealPaths;
 use crate::error::{Result, SysContext};
 
@@ -44,6 +45,8 @@ pub(super) struct LayerFile {
 pub(super) struct Resolved {
     pub dirs: Vec<PathBuf>,
     pub files: Vec<LayerFile>,
+    /// What the resolution looked at, for the memo (none in a plan made from one).
+    pub witnesses: Option<Witnesses>,
 }
 
 /// The resolution of one manifest: host files read and parsed once each.
@@ -292,6 +295,7 @@ impl Builder {
     /// Finds and reads every input of `m`.
     pub(super) fn resolve(&self, m: &Manifest) -> Result<Resolved> {
         check_layer_name(&m.name)?;
+        let began = std::time::SystemTime::now();
         let mut r = Resolver {
             builder: self,
             search: LibSearch::host()?,
@@ -322,7 +326,10 @@ impl Builder {
                 Entry::Dir { dest } => dirs.push(dest.clone()),
             }
         }
-        Ok(Resolved { dirs, files: r.files })
+        let (looked_in, found) = r.paths.answers();
+        let key = super::memo::key(self, m, &r.search);
+        let witnesses = Witnesses::collect(began, key, &looked_in, &found);
+        Ok(Resolved { dirs, files: r.files, witnesses: Some(witnesses) })
     }
 }
 

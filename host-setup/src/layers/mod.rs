@@ -25,7 +25,8 @@
 //! `ldso.rs` (where ld.so looks for a library), `elf.rs` (what an ELF file asks
 //! for), `closure.rs` (the files of a layer, found on this host, with
 //! `realpath.rs` resolving each directory once), `cache.rs` (the fingerprint,
-//! the layer's directory, pruning), `place.rs` (link, reflink or copy), `build.rs` (a layer's plan, and making its
+//! the layer's directory, pruning), `memo.rs` (the warm check: a memo of the last
+//! resolution proved still valid with one statx per thing it looked at), `place.rs` (link, reflink or copy), `build.rs` (a layer's plan, and making its
 //! directory) and `shell.rs` (the same plan as shell commands).
 
 mod build;
@@ -34,6 +35,7 @@ mod closure;
 mod elf;
 mod ldso;
 mod manifest;
+mod memo;
 mod place;
 mod realpath;
 mod shell;

@@ -52,6 +52,15 @@ impl RealPaths {
         r
     }
 
+    /// Every directory a name was looked up in (as asked, and its real path if it
+    /// resolved) and every file found (its real path and lstat): what the answers
+    /// depended on, for the memo.
+    pub(super) fn answers(&self) -> (Vec<(PathBuf, Option<PathBuf>)>, Vec<(PathBuf, Metadata)>) {
+        let dirs = self.dirs.iter().map(|(asked, r)| (asked.clone(), r.as_ref().ok().cloned())).collect();
+        let found = self.found.values().filter_map(|r| r.as_ref().ok().cloned()).collect();
+        (dirs, found)
+    }
+
     fn resolve(&mut self, path: &Path, links: u32) -> io::Result<(PathBuf, Metadata)> {
         let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
             // "/" or a path ending in "..": no file name to look at on its own.

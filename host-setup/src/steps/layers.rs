@@ -34,7 +34,9 @@ impl Step for Layers {
             actions.push(Action::Layer(match l {
                 Layer::Builtin(n) => {
                     let m = layers::builtin(n).ok_or_else(|| crate::failed!("no built-in layer named {n}"))?;
-                    LayerUse::Build(b.plan(&m)?)
+                    // --explain prints every file: a full plan; `up` needs only the
+                    // directory, from the memo when it still holds (layers/memo.rs).
+                    LayerUse::Build(if ctx.journal.is_some() { b.plan_to_use(&m)? } else { b.plan(&m)? })
                 }
                 Layer::Dir(d) => LayerUse::Dir(d.clone()),
             }));
