@@ -56,6 +56,13 @@ fn explain_gives_shell_commands_that_build_the_same_tree() {
     for f in files(&m) {
         assert_eq!(fs::read(by_hand.join(&f)).unwrap(), fs::read(m.join(&f)).unwrap(), "{}", f.display());
     }
+    // ...placed as the build placed them: a linked file is the host's inode there too.
+    for (found, dest, how) in &placed {
+        let (host, made) =
+            (fs::metadata(found).unwrap(), fs::metadata(by_hand.join(dest.strip_prefix("/").unwrap())).unwrap());
+        let same = (host.dev(), host.ino()) == (made.dev(), made.ino());
+        assert_eq!(same, *how == Placement::Link, "{}: by hand, planned {how:?}", dest.display());
+    }
     // ...and run again (blue's script after red's), they use that layer as it is:
     // no `ln` over a linked file (EEXIST), no copy over a copy.
     let first = snapshot(&by_hand);
