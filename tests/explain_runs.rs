@@ -13,12 +13,16 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use host_setup::cgroup::Cgroups;
 use lab_tests::{bin, require_root, seq, text};
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::Signal;
 
 const PAIR: [&str; 2] = ["red", "blue"];
 
@@ -269,32 +273,68 @@ impl World {
     fn down_script(&self, side: &Side) {
         for name in PAIR {
             let pid = self.pid1(side, name);
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM).unwrap();
-            wait_gone(pid);
+            let dir = Cgroups::detect().unwrap().dirs(&side.parent, name).remove(0);
+            let fd = pidfd_in(&dir, pid).unwrap_or_else(|| panic!("PID 1 {pid} left {} by itself", dir.display()));
+            stop(&fd, Signal::SIGTERM).unwrap_or_else(|e| panic!("PID 1 of {name}'s script ({pid}): {e}"));
             run(&mut self.cmd(&["ip", "netns", "del", &name.to_uppercase()]));
         }
         remove(side);
     }
 }
 
-fn wait_gone(pid: i32) {
-    let start = Instant::now();
-    while Path::new(&format!("/proc/{pid}")).exists() && start.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(20));
+/// A pidfd for `pid` if it is in the cgroup `dir`: opened first, then the cgroup
+/// read again, so the fd names the process found there and not one that got its
+/// pid after it was reaped (an open pidfd keeps the pid from being reused).
+fn pidfd_in(dir: &Path, pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open(2) takes two integers and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        // ESRCH: gone already.
+        return None;
+    }
+    // SAFETY: fd was just returned by pidfd_open and nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let procs = fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+    procs.lines().any(|p| p == pid.to_string()).then_some(fd)
+}
+
+/// Sends `sig` through `pidfd` and waits until that process has exited: a pidfd
+/// polls readable then (zombie or reaped). Not gone in 30 s: an error.
+fn stop(pidfd: &OwnedFd, sig: Signal) -> Result<(), String> {
+    // SAFETY: pidfd_send_signal(2): a pidfd we own, a signal number, no siginfo, no flags.
+    let r =
+        unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), sig as i32, std::ptr::null::<u8>(), 0) };
+    // ESRCH: it exited meanwhile, which is what we wait for.
+    if r < 0 && Errno::last() != Errno::ESRCH {
+        return Err(format!("pidfd_send_signal {sig}: {}", Errno::last()));
+    }
+    let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match poll(&mut fds, PollTimeout::try_from(left).unwrap()) {
+            Ok(0) => return Err(format!("still there 30 s after {sig}")),
+            Ok(_) => return Ok(()),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(format!("poll its pidfd: {e}")),
+        }
     }
 }
 
 /// Kill what still runs in the side's cgroups (pids read from cgroups only this
-/// test made), then remove the cgroups and the state dir.
+/// test made), then remove the cgroups and the state dir. A process that does not
+/// go fails the test (after the rest is removed), or is printed when the test is
+/// failing already (a second panic in drop would abort the run).
 fn remove(side: &Side) {
     let Ok(cg) = Cgroups::detect() else { return };
+    let mut stuck = vec![];
     for name in PAIR {
         let dirs = cg.dirs(&side.parent, name);
         for dir in &dirs {
             for p in fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default().lines() {
-                if let Ok(pid) = p.parse::<i32>() {
-                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-                    wait_gone(pid);
+                let Some(fd) = p.parse::<i32>().ok().and_then(|pid| pidfd_in(dir, pid)) else { continue };
+                if let Err(e) = stop(&fd, Signal::SIGKILL) {
+                    stuck.push(format!("{p} in {}: {e}", dir.display()));
                 }
             }
         }
@@ -306,6 +346,13 @@ fn remove(side: &Side) {
         let _ = fs::remove_dir(&d);
     }
     let _ = fs::remove_dir_all(&side.state);
+    if !stuck.is_empty() {
+        let what = format!("teardown: processes that would not go: {stuck:?}");
+        match std::thread::panicking() {
+            true => eprintln!("{what}"),
+            false => panic!("{what}"),
+        }
+    }
 }
 
 impl Drop for World {

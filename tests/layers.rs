@@ -1,90 +1,20 @@
 //! The image layers (tutorial sections 1 and 2), built from this host's binaries,
-//! as root. Every test works in its own temp dir, removed even on failure; mounts
-//! happen only inside `unshare -m` (they die with it).
+//! as root: what a layer holds, the cache, prune, rebuilds. Every test works in its
+//! own temp dir, removed even on failure. The layers at work (overlay, chroot,
+//! pivot_root): layers_run.rs; `--explain`'s commands: layers_explain.rs; links,
+//! reflinks and copies: layers_link.rs.
+mod layers_common;
+
 use std::collections::BTreeSet;
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use host_setup::layers::{self, Builder, Manifest};
+use host_setup::layers::{self, Builder};
 use lab_tests::{stdout, TempDir};
-
-fn own_bin_dir() -> PathBuf {
-    lab_tests::bin("escape_chroot").parent().unwrap().to_path_buf()
-}
-
-fn builder(t: &TempDir) -> Builder {
-    Builder::new(t.path("layers"), own_bin_dir())
-}
-
-fn myroot() -> Manifest {
-    layers::builtin("myroot").unwrap()
-}
-
-fn tools() -> Manifest {
-    layers::builtin("tools").unwrap()
-}
-
-fn sh(script: &str) -> Output {
-    let out = Command::new("sh").arg("-c").arg(script).output().expect("run sh");
-    eprintln!(
-        "$ {script}\n{}{}-> {:?}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        out.status
-    );
-    out
-}
-
-/// Every path under `root` (relative), with what identifies its current version.
-fn snapshot(root: &Path) -> Vec<(PathBuf, u64, i64, i64, i64)> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for e in fs::read_dir(&dir).unwrap() {
-            let p = e.unwrap().path();
-            let m = fs::symlink_metadata(&p).unwrap();
-            // A hard-linked file is the host's: other tests linking or unlinking
-            // the same host file change its ctime meanwhile.
-            let ctime = if m.nlink() > 1 && m.is_file() { 0 } else { m.ctime_nsec() };
-            out.push((p.strip_prefix(root).unwrap().to_path_buf(), m.ino(), m.mtime(), m.mtime_nsec(), ctime));
-            if m.is_dir() {
-                stack.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-/// Relative paths of the regular files under `root`.
-fn files(root: &Path) -> BTreeSet<PathBuf> {
-    snapshot(root).into_iter().map(|s| s.0).filter(|p| root.join(p).symlink_metadata().unwrap().is_file()).collect()
-}
-
-/// What `ls /` shows: sorted names without the hidden ones.
-fn ls(dir: &Path) -> String {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.starts_with('.'))
-        .collect();
-    names.sort();
-    names.join(" ")
-}
-
-fn is_elf(p: &Path) -> bool {
-    fs::read(p).unwrap().starts_with(b"\x7fELF")
-}
-
-fn layer_entries(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> =
-        fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    v.sort();
-    v
-}
+use layers_common::*;
 
 #[test]
 fn both_layers_build_like_the_tutorial_and_match_ldd() {
@@ -188,92 +118,6 @@ fn both_layers_build_like_the_tutorial_and_match_ldd() {
 }
 
 #[test]
-fn every_manifest_binary_runs_in_the_overlay_without_ld_so_cache() {
-    lab_tests::require_root();
-    let t = TempDir::new("layers");
-    let b = builder(&t);
-    let m = b.ensure(&myroot()).unwrap();
-    let tl = b.ensure(&tools()).unwrap();
-    let (upper, work, merged) = (t.path("upper"), t.path("work"), t.path("merged"));
-    for d in [&upper, &work, &merged] {
-        fs::create_dir(d).unwrap();
-    }
-    // Run by the layer's own /bin/sh (dash), with the layer's loader and libraries.
-    let inner = r#"
-export PATH=/bin:/usr/bin
-run() { echo "== $*"; "$@" 2>&1; echo "== rc=$?"; }
-run ls /
-run mkdir /made-by-mkdir
-run ls -d /made-by-mkdir
-run mount --version
-run ps --version
-run ps -e -o comm=
-run hostname
-run ping -V
-run rm --version
-run umount --version
-run stress --version
-run which sh
-run /escape_chroot --help
-run ls /etc/ld.so.cache
-"#;
-    let script = format!(
-        "set -e; mount -t overlay overlay -o lowerdir={}:{},upperdir={},workdir={} {m}; mount -t proc proc {m}/proc; \
-         exec chroot {m} /bin/sh -c '{inner}'",
-        tl.display(),
-        m.display(),
-        upper.display(),
-        work.display(),
-        m = merged.display()
-    );
-    let out = Command::new("unshare").args(["-m", "sh", "-c", &script]).output().unwrap();
-    let text = stdout(&out);
-    eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "{:?}", out.status);
-    assert!(!text.contains("error while loading shared libraries"), "{text}");
-
-    // Split into (command, output, rc).
-    let mut runs: Vec<(String, String, String)> = Vec::new();
-    for line in text.lines() {
-        if let Some(rc) = line.strip_prefix("== rc=") {
-            runs.last_mut().unwrap().2 = rc.to_string();
-        } else if let Some(cmd) = line.strip_prefix("== ") {
-            runs.push((cmd.to_string(), String::new(), String::new()));
-        } else {
-            let r = &mut runs.last_mut().unwrap().1;
-            r.push_str(line);
-            r.push('\n');
-        }
-    }
-    let get = |cmd: &str| runs.iter().find(|r| r.0 == cmd).unwrap_or_else(|| panic!("{cmd} did not run"));
-    let host_name = fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
-    let checks: [(&str, &str); 13] = [
-        ("ls /", "bin\nescape_chroot\nlib\nlib64\nproc\nusr\n"),
-        ("mkdir /made-by-mkdir", ""),
-        ("ls -d /made-by-mkdir", "/made-by-mkdir\n"),
-        ("mount --version", "util-linux"),
-        ("ps --version", "procps"),
-        ("ps -e -o comm=", "\nps\n"),
-        ("hostname", host_name.trim()),
-        ("ping -V", "iputils"),
-        ("rm --version", "coreutils"),
-        ("umount --version", "util-linux"),
-        ("stress --version", "stress 1."),
-        ("which sh", "/bin/sh\n"),
-        ("/escape_chroot --help", "Usage: escape_chroot"),
-    ];
-    for (cmd, want) in checks {
-        let (_, output, rc) = get(cmd);
-        assert_eq!(rc, "0", "{cmd}: {output}");
-        assert!(output.contains(want), "{cmd}: {output:?} lacks {want:?}");
-    }
-    assert_ne!(get("ls /etc/ld.so.cache").2, "0", "no ld.so.cache in the container");
-    // The writes went to the upper dir, the layers are untouched.
-    assert!(upper.join("made-by-mkdir").is_dir());
-    assert!(!m.join("made-by-mkdir").exists() && !tl.join("made-by-mkdir").exists());
-}
-
-#[test]
 fn second_ensure_is_a_cache_hit() {
     lab_tests::require_root();
     let t = TempDir::new("layers");
@@ -373,119 +217,6 @@ fn concurrent_builders_agree_on_one_layer() {
         [".lock".to_string(), dirs[0].file_name().unwrap().to_string_lossy().into_owned()]
     );
     assert!(dirs[0].join("usr/bin/stress").is_file());
-}
-
-#[test]
-fn explain_gives_shell_commands_that_build_the_same_tree() {
-    lab_tests::require_root();
-    let t = TempDir::new("layers");
-    let b = builder(&t);
-    let m = b.ensure(&tools()).unwrap();
-    let plan = b.plan(&tools()).unwrap();
-    assert_eq!((plan.dir(), plan.cached()), (m.as_path(), true));
-    let lines = plan.shell();
-    let text = lines.join("\n");
-    // ping has a file capability: not linked (tests/layers_link.rs has the rest).
-    assert!(text.contains(&format!("cp -L --reflink=auto /usr/bin/ping {}/bin/ping", m.display())), "{text}");
-    assert!(
-        text.contains(&format!(
-            "ln -fL /lib/x86_64-linux-gnu/libc.so.6 {}/lib/x86_64-linux-gnu/libc.so.6",
-            m.display()
-        )),
-        "{text}"
-    );
-    assert!(
-        text.contains(&format!("ln -fL /lib64/ld-linux-x86-64.so.2 {}/lib64/ld-linux-x86-64.so.2", m.display())),
-        "{text}"
-    );
-    // Run them (into another dir): the same files with the same contents.
-    let by_hand = t.path("by-hand");
-    let script = text.replace(&m.display().to_string(), &by_hand.display().to_string());
-    assert!(sh(&format!("set -e\n{script}")).status.success());
-    assert_eq!(files(&by_hand), files(&m));
-    for f in files(&m) {
-        assert_eq!(fs::read(by_hand.join(&f)).unwrap(), fs::read(m.join(&f)).unwrap(), "{}", f.display());
-    }
-
-    // The host-independent version (for docs: `command -v` and an `ldd` loop) too.
-    let root = b.ensure(&myroot()).unwrap();
-    let generic = t.path("generic");
-    let script = layers::explain(&myroot(), &generic)
-        .join("\n")
-        .replace("target/x86_64-unknown-linux-gnu/release/", &format!("{}/", own_bin_dir().display()));
-    assert!(sh(&format!("set -e\n{script}")).status.success());
-    assert_eq!(files(&generic), files(&root));
-    assert!(generic.join("proc").is_dir());
-}
-
-#[test]
-fn escape_chroot_escapes_a_plain_chroot() {
-    lab_tests::require_root();
-    let t = TempDir::new("layers");
-    let m = builder(&t).ensure(&myroot()).unwrap();
-    let d = t.path("jail");
-    assert!(sh(&format!("cp -a {} {}", m.display(), d.display())).status.success());
-    let before = ls(&d);
-    assert_eq!(before, ls(&m));
-    let out = Command::new("chroot").arg(&d).arg("/escape_chroot").output().unwrap();
-    let text = stdout(&out);
-    eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
-    let host_root = ls(Path::new("/"));
-    assert_eq!(out.status.code(), Some(0), "exit 0 when escaped");
-    assert_eq!(
-        text.trim_end(),
-        format!("escape_chroot: ESCAPED: reached the real root of this mount namespace; / holds: {host_root}")
-    );
-    assert_eq!(layer_entries(&d), layer_entries(&m), "the temp dir was removed");
-}
-
-#[test]
-fn escape_chroot_is_contained_after_pivot_root() {
-    lab_tests::require_root();
-    let t = TempDir::new("layers");
-    let b = builder(&t);
-    let (m, tl) = (b.ensure(&myroot()).unwrap(), b.ensure(&tools()).unwrap());
-    // A copy of the merged view (tools on top of myroot), as a container sees it.
-    let d = t.path("root");
-    fs::create_dir(&d).unwrap();
-    assert!(sh(&format!("cp -a {}/. {d}/ && cp -a {}/. {d}/", m.display(), tl.display(), d = d.display()))
-        .status
-        .success());
-    // The tutorial's pivot_root (section 4-2), in a private mount namespace; mount
-    // and umount are the layers' own (umount needs /proc).
-    let script = format!(
-        "set -e; mount --make-rprivate /; mount --bind {d} {d}; cd {d}; mkdir -p old; pivot_root . old; \
-         export PATH=/bin:/usr/bin; mount -t proc proc /proc; umount -l /old; exec /escape_chroot",
-        d = d.display()
-    );
-    let out = Command::new("unshare").args(["-m", "sh", "-c", &script]).output().unwrap();
-    let text = stdout(&out);
-    eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(out.status.code(), Some(1), "exit 1 when contained");
-    assert_eq!(text.trim_end(), format!("escape_chroot: CONTAINED: \"/\" did not change; / holds: {}", ls(&d)));
-    assert!(ls(&d).starts_with("bin escape_chroot lib lib64 old proc"), "{}", ls(&d));
-    assert_eq!(fs::read_dir(d.join("old")).unwrap().count(), 0, "nothing mounted on old from the host's view");
-}
-
-#[test]
-fn escape_chroot_without_cap_sys_chroot_says_so() {
-    lab_tests::require_root();
-    let t = TempDir::new("layers");
-    // A custom layer: setpriv (with its closure) to drop the capability inside the chroot.
-    let m = layers::parse("nocap", "/bin/setpriv  setpriv  util-linux\n/escape_chroot  @escape_chroot\n").unwrap();
-    let dir = builder(&t).ensure(&m).unwrap();
-    let d = t.path("jail");
-    assert!(sh(&format!("cp -a {} {}", dir.display(), d.display())).status.success());
-    let out = Command::new("chroot")
-        .arg(&d)
-        .args(["/bin/setpriv", "--bounding-set=-sys_chroot", "--inh-caps=-sys_chroot", "/escape_chroot"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    eprintln!("{}{err}", stdout(&out));
-    assert_eq!(out.status.code(), Some(2), "exit 2 on an error");
-    assert!(err.contains(": EPERM: operation not permitted; chroot needs CAP_SYS_CHROOT"), "{err}");
-    assert_eq!(layer_entries(&d), layer_entries(&dir), "the temp dir was removed");
 }
 
 #[test]

@@ -139,8 +139,8 @@ fn on_the_same_filesystem_layer_files_are_the_hosts_inodes() {
     // --explain says what was done, file by file.
     let text = again.shell().join("\n");
     let l = dir.display();
-    assert!(text.contains(&format!("\nln -fL /usr/bin/ls {l}/bin/ls\n")), "{text}");
-    assert!(text.contains(&format!("\ncp -L --reflink=auto /usr/bin/mount {l}/bin/mount\n")), "{text}");
+    assert!(text.contains(&format!("\n  ln -L /usr/bin/ls {l}/bin/ls\n")), "{text}");
+    assert!(text.contains(&format!("\n  cp -L --reflink=auto /usr/bin/mount {l}/bin/mount\n")), "{text}");
     // ...and, run by hand, it makes the same links.
     let by_hand = t.path("by-hand");
     assert!(sh(&format!("set -e\n{}", text.replace(&l.to_string(), &by_hand.display().to_string()))).status.success());
@@ -177,7 +177,7 @@ fn on_another_filesystem_layer_files_are_copies_and_the_container_runs() {
     assert!(out.status.success(), "{}", text(&out));
     let explain = fs::read_to_string(t.path("explain")).unwrap();
     assert!(explain.contains("cp -L /usr/bin/ls "), "{explain}");
-    assert!(!explain.contains("ln -fL") && !explain.contains("--reflink"), "{explain}");
+    assert!(!explain.contains("ln -L") && !explain.contains("--reflink"), "{explain}");
     let ls = fs::read_to_string(t.path("ls")).unwrap();
     assert!(ls.lines().any(|l| l == "ls") && ls.lines().any(|l| l == "mount"), "{ls}");
     let ids = fs::read_to_string(t.path("ids")).unwrap();

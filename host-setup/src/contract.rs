@@ -113,9 +113,18 @@ impl InitArgs {
         if self.contain {
             a.extend([flag::CGROUPNS, flag::DEV, flag::MASK_PROC, flag::RESTRICT].map(String::from));
         }
+        self.command_tail(&mut a, false);
+        a
+    }
+
+    /// The end of init's argv, in [`InitArgs::argv`] and in `--explain`'s script
+    /// (contract_shell.rs): `--pause` without a command, otherwise the PID 1 mode
+    /// (`--pgroup`, `--exec` or nothing), `--` and the command, each word
+    /// shell-quoted with `quote`.
+    pub(crate) fn command_tail(&self, a: &mut Vec<String>, quote: bool) {
         if self.command.is_empty() {
             a.push(flag::PAUSE.into());
-            return a;
+            return;
         }
         match self.pid1 {
             Pid1::Supervise => {}
@@ -123,8 +132,10 @@ impl InitArgs {
             Pid1::Exec => a.push(flag::EXEC.into()),
         }
         a.push(flag::END.into());
-        a.extend(self.command.iter().cloned());
-        a
+        match quote {
+            true => a.extend(self.command.iter().map(|w| crate::net::sh(w).into_owned())),
+            false => a.extend(self.command.iter().cloned()),
+        }
     }
 
     /// Whether init gets a seccomp filter.

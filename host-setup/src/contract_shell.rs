@@ -102,17 +102,7 @@ impl InitArgs {
             a.extend([flag::CGROUPNS, flag::RESTRICT].map(String::from));
         }
         a.extend([flag::READY_FD.to_string(), "3".into()]);
-        if self.command.is_empty() {
-            a.push(flag::PAUSE.into());
-            return a;
-        }
-        match self.pid1 {
-            Pid1::Supervise => {}
-            Pid1::SuperviseGroup => a.push(flag::PGROUP.into()),
-            Pid1::Exec => a.push(flag::EXEC.into()),
-        }
-        a.push(flag::END.into());
-        a.extend(self.command.iter().map(|w| crate::net::sh(w).into_owned()));
+        self.command_tail(&mut a, true);
         a
     }
 

@@ -1,5 +1,5 @@
 //! How a host file goes into a layer, chosen once in the plan: a hard link
-//! (`ln -fL`), a reflink (`cp -L --reflink=auto`) or a copy (`cp -L`). The plan
+//! (`ln -L`), a reflink (`cp -L --reflink=auto`) or a copy (`cp -L`). The plan
 //! keeps the choice; the build carries it out and `--explain` prints it.
 //!
 //! A hard link makes the layer's file the host's file itself (one inode), so
@@ -49,12 +49,13 @@ pub enum Placement {
 
 impl Placement {
     /// The shell command that does the same (followed by the source and the destination).
-    /// `ln -f`: a second script on a host where the first made the layer (red's, then
-    /// blue's --explain) links again over the same file; plain `ln` fails with EEXIST,
-    /// where `cp` would overwrite.
+    /// Run only where the layer's directory is not there yet ([`LayerPlan::shell`]'s
+    /// guard, as the build): a second `ln` over the same file fails with EEXIST.
+    ///
+    /// [`LayerPlan::shell`]: super::LayerPlan::shell
     pub fn command(self) -> &'static str {
         match self {
-            Placement::Link => "ln -fL",
+            Placement::Link => "ln -L",
             Placement::Reflink => "cp -L --reflink=auto",
             Placement::Copy => "cp -L",
         }
@@ -233,7 +234,7 @@ mod tests {
 
     #[test]
     fn commands() {
-        assert_eq!(Placement::Link.command(), "ln -fL");
+        assert_eq!(Placement::Link.command(), "ln -L");
         assert_eq!(Placement::Reflink.command(), "cp -L --reflink=auto");
         assert_eq!(Placement::Copy.command(), "cp -L");
     }

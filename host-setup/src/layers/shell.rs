@@ -14,11 +14,13 @@ use super::place::Placement;
 impl LayerPlan {
     /// The tutorial's shell commands for this plan: `mkdir -p` of the layer's
     /// directories, `cp -L` of each entry, then of each library the `ldd` of those
-    /// entries finds (`ln -fL` where the plan links, `cp -L --reflink=auto` where it
+    /// entries finds (`ln -L` where the plan links, `cp -L --reflink=auto` where it
     /// reflinks), for exactly the files [`Builder::build`](super::Builder::build)
-    /// copies and into exactly [`LayerPlan::dir`]. host-setup does this
-    /// in-process (in a temporary directory renamed into place), or nothing when
-    /// the layer is cached, which the first line says.
+    /// copies and into exactly [`LayerPlan::dir`]. As the build, they run only
+    /// where that directory is not there: `[ -d DIR ] || { ... }` (so a second
+    /// script, blue's after red's, uses the layer the first made). host-setup does
+    /// this in-process (in a temporary directory renamed into place), or nothing
+    /// when the layer is cached, which the first line says.
     pub fn shell(&self) -> Vec<String> {
         let l = self.dir.display().to_string();
         let what = if self.cached {
@@ -27,6 +29,10 @@ impl LayerPlan {
             "to be built: host-setup does this in-process"
         };
         let mut out = vec![format!("# layer {}: {l} ({what})", self.name)];
+        // The build's test (Builder::build): a layer's directory that is there is
+        // used as it is. (host-setup also checks each file's size, and renames a
+        // complete temporary directory into place, so a half-made one never counts.)
+        let mut body = vec![];
         let r = &self.content;
         let mut mkdirs: Vec<PathBuf> = r.dirs.clone();
         mkdirs
@@ -39,8 +45,8 @@ impl LayerPlan {
         if words.is_empty() {
             words.push(quote(&l));
         }
-        out.push(format!("mkdir -p {}", words.join(" ")));
-        // `ln -fL`, `cp -L --reflink=auto` or `cp -L`: as the plan puts each file in.
+        body.push(format!("mkdir -p {}", words.join(" ")));
+        // `ln -L`, `cp -L --reflink=auto` or `cp -L`: as the plan puts each file in.
         let cp = |(f, how): &(&LayerFile, Placement)| {
             let (from, to) = (quote(&f.found.display().to_string()), quote(&format!("{l}{}", f.dest.display())));
             format!("{} {from} {to}", how.command())
@@ -48,16 +54,19 @@ impl LayerPlan {
         let placed = r.files.iter().zip(self.placements.iter().copied());
         type Placed<'a> = Vec<(&'a LayerFile, Placement)>;
         let (entries, closure): (Placed, Placed) = placed.partition(|(f, _)| matches!(f.why, Why::Entry));
-        out.extend(entries.iter().map(cp));
+        body.extend(entries.iter().map(cp));
         if !closure.is_empty() {
             let exes: Vec<String> = entries
                 .iter()
                 .filter(|(f, _)| f.src.elf.as_ref().is_some_and(|e| e.interp.is_some()))
                 .map(|(f, _)| quote(&f.found.display().to_string()))
                 .collect();
-            out.push(format!("# the shared libraries (ldd {}):", exes.join(" ")));
-            out.extend(closure.iter().map(cp));
+            body.push(format!("# the shared libraries (ldd {}):", exes.join(" ")));
+            body.extend(closure.iter().map(cp));
         }
+        out.push(format!("[ -d {} ] || {{", quote(&l)));
+        out.extend(body.into_iter().map(|b| format!("  {b}")));
+        out.push("}".into());
         out
     }
 }
@@ -175,6 +184,18 @@ mod tests {
         out
     }
 
+    /// Each path under `root` with its inode and mtime: what copying over a file,
+    /// or linking it again, would change.
+    fn stamps(root: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
+        use std::os::unix::fs::MetadataExt;
+        let mut out = vec![];
+        for p in tree(root).into_keys() {
+            let m = fs::symlink_metadata(root.join(&p)).unwrap();
+            out.push((p, m.ino(), m.modified().unwrap()));
+        }
+        out
+    }
+
     /// What `shell()` prints is what `build()` does: run as a script it makes the
     /// same tree as build() (from host commands only: a unit test has no
     /// escape_chroot to hand; no root needed).
@@ -191,21 +212,34 @@ mod tests {
         let dir = plan.dir().display().to_string();
         let lines = plan.shell();
         assert_eq!(lines[0], format!("# layer unit: {dir} (to be built: host-setup does this in-process)"));
-        assert!(lines[1].starts_with("mkdir -p ") && lines[1].contains(&quote(&format!("{dir}/proc"))), "{}", lines[1]);
+        assert_eq!(lines[1], format!("[ -d {} ] || {{", quote(&dir)));
+        assert_eq!(lines.last().unwrap(), "}");
+        assert!(
+            lines[2].starts_with("  mkdir -p ") && lines[2].contains(&quote(&format!("{dir}/proc"))),
+            "{}",
+            lines[2]
+        );
         let files: Vec<(&Path, &Path)> = plan.files().collect();
         assert!(files.len() >= 4, "sh, env, their loader and libc: {files:?}");
         for (found, dest, how) in plan.placed() {
             let (from, to) = (quote(&found.display().to_string()), quote(&format!("{dir}{}", dest.display())));
-            let cp = format!("{} {from} {to}", how.command());
+            let cp = format!("  {} {from} {to}", how.command());
             assert!(lines.contains(&cp), "{cp}: not in {lines:#?}");
         }
-        let n = lines.iter().filter(|l| l.starts_with("cp ") || l.starts_with("ln ")).count();
+        let n = lines.iter().map(|l| l.trim_start()).filter(|l| l.starts_with("cp ") || l.starts_with("ln ")).count();
         assert_eq!(n, files.len(), "no other copy");
 
         // Run as a script, the commands make the layer's directory...
         let script = format!("set -e\n{}\n", lines.join("\n"));
-        let out = std::process::Command::new("sh").arg("-c").arg(&script).output().unwrap();
+        let run = || std::process::Command::new("sh").arg("-c").arg(&script).output().unwrap();
+        let out = run();
         assert!(out.status.success(), "{script}{}", String::from_utf8_lossy(&out.stderr));
+        // ...and, run again (blue's script after red's), use it as it is: no
+        // `ln` over a linked file (EEXIST), nothing rewritten.
+        let first = stamps(plan.dir());
+        let out = run();
+        assert!(out.status.success(), "again: {script}{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(stamps(plan.dir()), first);
         // ...with what build() puts there (another builder: the same plan, another layers dir).
         let built = Builder::new(t.join("built"), t.join("own"));
         let plan2 = built.plan(&m).unwrap();
