@@ -189,10 +189,12 @@ fn deletes_veth<'a>(mut records: impl Iterator<Item = &'a Resource>, has_net: bo
 fn undo_all(records: &[(usize, &Resource)], t: &Teardown) -> Vec<(usize, Error)> {
     let mut failed = vec![];
     for (i, r) in records {
-        log::debug!("undo {}", Record::Made((*r).clone()).to_line());
+        let t0 = std::time::Instant::now();
         if let Err(e) = action::undo(r, t) {
             failed.push((*i, e));
         }
+        // The time each undo took (`down`'s profile: tests/bench/scale's SCALE_PROFILE).
+        log::debug!("undo {}: {:.2} ms", Record::Made((*r).clone()).to_line(), t0.elapsed().as_secs_f64() * 1e3);
     }
     failed
 }
@@ -202,6 +204,7 @@ fn undo_all(records: &[(usize, &Resource)], t: &Teardown) -> Vec<(usize, Error)>
 /// journal keeps exactly those records, for the next `down` to retry.
 pub fn teardown(paths: &Paths, name: &str, j: &Journal, grace: Duration) -> Result<()> {
     let mut errors: Vec<Error> = vec![];
+    let t0 = std::time::Instant::now();
     if let Some(init) = j.proc(Role::Init) {
         if let Err(e) = stop::stop(init, grace) {
             errors.push(e);
@@ -210,6 +213,7 @@ pub fn teardown(paths: &Paths, name: &str, j: &Journal, grace: Duration) -> Resu
     if let Some(sup) = j.proc(Role::Supervisor) {
         stop::stop_supervisor(sup);
     }
+    log::debug!("stop {name}: {:.2} ms", t0.elapsed().as_secs_f64() * 1e3);
     let t = Teardown { spec: j.spec(), paths };
     // Newest first. The container's directory depends on nothing else undone here
     // (the overlay on it went with the mount namespace of init, which is gone)

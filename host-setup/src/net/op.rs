@@ -83,6 +83,7 @@ impl Op {
                 let (h, ns, dev) = (sh(&j.host_end), sh(&j.netns), sh(&j.iface));
                 vec![
                     format!("ip link add {h} type veth peer name {dev} netns {ns}"),
+                    format!("echo 1 > /proc/sys/net/ipv6/conf/{h}/disable_ipv6    # a bridge port: no IPv6 of its own"),
                     format!("ip link set {h} master {} up", sh(&j.bridge)),
                     format!("ip netns exec {ns} ip addr add dev {dev} {}/{} brd +", j.addr, j.prefix_len),
                     format!("ip netns exec {ns} ip link set {dev} up"),

@@ -40,6 +40,11 @@ pub fn route_localnet_key(iface: &str) -> String {
     format!("net/ipv4/conf/{iface}/route_localnet")
 }
 
+/// IFACE's IPv6 off: a bridge port needs no address of its own (net/bridge.rs).
+pub fn disable_ipv6_key(iface: &str) -> String {
+    format!("net/ipv6/conf/{iface}/disable_ipv6")
+}
+
 /// Which network namespace's /proc/sys/net a sysctl is written in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum At {

@@ -56,15 +56,15 @@ fn a_tree_with_a_mount_in_it_is_refused_whole() {
     fs::write(t.join("outside/keep"), "x").unwrap();
     symlink(t.join("outside"), t.join("layer/bin/link")).unwrap();
     symlink(t.join("outside"), t.join("toplink")).unwrap();
-    let e = remove_tree_unless_mounted(&t.join("layer"), &[t.join("layer/bin")]).unwrap_err();
+    let e = remove_tree_unless_mounted(&t.join("layer"), Some(&[t.join("layer/bin")][..])).unwrap_err();
     assert_eq!(
         e.to_string(),
         format!("remove {}: {} is mounted; unmount it first", t.join("layer").display(), t.join("layer/bin").display())
     );
     assert!(t.join("layer/bin/link").symlink_metadata().is_ok(), "nothing removed");
     // Otherwise removed, through no symlink: neither one inside nor the entry itself.
-    assert!(remove_tree_unless_mounted(&t.join("layer"), &[t.join("outside"), t.join("layerx")]).unwrap());
-    assert!(remove_tree_unless_mounted(&t.join("toplink"), &[]).unwrap());
+    assert!(remove_tree_unless_mounted(&t.join("layer"), Some(&[t.join("outside"), t.join("layerx")][..])).unwrap());
+    assert!(remove_tree_unless_mounted(&t.join("toplink"), Some(&[][..])).unwrap());
     let left: Vec<_> = fs::read_dir(&t).unwrap().map(|e| e.unwrap().file_name()).collect();
     let kept = fs::read(t.join("outside/keep"));
     fs::remove_dir_all(&t).unwrap();
@@ -85,7 +85,7 @@ fn a_directory_swapped_for_a_symlink_before_it_is_opened_is_not_followed() {
             n += 1;
         }
     })));
-    let r = remove_tree_unless_mounted(&t.join("victim"), &[]);
+    let r = remove_tree_unless_mounted(&t.join("victim"), Some(&[][..]));
     hooks::set(None);
     let (kept, gone) = (outside_count(&t), !t.join("victim").exists());
     fs::remove_dir_all(&t).unwrap();
@@ -106,7 +106,7 @@ fn a_directory_swapped_for_a_symlink_after_it_is_opened_is_emptied_through_its_f
             n += 1;
         }
     })));
-    let r = remove_tree_unless_mounted(&t.join("victim"), &[]);
+    let r = remove_tree_unless_mounted(&t.join("victim"), Some(&[][..]));
     hooks::set(None);
     let kept = outside_count(&t);
     let moved_left: usize = (0..3).map(|i| fs::read_dir(t.join(format!("away-{i}"))).unwrap().count()).sum();
@@ -132,7 +132,7 @@ fn a_tree_that_keeps_growing_is_walked_again_then_refused() {
             fs::write(tt.join("victim/late"), "x").unwrap_or(());
         }
     })));
-    let once = remove_tree_unless_mounted(&t.join("victim"), &[]);
+    let once = remove_tree_unless_mounted(&t.join("victim"), Some(&[][..]));
     let tt = t.clone();
     fs::create_dir_all(t.join("victim/a")).unwrap();
     hooks::set(Some(Box::new(move |at, p| {
@@ -140,7 +140,7 @@ fn a_tree_that_keeps_growing_is_walked_again_then_refused() {
             fs::write(tt.join("victim/late"), "x").unwrap_or(());
         }
     })));
-    let always = remove_tree_unless_mounted(&t.join("victim"), &[]);
+    let always = remove_tree_unless_mounted(&t.join("victim"), Some(&[][..]));
     hooks::set(None);
     fs::remove_dir_all(&t).unwrap();
     assert!(once.unwrap());
@@ -155,8 +155,35 @@ fn another_filesystem_under_the_tree_is_not_entered() {
     // just removed, and a directory on it is refused (here the top itself).
     let t = scratch("dev");
     symlink("/proc", t.join("proc")).unwrap();
-    assert!(remove_tree_unless_mounted(&t, &[]).unwrap());
+    assert!(remove_tree_unless_mounted(&t, Some(&[][..])).unwrap());
     let parent_fd = openat(AT_FDCWD, "/", DIR_FLAGS, Mode::empty()).unwrap();
     let e = remove_dir_at(&parent_fd, OsStr::new("proc"), 0, Path::new("/proc")).unwrap_err();
     assert_eq!(e.to_string(), "not removing /proc: another filesystem is mounted there");
+}
+
+#[test]
+fn a_bind_mount_of_the_same_filesystem_is_found_by_its_mount_id() {
+    // The mount-id check remove_tree uses (no mountinfo): a bind mount of a
+    // directory of the same filesystem, two levels down, refuses the whole tree.
+    let t = scratch("mntid");
+    fs::create_dir_all(t.join("tree/a/b")).unwrap();
+    fs::create_dir_all(t.join("outside")).unwrap();
+    fs::write(t.join("outside/keep"), "x").unwrap();
+    fs::write(t.join("tree/a/f"), "x").unwrap();
+    let (src, dst) = (t.join("outside"), t.join("tree/a/b"));
+    nix::mount::mount(Some(&src), &dst, None::<&str>, nix::mount::MsFlags::MS_BIND, None::<&str>).unwrap();
+    let refused = remove_tree(&t.join("tree"));
+    nix::mount::umount2(&dst, nix::mount::MntFlags::MNT_DETACH).unwrap();
+    let kept = (fs::read(t.join("outside/keep")), t.join("tree/a/f").exists());
+    // Unmounted, the same tree goes.
+    let removed = remove_tree(&t.join("tree"));
+    fs::remove_dir_all(&t).unwrap();
+    let e = refused.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!("remove {}: {} is mounted; unmount it first", t.join("tree").display(), dst.display())
+    );
+    assert_eq!(kept.0.unwrap(), b"x");
+    assert!(kept.1, "nothing of the tree removed");
+    assert!(removed.unwrap());
 }
