@@ -39,6 +39,10 @@ pub(super) struct RealPaths {
     found: HashMap<PathBuf, Kept<(PathBuf, Metadata)>>,
 }
 
+/// What a resolution depended on: the directories looked in (as asked, and their
+/// real path if they resolved) and the files found (real path and lstat).
+pub(super) type Answers = (Vec<(PathBuf, Option<PathBuf>)>, Vec<(PathBuf, Metadata)>);
+
 impl RealPaths {
     /// `path` with every symlink resolved, as realpath(3) gives it, and what is
     /// there (not a symlink). Errors are realpath's and lstat's: ENOENT for a
@@ -55,7 +59,7 @@ impl RealPaths {
     /// Every directory a name was looked up in (as asked, and its real path if it
     /// resolved) and every file found (its real path and lstat): what the answers
     /// depended on, for the memo.
-    pub(super) fn answers(&self) -> (Vec<(PathBuf, Option<PathBuf>)>, Vec<(PathBuf, Metadata)>) {
+    pub(super) fn answers(&self) -> Answers {
         let dirs = self.dirs.iter().map(|(asked, r)| (asked.clone(), r.as_ref().ok().cloned())).collect();
         let found = self.found.values().filter_map(|r| r.as_ref().ok().cloned()).collect();
         (dirs, found)
