@@ -345,10 +345,11 @@ fn devices_in_a_user_namespace_are_the_hosts_nodes_bound() {
 /// init stays small (the card: tens of KB; README's table): at most INIT_MAX
 /// bytes, with no unwind tables (init/build.rs drops .eh_frame: panic=abort,
 /// nothing unwinds). 91,200 bytes with the hooks (init/src/hooks.rs), 93,264
-/// with PIVOT_SYNC (init/src/pivotsync.rs).
+/// with PIVOT_SYNC (init/src/pivotsync.rs), 95,760 with cgroup2 mounts
+/// (init/src/cgroup2.rs) and the rootfs parent's propagation (init/src/rootparent.rs).
 #[test]
 fn init_stays_under_its_size_bound_without_unwind_tables() {
-    const INIT_MAX: u64 = 94_000;
+    const INIT_MAX: u64 = 98_000;
     let init = lab_tests::bin("init");
     let size = fs::metadata(&init).unwrap().len();
     assert!(size <= INIT_MAX, "{} is {size} bytes, over {INIT_MAX}: where did they go? (size -A)", init.display());
