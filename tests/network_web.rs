@@ -87,7 +87,7 @@ fn web_example(extra: &[&str]) {
         ("from the outside", wget(&w.out, &host_port)),
         ("from the host's own address", wget(&w.host, &host_port)),
         ("from the host's 127.0.0.1", wget(&w.host, "http://127.0.0.1:8080/")),
-        ("curl localhost:8080 on the host", in_netns(&w.host, &["curl", "-sS", "--max-time", "5", "localhost:8080"])),
+        ("curl localhost:8080 on the host", in_netns(&w.host, &["curl", "-sS", "--max-time", "10", "localhost:8080"])),
     ] {
         assert_eq!(stdout(&o), PAGE, "{what}: {}", text(&o));
     }
