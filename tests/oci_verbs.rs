@@ -304,6 +304,18 @@ fn pause_stops_the_container_and_resume_goes_on() {
     assert_eq!(o.status.code(), Some(1), "resume of a running container: {}", text(&o));
 }
 
+/// `delete --force` of a paused container: on v1 a frozen task ignores SIGKILL
+/// until thawed; it once stayed, frozen, in cgroups that could not be removed.
+#[test]
+fn delete_force_of_a_paused_container_leaves_nothing() {
+    let oci = Oci::new();
+    let id = oci.container("pdel", &["sleep", "1000"]);
+    oci.ok(&["pause", &id]);
+    assert_eq!(oci.status(&id), "paused");
+    oci.ok(&["delete", "--force", &id]);
+    assert_eq!(oci.leftovers(&id), Vec::<String>::new(), "after delete --force of a paused container");
+}
+
 #[test]
 fn update_writes_the_cgroup_files() {
     let oci = Oci::new();

@@ -41,6 +41,14 @@ pub fn delete(g: &Global, id: &str, force: bool) -> Result<()> {
             ));
         }
     }
+    // A paused container is thawed first: on v1 a frozen task does not act on
+    // SIGKILL until it is thawed, so the teardown's kill would leave it, frozen,
+    // in cgroups that cannot be removed (runc thaws after its kill, too).
+    if let Some(st) = st.as_ref().filter(|st| st.status(&paths) == Status::Paused) {
+        if let Err(err) = super::pause::set(&st.cgroup_dirs, false) {
+            log::warn!("{err}");
+        }
+    }
     let j = Journal::read(&paths, id)?.unwrap_or_default();
     let explicit = j.spec().and_then(|s| s.explicit).map(|b| *b);
     let res = plan::teardown(&paths, id, &j, Duration::from_secs(0));
