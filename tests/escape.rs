@@ -181,15 +181,65 @@ fn a_fork_bomb_stays_inside_its_pids_limit() {
     assert!(!Path::new(&pids_dir).exists());
 }
 
-/// runc's CVE-2019-5736 from the host's side: init runs from a sealed memfd, so
-/// /proc/PID/exe of the container's PID 1 is no file on the host's disk, its seals
-/// forbid any change, and it cannot be opened for writing.
+/// runc's CVE-2019-5736 from the host's side: init runs from a read-only overlay
+/// of its own dir made for it and attached nowhere (init_image.rs), so
+/// /proc/PID/exe of the container's PID 1 names no path of the host, is on a
+/// superblock that refuses every write (EROFS, not merely the ETXTBSY of a
+/// running file), and its pages are the host file's: shared, not a copy per
+/// container (the sealed memfd it replaced was ~92 kB private in each).
 #[test]
-fn init_runs_from_a_sealed_memfd() {
-    use std::os::fd::AsRawFd;
+fn init_runs_from_a_read_only_overlay_sharing_its_pages() {
     let lab = Lab::new();
     let a = lab.name("m");
     lab.ok(&["up", &a]);
+    let init = lab.init_pid(&a);
+    let exe = format!("/proc/{init}/exe");
+    let target = std::fs::read_link(&exe).unwrap_or_else(|e| panic!("readlink {exe}: {e}"));
+    assert_eq!(target.to_string_lossy(), "/init", "{exe}: init's name in a mount attached nowhere");
+    let f = std::fs::File::open(&exe).unwrap_or_else(|e| panic!("open {exe}: {e}"));
+    let fs = nix::sys::statfs::fstatfs(&f).unwrap();
+    assert_eq!(fs.filesystem_type(), nix::sys::statfs::OVERLAYFS_SUPER_MAGIC, "{exe} is an overlay file");
+    let on_disk = lab_tests::bin("init");
+    let image = std::fs::read(&exe).unwrap();
+    assert_eq!(image, std::fs::read(&on_disk).unwrap(), "{exe} is init");
+    for (write, append) in [(true, false), (false, true)] {
+        let w = std::fs::OpenOptions::new().write(write).append(append).open(&exe);
+        let errno = w.as_ref().err().and_then(|e| e.raw_os_error());
+        assert_eq!(errno, Some(libc::EROFS), "open {exe} for writing (append {append}): {w:?}");
+    }
+    assert_eq!(std::fs::read(&on_disk).unwrap(), image, "{} is unchanged", on_disk.display());
+    // Mapped from the host file's page cache: pages the waiter (init --wait-child,
+    // exec'd from the host's file) maps too, so shared; a memfd copy's are not.
+    let smaps = std::fs::read_to_string(format!("/proc/{init}/smaps")).unwrap();
+    let (mut mappings, mut shared) = (0, 0);
+    let mut of_exe = false;
+    for l in smaps.lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.first().is_some_and(|a| a.contains('-') && !a.ends_with(':')) {
+            of_exe = f.get(5) == Some(&"/init");
+            mappings += of_exe as usize;
+        } else if of_exe && f.first() == Some(&"Shared_Clean:") {
+            shared += f[1].parse::<u64>().unwrap();
+        }
+    }
+    assert!(mappings > 0, "init's mappings of /init in /proc/{init}/smaps:\n{smaps}");
+    assert!(shared >= 4, "init's pages shared with the host file's page cache: Shared_Clean {shared} kB\n{smaps}");
+}
+
+/// Where the overlay cannot be made (here: init's dir has a path longer than
+/// fsconfig's 255 bytes), init runs from a sealed memfd copy instead: no file of
+/// the host's disk behind /proc/PID/exe, its seals forbid any change.
+#[test]
+fn init_runs_from_a_sealed_memfd_where_no_overlay_can_be_made() {
+    use std::os::fd::AsRawFd;
+    let tmp = lab_tests::TempDir::new("longinit"); // dropped after the lab
+    let lab = Lab::new();
+    let dir = tmp.0.join("d".repeat(250)).join("e".repeat(20));
+    std::fs::create_dir_all(&dir).unwrap();
+    let copy = dir.join("init");
+    std::fs::copy(lab_tests::bin("init"), &copy).unwrap();
+    let a = lab.name("m");
+    lab.ok(&["up", &a, "--init", copy.to_str().unwrap()]);
     let init = lab.init_pid(&a);
     let exe = format!("/proc/{init}/exe");
     let target = std::fs::read_link(&exe).unwrap_or_else(|e| panic!("readlink {exe}: {e}"));
@@ -200,9 +250,8 @@ fn init_runs_from_a_sealed_memfd() {
     assert!(seals >= 0, "fcntl({exe}, F_GET_SEALS): {}", std::io::Error::last_os_error());
     let want = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
     assert_eq!(seals, want, "the seals of {exe}: SEAL|SHRINK|GROW|WRITE is {want:#x}");
-    // The same bytes as the init binary on disk.
     let image = std::fs::read(&exe).unwrap();
-    assert_eq!(image, std::fs::read(lab_tests::bin("init")).unwrap(), "{exe} is init");
+    assert_eq!(image, std::fs::read(&copy).unwrap(), "{exe} is init");
     for (write, append) in [(true, false), (false, true)] {
         // ETXTBSY: a file being executed cannot be opened for writing.
         let w = std::fs::OpenOptions::new().write(write).append(append).open(&exe);

@@ -1,6 +1,6 @@
 //! "It runs no helper program": every command of host-setup traced with
 //! `strace -f -e trace=execve,execveat`. The only programs ever executed are
-//! host-setup itself, init (from its sealed memfd, by execveat; and on the host,
+//! host-setup itself, init (from its read-only image, by execveat; and on the host,
 //! the supervisor turned `init --wait-child`) and the container's own command.
 
 use std::path::PathBuf;
@@ -16,10 +16,11 @@ impl Exec {
     fn is_host_setup(&self) -> bool {
         self.0.starts_with(&format!("execve(\"{}\", ", bin("host-setup").display()))
     }
-    /// execveat of the memfd (strace -y names the fd's file), with an empty path.
-    fn is_init_from_memfd(&self, flag: &str) -> bool {
+    /// execveat of init's image (strace -y names the fd's file: `/init` in the
+    /// overlay attached nowhere, init_image.rs), with an empty path.
+    fn is_init_from_image(&self, flag: &str) -> bool {
         self.0.starts_with("execveat(")
-            && self.0.contains("</memfd:host-setup-init")
+            && self.0.contains("</init>")
             && self.0.contains(", \"\", [\"")
             && self.0.contains("AT_EMPTY_PATH")
             && self.0.contains(&format!("\"{flag}\""))
@@ -89,15 +90,15 @@ impl Drop for Traced {
     }
 }
 
-/// Exactly: host-setup, then (if `init` is Some(its flag)) init from the memfd,
+/// Exactly: host-setup, then (if `init` is Some(its flag)) init from its image,
 /// then (if `command` is Some) the container's command; in any order, once each.
 fn assert_only(what: &str, execs: &[Exec], init: Option<&str>, command: Option<&str>) {
     let want = 1 + init.is_some() as usize + command.is_some() as usize;
     assert_eq!(execs.len(), want, "{what}: only host-setup, init and the command may run:\n{execs:#?}");
     assert_eq!(execs.iter().filter(|e| e.is_host_setup()).count(), 1, "{what}: host-setup itself\n{execs:#?}");
     if let Some(flag) = init {
-        let n = execs.iter().filter(|e| e.is_init_from_memfd(flag)).count();
-        assert_eq!(n, 1, "{what}: init from the sealed memfd, with {flag}\n{execs:#?}");
+        let n = execs.iter().filter(|e| e.is_init_from_image(flag)).count();
+        assert_eq!(n, 1, "{what}: init from its read-only image, with {flag}\n{execs:#?}");
     }
     if let Some(cmd) = command {
         assert_eq!(execs.iter().filter(|e| e.is(cmd)).count(), 1, "{what}: the command {cmd}\n{execs:#?}");

@@ -28,6 +28,9 @@ pub const SECCOMP_FD: RawFd = READY_FD + 2;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InitArgs {
     pub init_bin: PathBuf,
+    /// An empty dir of the container's: the lower layer under init's dir in the
+    /// read-only overlay init is exec'd from (init_image.rs).
+    pub image_empty: PathBuf,
     pub cgroup_dirs: Vec<PathBuf>,
     /// cgroup v2: init is cloned straight into its one cgroup (clone3 with
     /// CLONE_INTO_CGROUP, spawn.rs), so it gets no `--cgroup` to join: no

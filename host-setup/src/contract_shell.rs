@@ -73,7 +73,10 @@ impl InitArgs {
         }
         out.extend([
             format!("  hostname {}", self.hostname),
-            format!("  exec 9< {}   # init's binary, opened while the host's files are in reach", s(&self.init_bin)),
+            format!(
+                "  exec 9< {}   # init's binary, opened while the host's files are in reach (host-setup opens it in a read-only overlay attached nowhere: no shell tool makes one)",
+                s(&self.init_bin)
+            ),
             // umount here is the container's own (the tools layer has it).
             "  pivot_root . .; umount -l .; cd /   # the old root, stacked on the new one, detached".into(),
         ]);

@@ -7,6 +7,7 @@ use super::*;
 fn args(cmd: &[&str]) -> InitArgs {
     InitArgs {
         init_bin: "/usr/lib/host-setup/init".into(),
+        image_empty: "/var/lib/host-setup/containers/red/image".into(),
         cgroup_dirs: vec!["/sys/fs/cgroup/cpu/host-setup/red".into(), "/sys/fs/cgroup/memory/host-setup/red".into()],
         born_in_cgroup: false,
         netns: "/run/netns/RED".into(),

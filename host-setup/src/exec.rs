@@ -19,7 +19,7 @@ use crate::{forward, spawn, sys};
 
 /// Enter `name` and run `cmd` (a shell if empty); returns its exit status.
 /// Unless the container is privileged, the command is started through init
-/// (`init --restrict --exec -- CMD`, from a sealed memfd), so it gets exactly the
+/// (`init --restrict --exec -- CMD`, from its read-only image), so it gets exactly the
 /// restrictions the main process got: the same capabilities, no_new_privs and
 /// seccomp filter (compiled again from the spec's choice, on a sealed memfd).
 pub fn exec(paths: &Paths, name: &str, cmd: &[String], default_init: &Path) -> Result<i32> {
@@ -41,7 +41,7 @@ pub fn exec(paths: &Paths, name: &str, cmd: &[String], default_init: &Path) -> R
         (cmd.clone(), None)
     } else {
         let init = j.init_bin().unwrap_or_else(|| default_init.to_path_buf());
-        (contract::exec_argv(&cmd, filter.is_some()), Some(crate::memfd::sealed_init(&init)?))
+        (contract::exec_argv(&cmd, filter.is_some()), Some(crate::init_image::init_image(&init, &paths.image(name))?))
     };
 
     // On a terminal, a new one for the command (see tty.rs), opened while we can;

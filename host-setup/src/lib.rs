@@ -23,6 +23,7 @@ pub mod fault;
 pub mod forward;
 pub mod hooks;
 pub mod image;
+pub mod init_image;
 pub mod layers;
 pub mod logs;
 pub mod made;

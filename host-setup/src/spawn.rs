@@ -5,7 +5,8 @@
 //! host-setup clones the child straight into new mount, UTS, IPC and PID
 //! namespaces (clone flags, not unshare in this process: pivot_root would re-root
 //! every task of a shared mount namespace, and CLONE_NEWPID only applies to
-//! children). The child execs the static `init` from a sealed memfd, which does the
+//! children). The child execs the static `init` from its read-only image
+//! (init_image.rs: a detached overlay, or a sealed memfd copy), which does the
 //! rest from inside: joins the cgroups, enters the netns, mounts the overlay,
 //! mounts /proc, pivot_roots, drops the old root, sets the hostname and starts the command.
 
@@ -58,7 +59,7 @@ pub fn spawn(
         }
         _ => (None, crate::contract_spec::SPEC_FD),
     };
-    let image = crate::memfd::sealed_init(&args.init_bin)?;
+    let image = crate::init_image::init_image(&args.init_bin, &args.image_empty)?;
     let filter = if args.filtered() { args.seccomp.memfd()? } else { None };
     // PIVOT_SYNC: init also reads our answer on its ready fd, a socket then.
     let (ready_r, ready_w) = if args.explicit.as_ref().is_some_and(|x| x.pivot_sync) {
@@ -221,11 +222,11 @@ pub fn spawn(
             Err(e) => e,
         };
         let mut e = Error::sys(format!("exec {}", args.init_bin.display()), errno);
-        // Debian's 5.10 fails execveat(memfd, "", AT_EMPTY_PATH) with ENOENT when
+        // Debian's 5.10 fails execveat(fd, "", AT_EMPTY_PATH) with ENOENT when
         // /dev/fd is missing (measured in the bullseye VM, docs/hosts.md; 6.1 does not).
         if errno == nix::errno::Errno::ENOENT && !std::path::Path::new("/dev/fd").exists() {
             e = e.hint(
-                "init is exec'd from a memfd, which this kernel resolves through /dev/fd: ln -s /proc/self/fd /dev/fd",
+                "init is exec'd from an fd, which this kernel resolves through /dev/fd: ln -s /proc/self/fd /dev/fd",
             );
         }
         sys::write_fd(ready_fd, contract::error_line(&e).as_bytes());

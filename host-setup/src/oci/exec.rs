@@ -216,7 +216,7 @@ pub fn main(g: &Global, args: &[String]) -> Result<i32> {
         Some(b) => b,
         None => crate::ctx::Bins::locate(None)?.init,
     };
-    let image = crate::memfd::sealed_init(&init_bin)?;
+    let image = crate::init_image::init_image(&init_bin, &paths.image(id))?;
     let entry = Entry::open(id, st.init(), &st.cgroup_dirs)?;
 
     // The terminal: the master to the engine now (we keep the slave for the

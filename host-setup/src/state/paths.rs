@@ -38,6 +38,11 @@ impl Paths {
     pub fn lower(&self, name: &str, i: usize) -> PathBuf {
         self.container(name).join("lower").join(i.to_string())
     }
+    /// An empty dir: the lower layer under init's dir in init's read-only image
+    /// (init_image.rs; overlay needs two lower layers when it has no upper).
+    pub fn image(&self, name: &str) -> PathBuf {
+        self.container(name).join("image")
+    }
     pub fn work(&self, name: &str) -> PathBuf {
         self.container(name).join("work")
     }

@@ -7,6 +7,7 @@
 //!   containers/                 0711 root:root   (*)
 //!     NAME/                     0700 root:root, or 0710 root:GID with a user namespace (*)
 //!       upper/ work/ merge/ lower/  0755         upper/ is the container's "/" (its mode shows inside)
+//!       image/                  0755             empty: under init's dir in init's image (init_image.rs)
 //!       console.log             0600
 //!     NAME.journal NAME.lock    0600
 //!   layers/                     0700             opened by host-setup itself (open_tree), as root

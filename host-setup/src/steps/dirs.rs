@@ -28,9 +28,9 @@ impl Step for Dirs {
                 _ => e.id_map.as_ref().and_then(|m| m.root()),
             };
             let owner = root.map(|(uid, gid)| IdMap { uid, gid, count: 1 });
-            return Ok(vec![Action::Dirs { root: p.container(n), subdirs: vec![], owned: vec![], owner }]);
+            return Ok(vec![Action::Dirs { root: p.container(n), subdirs: vec![p.image(n)], owned: vec![], owner }]);
         }
-        let mut subdirs = vec![p.upper(n), p.work(n), p.merge(n)];
+        let mut subdirs = vec![p.upper(n), p.work(n), p.merge(n), p.image(n)];
         if ctx.ids.is_some() {
             // The mount points of the idmapped layers (init attaches them there).
             subdirs.push(p.container(n).join("lower"));

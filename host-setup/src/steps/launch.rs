@@ -25,6 +25,7 @@ impl Step for Launch {
             // The root as it is (init binds it), the namespaces and records as given.
             return Ok(vec![Action::Launch(InitArgs {
                 init_bin: ctx.bins.init.clone(),
+                image_empty: p.image(&spec.name),
                 cgroup_dirs: ctx.cgroup_dirs.clone(),
                 // A systemd unit's cgroup exists only once init is in it (spawn.rs's gate).
                 born_in_cgroup: ctx.cgroups.version() == 2 && ctx.cgroup_dirs.len() == 1 && e.systemd.is_none(),
@@ -46,6 +47,7 @@ impl Step for Launch {
         }
         Ok(vec![Action::Launch(InitArgs {
             init_bin: ctx.bins.init.clone(),
+            image_empty: p.image(&spec.name),
             cgroup_dirs: ctx.cgroup_dirs.clone(),
             born_in_cgroup: ctx.cgroups.version() == 2 && ctx.cgroup_dirs.len() == 1,
             netns: net::netns_path(&spec.netns),

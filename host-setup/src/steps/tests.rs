@@ -121,10 +121,11 @@ fn explain_is_exactly_what_runs_for_red_and_blue_on_v1_and_v2() {
         has(
             &lines,
             &format!(
-                "mkdir -m 755 {} {} {}",
+                "mkdir -m 755 {} {} {} {}",
                 s("containers/red/upper"),
                 s("containers/red/work"),
-                s("containers/red/merge")
+                s("containers/red/merge"),
+                s("containers/red/image")
             ),
         );
         has(&lines, "ip netns add RED");
