@@ -1,5 +1,6 @@
 //! A container's veth end on the host (a port of its network's bridge) has no IPv6
-//! of its own: no link-local address, no IPv6 route, disable_ipv6 set. With IPv6
+//! of its own: no link-local address, no IPv6 route, disable_ipv6 set; nor has the
+//! container's end. With IPv6
 //! on, each port added an address and three routes to the host's netns, and the
 //! kernel walks the whole IPv6 FIB on every port's deletion, so `down` grew with
 //! the number of containers (docs/performance.md, "1,000 containers").
@@ -47,18 +48,26 @@ impl Drop for Host {
     }
 }
 
+impl Host {
+    /// The stand-in host's netns, a network in it, and one container `up` on it.
+    fn up(subnet: &str) -> Host {
+        let lab = Lab::new();
+        let tag = lab.tag().to_string();
+        let name = lab.name("p");
+        let h = Host { ns: format!("BP{tag}"), net: format!("n{tag}p"), name, lab };
+        ok(&["ip", "netns", "add", &h.ns]);
+        ok(&["ip", "-n", &h.ns, "link", "set", "lo", "up"]);
+        let o = h.hs(&["network", "create", &h.net, "--subnet", subnet]);
+        assert!(o.status.success(), "network create: {}", text(&o));
+        let o = h.hs(&["up", &h.name, "--net", &h.net]);
+        assert!(o.status.success(), "up: {}", text(&o));
+        h
+    }
+}
+
 #[test]
 fn a_bridge_port_has_no_ipv6_of_its_own() {
-    let lab = Lab::new();
-    let tag = lab.tag().to_string();
-    let name = lab.name("p");
-    let h = Host { ns: format!("BP{tag}"), net: format!("n{tag}p"), name, lab };
-    ok(&["ip", "netns", "add", &h.ns]);
-    ok(&["ip", "-n", &h.ns, "link", "set", "lo", "up"]);
-    let o = h.hs(&["network", "create", &h.net, "--subnet", "10.126.0.0/24"]);
-    assert!(o.status.success(), "network create: {}", text(&o));
-    let o = h.hs(&["up", &h.name, "--net", &h.net]);
-    assert!(o.status.success(), "up: {}", text(&o));
+    let h = Host::up("10.126.0.0/24");
     // The bridge's one port is the container's host end.
     let ports = ok(&["ip", "-n", &h.ns, "-o", "link", "show", "master", &h.net]);
     let port = ports.split(": ").nth(1).and_then(|p| p.split('@').next()).expect("one port").to_string();
@@ -73,5 +82,22 @@ fn a_bridge_port_has_no_ipv6_of_its_own() {
     assert_eq!(sysctl.trim(), "1", "disable_ipv6 of {port}");
     assert_eq!(addrs.trim(), "", "IPv6 addresses of {port}");
     assert_eq!(routes.trim(), "", "IPv6 routes through {port}");
+    assert!(o.status.success(), "ping the gateway: {}", text(&o));
+}
+
+/// The container's end of the pair has no IPv6 either (the network is IPv4 only, as
+/// Docker does it): no link-local address, so no DAD, MLD or router solicitation
+/// that the bridge floods to every port of the network; its loopback keeps ::1.
+#[test]
+fn a_container_on_a_bridge_has_no_ipv6_on_its_link_and_keeps_its_loopbacks() {
+    let h = Host::up("10.127.0.0/24");
+    let netns = format!("--net=/run/netns/{}", h.name.to_uppercase());
+    let eth0 = ok(&["nsenter", &netns, "cat", "/proc/sys/net/ipv6/conf/eth0/disable_ipv6"]);
+    let addrs = ok(&["nsenter", &netns, "ip", "-6", "addr", "show", "dev", "eth0"]);
+    let lo = ok(&["nsenter", &netns, "ip", "-6", "addr", "show", "dev", "lo"]);
+    let o = h.hs(&["exec", &h.name, "--", "ping", "-c", "1", "-W", "2", "10.127.0.1"]);
+    assert_eq!(eth0.trim(), "1", "disable_ipv6 of the container's eth0");
+    assert_eq!(addrs.trim(), "", "IPv6 addresses of the container's eth0");
+    assert!(lo.contains("inet6 ::1/128"), "the container's loopback keeps ::1: {lo}");
     assert!(o.status.success(), "ping the gateway: {}", text(&o));
 }

@@ -26,6 +26,10 @@ pub const PING_GROUP_RANGE: &str = "net/ipv4/ping_group_range";
 /// CAP_NET_BIND_SERVICE in the netns's owning user namespace may bind; default 1024.
 pub const UNPRIVILEGED_PORT_START: &str = "net/ipv4/ip_unprivileged_port_start";
 
+/// `net.ipv6.conf.default.disable_ipv6`: IPv6 off on the links made in this netns
+/// from now on (a container on a bridge network: steps/netns.rs).
+pub const DEFAULT_DISABLE_IPV6: &str = "net/ipv6/conf/default/disable_ipv6";
+
 /// The sysctls the netns step may set in a container's netns, as `status` reads them.
 pub const CONTAINER_KEYS: [&str; 2] = [UNPRIVILEGED_PORT_START, PING_GROUP_RANGE];
 

@@ -5,7 +5,7 @@ use super::Step;
 use crate::action::Action;
 use crate::ctx::Ctx;
 use crate::error::Result;
-use crate::net::sysctl::{At, PING_GROUP_RANGE, UNPRIVILEGED_PORT_START};
+use crate::net::sysctl::{At, DEFAULT_DISABLE_IPV6, PING_GROUP_RANGE, UNPRIVILEGED_PORT_START};
 use crate::net::{Op, Sysctl};
 
 pub struct Netns;
@@ -46,6 +46,17 @@ impl Step for Netns {
         if let Some(ids) = ctx.ids {
             let (first, last) = (ids.gid, ids.gid + (ids.count - 1));
             actions.push(set(Sysctl::new(PING_GROUP_RANGE, format!("{first} {last}"))));
+        }
+        // On a bridge network (IPv4 only), no IPv6 on the link the network step makes
+        // next (it takes the namespace's default; lo, made already, keeps ::1), as
+        // Docker does. With it, each new container's link-local address sent DAD,
+        // MLD and router solicitations to the bridge, which floods each to every
+        // port: at ~500 containers those bursts overflowed the kernel's per-CPU
+        // receive backlog (netdev_max_backlog, 1,000 packets), and now and then a new
+        // container's first packet was dropped (docs/performance.md).
+        // (A kernel without IPv6, ipv6.disable=1, has no such file: nothing to do.)
+        if ctx.spec.join.is_some() && std::path::Path::new("/proc/sys/net/ipv6").exists() {
+            actions.push(set(Sysctl::new(DEFAULT_DISABLE_IPV6, "1")));
         }
         Ok(actions)
     }
