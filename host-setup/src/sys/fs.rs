@@ -14,16 +14,7 @@ use nix::errno::Errno;
 /// superblock is made and nothing is mounted. ENODEV: the kernel has no such type
 /// and could not load one.
 pub fn fsopen_probe(fstype: &str) -> std::result::Result<(), Errno> {
-    let c = CString::new(fstype).map_err(|_| Errno::EINVAL)?;
-    // SAFETY: c is a NUL-terminated string that outlives the call; no other memory is passed.
-    let fd = unsafe { libc::syscall(libc::SYS_fsopen, c.as_ptr(), libc::FSOPEN_CLOEXEC) };
-    if fd < 0 {
-        return Err(Errno::last());
-    }
-    // SAFETY: the kernel just returned this fd to us and nothing else owns it; the
-    // OwnedFd closes it when dropped here.
-    drop(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
-    Ok(())
+    FsContext::open(fstype).map(drop)
 }
 
 /// ioctl(dst, FICLONE, src): `dst` shares `src`'s data extents (a reflink, as
